@@ -1,14 +1,14 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! mailsift: turns network captures into readable, trustworthy accounts of SMTP and POP3 traffic.
+//!
+//! The pipeline: [`capture`] (packet sources) -> [`net`] (decode, flows, reassembly) ->
+//! [`proto`] (dissectors) -> [`session`] records -> [`output`]. [`engine`] drives it.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod capture;
+pub mod engine;
+pub mod limits;
+pub mod mail;
+pub mod net;
+pub mod output;
+pub mod proto;
+pub mod session;
+pub mod time;

@@ -1,0 +1,1 @@
+//! Live capture from a network interface through libpcap (feature `live`).

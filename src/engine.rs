@@ -1,0 +1,518 @@
+//! The engine: one pipeline for offline and live input.
+//!
+//! packets -> [`Decoder`] -> [`FlowTable`] -> [`Reassembler`](crate::net::reassembly::Reassembler)
+//! per direction -> [`Dissector`] -> [`SessionRecord`] -> [`SessionSink`].
+//! All time comes from packet timestamps, so a capture always replays the same way.
+
+use crate::capture::{CaptureError, InputSummary, LinkType, Packet, PacketFilter, PacketSource};
+use crate::limits::Limits;
+use crate::net::decode::{DecodeStats, Decoded, Decoder, TcpSegment};
+use crate::net::flow::{Flow, FlowEnd, FlowKey, FlowStats, FlowTable, TcpConnection};
+use crate::net::reassembly::{Chunk, ReassemblyStats};
+use crate::proto::{Dissector, Framing, new_dissector};
+use crate::session::{Direction, Endpoint, MessageBlob, Protocol, SessionRecord, SessionState};
+use crate::time::Timestamp;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Which server ports carry which protocol, and how they start.
+#[derive(Debug, Clone)]
+pub struct PortMap {
+    map: BTreeMap<u16, (Protocol, Framing)>,
+}
+
+impl Default for PortMap {
+    fn default() -> Self {
+        let mut map = BTreeMap::new();
+        map.insert(25, (Protocol::Smtp, Framing::Plain));
+        map.insert(587, (Protocol::Smtp, Framing::Plain));
+        map.insert(465, (Protocol::Smtp, Framing::ImplicitTls));
+        map.insert(110, (Protocol::Pop3, Framing::Plain));
+        map.insert(995, (Protocol::Pop3, Framing::ImplicitTls));
+        PortMap { map }
+    }
+}
+
+/// A `--port` mapping that could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad port mapping {0:?}: expected PROTO=PORT with PROTO one of smtp, smtps, pop3, pop3s")]
+pub struct PortSpecError(pub String);
+
+impl PortMap {
+    /// Adds or replaces a mapping from text like `smtp=2525` or `pop3s=1995`.
+    pub fn add_spec(&mut self, spec: &str) -> Result<(), PortSpecError> {
+        let err = || PortSpecError(spec.to_string());
+        let (proto, port) = spec.split_once('=').ok_or_else(err)?;
+        let port: u16 = port.trim().parse().map_err(|_| err())?;
+        let entry = match proto.trim().to_ascii_lowercase().as_str() {
+            "smtp" | "submission" => (Protocol::Smtp, Framing::Plain),
+            "smtps" => (Protocol::Smtp, Framing::ImplicitTls),
+            "pop3" | "pop" => (Protocol::Pop3, Framing::Plain),
+            "pop3s" | "pops" => (Protocol::Pop3, Framing::ImplicitTls),
+            _ => return Err(err()),
+        };
+        if port == 0 {
+            return Err(err());
+        }
+        self.map.insert(port, entry);
+        Ok(())
+    }
+
+    /// The protocol served on `port`, if any.
+    pub fn get(&self, port: u16) -> Option<(Protocol, Framing)> {
+        self.map.get(&port).copied()
+    }
+}
+
+/// Everything the engine is configured with.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Resource limits.
+    pub limits: Limits,
+    /// Port to protocol mapping.
+    pub ports: PortMap,
+}
+
+/// Receives finished sessions (and raw message bytes, when extraction is on).
+pub trait SessionSink {
+    /// A session is complete; it will not change again.
+    fn session(&mut self, rec: SessionRecord);
+
+    /// The content of a message of `rec`, for extraction; called before `session` for it.
+    fn message_bytes(&mut self, rec: &SessionRecord, blob: MessageBlob) {
+        let _ = (rec, blob);
+    }
+}
+
+/// Totals of reassembly over all finished sessions.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ReassemblyTotals {
+    /// Bytes delivered in order.
+    pub delivered: u64,
+    /// Bytes declared missing.
+    pub missing: u64,
+    /// Duplicate payload bytes dropped (retransmissions, overlaps).
+    pub duplicate: u64,
+    /// Overlapping bytes that differed from the first copy.
+    pub conflicting: u64,
+    /// Segments that arrived out of order.
+    pub out_of_order: u64,
+    /// Gaps forced by buffer limits.
+    pub forced_gaps: u64,
+}
+
+impl ReassemblyTotals {
+    fn add(&mut self, s: &ReassemblyStats) {
+        self.delivered += s.delivered;
+        self.missing += s.missing;
+        self.duplicate += s.duplicate;
+        self.conflicting += s.conflicting;
+        self.out_of_order += s.out_of_order;
+        self.forced_gaps += s.forced_gaps;
+    }
+}
+
+/// Run-wide figures, the `stats` section of the report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EngineStats {
+    /// Packets read from all inputs.
+    pub packets: u64,
+    /// Bytes of packet data read.
+    pub bytes: u64,
+    /// TCP packets to or from a mail port.
+    pub mail_packets: u64,
+    /// Sessions reported.
+    pub sessions: u64,
+    /// Packets skipped because their link type is not decoded.
+    pub unsupported_link_packets: u64,
+    /// Decoder counters.
+    pub decode: DecodeStats,
+    /// Flow table counters.
+    pub flows: FlowStats,
+    /// Reassembly counters.
+    pub reassembly: ReassemblyTotals,
+}
+
+/// Application state of a flow: the record being built and the dissector building it.
+struct MailSession {
+    rec: SessionRecord,
+    dissector: Box<dyn Dissector>,
+}
+
+type MailFlow = Flow<MailSession>;
+
+/// Drives packets through the pipeline into finished sessions.
+pub struct Engine {
+    config: EngineConfig,
+    decoder: Decoder,
+    flows: FlowTable<MailSession>,
+    ooo_total: usize,
+    stats: EngineStats,
+    now: Timestamp,
+}
+
+impl Engine {
+    /// A new engine.
+    pub fn new(config: EngineConfig) -> Self {
+        let l = &config.limits;
+        Engine {
+            decoder: Decoder::new(l),
+            flows: FlowTable::new(l.max_flows, l.flow_idle_timeout_secs, l.closed_linger_secs),
+            ooo_total: 0,
+            stats: EngineStats::default(),
+            now: Timestamp::default(),
+            config,
+        }
+    }
+
+    /// Reads a whole source through the pipeline; sessions still open stay open for the
+    /// next source (several files form one capture). Returns the input's summary.
+    pub fn run_source(
+        &mut self,
+        src: &mut dyn PacketSource,
+        mut filter: Option<&mut dyn PacketFilter>,
+        sink: &mut dyn SessionSink,
+    ) -> InputSummary {
+        let path = std::path::PathBuf::from(src.summary().path);
+        let mut unsupported: BTreeSet<LinkType> = BTreeSet::new();
+        let mut notes: Vec<String> = Vec::new();
+        loop {
+            let pkt = match src.next_packet() {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => {
+                    notes.push(e.to_string());
+                    break;
+                }
+            };
+            if !Decoder::supports(pkt.link) {
+                self.stats.packets += 1;
+                self.stats.unsupported_link_packets += 1;
+                if unsupported.insert(pkt.link) {
+                    notes.push(
+                        CaptureError::UnsupportedLinkType {
+                            path: path.clone(),
+                            link: pkt.link,
+                        }
+                        .to_string(),
+                    );
+                }
+                continue;
+            }
+            if let Some(f) = filter.as_deref_mut() {
+                if !f.matches(&pkt) {
+                    self.stats.packets += 1;
+                    continue;
+                }
+            }
+            self.process(&pkt, sink);
+        }
+        for note in notes {
+            src.note_error(note);
+        }
+        src.summary()
+    }
+
+    /// Pushes one packet through the pipeline.
+    pub fn process(&mut self, pkt: &Packet<'_>, sink: &mut dyn SessionSink) {
+        self.stats.packets += 1;
+        self.stats.bytes += pkt.data.len() as u64;
+        let index = self.stats.packets;
+        if pkt.ts > self.now {
+            self.now = pkt.ts;
+        }
+        let Engine {
+            config,
+            decoder,
+            flows,
+            ooo_total,
+            stats,
+            now,
+        } = self;
+        let seg = match decoder.decode(pkt) {
+            Ok(Decoded::Tcp(seg)) => seg,
+            Ok(Decoded::Other) | Err(_) => return,
+        };
+        let svc_dst = config.ports.get(seg.dst_port);
+        let svc_src = config.ports.get(seg.src_port);
+        if svc_dst.is_none() && svc_src.is_none() {
+            return;
+        }
+        stats.mail_packets += 1;
+        let now = *now;
+        flows.expire(now, |f, end| finish(f, end, now, stats, ooo_total, sink));
+        let key = FlowKey::new((seg.src, seg.src_port), (seg.dst, seg.dst_port));
+        let is_new_syn = seg.flags.syn && !seg.flags.ack;
+        if let Some(flow) = flows.get_mut(&key) {
+            let reused = is_new_syn
+                && (flow.conn.closed_at.is_some() || flow.conn.fin.client || flow.conn.fin.server)
+                && flow.conn.client_isn != Some(seg.seq);
+            if reused {
+                if let Some(old) = flows.remove(&key) {
+                    finish(old, FlowEnd::Reused, now, stats, ooo_total, sink);
+                }
+            }
+        }
+        if flows.get_mut(&key).is_none() {
+            let Some(flow) = new_flow(config, &seg, key, index, pkt.ts, svc_src, svc_dst) else {
+                return;
+            };
+            flows.insert(flow, |f, end| finish(f, end, now, stats, ooo_total, sink));
+        }
+        let Some(flow) = flows.get_mut(&key) else {
+            return;
+        };
+        let was_closed = flow.conn.closed_at.is_some();
+        handle_segment(flow, &seg, pkt.ts, config, ooo_total, sink);
+        if !was_closed {
+            if let Some(at) = flow.conn.closed_at {
+                flows.mark_closing(key, at);
+            }
+        }
+    }
+
+    /// Ends the run: finishes every open session and returns the run's figures.
+    pub fn finish(mut self, sink: &mut dyn SessionSink) -> EngineStats {
+        let Engine {
+            flows,
+            ooo_total,
+            stats,
+            now,
+            decoder,
+            ..
+        } = &mut self;
+        let now = *now;
+        flows.drain(|f, end| finish(f, end, now, stats, ooo_total, sink));
+        stats.decode = decoder.stats().clone();
+        stats.flows = flows.stats();
+        self.stats
+    }
+
+    /// Figures so far (decoder and flow counters are filled in by [`Engine::finish`]).
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+}
+
+/// Creates the flow a packet opens, deciding who is client and server.
+fn new_flow(
+    config: &EngineConfig,
+    seg: &TcpSegment<'_>,
+    key: FlowKey,
+    index: u64,
+    ts: Timestamp,
+    svc_src: Option<(Protocol, Framing)>,
+    svc_dst: Option<(Protocol, Framing)>,
+) -> Option<MailFlow> {
+    let src = Endpoint {
+        ip: seg.src,
+        port: seg.src_port,
+    };
+    let dst = Endpoint {
+        ip: seg.dst,
+        port: seg.dst_port,
+    };
+    let (client, server, svc) = if seg.flags.syn && !seg.flags.ack {
+        (src, dst, svc_dst?)
+    } else if seg.flags.syn && seg.flags.ack {
+        (dst, src, svc_src?)
+    } else if seg.payload.is_empty() && seg.missing == 0 {
+        // A bare ACK, FIN or RST of a connection we never saw says nothing worth a session.
+        return None;
+    } else if let Some(svc) = svc_dst {
+        (src, dst, svc)
+    } else {
+        (dst, src, svc_src?)
+    };
+    let l = &config.limits;
+    let (protocol, framing) = svc;
+    let mut rec = SessionRecord::new(index, protocol, client, server, ts);
+    rec.max_events = l.max_events_per_session;
+    let conn = TcpConnection::new(
+        client,
+        server,
+        index,
+        ts,
+        l.max_ooo_bytes_per_direction,
+        l.ack_gap_grace_packets,
+    );
+    Some(Flow {
+        key,
+        conn,
+        app: MailSession {
+            rec,
+            dissector: new_dissector(protocol, framing, l),
+        },
+    })
+}
+
+/// Hands one reassembled chunk to the dissector and counts it.
+fn deliver(dir: Direction, chunk: Chunk<'_>, app: &mut MailSession) {
+    let MailSession { rec, dissector } = app;
+    match chunk {
+        Chunk::Data { bytes, ts } => {
+            *rec.bytes.get_mut(dir) += bytes.len() as u64;
+            dissector.on_data(dir, bytes, ts, rec);
+        }
+        Chunk::Gap { len, ts } => {
+            *rec.missing_bytes.get_mut(dir) += len;
+            dissector.on_gap(dir, len, ts, rec);
+        }
+        Chunk::Fin { ts } => dissector.on_fin(dir, ts, rec),
+    }
+}
+
+/// Applies one segment to its flow.
+fn handle_segment(
+    flow: &mut MailFlow,
+    seg: &TcpSegment<'_>,
+    ts: Timestamp,
+    config: &EngineConfig,
+    ooo_total: &mut usize,
+    sink: &mut dyn SessionSink,
+) {
+    let Flow { conn, app, .. } = flow;
+    let dir = conn.direction_of(seg.src, seg.src_port);
+    conn.last_seen = ts;
+    app.rec.last_seen = ts;
+    *app.rec.packets.get_mut(dir) += 1;
+    if seg.flags.syn {
+        conn.streams.get_mut(dir).syn(seg.seq);
+        if dir == Direction::Client && !seg.flags.ack {
+            conn.client_isn = Some(seg.seq);
+            app.rec.handshake_seen = true;
+        }
+    }
+    let before = conn.streams.client.buffered() + conn.streams.server.buffered();
+    if seg.flags.rst {
+        conn.rst = true;
+    } else if !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin {
+        if seg.missing > 0 {
+            app.rec.anomaly(
+                ts,
+                Some(dir),
+                "packet_truncated",
+                "packet cut short by the capture's snap length; its missing bytes count as a gap",
+            );
+        }
+        let report = conn.streams.get_mut(dir).segment(
+            seg.seq,
+            seg.payload,
+            seg.missing,
+            seg.flags.fin,
+            ts,
+            &mut |c| deliver(dir, c, app),
+        );
+        if report.conflicting_bytes > 0 {
+            app.rec.anomaly(
+                ts,
+                Some(dir),
+                "overlap_conflict",
+                format!(
+                    "{} retransmitted bytes differ from the first copy (first copy kept)",
+                    report.conflicting_bytes
+                ),
+            );
+        }
+        if report.after_fin {
+            app.rec.anomaly(
+                ts,
+                Some(dir),
+                "data_after_fin",
+                "payload beyond the sender's FIN",
+            );
+        }
+        if seg.flags.fin {
+            *conn.fin.get_mut(dir) = true;
+        }
+    }
+    if seg.flags.ack && !seg.flags.rst {
+        let peer = dir.opposite();
+        conn.streams
+            .get_mut(peer)
+            .peer_ack(seg.ack, ts, &mut |c| deliver(peer, c, app));
+    }
+    conn.note_close(ts);
+    let after = conn.streams.client.buffered() + conn.streams.server.buffered();
+    *ooo_total = (*ooo_total + after).saturating_sub(before);
+    if *ooo_total > config.limits.max_ooo_bytes_total {
+        // Global memory pressure: give up waiting on this flow's holes.
+        let freed = after;
+        for d in [Direction::Client, Direction::Server] {
+            conn.streams
+                .get_mut(d)
+                .flush(ts, &mut |c| deliver(d, c, app));
+        }
+        *ooo_total = ooo_total.saturating_sub(freed);
+        app.rec.anomaly(
+            ts,
+            None,
+            "reassembly_memory_limit",
+            "out-of-order data across all flows exceeded its limit; holes were declared gaps",
+        );
+    }
+    pass_blobs(&mut app.rec, sink);
+}
+
+fn pass_blobs(rec: &mut SessionRecord, sink: &mut dyn SessionSink) {
+    if rec.blobs.is_empty() {
+        return;
+    }
+    let blobs = std::mem::take(&mut rec.blobs);
+    for b in blobs {
+        sink.message_bytes(rec, b);
+    }
+}
+
+/// Finishes a flow: flushes its streams, closes its dissector and emits its session.
+fn finish(
+    flow: MailFlow,
+    end: FlowEnd,
+    now: Timestamp,
+    stats: &mut EngineStats,
+    ooo_total: &mut usize,
+    sink: &mut dyn SessionSink,
+) {
+    let Flow {
+        mut conn, mut app, ..
+    } = flow;
+    let _ = now;
+    let ts = conn.last_seen;
+    let held = conn.streams.client.buffered() + conn.streams.server.buffered();
+    *ooo_total = ooo_total.saturating_sub(held);
+    for d in [Direction::Client, Direction::Server] {
+        conn.streams
+            .get_mut(d)
+            .flush(ts, &mut |c| deliver(d, c, &mut app));
+    }
+    app.dissector.on_end(ts, &mut app.rec);
+    let rec = &mut app.rec;
+    rec.state = if end == FlowEnd::Evicted {
+        SessionState::Evicted
+    } else if conn.rst {
+        SessionState::Reset
+    } else if conn.fin.client && conn.fin.server {
+        SessionState::Closed
+    } else if conn.fin.client || conn.fin.server {
+        SessionState::HalfClosed
+    } else if end == FlowEnd::Idle {
+        SessionState::TimedOut
+    } else {
+        SessionState::Open
+    };
+    if end == FlowEnd::Evicted {
+        rec.anomaly(
+            ts,
+            None,
+            "flow_evicted",
+            "flow table full: session ended early",
+        );
+    }
+    // Dissectors may parse one side ahead of the other; present events in capture-time order.
+    rec.events.sort_by_key(|e| e.ts);
+    stats.reassembly.add(conn.streams.client.stats());
+    stats.reassembly.add(conn.streams.server.stats());
+    stats.sessions += 1;
+    pass_blobs(rec, sink);
+    sink.session(app.rec);
+}

@@ -1,0 +1,289 @@
+//! TCP connections and the table that owns every flow's state.
+//!
+//! The table is generic over the application state `T` a flow carries, so `net` never
+//! knows about mail protocols. All per-flow state lives here (no globals), so flows can be
+//! sharded across threads by [`FlowKey`] hash later.
+
+use super::reassembly::Reassembler;
+use crate::session::{Direction, Endpoint, PerDirection};
+use crate::time::Timestamp;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+/// A TCP connection's 4-tuple in a direction-independent order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    lo: (IpAddr, u16),
+    hi: (IpAddr, u16),
+}
+
+impl FlowKey {
+    /// The key of the connection between two endpoints, whichever sent the packet.
+    pub fn new(a: (IpAddr, u16), b: (IpAddr, u16)) -> Self {
+        if a <= b {
+            FlowKey { lo: a, hi: b }
+        } else {
+            FlowKey { lo: b, hi: a }
+        }
+    }
+}
+
+/// TCP-level state of one connection: roles, reassembly per direction, close state.
+pub struct TcpConnection {
+    /// The initiator.
+    pub client: Endpoint,
+    /// The side on the service port.
+    pub server: Endpoint,
+    /// Reassembly of what each side sent.
+    pub streams: PerDirection<Reassembler>,
+    /// Number (1-based, across all inputs) of the connection's first packet.
+    pub first_packet: u64,
+    /// Time of the first packet.
+    pub first_seen: Timestamp,
+    /// Time of the latest packet.
+    pub last_seen: Timestamp,
+    /// The client's initial sequence number, when its SYN was seen.
+    pub client_isn: Option<u32>,
+    /// FIN seen per direction.
+    pub fin: PerDirection<bool>,
+    /// A RST was seen.
+    pub rst: bool,
+    /// When the connection was closed (both FINs, or a RST).
+    pub closed_at: Option<Timestamp>,
+}
+
+impl TcpConnection {
+    /// A new connection with the given roles and reassembly limits.
+    pub fn new(
+        client: Endpoint,
+        server: Endpoint,
+        first_packet: u64,
+        ts: Timestamp,
+        max_buffered: usize,
+        ack_grace: u32,
+    ) -> Self {
+        TcpConnection {
+            client,
+            server,
+            streams: PerDirection {
+                client: Reassembler::new(max_buffered, ack_grace),
+                server: Reassembler::new(max_buffered, ack_grace),
+            },
+            first_packet,
+            first_seen: ts,
+            last_seen: ts,
+            client_isn: None,
+            fin: PerDirection::default(),
+            rst: false,
+            closed_at: None,
+        }
+    }
+
+    /// Which side sent a packet from `src`.
+    pub fn direction_of(&self, src: IpAddr, src_port: u16) -> Direction {
+        if self.client.ip == src && self.client.port == src_port {
+            Direction::Client
+        } else {
+            Direction::Server
+        }
+    }
+
+    /// Whether both sides finished or one reset.
+    pub fn is_closed(&self) -> bool {
+        self.rst || (self.fin.client && self.fin.server)
+    }
+
+    /// Marks the connection closed if it just became so.
+    pub fn note_close(&mut self, ts: Timestamp) {
+        if self.closed_at.is_none() && self.is_closed() {
+            self.closed_at = Some(ts);
+        }
+    }
+}
+
+/// One tracked flow: its TCP state and whatever the application layer keeps for it.
+pub struct Flow<T> {
+    /// The flow's key.
+    pub key: FlowKey,
+    /// TCP state.
+    pub conn: TcpConnection,
+    /// Application state.
+    pub app: T,
+}
+
+/// Why a flow left the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowEnd {
+    /// Closed by FIN/RST and lingered long enough.
+    Closed,
+    /// Idle past the timeout.
+    Idle,
+    /// Evicted because the table was full.
+    Evicted,
+    /// A new SYN reused the 4-tuple after a close.
+    Reused,
+    /// The capture ended.
+    EndOfCapture,
+}
+
+/// Counters of the flow table, for the report.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FlowStats {
+    /// Flows created.
+    pub created: u64,
+    /// Flows finished after a close.
+    pub closed: u64,
+    /// Flows finished for idleness.
+    pub timed_out: u64,
+    /// Flows evicted because the table was full.
+    pub evicted: u64,
+    /// Connections that reused the 4-tuple of an earlier one.
+    pub port_reuse: u64,
+    /// Largest number of flows held at once.
+    pub peak: u64,
+}
+
+/// All live flows, with bounded size and capture-time expiry.
+pub struct FlowTable<T> {
+    flows: HashMap<FlowKey, Flow<T>, foldhash::fast::RandomState>,
+    /// Flows in the order they closed, to finish them after the linger time.
+    closing: VecDeque<(Timestamp, FlowKey)>,
+    max_flows: usize,
+    idle_timeout_secs: u64,
+    linger_secs: u64,
+    last_idle_sweep: Option<Timestamp>,
+    stats: FlowStats,
+}
+
+impl<T> FlowTable<T> {
+    /// An empty table.
+    pub fn new(max_flows: usize, idle_timeout_secs: u64, linger_secs: u64) -> Self {
+        FlowTable {
+            flows: HashMap::with_hasher(foldhash::fast::RandomState::default()),
+            closing: VecDeque::new(),
+            max_flows: max_flows.max(1),
+            idle_timeout_secs,
+            linger_secs,
+            last_idle_sweep: None,
+            stats: FlowStats::default(),
+        }
+    }
+
+    /// Number of flows held.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Whether no flow is held.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// The flow with this key.
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow<T>> {
+        self.flows.get_mut(key)
+    }
+
+    /// Removes a flow (for port reuse); the caller finishes it.
+    pub fn remove(&mut self, key: &FlowKey) -> Option<Flow<T>> {
+        let f = self.flows.remove(key);
+        if f.is_some() {
+            self.stats.port_reuse += 1;
+        }
+        f
+    }
+
+    /// Adds a flow; when the table is full, the least recently active flows are evicted first
+    /// and handed to `evicted`.
+    pub fn insert(&mut self, flow: Flow<T>, mut evicted: impl FnMut(Flow<T>, FlowEnd)) {
+        if self.flows.len() >= self.max_flows {
+            // Evict an eighth at once so a flood costs amortised O(1) per new flow.
+            let n = (self.max_flows / 8).max(1);
+            let mut ages: Vec<(Timestamp, u64, FlowKey)> = self
+                .flows
+                .values()
+                .map(|f| (f.conn.last_seen, f.conn.first_packet, f.key))
+                .collect();
+            if n < ages.len() {
+                ages.select_nth_unstable(n - 1);
+                ages.truncate(n);
+            }
+            ages.sort();
+            for (_, _, key) in ages {
+                if let Some(f) = self.flows.remove(&key) {
+                    self.stats.evicted += 1;
+                    evicted(f, FlowEnd::Evicted);
+                }
+            }
+        }
+        self.stats.created += 1;
+        self.flows.insert(flow.key, flow);
+        self.stats.peak = self.stats.peak.max(self.flows.len() as u64);
+    }
+
+    /// Remembers that a flow closed at `ts`, to finish it after the linger time.
+    pub fn mark_closing(&mut self, key: FlowKey, ts: Timestamp) {
+        self.closing.push_back((ts, key));
+    }
+
+    /// Removes flows whose time is up at capture time `now`, handing each to `done`.
+    pub fn expire(&mut self, now: Timestamp, mut done: impl FnMut(Flow<T>, FlowEnd)) {
+        while let Some(&(closed, key)) = self.closing.front() {
+            if now.nanos_since(closed) < self.linger_secs * 1_000_000_000 {
+                break;
+            }
+            self.closing.pop_front();
+            // The flow may be gone (reused, evicted) or be a newer flow on the same key.
+            let ready = self
+                .flows
+                .get(&key)
+                .is_some_and(|f| f.conn.closed_at.is_some_and(|c| c <= closed));
+            if ready {
+                if let Some(f) = self.flows.remove(&key) {
+                    self.stats.closed += 1;
+                    done(f, FlowEnd::Closed);
+                }
+            }
+        }
+        // Idle flows are rare enough that a sweep every tenth of the timeout is plenty.
+        let period = (self.idle_timeout_secs / 10).max(1);
+        match self.last_idle_sweep {
+            None => {
+                self.last_idle_sweep = Some(now);
+                return;
+            }
+            Some(last) if now.nanos_since(last) < period * 1_000_000_000 => return,
+            Some(_) => self.last_idle_sweep = Some(now),
+        }
+        let timeout = self.idle_timeout_secs * 1_000_000_000;
+        let mut idle: Vec<(u64, FlowKey)> = self
+            .flows
+            .values()
+            .filter(|f| now.nanos_since(f.conn.last_seen) >= timeout)
+            .map(|f| (f.conn.first_packet, f.key))
+            .collect();
+        idle.sort();
+        for (_, key) in idle {
+            if let Some(f) = self.flows.remove(&key) {
+                self.stats.timed_out += 1;
+                done(f, FlowEnd::Idle);
+            }
+        }
+    }
+
+    /// Removes every flow, oldest first (end of capture).
+    pub fn drain(&mut self, mut done: impl FnMut(Flow<T>, FlowEnd)) {
+        let mut all: Vec<Flow<T>> = self.flows.drain().map(|(_, f)| f).collect();
+        all.sort_by_key(|f| f.conn.first_packet);
+        self.closing.clear();
+        for f in all {
+            done(f, FlowEnd::EndOfCapture);
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> FlowStats {
+        self.stats
+    }
+}

@@ -1,0 +1,1 @@
+//! TCP sequence numbers with wrapping (RFC 1982 style) comparison.

@@ -1,0 +1,4 @@
+//! Outputs: they read finished session records and never parse traffic.
+
+pub mod json;
+pub mod table;

@@ -1,0 +1,621 @@
+//! Session records: what the dissectors build and every output reads (the JSON contract).
+//!
+//! Field names here are a public interface: tools read them. Add fields; never rename them.
+
+use crate::time::Timestamp;
+use serde::Serialize;
+use std::net::IpAddr;
+
+/// Which side of a TCP connection sent something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// The connection's initiator (SYN sender, or the side off the mail port).
+    Client,
+    /// The side on the mail port.
+    Server,
+}
+
+impl Direction {
+    /// The other side.
+    pub fn opposite(self) -> Direction {
+        match self {
+            Direction::Client => Direction::Server,
+            Direction::Server => Direction::Client,
+        }
+    }
+
+    /// Index 0 for the client, 1 for the server, for two-element arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Direction::Client => 0,
+            Direction::Server => 1,
+        }
+    }
+
+    /// Lower-case name as used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Client => "client",
+            Direction::Server => "server",
+        }
+    }
+}
+
+/// A value kept once per direction, serialised as `{"client": .., "server": ..}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PerDirection<T> {
+    /// The client's value.
+    pub client: T,
+    /// The server's value.
+    pub server: T,
+}
+
+impl<T> PerDirection<T> {
+    /// The value for one direction.
+    pub fn get(&self, dir: Direction) -> &T {
+        match dir {
+            Direction::Client => &self.client,
+            Direction::Server => &self.server,
+        }
+    }
+
+    /// The value for one direction, mutably.
+    pub fn get_mut(&mut self, dir: Direction) -> &mut T {
+        match dir {
+            Direction::Client => &mut self.client,
+            Direction::Server => &mut self.server,
+        }
+    }
+}
+
+/// The application protocol spoken on a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// RFC 5321 SMTP (also submission on 587 and SMTPS on 465).
+    Smtp,
+    /// RFC 1939 POP3 (also POP3S on 995).
+    Pop3,
+}
+
+impl Protocol {
+    /// Lower-case name as used in JSON and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Pop3 => "pop3",
+        }
+    }
+}
+
+/// One end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Endpoint {
+    /// IPv4 or IPv6 address; IPv6 is written in canonical (RFC 5952) form.
+    pub ip: IpAddr,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip {
+            IpAddr::V4(ip) => write!(f, "{}:{}", ip, self.port),
+            IpAddr::V6(ip) => write!(f, "[{}]:{}", ip, self.port),
+        }
+    }
+}
+
+/// How a session ended, as far as the capture shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Still open when the capture ended.
+    #[default]
+    Open,
+    /// Both sides sent FIN.
+    Closed,
+    /// Only one side sent FIN before the capture or the flow ended.
+    HalfClosed,
+    /// A side sent RST.
+    Reset,
+    /// No packet for longer than the idle timeout (capture time).
+    TimedOut,
+    /// Dropped early because the flow table was full.
+    Evicted,
+}
+
+impl SessionState {
+    /// Lower-case name as used in JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Open => "open",
+            SessionState::Closed => "closed",
+            SessionState::HalfClosed => "half_closed",
+            SessionState::Reset => "reset",
+            SessionState::TimedOut => "timed_out",
+            SessionState::Evicted => "evicted",
+        }
+    }
+}
+
+/// How TLS was entered on a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// Upgraded in band by STARTTLS (SMTP) or STLS (POP3).
+    Starttls,
+    /// TLS from the first byte (ports 465 and 995).
+    Implicit,
+}
+
+/// What is known about the TLS layer of a session.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TlsInfo {
+    /// How TLS was entered.
+    pub mode: TlsMode,
+    /// When the encrypted part began (the first TLS byte, or the upgrade reply).
+    pub started: Timestamp,
+    /// Encrypted bytes seen after the upgrade, per direction.
+    pub encrypted_bytes: PerDirection<u64>,
+    /// Handshake metadata (ClientHello, ServerHello, certificate), as far as it was seen.
+    #[serde(flatten)]
+    pub handshake: crate::proto::tls::TlsHandshake,
+}
+
+/// One thing that happened on a session, in stream order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Capture time of the packet that completed this event.
+    pub ts: Timestamp,
+    /// Which side sent it.
+    pub from: Direction,
+    /// What it was.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The kinds of session events; `type` in JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A raw text line kept verbatim (transcript mode, or bytes no parser claimed).
+    Line {
+        /// The line without its terminator, lossily decoded as UTF-8.
+        text: String,
+    },
+    /// A client command.
+    Command {
+        /// The command verb, upper-cased (e.g. `MAIL`, `RETR`).
+        verb: String,
+        /// Everything after the verb, verbatim, or null.
+        arg: Option<String>,
+    },
+    /// A complete SMTP reply (all lines of a multi-line reply).
+    Reply {
+        /// The three-digit reply code.
+        code: u16,
+        /// The RFC 3463 enhanced status code of the first line, if any (e.g. `5.7.8`).
+        enhanced: Option<String>,
+        /// The text of each line after the code and separator.
+        lines: Vec<String>,
+    },
+    /// A POP3 status line (`+OK` / `-ERR`).
+    Status {
+        /// True for `+OK`, false for `-ERR`.
+        ok: bool,
+        /// The text after the status indicator.
+        text: String,
+        /// RFC 2449 response code in brackets, e.g. `IN-USE` or `SYS/TEMP`.
+        resp_code: Option<String>,
+        /// Number of lines in the multi-line body that followed, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        body_lines: Option<u64>,
+    },
+    /// A SASL exchange line (a challenge or a response), decoded where it is text.
+    AuthData {
+        /// The line as sent (base64 or `*`).
+        raw: String,
+    },
+    /// Message content carried by DATA, BDAT, RETR or TOP.
+    MessageData {
+        /// Index into the session's `messages`.
+        message: usize,
+        /// Bytes of message content in this event.
+        bytes: u64,
+    },
+    /// The session switched to TLS; nothing after this is dissected as text.
+    TlsStart {
+        /// How TLS was entered.
+        mode: TlsMode,
+    },
+    /// Bytes that were never captured.
+    Gap {
+        /// How many bytes are missing.
+        bytes: u64,
+    },
+}
+
+/// Mechanism-specific fields of a credential, all optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CredentialDetails {
+    /// SASL authorization identity (PLAIN), when different from the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authzid: Option<String>,
+    /// Server challenge (CRAM-MD5, DIGEST-MD5 nonce, APOP timestamp, NTLM server challenge hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    /// Client response to the challenge (CRAM-MD5 / APOP digest hex, DIGEST-MD5 response).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+    /// Bearer token (XOAUTH2, OAUTHBEARER).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Realm or NTLM domain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// NTLM workstation name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workstation: Option<String>,
+    /// NTLM version of the response: `v1`, `v1-ess` or `v2`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ntlm_version: Option<String>,
+    /// NTLM NT response (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nt_response: Option<String>,
+    /// NTLM LM response (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lm_response: Option<String>,
+    /// The exchange was cancelled by the client with `*`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
+}
+
+/// One authentication attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Credential {
+    /// When the attempt began.
+    pub ts: Timestamp,
+    /// `USER` (POP3 USER/PASS), `APOP`, or the SASL mechanism name (`PLAIN`, `LOGIN`, `CRAM-MD5`, ...).
+    pub mechanism: String,
+    /// The user name, if it could be recovered.
+    pub username: Option<String>,
+    /// The cleartext password, if one was sent.
+    pub password: Option<String>,
+    /// True on a success reply, false on a failure reply, null when no reply was seen.
+    pub success: Option<bool>,
+    /// Whether the channel was encrypted when the secret was sent (false: readable on the wire).
+    pub encrypted: bool,
+    /// Mechanism-specific fields.
+    #[serde(flatten)]
+    pub details: CredentialDetails,
+}
+
+/// How a message travelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageSource {
+    /// SMTP DATA.
+    Data,
+    /// SMTP BDAT chunks.
+    Bdat,
+    /// POP3 RETR.
+    Retr,
+    /// POP3 TOP (headers and the first lines only).
+    Top,
+}
+
+/// One message carried by a session.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageRecord {
+    /// Position in the session's message list.
+    pub index: usize,
+    /// How the message travelled.
+    pub source: MessageSource,
+    /// When its first content byte was seen.
+    pub first_seen: Timestamp,
+    /// When its last content byte was seen.
+    pub last_seen: Timestamp,
+    /// SMTP envelope sender (the MAIL FROM path, without angle brackets; empty for `<>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail_from: Option<String>,
+    /// SMTP envelope recipients accepted or attempted (RCPT TO paths).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcpt_to: Option<Vec<String>>,
+    /// POP3 message number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    /// POP3 unique id from UIDL, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uidl: Option<String>,
+    /// Size in bytes of the message content (after dot-unstuffing).
+    pub size: u64,
+    /// SHA-256 of the message content, hex.
+    pub sha256: String,
+    /// False when a gap, TOP, a limit or the end of the capture cut the message short.
+    pub complete: bool,
+    /// Decoded headers and MIME structure.
+    #[serde(flatten)]
+    pub mime: Option<crate::mail::MimeSummary>,
+}
+
+/// Severity of a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// A weakness.
+    Low,
+    /// A weakness an attacker can use with effort.
+    Medium,
+    /// Readable secrets or an easy compromise.
+    High,
+}
+
+/// A security observation about a session.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Stable rule identifier, e.g. `cleartext-password`.
+    pub rule: String,
+    /// How serious it is.
+    pub severity: Severity,
+    /// One-line explanation for a human.
+    pub message: String,
+    /// When it was observed.
+    pub ts: Timestamp,
+}
+
+/// Something unusual or damaged in the traffic, reported instead of failing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Anomaly {
+    /// When it was first seen.
+    pub ts: Timestamp,
+    /// The side it concerns, if one.
+    pub from: Option<Direction>,
+    /// Stable machine-readable kind, e.g. `line_too_long`.
+    pub kind: String,
+    /// Human-readable detail.
+    pub detail: String,
+    /// How many times it occurred on this session (repeats are folded).
+    pub count: u64,
+}
+
+/// Raw bytes a dissector hands to the output side (message extraction), outside the JSON record.
+#[derive(Debug, Clone)]
+pub struct MessageBlob {
+    /// Index of the message in the session's `messages`.
+    pub message: usize,
+    /// The message content exactly as recorded for its sha256.
+    pub bytes: Vec<u8>,
+}
+
+/// Cap on anomalies of distinct kinds per session, so a hostile flow cannot grow the list.
+pub const MAX_ANOMALY_KINDS: usize = 256;
+
+/// Everything mailsift knows about one TCP session.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionRecord {
+    /// Stable id: the number (1-based, across all inputs) of the session's first packet.
+    pub id: u64,
+    /// Application protocol, decided by the server port.
+    pub protocol: Protocol,
+    /// Connection initiator.
+    pub client: Endpoint,
+    /// Side on the mail port.
+    pub server: Endpoint,
+    /// Time of the first packet.
+    pub first_seen: Timestamp,
+    /// Time of the last packet.
+    pub last_seen: Timestamp,
+    /// How the session ended.
+    pub state: SessionState,
+    /// Packets per direction.
+    pub packets: PerDirection<u64>,
+    /// TCP payload bytes delivered per direction (after reassembly, without duplicates).
+    pub bytes: PerDirection<u64>,
+    /// Bytes never captured, per direction.
+    pub missing_bytes: PerDirection<u64>,
+    /// Whether the handshake was seen (false: picked up mid-stream).
+    pub handshake_seen: bool,
+    /// TLS state, or null when the session stayed in clear text.
+    pub tls: Option<TlsInfo>,
+    /// SMTP summary (helo, capabilities, transaction state), on SMTP sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<crate::proto::smtp::SmtpSummary>,
+    /// POP3 summary (user, mailbox view), on POP3 sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pop3: Option<crate::proto::pop3::Pop3Summary>,
+    /// Commands, replies and other events in stream order.
+    pub events: Vec<Event>,
+    /// Authentication attempts.
+    pub credentials: Vec<Credential>,
+    /// Messages carried.
+    pub messages: Vec<MessageRecord>,
+    /// Security findings.
+    pub findings: Vec<Finding>,
+    /// Damage and oddities, folded by kind.
+    pub anomalies: Vec<Anomaly>,
+    /// Events dropped after the per-session event limit.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub events_dropped: u64,
+    /// Message bytes waiting for the extraction output; drained by the engine.
+    #[serde(skip)]
+    pub blobs: Vec<MessageBlob>,
+    /// Most events kept; later ones are counted in `events_dropped`.
+    #[serde(skip)]
+    pub max_events: usize,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl SessionRecord {
+    /// An empty record for a new session.
+    pub fn new(
+        id: u64,
+        protocol: Protocol,
+        client: Endpoint,
+        server: Endpoint,
+        ts: Timestamp,
+    ) -> Self {
+        SessionRecord {
+            id,
+            protocol,
+            client,
+            server,
+            first_seen: ts,
+            last_seen: ts,
+            state: SessionState::Open,
+            packets: PerDirection::default(),
+            bytes: PerDirection::default(),
+            missing_bytes: PerDirection::default(),
+            handshake_seen: false,
+            tls: None,
+            smtp: None,
+            pop3: None,
+            events: Vec::new(),
+            credentials: Vec::new(),
+            messages: Vec::new(),
+            findings: Vec::new(),
+            anomalies: Vec::new(),
+            events_dropped: 0,
+            blobs: Vec::new(),
+            max_events: usize::MAX,
+        }
+    }
+
+    /// Appends an event, or counts it as dropped past the event limit.
+    pub fn push_event(&mut self, ts: Timestamp, from: Direction, kind: EventKind) {
+        if self.events.len() >= self.max_events {
+            if self.events_dropped == 0 {
+                let limit = self.max_events;
+                self.anomaly(
+                    ts,
+                    Some(from),
+                    "event_limit",
+                    format!("more than {limit} events; later events are counted, not kept"),
+                );
+            }
+            self.events_dropped += 1;
+            return;
+        }
+        self.events.push(Event { ts, from, kind });
+    }
+
+    /// Records an anomaly, folding repeats of the same kind and side into a count.
+    pub fn anomaly(
+        &mut self,
+        ts: Timestamp,
+        from: Option<Direction>,
+        kind: &str,
+        detail: impl Into<String>,
+    ) {
+        if let Some(a) = self
+            .anomalies
+            .iter_mut()
+            .find(|a| a.kind == kind && a.from == from)
+        {
+            a.count += 1;
+            return;
+        }
+        if self.anomalies.len() >= MAX_ANOMALY_KINDS {
+            return;
+        }
+        self.anomalies.push(Anomaly {
+            ts,
+            from,
+            kind: kind.to_string(),
+            detail: detail.into(),
+            count: 1,
+        });
+    }
+
+    /// Whether an anomaly of this kind was recorded.
+    pub fn has_anomaly(&self, kind: &str) -> bool {
+        self.anomalies.iter().any(|a| a.kind == kind)
+    }
+
+    /// Whether the channel is encrypted as of now.
+    pub fn in_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn rec() -> SessionRecord {
+        SessionRecord::new(
+            7,
+            Protocol::Smtp,
+            Endpoint {
+                ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                port: 40000,
+            },
+            Endpoint {
+                ip: "127.0.0.1".parse().unwrap(),
+                port: 25,
+            },
+            Timestamp::from_parts(1, 0),
+        )
+    }
+
+    #[test]
+    fn anomalies_fold_by_kind_and_side() {
+        let mut r = rec();
+        let t = Timestamp(5);
+        r.anomaly(t, Some(Direction::Client), "line_too_long", "x");
+        r.anomaly(t, Some(Direction::Client), "line_too_long", "y");
+        r.anomaly(t, Some(Direction::Server), "line_too_long", "z");
+        assert_eq!(r.anomalies.len(), 2);
+        assert_eq!(r.anomalies[0].count, 2);
+        assert_eq!(r.anomalies[0].detail, "x");
+    }
+
+    #[test]
+    fn event_limit_counts_and_reports() {
+        let mut r = rec();
+        r.max_events = 2;
+        for _ in 0..5 {
+            r.push_event(
+                Timestamp(1),
+                Direction::Client,
+                EventKind::Line { text: "x".into() },
+            );
+        }
+        assert_eq!(r.events.len(), 2);
+        assert_eq!(r.events_dropped, 3);
+        assert!(r.has_anomaly("event_limit"));
+    }
+
+    #[test]
+    fn serialises_contract_names() {
+        let mut r = rec();
+        r.push_event(
+            Timestamp(1),
+            Direction::Server,
+            EventKind::Reply {
+                code: 250,
+                enhanced: Some("2.0.0".into()),
+                lines: vec!["ok".into()],
+            },
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["client"]["ip"], "::1");
+        assert_eq!(v["server"]["port"], 25);
+        assert_eq!(v["protocol"], "smtp");
+        assert_eq!(v["first_seen"], "1970-01-01T00:00:01.000000Z");
+        assert_eq!(v["events"][0]["type"], "reply");
+        assert_eq!(v["events"][0]["from"], "server");
+        assert_eq!(v["events"][0]["code"], 250);
+        assert!(v["tls"].is_null());
+        for key in ["credentials", "messages", "findings", "anomalies"] {
+            assert!(v[key].as_array().unwrap().is_empty(), "{key}");
+        }
+    }
+}
