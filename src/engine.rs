@@ -170,7 +170,7 @@ impl Engine {
     pub fn run_source(
         &mut self,
         src: &mut dyn PacketSource,
-        mut filter: Option<&mut dyn PacketFilter>,
+        filter: &mut Option<Box<dyn PacketFilter>>,
         sink: &mut dyn SessionSink,
     ) -> InputSummary {
         let path = std::path::PathBuf::from(src.summary().path);
@@ -199,7 +199,7 @@ impl Engine {
                 }
                 continue;
             }
-            if let Some(f) = filter.as_deref_mut() {
+            if let Some(f) = filter.as_mut() {
                 if !f.matches(&pkt) {
                     self.stats.packets += 1;
                     continue;
@@ -515,4 +515,75 @@ fn finish(
     stats.sessions += 1;
     pass_blobs(rec, sink);
     sink.session(app.rec);
+}
+
+/// What a run over several inputs produced besides its sessions.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// One summary per input, in the order given.
+    pub inputs: Vec<InputSummary>,
+    /// Run-wide figures.
+    pub stats: EngineStats,
+}
+
+impl RunSummary {
+    /// Whether at least one input could be opened and recognised as a capture.
+    pub fn any_input_read(&self) -> bool {
+        self.inputs.iter().any(|i| i.format.is_some())
+    }
+}
+
+/// Builds the packet filter for `--bpf`, if one was given.
+pub fn build_filter(expr: Option<&str>) -> Result<Option<Box<dyn PacketFilter>>, CaptureError> {
+    let Some(expr) = expr else {
+        return Ok(None);
+    };
+    #[cfg(feature = "live")]
+    {
+        Ok(Some(Box::new(crate::capture::bpf::BpfFilter::new(expr)?)))
+    }
+    #[cfg(not(feature = "live"))]
+    {
+        Err(CaptureError::Filter {
+            filter: expr.to_string(),
+            reason: "this build has no libpcap (feature `live`), which compiles filters".into(),
+        })
+    }
+}
+
+/// Analyses capture files as one capture, in the order given, feeding `sink`.
+///
+/// A file that cannot be read is reported through `on_error` (one line naming it) and in
+/// its input summary; the other files are still analysed.
+pub fn run_files(
+    paths: &[std::path::PathBuf],
+    config: EngineConfig,
+    filter: &mut Option<Box<dyn PacketFilter>>,
+    sink: &mut dyn SessionSink,
+    on_error: &mut dyn FnMut(&str),
+) -> RunSummary {
+    let mut engine = Engine::new(config);
+    let mut inputs = Vec::with_capacity(paths.len());
+    for path in paths {
+        match crate::capture::file::FileSource::open(path) {
+            Ok(mut src) => {
+                let summary = engine.run_source(&mut src, filter, sink);
+                for e in &summary.errors {
+                    on_error(e);
+                }
+                inputs.push(summary);
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                on_error(&msg);
+                inputs.push(InputSummary {
+                    path: path.display().to_string(),
+                    errors: vec![msg],
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    let stats = engine.finish(sink);
+    RunSummary { inputs, stats }
 }

@@ -1,1 +1,253 @@
-fn main() {}
+//! The mailsift command line: arguments in, library calls, tables or JSON out, an exit code.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use mailsift::capture::InputSummary;
+use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
+use mailsift::limits::Limits;
+use mailsift::output::json::{DocumentWriter, NdjsonWriter};
+use mailsift::output::table::SessionTable;
+use mailsift::session::{MessageBlob, SessionRecord};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Turns network captures into readable, trustworthy accounts of SMTP and POP3 traffic.
+#[derive(Parser)]
+#[command(name = "mailsift", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Analyse capture files and print tables of what happened.
+    Analyze(AnalyzeArgs),
+    /// Analyse capture files and write sessions as JSON.
+    Export(ExportArgs),
+    /// Capture from a network interface (reserved for the live-capture work).
+    Sniff(SniffArgs),
+}
+
+#[derive(Args)]
+struct InputArgs {
+    /// Capture files (pcap, pcapng, optionally gzip-compressed), analysed as one capture in order.
+    #[arg(required = true, value_name = "CAPTURE")]
+    captures: Vec<PathBuf>,
+    /// Map another server port to a protocol, e.g. `smtp=2525`, `pop3s=1995` (repeatable).
+    #[arg(long = "port", value_name = "PROTO=PORT")]
+    ports: Vec<String>,
+    /// Only analyse packets matching this BPF capture filter (libpcap syntax).
+    #[arg(long, value_name = "FILTER")]
+    bpf: Option<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+#[derive(Args)]
+struct LimitArgs {
+    /// Most TCP flows tracked at once.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows)]
+    max_flows: usize,
+    /// Seconds of capture time after which an idle flow is finished.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::default().flow_idle_timeout_secs)]
+    idle_timeout: u64,
+    /// Bytes of a message kept for decoding and extraction (it is hashed in full regardless).
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_bytes)]
+    max_message_bytes: usize,
+}
+
+#[derive(Args)]
+struct AnalyzeArgs {
+    #[command(flatten)]
+    input: InputArgs,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Write JSON here instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// One session object per line instead of one document.
+    #[arg(long)]
+    ndjson: bool,
+}
+
+#[derive(Args)]
+struct SniffArgs {
+    /// Interface to capture on.
+    #[arg(short, long, value_name = "IFACE")]
+    interface: Option<String>,
+}
+
+fn config_from(input: &InputArgs) -> Result<EngineConfig> {
+    let mut ports = PortMap::default();
+    for spec in &input.ports {
+        ports.add_spec(spec)?;
+    }
+    let limits = Limits {
+        max_flows: input.limits.max_flows,
+        flow_idle_timeout_secs: input.limits.idle_timeout,
+        max_message_bytes: input.limits.max_message_bytes,
+        ..Limits::default()
+    };
+    Ok(EngineConfig { limits, ports })
+}
+
+/// Where finished sessions go for one command.
+enum JsonOut {
+    None,
+    Document(DocumentWriter<Box<dyn Write>>),
+    Ndjson(NdjsonWriter<Box<dyn Write>>),
+}
+
+struct CliSink {
+    table: Option<SessionTable>,
+    json: JsonOut,
+    /// First write error; later sessions are dropped once output failed.
+    error: Option<io::Error>,
+}
+
+impl SessionSink for CliSink {
+    fn session(&mut self, rec: SessionRecord) {
+        if let Some(t) = self.table.as_mut() {
+            t.add(&rec);
+        }
+        if self.error.is_some() {
+            return;
+        }
+        let r = match &mut self.json {
+            JsonOut::None => Ok(()),
+            JsonOut::Document(w) => w.session(&rec),
+            JsonOut::Ndjson(w) => w.session(&rec),
+        };
+        if let Err(e) = r {
+            self.error = Some(e);
+        }
+    }
+
+    fn message_bytes(&mut self, _rec: &SessionRecord, _blob: MessageBlob) {}
+}
+
+fn print_error(line: &str) {
+    eprintln!("mailsift: {line}");
+}
+
+fn run_inputs(input: &InputArgs, sink: &mut CliSink) -> Result<engine::RunSummary> {
+    let config = config_from(input)?;
+    let mut filter = engine::build_filter(input.bpf.as_deref())?;
+    let summary = engine::run_files(
+        &input.captures,
+        config,
+        &mut filter,
+        sink,
+        &mut |e| print_error(e),
+    );
+    Ok(summary)
+}
+
+fn finish_json(
+    json: JsonOut,
+    inputs: &[InputSummary],
+    stats: &EngineStats,
+) -> io::Result<()> {
+    match json {
+        JsonOut::None => Ok(()),
+        JsonOut::Document(w) => w.finish(inputs, stats).map(|_| ()),
+        JsonOut::Ndjson(w) => w.finish().map(|_| ()),
+    }
+}
+
+/// Treats a closed pipe (`mailsift ... | head`) as a normal end.
+fn ok_unless_real(r: io::Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
+    let mut sink = CliSink {
+        table: Some(SessionTable::new()),
+        json: JsonOut::None,
+        error: None,
+    };
+    let summary = run_inputs(&args.input, &mut sink)?;
+    let mut out = io::stdout().lock();
+    let mut table = sink.table.take().unwrap_or_default();
+    let r = (|| -> io::Result<()> {
+        writeln!(out, "Sessions ({})", table.len())?;
+        writeln!(out, "{}", table.render())?;
+        writeln!(
+            out,
+            "{} packets, {} mail packets, {} sessions, {} bytes missing",
+            summary.stats.packets,
+            summary.stats.mail_packets,
+            summary.stats.sessions,
+            summary.stats.reassembly.missing
+        )?;
+        out.flush()
+    })();
+    ok_unless_real(r)?;
+    Ok(exit_code(&summary))
+}
+
+fn export(args: ExportArgs) -> Result<ExitCode> {
+    let out: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(io::stdout())),
+    };
+    let json = if args.ndjson {
+        JsonOut::Ndjson(NdjsonWriter::new(out))
+    } else {
+        JsonOut::Document(DocumentWriter::new(out)?)
+    };
+    let mut sink = CliSink {
+        table: None,
+        json,
+        error: None,
+    };
+    let summary = run_inputs(&args.input, &mut sink)?;
+    if let Some(e) = sink.error.take() {
+        ok_unless_real(Err(e))?;
+        return Ok(exit_code(&summary));
+    }
+    ok_unless_real(finish_json(sink.json, &summary.inputs, &summary.stats))?;
+    Ok(exit_code(&summary))
+}
+
+fn exit_code(summary: &engine::RunSummary) -> ExitCode {
+    if summary.any_input_read() {
+        ExitCode::SUCCESS
+    } else {
+        print_error("no input could be read");
+        ExitCode::FAILURE
+    }
+}
+
+fn sniff(args: SniffArgs) -> Result<ExitCode> {
+    let _ = args.interface;
+    bail!("live capture is not available yet; analyse a capture file with `mailsift analyze`")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Analyze(a) => analyze(a),
+        Command::Export(a) => export(a),
+        Command::Sniff(a) => sniff(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            print_error(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
