@@ -140,21 +140,13 @@ fn print_error(line: &str) {
 fn run_inputs(input: &InputArgs, sink: &mut CliSink) -> Result<engine::RunSummary> {
     let config = config_from(input)?;
     let mut filter = engine::build_filter(input.bpf.as_deref())?;
-    let summary = engine::run_files(
-        &input.captures,
-        config,
-        &mut filter,
-        sink,
-        &mut |e| print_error(e),
-    );
+    let summary = engine::run_files(&input.captures, config, &mut filter, sink, &mut |e| {
+        print_error(e)
+    });
     Ok(summary)
 }
 
-fn finish_json(
-    json: JsonOut,
-    inputs: &[InputSummary],
-    stats: &EngineStats,
-) -> io::Result<()> {
+fn finish_json(json: JsonOut, inputs: &[InputSummary], stats: &EngineStats) -> io::Result<()> {
     match json {
         JsonOut::None => Ok(()),
         JsonOut::Document(w) => w.finish(inputs, stats).map(|_| ()),

@@ -5,6 +5,7 @@ pub mod bpf;
 pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod synth;
 
 use crate::time::Timestamp;
 use serde::Serialize;

@@ -98,8 +98,18 @@ impl SessionTable {
     pub fn render(&mut self) -> String {
         self.rows.sort_by_key(|r| r.id);
         let mut t = new_table(&[
-            "id", "client", "server", "proto", "start (UTC)", "duration", "pkts c/s", "bytes c→s",
-            "bytes s→c", "missing", "state", "tls",
+            "id",
+            "client",
+            "server",
+            "proto",
+            "start (UTC)",
+            "duration",
+            "pkts c/s",
+            "bytes c→s",
+            "bytes s→c",
+            "missing",
+            "state",
+            "tls",
         ]);
         for r in &self.rows {
             t.add_row(r.cells.iter().map(Cell::new));

@@ -1,0 +1,381 @@
+//! Synthetic captures made by mailsift's own code: scripted TCP conversations written as pcap.
+//!
+//! Tests use these to reproduce hard situations exactly (reordering, duplication, loss, tiny
+//! segments, VLAN tags); benchmarks use them to build large captures at run time.
+
+use crate::session::Direction;
+use crate::time::Timestamp;
+use etherparse::{PacketBuilder, TcpHeader};
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+
+/// Writes a classic pcap file (little-endian, microsecond timestamps).
+pub struct PcapWriter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> PcapWriter<W> {
+    /// Writes the file header for link type `link` (e.g. 1 for Ethernet).
+    pub fn new(mut out: W, link: u32) -> io::Result<Self> {
+        out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
+        out.write_all(&2u16.to_le_bytes())?;
+        out.write_all(&4u16.to_le_bytes())?;
+        out.write_all(&0i32.to_le_bytes())?;
+        out.write_all(&0u32.to_le_bytes())?;
+        out.write_all(&262_144u32.to_le_bytes())?;
+        out.write_all(&link.to_le_bytes())?;
+        Ok(PcapWriter { out })
+    }
+
+    /// Appends one record; `orig_len` may exceed `data.len()` to mimic a snap length.
+    pub fn packet(&mut self, ts: Timestamp, data: &[u8], orig_len: u32) -> io::Result<()> {
+        let micros = ts.micros();
+        self.out
+            .write_all(&(micros.div_euclid(1_000_000) as u32).to_le_bytes())?;
+        self.out
+            .write_all(&(micros.rem_euclid(1_000_000) as u32).to_le_bytes())?;
+        self.out.write_all(&(data.len() as u32).to_le_bytes())?;
+        self.out.write_all(&orig_len.to_le_bytes())?;
+        self.out.write_all(data)
+    }
+
+    /// Appends packets in order.
+    pub fn packets(&mut self, pkts: &[SynthPacket]) -> io::Result<()> {
+        for p in pkts {
+            self.packet(p.ts, &p.data, p.orig_len)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and returns the output.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// One synthetic Ethernet frame with its capture time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SynthPacket {
+    /// Capture time.
+    pub ts: Timestamp,
+    /// The frame.
+    pub data: Vec<u8>,
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// Which side sent it.
+    pub from: Direction,
+    /// Whether it carries TCP payload.
+    pub has_payload: bool,
+}
+
+/// A scripted TCP conversation between a client and a server.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    client: SocketAddr,
+    server: SocketAddr,
+    isn: (u32, u32),
+    mss: usize,
+    vlans: Vec<u16>,
+    handshake: bool,
+    close: bool,
+    start: Timestamp,
+    step_nanos: i64,
+    turns: Vec<(Direction, Vec<u8>)>,
+}
+
+impl Conversation {
+    /// A conversation with a handshake, 1460-byte segments and a FIN exchange.
+    pub fn new(client: SocketAddr, server: SocketAddr) -> Self {
+        Conversation {
+            client,
+            server,
+            isn: (1_000, 50_000),
+            mss: 1460,
+            vlans: Vec::new(),
+            handshake: true,
+            close: true,
+            start: Timestamp::from_parts(1_700_000_000, 0),
+            step_nanos: 1_000_000,
+            turns: Vec::new(),
+        }
+    }
+
+    /// Initial sequence numbers of client and server (try values near 2^32).
+    pub fn isn(mut self, client: u32, server: u32) -> Self {
+        self.isn = (client, server);
+        self
+    }
+
+    /// Largest payload per segment.
+    pub fn mss(mut self, mss: usize) -> Self {
+        self.mss = mss.max(1);
+        self
+    }
+
+    /// 802.1Q tags, outermost first (two for QinQ).
+    pub fn vlans(mut self, ids: &[u16]) -> Self {
+        self.vlans = ids.to_vec();
+        self
+    }
+
+    /// Leaves out the three-way handshake (a capture started mid-stream).
+    pub fn without_handshake(mut self) -> Self {
+        self.handshake = false;
+        self
+    }
+
+    /// Leaves out the FIN exchange (a capture that ends while the session is open).
+    pub fn without_close(mut self) -> Self {
+        self.close = false;
+        self
+    }
+
+    /// Time of the first packet.
+    pub fn start(mut self, ts: Timestamp) -> Self {
+        self.start = ts;
+        self
+    }
+
+    /// Client sends `bytes`.
+    pub fn client(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        self.turns
+            .push((Direction::Client, bytes.as_ref().to_vec()));
+        self
+    }
+
+    /// Server sends `bytes`.
+    pub fn server(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        self.turns
+            .push((Direction::Server, bytes.as_ref().to_vec()));
+        self
+    }
+
+    fn frame(&self, from: Direction, tcp: TcpHeader, payload: &[u8]) -> Vec<u8> {
+        let (src, dst) = match from {
+            Direction::Client => (self.client, self.server),
+            Direction::Server => (self.server, self.client),
+        };
+        let (smac, dmac) = match from {
+            Direction::Client => ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]),
+            Direction::Server => ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]),
+        };
+        let eth = PacketBuilder::ethernet2(smac, dmac);
+        let mut out = Vec::new();
+        // The builder's type changes with each layer, hence one arm per shape.
+        let res = match (self.vlans.as_slice(), src.ip(), dst.ip()) {
+            ([], IpAddr::V4(s), IpAddr::V4(d)) => eth
+                .ipv4(s.octets(), d.octets(), 64)
+                .tcp_header(tcp)
+                .write(&mut out, payload),
+            ([], IpAddr::V6(s), IpAddr::V6(d)) => eth
+                .ipv6(s.octets(), d.octets(), 64)
+                .tcp_header(tcp)
+                .write(&mut out, payload),
+            ([v], IpAddr::V4(s), IpAddr::V4(d)) => eth
+                .single_vlan(vlan_id(*v))
+                .ipv4(s.octets(), d.octets(), 64)
+                .tcp_header(tcp)
+                .write(&mut out, payload),
+            ([v], IpAddr::V6(s), IpAddr::V6(d)) => eth
+                .single_vlan(vlan_id(*v))
+                .ipv6(s.octets(), d.octets(), 64)
+                .tcp_header(tcp)
+                .write(&mut out, payload),
+            ([o, i, ..], IpAddr::V4(s), IpAddr::V4(d)) => eth
+                .double_vlan(vlan_id(*o), vlan_id(*i))
+                .ipv4(s.octets(), d.octets(), 64)
+                .tcp_header(tcp)
+                .write(&mut out, payload),
+            ([o, i, ..], IpAddr::V6(s), IpAddr::V6(d)) => eth
+                .double_vlan(vlan_id(*o), vlan_id(*i))
+                .ipv6(s.octets(), d.octets(), 64)
+                .tcp_header(tcp)
+                .write(&mut out, payload),
+            _ => panic!("client and server must use the same IP version"),
+        };
+        res.expect("writing to a Vec cannot fail");
+        out
+    }
+
+    /// Builds the packets: handshake, each turn in MSS-sized segments followed by the
+    /// receiver's ACK, and the FIN exchange.
+    pub fn packets(&self) -> Vec<SynthPacket> {
+        let mut out = Vec::new();
+        let mut seq = [self.isn.0, self.isn.1];
+        let mut t = self.start;
+        let step = self.step_nanos;
+        let cport = self.client.port();
+        let sport = self.server.port();
+        let mut push = |conv: &Conversation,
+                        from: Direction,
+                        seqn: u32,
+                        ack: Option<u32>,
+                        flags: &[&str],
+                        payload: &[u8]| {
+            let (sp, dp) = match from {
+                Direction::Client => (cport, sport),
+                Direction::Server => (sport, cport),
+            };
+            let mut h = TcpHeader::new(sp, dp, seqn, 65_535);
+            if let Some(a) = ack {
+                h.ack = true;
+                h.acknowledgment_number = a;
+            }
+            for f in flags {
+                match *f {
+                    "syn" => h.syn = true,
+                    "fin" => h.fin = true,
+                    "psh" => h.psh = true,
+                    "rst" => h.rst = true,
+                    _ => {}
+                }
+            }
+            let data = conv.frame(from, h, payload);
+            let len = data.len() as u32;
+            out.push(SynthPacket {
+                ts: t,
+                data,
+                orig_len: len,
+                from,
+                has_payload: !payload.is_empty(),
+            });
+            t = Timestamp(t.0 + step);
+        };
+        let c = Direction::Client.index();
+        let s = Direction::Server.index();
+        if self.handshake {
+            push(self, Direction::Client, seq[c], None, &["syn"], &[]);
+            seq[c] = seq[c].wrapping_add(1);
+            push(self, Direction::Server, seq[s], Some(seq[c]), &["syn"], &[]);
+            seq[s] = seq[s].wrapping_add(1);
+            push(self, Direction::Client, seq[c], Some(seq[s]), &[], &[]);
+        }
+        for (from, bytes) in &self.turns {
+            let me = from.index();
+            let peer = from.opposite().index();
+            for chunk in bytes.chunks(self.mss) {
+                push(self, *from, seq[me], Some(seq[peer]), &["psh"], chunk);
+                seq[me] = seq[me].wrapping_add(chunk.len() as u32);
+            }
+            push(self, from.opposite(), seq[peer], Some(seq[me]), &[], &[]);
+        }
+        if self.close {
+            push(self, Direction::Client, seq[c], Some(seq[s]), &["fin"], &[]);
+            seq[c] = seq[c].wrapping_add(1);
+            push(self, Direction::Server, seq[s], Some(seq[c]), &["fin"], &[]);
+            seq[s] = seq[s].wrapping_add(1);
+            push(self, Direction::Client, seq[c], Some(seq[s]), &[], &[]);
+        }
+        out
+    }
+}
+
+fn vlan_id(v: u16) -> etherparse::VlanId {
+    etherparse::VlanId::try_new(v & 0x0fff).unwrap_or(etherparse::VlanId::ZERO)
+}
+
+/// A small deterministic PRNG (xorshift64*), so synthetic captures are reproducible.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (0 when n is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next_u64() % n as u64) as usize
+        }
+    }
+}
+
+/// Moves each packet by up to `window` places, keeping each packet's own timestamp
+/// unless `retime` is set (then timestamps stay increasing in file order).
+pub fn reorder(pkts: &mut [SynthPacket], window: usize, seed: u64, retime: bool) {
+    let times: Vec<Timestamp> = pkts.iter().map(|p| p.ts).collect();
+    let mut rng = Rng::new(seed);
+    for i in 0..pkts.len() {
+        let j = (i + rng.below(window + 1)).min(pkts.len() - 1);
+        pkts.swap(i, j);
+    }
+    if retime {
+        for (p, t) in pkts.iter_mut().zip(times) {
+            p.ts = t;
+        }
+    }
+}
+
+/// Repeats every `n`th packet right after itself (a retransmission or a capture duplicate).
+pub fn duplicate_every(pkts: &[SynthPacket], n: usize) -> Vec<SynthPacket> {
+    let mut out = Vec::with_capacity(pkts.len() + pkts.len() / n.max(1));
+    for (i, p) in pkts.iter().enumerate() {
+        out.push(p.clone());
+        if n > 0 && i % n == n - 1 {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+/// Builds pcap bytes from packets (Ethernet link type).
+pub fn pcap_bytes(pkts: &[SynthPacket]) -> Vec<u8> {
+    let mut w = PcapWriter::new(Vec::new(), 1).expect("Vec write");
+    w.packets(pkts).expect("Vec write");
+    w.finish().expect("Vec write")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_has_handshake_data_and_close() {
+        let conv = Conversation::new(
+            "192.0.2.1:40000".parse().unwrap(),
+            "192.0.2.2:25".parse().unwrap(),
+        )
+        .mss(4)
+        .server("220 hi\r\n")
+        .client("QUIT\r\n");
+        let pkts = conv.packets();
+        // 3 handshake + (2 data + ack) + (2 data + ack) + 3 close
+        assert_eq!(pkts.len(), 3 + 3 + 3 + 3);
+        assert_eq!(pkts.iter().filter(|p| p.has_payload).count(), 4);
+        let bytes = pcap_bytes(&pkts);
+        assert_eq!(&bytes[..4], &0xa1b2_c3d4u32.to_le_bytes());
+    }
+
+    #[test]
+    fn reorder_is_deterministic_and_keeps_all_packets() {
+        let conv = Conversation::new(
+            "192.0.2.1:40000".parse().unwrap(),
+            "192.0.2.2:110".parse().unwrap(),
+        )
+        .mss(3)
+        .server("+OK hello there\r\n");
+        let mut a = conv.packets();
+        let mut b = conv.packets();
+        reorder(&mut a, 3, 7, false);
+        reorder(&mut b, 3, 7, false);
+        assert_eq!(a, b);
+        let mut sorted = a.clone();
+        sorted.sort_by_key(|p| p.ts);
+        assert_eq!(sorted, conv.packets());
+    }
+}
