@@ -267,6 +267,18 @@ pub struct CredentialDetails {
     /// NTLM LM response (hex).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lm_response: Option<String>,
+    /// DIGEST-MD5 client nonce.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnonce: Option<String>,
+    /// DIGEST-MD5 nonce count (8 hex digits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nc: Option<String>,
+    /// DIGEST-MD5 quality of protection chosen by the client (`auth`, `auth-int`, `auth-conf`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qop: Option<String>,
+    /// DIGEST-MD5 digest-uri (e.g. `smtp/mail.example.com`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest_uri: Option<String>,
     /// The exchange was cancelled by the client with `*`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cancelled: bool,
