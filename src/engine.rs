@@ -199,11 +199,11 @@ impl Engine {
                 }
                 continue;
             }
-            if let Some(f) = filter.as_mut() {
-                if !f.matches(&pkt) {
-                    self.stats.packets += 1;
-                    continue;
-                }
+            if let Some(f) = filter.as_mut()
+                && !f.matches(&pkt)
+            {
+                self.stats.packets += 1;
+                continue;
             }
             self.process(&pkt, sink);
         }
@@ -247,10 +247,8 @@ impl Engine {
             let reused = is_new_syn
                 && (flow.conn.closed_at.is_some() || flow.conn.fin.client || flow.conn.fin.server)
                 && flow.conn.client_isn != Some(seg.seq);
-            if reused {
-                if let Some(old) = flows.remove(&key) {
-                    finish(old, FlowEnd::Reused, now, stats, ooo_total, sink);
-                }
+            if reused && let Some(old) = flows.remove(&key) {
+                finish(old, FlowEnd::Reused, now, stats, ooo_total, sink);
             }
         }
         if flows.get_mut(&key).is_none() {
@@ -264,10 +262,8 @@ impl Engine {
         };
         let was_closed = flow.conn.closed_at.is_some();
         handle_segment(flow, &seg, pkt.ts, config, ooo_total, sink);
-        if !was_closed {
-            if let Some(at) = flow.conn.closed_at {
-                flows.mark_closing(key, at);
-            }
+        if !was_closed && let Some(at) = flow.conn.closed_at {
+            flows.mark_closing(key, at);
         }
     }
 

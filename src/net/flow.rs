@@ -239,11 +239,9 @@ impl<T> FlowTable<T> {
                 .flows
                 .get(&key)
                 .is_some_and(|f| f.conn.closed_at.is_some_and(|c| c <= closed));
-            if ready {
-                if let Some(f) = self.flows.remove(&key) {
-                    self.stats.closed += 1;
-                    done(f, FlowEnd::Closed);
-                }
+            if ready && let Some(f) = self.flows.remove(&key) {
+                self.stats.closed += 1;
+                done(f, FlowEnd::Closed);
             }
         }
         // Idle flows are rare enough that a sweep every tenth of the timeout is plenty.
