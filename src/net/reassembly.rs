@@ -29,8 +29,10 @@
 //!   every byte before it was delivered or declared missing, exactly once. The first FIN seen
 //!   fixes the end of the stream: payload beyond it, held bytes beyond it, and a FIN at a
 //!   different position are dropped and flagged [`SegmentReport::after_fin`], whether or
-//!   not the FIN was delivered yet. A FIN behind already delivered data is ignored (and
-//!   flagged the same way).
+//!   not the FIN was delivered yet. A FIN behind already delivered *data* is ignored (and
+//!   flagged the same way); a FIN that lands inside a trailing gap (declared from an ACK
+//!   that covered the FIN before the FIN itself was captured, or by a flush) is delivered
+//!   right away, since the stream really ended there.
 //! - **ACK grace.** [`Reassembler::peer_ack`] records the highest offset the peer
 //!   acknowledged (never beyond a known FIN). When that lies past the next expected byte a
 //!   deadline is armed: `ack_grace` further calls of `segment`/`peer_ack` later, every hole
@@ -39,6 +41,9 @@
 //!   (e.g. a lost last segment). Later acknowledgements arm the next deadline once the
 //!   current one is settled, so a hole waits at most about twice the grace. The grace exists
 //!   because captures reorder packets: an ACK may be captured before the data it covers.
+//!   The gap stops at a known FIN (its ACK is one past the last byte); when the FIN itself
+//!   is missing from the capture, its sequence number cannot be told from a lost data byte
+//!   and counts as one missing byte.
 //! - **Buffer limit.** [`Reassembler::buffered`] counts held payload plus a fixed
 //!   bookkeeping cost per held piece ([`HELD_PIECE_COST`]), so floods of tiny segments are
 //!   bounded too. Before storing a piece that would exceed `max_buffered`, and after each
@@ -189,6 +194,14 @@ impl History {
         self.end = offset;
     }
 
+    /// Makes room for `len` bytes, doubling as usual but never allocating beyond `cap`.
+    fn grow_to(&mut self, len: usize) {
+        if len > self.buf.capacity() {
+            let want = len.max(self.buf.capacity() * 2).min(self.cap);
+            self.buf.reserve_exact(want.saturating_sub(self.buf.len()));
+        }
+    }
+
     /// Remembers `bytes`, delivered at `offset`.
     fn record(&mut self, offset: u64, bytes: &[u8]) {
         if self.cap == 0 || bytes.is_empty() {
@@ -204,10 +217,12 @@ impl History {
             let skip = rest.len() - self.cap;
             at += skip as u64;
             rest = rest.get(skip..).unwrap_or_default();
+            self.grow_to(self.cap);
             self.buf.resize(self.cap, 0);
         } else if self.buf.len() < self.cap {
             let take = (self.cap - self.buf.len()).min(rest.len());
             let (head, tail) = rest.split_at(take);
+            self.grow_to(self.buf.len() + take);
             self.buf.extend_from_slice(head);
             at += take as u64;
             rest = tail;
@@ -265,6 +280,8 @@ pub struct Reassembler {
     offsets: Option<StreamOffsets>,
     /// Offset of the next byte to deliver.
     next: u64,
+    /// Offset just past the last byte delivered as data (not as a gap).
+    delivered_end: u64,
     /// Pieces ahead of `next`, keyed by offset; they never overlap and all start after `next`.
     held: BTreeMap<u64, Held>,
     /// Memory charged for `held`.
@@ -290,6 +307,7 @@ impl Reassembler {
             ack_grace,
             offsets: None,
             next: 0,
+            delivered_end: 0,
             held: BTreeMap::new(),
             held_cost: 0,
             fin: None,
@@ -460,6 +478,7 @@ impl Reassembler {
         out(Chunk::Data { bytes, ts });
         self.history.record(self.next, bytes);
         self.next += bytes.len() as u64;
+        self.delivered_end = self.next;
         self.stats.delivered += bytes.len() as u64;
     }
 
@@ -509,11 +528,12 @@ impl Reassembler {
     }
 
     fn deliver_fin_if_due<F: FnMut(Chunk<'_>)>(&mut self, out: &mut F) {
-        if let Some((at, ts)) = self.fin {
-            if !self.fin_delivered && at <= self.next {
-                self.fin_delivered = true;
-                out(Chunk::Fin { ts });
-            }
+        if let Some((at, ts)) = self.fin
+            && !self.fin_delivered
+            && at <= self.next
+        {
+            self.fin_delivered = true;
+            out(Chunk::Fin { ts });
         }
     }
 
@@ -531,12 +551,17 @@ impl Reassembler {
             }
             return;
         }
-        if at < self.next as i64 {
+        let at = if at >= self.next as i64 {
+            at as u64
+        } else if at >= self.delivered_end as i64 {
+            // Only gaps lie beyond this FIN: an ACK of the FIN (or a flush) ran ahead of
+            // it. The stream really ends here, so the FIN is delivered now.
+            self.next
+        } else {
             // Data beyond this FIN was already delivered: the FIN is the odd one out.
             report.after_fin = true;
             return;
-        }
-        let at = at as u64;
+        };
         self.fin = Some((at, ts));
         self.acked = self.acked.min(at.max(self.next));
         if self.trim_held_from(at) {
@@ -558,23 +583,23 @@ impl Reassembler {
             .last_key_value()
             .filter(|(k, piece)| **k + piece.len() > end)
             .map(|(k, _)| *k);
-        if let Some(at) = straddling {
-            if let Some(piece) = self.remove_held(at) {
-                let keep = end - at;
-                let shortened = match piece {
-                    Held::Data { bytes, ts } => {
-                        let mut bytes = bytes.into_vec();
-                        bytes.truncate(keep as usize);
-                        Held::Data {
-                            bytes: bytes.into_boxed_slice(),
-                            ts,
-                        }
+        if let Some(at) = straddling
+            && let Some(piece) = self.remove_held(at)
+        {
+            let keep = end - at;
+            let shortened = match piece {
+                Held::Data { bytes, ts } => {
+                    let mut bytes = bytes.into_vec();
+                    bytes.truncate(keep as usize);
+                    Held::Data {
+                        bytes: bytes.into_boxed_slice(),
+                        ts,
                     }
-                    Held::Missing { ts, .. } => Held::Missing { len: keep, ts },
-                };
-                self.insert_held(at, shortened);
-                dropped = true;
-            }
+                }
+                Held::Missing { ts, .. } => Held::Missing { len: keep, ts },
+            };
+            self.insert_held(at, shortened);
+            dropped = true;
         }
         dropped
     }
@@ -774,6 +799,771 @@ impl Reassembler {
             } else {
                 self.ack_deadline = Some(deadline);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An owned copy of a delivered chunk.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Ev {
+        Data(Vec<u8>, i64),
+        Gap(u64),
+        Fin,
+    }
+
+    fn ts(n: i64) -> Timestamp {
+        Timestamp(n)
+    }
+
+    /// A reassembler plus everything it delivered.
+    struct Rig {
+        r: Reassembler,
+        events: Vec<Ev>,
+        max_buffered: usize,
+    }
+
+    impl Rig {
+        fn new(max_buffered: usize, ack_grace: u32) -> Self {
+            Rig {
+                r: Reassembler::new(max_buffered, ack_grace),
+                events: Vec::new(),
+                max_buffered,
+            }
+        }
+
+        fn sink(events: &mut Vec<Ev>) -> impl FnMut(Chunk<'_>) + '_ {
+            |c| {
+                events.push(match c {
+                    Chunk::Data { bytes, ts } => Ev::Data(bytes.to_vec(), ts.0),
+                    Chunk::Gap { len, .. } => Ev::Gap(len),
+                    Chunk::Fin { .. } => Ev::Fin,
+                })
+            }
+        }
+
+        fn seg_full(
+            &mut self,
+            seq: u32,
+            data: &[u8],
+            missing: u32,
+            fin: bool,
+            t: i64,
+        ) -> SegmentReport {
+            let mut sink = Self::sink(&mut self.events);
+            let rep = self.r.segment(seq, data, missing, fin, ts(t), &mut sink);
+            assert!(self.r.buffered() <= self.max_buffered);
+            rep
+        }
+
+        fn seg(&mut self, seq: u32, data: &[u8]) -> SegmentReport {
+            self.seg_full(seq, data, 0, false, 0)
+        }
+
+        fn ack(&mut self, ack: u32) {
+            let mut sink = Self::sink(&mut self.events);
+            self.r.peer_ack(ack, ts(0), &mut sink);
+            assert!(self.r.buffered() <= self.max_buffered);
+        }
+
+        fn flush(&mut self) {
+            let mut sink = Self::sink(&mut self.events);
+            self.r.flush(ts(0), &mut sink);
+            assert!(self.r.buffered() <= self.max_buffered);
+        }
+
+        fn data(&self) -> Vec<u8> {
+            let mut all = Vec::new();
+            for e in &self.events {
+                if let Ev::Data(d, _) = e {
+                    all.extend_from_slice(d);
+                }
+            }
+            all
+        }
+
+        fn gaps(&self) -> Vec<u64> {
+            self.events
+                .iter()
+                .filter_map(|e| match e {
+                    Ev::Gap(n) => Some(*n),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn fins(&self) -> usize {
+            self.events.iter().filter(|e| **e == Ev::Fin).count()
+        }
+
+        /// The stream as delivered: `None` where a gap was declared.
+        fn layout(&self) -> Vec<Option<u8>> {
+            let mut all = Vec::new();
+            for e in &self.events {
+                match e {
+                    Ev::Data(d, _) => all.extend(d.iter().map(|b| Some(*b))),
+                    Ev::Gap(n) => all.extend(std::iter::repeat_n(None, *n as usize)),
+                    Ev::Fin => {}
+                }
+            }
+            all
+        }
+    }
+
+    #[test]
+    fn in_order_data_is_handed_out_without_copying() {
+        let mut r = Reassembler::new(1 << 20, 4);
+        r.syn(100);
+        let payload = b"EHLO example.org\r\n".to_vec();
+        let mut seen = None;
+        r.segment(101, &payload, 0, false, ts(1), &mut |c| {
+            if let Chunk::Data { bytes, .. } = c {
+                seen = Some(bytes.as_ptr());
+            }
+        });
+        assert_eq!(seen, Some(payload.as_ptr()));
+        assert_eq!(r.stats().delivered, payload.len() as u64);
+        assert!(r.started() && !r.finished());
+    }
+
+    #[test]
+    fn wraparound_of_sequence_numbers_is_seamless() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(u32::MAX - 2); // data starts at u32::MAX - 1
+        rig.seg(2, b"EF"); // offsets 4..6, after the wrap: out of order
+        rig.seg(u32::MAX - 1, b"AB"); // offsets 0..2
+        rig.seg(0, b"CD"); // offsets 2..4
+        assert_eq!(rig.data(), b"ABCDEF");
+        assert_eq!(rig.r.stats().out_of_order, 1);
+        assert_eq!(rig.r.buffered(), 0);
+    }
+
+    #[test]
+    fn out_of_order_pieces_keep_their_own_timestamps() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(0);
+        rig.seg_full(4, b"world", 0, false, 20);
+        rig.seg_full(1, b"hel", 0, false, 30);
+        assert_eq!(
+            rig.events,
+            vec![
+                Ev::Data(b"hel".to_vec(), 30),
+                Ev::Data(b"world".to_vec(), 20)
+            ]
+        );
+    }
+
+    #[test]
+    fn mid_stream_pickup_starts_at_first_payload_and_drops_older_bytes() {
+        let mut rig = Rig::new(1 << 20, 4);
+        assert!(!rig.r.started());
+        let rep = rig.seg(5000, b"250 OK\r\n");
+        assert_eq!(rep, SegmentReport::default());
+        assert!(rig.r.started());
+        let rep = rig.seg(4990, b"0123456789"); // entirely before the start
+        assert_eq!(rep.duplicate_bytes, 10);
+        let rep = rig.seg(4995, b"XXXXX250 OK\r\nQUIT\r\n"); // straddles start and delivered data
+        assert_eq!(rep.duplicate_bytes, 13);
+        assert_eq!(rep.conflicting_bytes, 0);
+        assert_eq!(rig.data(), b"250 OK\r\nQUIT\r\n");
+        assert!(rig.gaps().is_empty());
+    }
+
+    #[test]
+    fn retransmission_of_delivered_data_is_a_duplicate_and_differences_are_counted() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(0);
+        rig.seg(1, b"MAIL FROM:<a@b>\r\n");
+        let rep = rig.seg(1, b"MAIL FROM:<a@b>\r\n");
+        assert_eq!((rep.duplicate_bytes, rep.conflicting_bytes), (17, 0));
+        let rep = rig.seg(6, b"FROM:<x@y>\r\n");
+        assert_eq!(rep.duplicate_bytes, 12);
+        assert_eq!(rep.conflicting_bytes, 2);
+        assert_eq!(rig.data(), b"MAIL FROM:<a@b>\r\n");
+        assert_eq!(rig.r.stats().duplicate, 29);
+        assert_eq!(rig.r.stats().conflicting, 2);
+    }
+
+    #[test]
+    fn history_can_be_disabled_and_then_counts_no_conflicts_on_delivered_data() {
+        let mut r = Reassembler::new(1 << 20, 4).with_history(0);
+        r.syn(0);
+        r.segment(1, b"abc", 0, false, ts(0), &mut |_| {});
+        let rep = r.segment(1, b"xyz", 0, false, ts(0), &mut |_| {});
+        assert_eq!((rep.duplicate_bytes, rep.conflicting_bytes), (3, 0));
+    }
+
+    #[test]
+    fn history_only_remembers_its_window() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r = Reassembler::new(1 << 20, 4).with_history(8);
+        rig.r.syn(0);
+        rig.seg(1, b"0123456789abcdef"); // only "89abcdef" is remembered
+        let rep = rig.seg(1, b"XXXXXXXXXXXXXXXX");
+        assert_eq!((rep.duplicate_bytes, rep.conflicting_bytes), (16, 8));
+        rig.seg(17, b"ghij"); // offsets 16..20; the ring wraps and holds 12..20
+        let rep = rig.seg(12, b"bcdefGHI"); // offsets 11..19
+        assert_eq!((rep.duplicate_bytes, rep.conflicting_bytes), (8, 3));
+    }
+
+    #[test]
+    fn conflicting_overlap_with_buffered_bytes_keeps_the_first_copy() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(0);
+        let rep = rig.seg(11, b"KLMNOPQRST"); // offsets 10..20, buffered
+        assert!(rep.out_of_order);
+        let rep = rig.seg(6, b"fghijKLMNxPQRSTuvwxy"); // offsets 5..25
+        assert_eq!(rep.duplicate_bytes, 10);
+        assert_eq!(rep.conflicting_bytes, 1);
+        assert!(rep.out_of_order);
+        rig.seg(1, b"abcde");
+        assert_eq!(rig.data(), b"abcdefghijKLMNOPQRSTuvwxy");
+        assert_eq!(rig.r.stats().conflicting, 1);
+        assert_eq!(rig.r.buffered(), 0);
+    }
+
+    #[test]
+    fn snaplen_truncated_segment_in_order_becomes_an_immediate_gap() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(0);
+        rig.seg_full(1, b"DATA", 1400, false, 0);
+        assert_eq!(
+            rig.events,
+            vec![Ev::Data(b"DATA".to_vec(), 0), Ev::Gap(1400)]
+        );
+        rig.seg(1405, b"next");
+        assert_eq!(rig.data(), b"DATAnext");
+        assert_eq!(rig.r.stats().missing, 1400);
+    }
+
+    #[test]
+    fn snaplen_truncated_segment_out_of_order_gaps_when_reached_unless_a_real_copy_arrives() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(0);
+        rig.seg_full(11, b"ab", 8, false, 7); // data 10..12, missing 12..20
+        rig.seg(15, b"XYZ"); // a real copy of 14..17 replaces part of the missing range
+        assert!(rig.events.is_empty());
+        rig.seg(1, b"0123456789");
+        assert_eq!(
+            rig.events,
+            vec![
+                Ev::Data(b"0123456789".to_vec(), 0),
+                Ev::Data(b"ab".to_vec(), 7),
+                Ev::Gap(2),
+                Ev::Data(b"XYZ".to_vec(), 0),
+                Ev::Gap(3),
+            ]
+        );
+        assert_eq!(rig.r.buffered(), 0);
+    }
+
+    #[test]
+    fn acked_hole_becomes_a_gap_after_the_grace() {
+        let mut rig = Rig::new(1 << 20, 3);
+        rig.r.syn(0);
+        rig.seg(1, b"aaaa");
+        rig.seg(11, b"cccc"); // hole 4..10
+        rig.ack(15); // peer has everything up to 14
+        rig.ack(15);
+        rig.seg(11, b"cccc");
+        assert!(rig.gaps().is_empty());
+        rig.ack(15); // third further call: grace over
+        assert_eq!(rig.gaps(), vec![6]);
+        assert_eq!(rig.data(), b"aaaacccc");
+        // A late copy of the hole is a duplicate now.
+        assert_eq!(rig.seg(5, b"bbbbbb").duplicate_bytes, 6);
+    }
+
+    #[test]
+    fn acked_hole_with_nothing_after_it_is_a_gap_and_excludes_the_fin() {
+        let mut rig = Rig::new(1 << 20, 0);
+        rig.r.syn(0);
+        rig.seg(1, b"aaaa");
+        rig.ack(9); // the last 4 bytes were lost from the capture
+        assert_eq!(rig.gaps(), vec![4]);
+        rig.seg_full(9, b"", 0, true, 0);
+        rig.ack(10); // acknowledges the FIN: no further gap
+        assert_eq!(rig.events.last(), Some(&Ev::Fin));
+        assert_eq!(rig.gaps(), vec![4]);
+
+        let mut rig = Rig::new(1 << 20, 0);
+        rig.r.syn(0);
+        rig.seg(1, b"aaaa");
+        rig.seg_full(11, b"", 0, true, 0); // FIN at offset 10, bytes 4..10 lost
+        rig.ack(12);
+        assert_eq!(rig.gaps(), vec![6]);
+        assert_eq!(rig.fins(), 1);
+        assert!(rig.r.finished());
+    }
+
+    #[test]
+    fn fin_captured_after_its_ack_ran_ahead_is_still_delivered() {
+        let mut rig = Rig::new(1 << 20, 0);
+        rig.r.syn(0);
+        rig.seg(1, b"abcd");
+        rig.ack(6); // acknowledges the FIN at offset 4, not captured yet: reads as a lost byte
+        assert_eq!(rig.gaps(), vec![1]);
+        let rep = rig.seg_full(5, b"", 0, true, 3);
+        assert!(!rep.after_fin);
+        assert_eq!(rig.events.last(), Some(&Ev::Fin));
+        assert!(rig.r.finished());
+        // A FIN behind delivered data is not believed.
+        let mut rig = Rig::new(1 << 20, 0);
+        rig.r.syn(0);
+        rig.seg(1, b"abcd");
+        assert!(rig.seg_full(3, b"", 0, true, 0).after_fin);
+        assert_eq!(rig.fins(), 0);
+    }
+
+    #[test]
+    fn ack_captured_before_its_data_waits_and_recovers_the_data() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(0);
+        rig.seg(1, b"aaaa");
+        rig.ack(13); // captured before the data it acknowledges
+        rig.ack(13);
+        rig.seg(9, b"cccc");
+        rig.seg(5, b"bbbb");
+        rig.ack(13);
+        rig.ack(13);
+        rig.ack(13);
+        assert!(rig.gaps().is_empty());
+        assert_eq!(rig.data(), b"aaaabbbbcccc");
+    }
+
+    #[test]
+    fn buffer_limit_forces_the_first_hole_to_become_a_gap() {
+        let limit = 2 * (100 + HELD_PIECE_COST);
+        let mut rig = Rig::new(limit, 4);
+        rig.r.syn(0);
+        rig.seg(11, &[b'a'; 100]); // 10..110
+        rig.seg(211, &[b'b'; 100]); // 210..310
+        assert!(rig.events.is_empty());
+        assert_eq!(rig.r.buffered(), limit);
+        rig.seg(411, &[b'c'; 100]); // 410..510: no room, the hole 0..10 gives way
+        assert_eq!(rig.gaps(), vec![10]);
+        assert_eq!(rig.r.stats().forced_gaps, 1);
+        assert_eq!(rig.data(), vec![b'a'; 100]);
+        assert_eq!(rig.r.buffered(), limit);
+        rig.seg(611, &[b'd'; 100]); // again: the hole 110..210 gives way
+        assert_eq!(rig.gaps(), vec![10, 100]);
+        assert_eq!(rig.r.stats().forced_gaps, 2);
+        assert_eq!(rig.data().len(), 200);
+        rig.flush();
+        assert_eq!(rig.gaps(), vec![10, 100, 100, 100]);
+        assert_eq!(rig.data().len(), 400);
+        assert_eq!(rig.r.buffered(), 0);
+    }
+
+    #[test]
+    fn segment_larger_than_the_limit_is_delivered_after_declaring_the_holes_before_it() {
+        let mut rig = Rig::new(1000, 4);
+        rig.r.syn(0);
+        rig.seg(101, &[b'x'; 5000]);
+        assert_eq!(rig.gaps(), vec![100]);
+        assert_eq!(rig.data().len(), 5000);
+        assert_eq!(rig.r.buffered(), 0);
+    }
+
+    #[test]
+    fn payload_after_the_fin_is_dropped_and_flagged() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(0);
+        rig.seg(11, b"late"); // buffered beyond where the FIN will be
+        let rep = rig.seg_full(1, b"QUIT\r\n", 0, true, 0); // FIN at offset 6
+        assert!(rep.after_fin);
+        assert_eq!(rig.events, vec![Ev::Data(b"QUIT\r\n".to_vec(), 0), Ev::Fin]);
+        assert_eq!(rig.r.buffered(), 0);
+        let rep = rig.seg(7, b"more");
+        assert!(rep.after_fin);
+        let rep = rig.seg_full(1, b"QUIT\r\nX", 0, true, 0);
+        assert!(rep.after_fin);
+        let rep = rig.seg_full(1, b"QUIT\r\n", 0, true, 0); // plain FIN retransmission
+        assert!(!rep.after_fin);
+        assert_eq!(rep.duplicate_bytes, 6);
+        rig.flush();
+        assert_eq!(rig.fins(), 1);
+        assert_eq!(rig.events.last(), Some(&Ev::Fin));
+    }
+
+    #[test]
+    fn fin_waits_for_the_hole_before_it() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(0);
+        rig.seg_full(5, b"efg", 0, true, 9);
+        assert!(rig.events.is_empty() && !rig.r.finished());
+        rig.seg(1, b"abcd");
+        assert_eq!(
+            rig.events,
+            vec![
+                Ev::Data(b"abcd".to_vec(), 0),
+                Ev::Data(b"efg".to_vec(), 9),
+                Ev::Fin
+            ]
+        );
+        assert!(rig.r.finished());
+    }
+
+    #[test]
+    fn flush_declares_holes_and_delivery_continues_afterwards() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(0);
+        rig.seg(1, b"ab");
+        rig.seg(6, b"fg");
+        rig.flush();
+        assert_eq!(
+            rig.events,
+            vec![
+                Ev::Data(b"ab".to_vec(), 0),
+                Ev::Gap(3),
+                Ev::Data(b"fg".to_vec(), 0)
+            ]
+        );
+        assert_eq!(rig.r.buffered(), 0);
+        rig.seg(10, b"jk"); // hole 7..9 again
+        rig.seg(8, b"hi");
+        rig.seg_full(12, b"", 0, true, 0);
+        assert_eq!(rig.data(), b"abfghijk");
+        assert_eq!(rig.fins(), 1);
+        rig.flush();
+        assert_eq!(rig.fins(), 1);
+    }
+
+    #[test]
+    fn flush_delivers_a_pending_fin_after_a_gap() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(0);
+        rig.seg(1, b"ab");
+        rig.seg_full(10, b"", 0, true, 0);
+        rig.flush();
+        assert_eq!(rig.events[1..], [Ev::Gap(7), Ev::Fin]);
+    }
+
+    #[test]
+    fn segment_far_outside_the_window_is_dropped() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(0);
+        rig.seg(1, b"ab");
+        let rep = rig.seg(0x6000_0000, b"zz");
+        assert!(rep.out_of_window);
+        let rep = rig.seg(1u32.wrapping_sub(0x6000_0000), b"zz");
+        assert!(rep.out_of_window);
+        rig.ack(0x6000_0000); // ignored as well
+        rig.flush();
+        assert_eq!(rig.data(), b"ab");
+        assert!(rig.gaps().is_empty());
+        assert_eq!(rig.r.stats().out_of_window, 2);
+    }
+
+    #[test]
+    fn absurd_missing_count_is_clamped_to_the_window() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(0);
+        rig.seg_full(1, b"ab", u32::MAX, false, 0);
+        assert_eq!(rig.gaps(), vec![WINDOW - 2]);
+    }
+
+    #[test]
+    fn syn_reanchors_only_an_untouched_stream() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.r.syn(1000);
+        rig.r.syn(5000); // a new attempt before any data
+        rig.seg(5001, b"x");
+        rig.r.syn(9000); // ignored: data already flowed
+        rig.seg(5002, b"y");
+        assert_eq!(rig.data(), b"xy");
+    }
+
+    #[test]
+    fn many_tiny_segments_are_bounded_by_their_bookkeeping_cost() {
+        let limit = 10 * (1 + HELD_PIECE_COST);
+        let mut rig = Rig::new(limit, 4);
+        rig.r.syn(0);
+        for i in 0..100u32 {
+            rig.seg(10 + 2 * i, b"x");
+        }
+        assert!(rig.r.stats().forced_gaps > 0);
+        rig.flush();
+        assert_eq!(rig.data().len(), 100);
+        assert_eq!(rig.gaps().iter().sum::<u64>(), 9 + 99);
+    }
+
+    /// Splits a stream into segments, adds retransmissions, shuffles them.
+    #[derive(Debug, Clone)]
+    struct Scenario {
+        stream: Vec<u8>,
+        isn: u32,
+        syn: bool,
+        fin: bool,
+        /// (offset, len, carries the FIN)
+        segments: Vec<(usize, usize, bool)>,
+    }
+
+    fn shuffle<T>(items: &mut [T], mut seed: u64) {
+        for i in (1..items.len()).rev() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            items.swap(i, (seed % (i as u64 + 1)) as usize);
+        }
+    }
+
+    fn scenario() -> impl Strategy<Value = Scenario> {
+        (
+            prop::collection::vec(any::<u8>(), 0..20_000),
+            prop_oneof![any::<u32>(), (u32::MAX - 30_000)..=u32::MAX],
+            any::<bool>(),
+            any::<bool>(),
+            prop::collection::vec(1usize..3000, 1..32),
+            prop::collection::vec((any::<prop::sample::Index>(), 1usize..4000), 0..12),
+            any::<u64>(),
+        )
+            .prop_map(|(stream, isn, syn, fin, cuts, extra, seed)| {
+                let n = stream.len();
+                let mut segments = Vec::new();
+                let mut at = 0;
+                for cut in cuts.iter().cycle() {
+                    if at >= n {
+                        break;
+                    }
+                    let len = (*cut).min(n - at);
+                    segments.push((at, len, fin && at + len == n));
+                    at += len;
+                }
+                if fin && n == 0 {
+                    segments.push((0, 0, true));
+                }
+                if n > 0 {
+                    for (start, len) in extra {
+                        let s = start.index(n);
+                        let len = len.min(n - s);
+                        segments.push((s, len, fin && s + len == n));
+                    }
+                }
+                shuffle(&mut segments, seed | 1);
+                // Without a SYN the first segment fixes the start, so it must begin at 0.
+                if let Some(i) = segments.iter().position(|s| s.0 == 0) {
+                    let first = segments.remove(i);
+                    segments.insert(0, first);
+                }
+                Scenario {
+                    stream,
+                    isn,
+                    syn,
+                    fin,
+                    segments,
+                }
+            })
+    }
+
+    impl Scenario {
+        fn seq_of(&self, offset: usize) -> u32 {
+            let first = if self.syn {
+                self.isn.wrapping_add(1)
+            } else {
+                self.isn
+            };
+            first.wrapping_add(offset as u32)
+        }
+
+        fn feed(&self, rig: &mut Rig, seg: (usize, usize, bool), t: i64) -> SegmentReport {
+            let (off, len, fin) = seg;
+            let bytes = self.stream.get(off..off + len).unwrap_or_default();
+            rig.seg_full(self.seq_of(off), bytes, 0, fin, t)
+        }
+    }
+
+    /// Checks the events end with at most one FIN, and exactly one when `fin`.
+    fn assert_fin_once_last(rig: &Rig, fin: bool) {
+        assert_eq!(rig.fins(), usize::from(fin));
+        if fin {
+            assert_eq!(rig.events.last(), Some(&Ev::Fin));
+        }
+        assert_eq!(rig.r.finished(), fin);
+    }
+
+    proptest! {
+        #[test]
+        fn reordered_duplicated_segments_reassemble_exactly(
+            sc in scenario(),
+            with_acks in any::<bool>(),
+            grace in 0u32..5,
+        ) {
+            let mut rig = Rig::new(8 << 20, grace);
+            if sc.syn {
+                rig.r.syn(sc.isn);
+            }
+            // What a receiver would acknowledge: the contiguous prefix fed so far.
+            let n = sc.stream.len();
+            let mut have = vec![false; n];
+            let mut prefix = 0;
+            let mut fin_fed = false;
+            for (i, seg) in sc.segments.iter().enumerate() {
+                let rep = sc.feed(&mut rig, *seg, i as i64);
+                prop_assert_eq!(rep.conflicting_bytes, 0);
+                prop_assert!(!rep.after_fin && !rep.out_of_window);
+                have[seg.0..seg.0 + seg.1].iter_mut().for_each(|h| *h = true);
+                fin_fed |= seg.2;
+                while prefix < n && have[prefix] {
+                    prefix += 1;
+                }
+                if with_acks {
+                    let extra = usize::from(fin_fed && prefix == n);
+                    rig.ack(sc.seq_of(prefix + extra));
+                }
+            }
+            rig.flush();
+            prop_assert_eq!(rig.data(), sc.stream.clone());
+            prop_assert!(rig.gaps().is_empty());
+            assert_fin_once_last(&rig, sc.fin);
+            let st = *rig.r.stats();
+            prop_assert_eq!(st.delivered, n as u64);
+            prop_assert_eq!((st.missing, st.conflicting, st.forced_gaps), (0, 0, 0));
+            prop_assert_eq!(rig.r.buffered(), 0);
+        }
+
+        #[test]
+        fn dropped_segments_become_gaps_of_exactly_the_uncovered_bytes(
+            sc in scenario(),
+            drop_mask in prop::collection::vec(any::<bool>(), 64),
+            final_ack in any::<bool>(),
+        ) {
+            let mut rig = Rig::new(8 << 20, 2);
+            if sc.syn {
+                rig.r.syn(sc.isn);
+            }
+            let n = sc.stream.len();
+            let mut covered = vec![false; n];
+            let mut fin_kept = false;
+            for (i, seg) in sc.segments.iter().enumerate() {
+                let keep_start = i == 0 && !sc.syn;
+                if !keep_start && drop_mask[i % drop_mask.len()] {
+                    continue;
+                }
+                sc.feed(&mut rig, *seg, i as i64);
+                covered[seg.0..seg.0 + seg.1].iter_mut().for_each(|c| *c = true);
+                fin_kept |= seg.2;
+            }
+            if final_ack {
+                rig.ack(sc.seq_of(n + usize::from(fin_kept)));
+            }
+            rig.flush();
+            let known = if fin_kept || final_ack {
+                n
+            } else {
+                covered.iter().rposition(|c| *c).map_or(0, |i| i + 1)
+            };
+            let expected: Vec<Option<u8>> = (0..known)
+                .map(|i| covered[i].then_some(sc.stream[i]))
+                .collect();
+            prop_assert_eq!(rig.layout(), expected);
+            let uncovered = covered[..known].iter().filter(|c| !**c).count() as u64;
+            prop_assert_eq!(rig.gaps().iter().sum::<u64>(), uncovered);
+            prop_assert_eq!(rig.r.stats().missing, uncovered);
+            assert_fin_once_last(&rig, fin_kept);
+            prop_assert_eq!(rig.r.buffered(), 0);
+        }
+
+        #[test]
+        fn under_memory_and_ack_pressure_bytes_stay_at_their_offsets(
+            sc in scenario(),
+            drop_mask in prop::collection::vec(any::<bool>(), 64),
+            limit in 0usize..8000,
+            grace in 0u32..4,
+        ) {
+            let mut rig = Rig::new(limit, grace);
+            if sc.syn {
+                rig.r.syn(sc.isn);
+            }
+            let n = sc.stream.len();
+            let mut covered = vec![false; n];
+            let mut received = vec![false; n];
+            let mut prefix = 0;
+            let mut acked_to = 0;
+            let mut fin_kept = false;
+            let mut fin_received = false;
+            for (i, seg) in sc.segments.iter().enumerate() {
+                // The receiver always gets the segment; the capture may miss it.
+                received[seg.0..seg.0 + seg.1].iter_mut().for_each(|c| *c = true);
+                fin_received |= seg.2;
+                if i == 0 || !drop_mask[i % drop_mask.len()] {
+                    sc.feed(&mut rig, *seg, i as i64);
+                    covered[seg.0..seg.0 + seg.1].iter_mut().for_each(|c| *c = true);
+                    fin_kept |= seg.2;
+                }
+                while prefix < n && received[prefix] {
+                    prefix += 1;
+                }
+                // Acknowledging a FIN missing from the capture reads as one more missing byte.
+                acked_to = prefix + usize::from(fin_received && prefix == n);
+                rig.ack(sc.seq_of(acked_to));
+            }
+            rig.flush();
+            let covered_end = covered.iter().rposition(|c| *c).map_or(0, |i| i + 1);
+            let fin_end = if fin_kept { n } else { 0 };
+            let known = covered_end.max(acked_to).max(fin_end);
+            let layout = rig.layout();
+            // A FIN known before its ACK clamps the ACK; one captured after it does not.
+            prop_assert!(layout.len() == known || (fin_kept && layout.len() == n));
+            for (i, b) in layout.iter().enumerate() {
+                if let Some(b) = b {
+                    prop_assert_eq!(Some(b), sc.stream.get(i));
+                }
+            }
+            for i in 0..known.min(n) {
+                if !covered[i] {
+                    prop_assert_eq!(layout[i], None);
+                }
+            }
+            assert_fin_once_last(&rig, fin_kept);
+            prop_assert_eq!(rig.r.stats().conflicting, 0);
+            prop_assert_eq!(rig.r.buffered(), 0);
+        }
+
+        #[test]
+        fn hostile_input_never_panics_and_stays_bounded(
+            base in any::<u32>(),
+            ops in prop::collection::vec(
+                (0u8..10, any::<i32>(), 0usize..3000, prop_oneof![Just(0u32), 0u32..70_000, any::<u32>()], any::<bool>()),
+                0..200,
+            ),
+            limit in 0usize..20_000,
+            grace in 0u32..4,
+        ) {
+            let mut rig = Rig::new(limit, grace);
+            let payload = vec![b'p'; 3000];
+            for (kind, delta, len, missing, fin) in ops {
+                // Mostly near the base, sometimes anywhere on the circle.
+                let near = base.wrapping_add((delta % 20_000) as u32);
+                let seq = if kind == 9 { delta as u32 } else { near };
+                match kind {
+                    0 => rig.r.syn(seq),
+                    1 | 2 => rig.ack(seq),
+                    3 => rig.flush(),
+                    _ => {
+                        rig.seg_full(seq, &payload[..len], missing, fin, 0);
+                    }
+                }
+                let fin_at = rig.events.iter().position(|e| *e == Ev::Fin);
+                if let Some(at) = fin_at {
+                    prop_assert_eq!(at, rig.events.len() - 1, "nothing after the FIN");
+                }
+            }
+            rig.flush();
+            prop_assert!(rig.fins() <= 1);
+            let total: u64 = rig.events.iter().map(|e| match e {
+                Ev::Data(d, _) => d.len() as u64,
+                Ev::Gap(n) => *n,
+                Ev::Fin => 0,
+            }).sum();
+            prop_assert_eq!(total, rig.r.next_offset());
+            let st = rig.r.stats();
+            prop_assert_eq!(st.delivered + st.missing, total);
+            prop_assert_eq!(rig.r.buffered(), 0);
         }
     }
 }
