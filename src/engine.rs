@@ -99,6 +99,8 @@ pub struct ReassemblyTotals {
     pub out_of_order: u64,
     /// Gaps forced by buffer limits.
     pub forced_gaps: u64,
+    /// Segments dropped for lying far outside the expected window.
+    pub out_of_window: u64,
 }
 
 impl ReassemblyTotals {
@@ -109,6 +111,7 @@ impl ReassemblyTotals {
         self.conflicting += s.conflicting;
         self.out_of_order += s.out_of_order;
         self.forced_gaps += s.forced_gaps;
+        self.out_of_window += s.out_of_window;
     }
 }
 
@@ -391,8 +394,14 @@ fn handle_segment(
                 "packet cut short by the capture's snap length; its missing bytes count as a gap",
             );
         }
+        // A SYN's own sequence number carries no data (TCP Fast Open payload starts after it).
+        let data_seq = if seg.flags.syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
         let report = conn.streams.get_mut(dir).segment(
-            seg.seq,
+            data_seq,
             seg.payload,
             seg.missing,
             seg.flags.fin,
@@ -408,6 +417,14 @@ fn handle_segment(
                     "{} retransmitted bytes differ from the first copy (first copy kept)",
                     report.conflicting_bytes
                 ),
+            );
+        }
+        if report.out_of_window {
+            app.rec.anomaly(
+                ts,
+                Some(dir),
+                "out_of_window",
+                "segment far outside the expected sequence window dropped",
             );
         }
         if report.after_fin {
