@@ -353,6 +353,16 @@ SWAKS=(swaks --silent 2 --helo "$HELO" --timeout 30)
 # from dot-stuffing and LF -> CRLF).
 swaks_data() { printf '%s' "$(<"$SRC/$1")"; }
 pyclient() { "$PY" "$HERE/scenarios.py" client "$1" --src "$SRC" --ca "$CA"; }
+# TLS clients write their session secrets (NSS key log format, which
+# Wireshark and tshark read) so tests can decrypt the TLS captures:
+# captures/NAME.keys next to captures/NAME.pcap.
+pyclient_keylog() {   # pyclient_keylog KEYFILE CLIENT
+    SSLKEYLOGFILE=$T/$1 pyclient "$2"
+}
+keys_done() {   # keys_done KEYFILE
+    chown --reference="$OUT" "$T/$1"; chmod 644 "$T/$1"
+    mv "$T/$1" "$OUT/$1"
+}
 
 # ---------------------------------------------------------------------------
 # SMTP scenarios
@@ -420,15 +430,17 @@ cap_stop 1
 # the kernel answers the server's FIN with an RST.
 scenario smtp-starttls.pcap   # smtplib: 25 (AUTH PLAIN) then 587 (AUTH LOGIN)
 cap_start smtp-starttls.pcap lo 'tcp port 25 or tcp port 587'
-pyclient smtp-starttls
+pyclient_keylog smtp-starttls.keys smtp-starttls
 pause
-pyclient smtp-starttls-submission
+pyclient_keylog smtp-starttls.keys smtp-starttls-submission
 cap_stop 2
+keys_done smtp-starttls.keys
 
 scenario smtps-465.pcap   # smtplib SMTP_SSL
 cap_start smtps-465.pcap lo 'tcp port 465'
-pyclient smtps
+pyclient_keylog smtps-465.keys smtps
 cap_stop 1
+keys_done smtps-465.keys
 
 scenario smtp-mime.pcap   # smtplib; MIME test message then the ISO-8859-1 one
 cap_start smtp-mime.pcap lo 'tcp port 25'
@@ -465,13 +477,15 @@ cap_stop 3
 
 scenario pop3-stls.pcap   # poplib
 cap_start pop3-stls.pcap lo 'tcp port 110'
-pyclient pop3-stls
+pyclient_keylog pop3-stls.keys pop3-stls
 cap_stop 1
+keys_done pop3-stls.keys
 
 scenario pop3s-995.pcap   # poplib POP3_SSL (curl pop3s:// ends with an RST, see above)
 cap_start pop3s-995.pcap lo 'tcp port 995'
-pyclient pop3s
+pyclient_keylog pop3s-995.keys pop3s
 cap_stop 1
+keys_done pop3s-995.keys
 
 # ---------------------------------------------------------------------------
 # Link types / file formats

@@ -383,7 +383,8 @@ def c_smtp_dotstuff(a):
 
 def tls_context(a):
     # Verifies the server against the throw-away certificate of this run
-    # (its subjectAltName holds IP:127.0.0.1).
+    # (its subjectAltName holds IP:127.0.0.1).  create_default_context also
+    # honours SSLKEYLOGFILE, which generate.sh sets to record the TLS secrets.
     return ssl.create_default_context(cafile=a.ca)
 
 
