@@ -494,7 +494,7 @@ def c_pop3_mailbox(a):
     print("  ", p.list(2))
     print("  ", p.uidl())
     print("  ", p.uidl(2))
-    print("  ", p.top(1, 5)[0])
+    print("  ", p.top(2, 5)[0])  # message 2: 5 of its many body lines
     for n in (1, 2, 3, 4):
         print("  ", p.retr(n)[0])
     p.dele(4)
