@@ -1,0 +1,530 @@
+#!/usr/bin/env bash
+# Produce mailsift's test captures with real mail servers and real clients
+# on loopback.  See captures/README.md for what every capture holds.
+#
+#   bash captures/generate.sh
+#
+# Servers (started here, configured in a temp dir, stopped at the end):
+#   Postfix  SMTP on 127.0.0.1 and ::1, ports 25 (MX-style, STARTTLS, AUTH only
+#            after STARTTLS), 587 (submission, STARTTLS optional, AUTH also in
+#            cleartext) and 465 (implicit TLS); SASL via Dovecot's auth socket.
+#   Dovecot  POP3 on 127.0.0.1 and ::1, ports 110 (plain + STLS) and 995
+#            (implicit TLS); passwd-file with plaintext passwords so APOP and
+#            CRAM-MD5 work.
+# Clients: swaks, curl and Python's smtplib/poplib (captures/scenarios.py).
+# Which client made which session is noted at each scenario below.
+#
+# KEEP_TMP=1 keeps the temp dir (configs, logs, delivered mail) for debugging.
+#
+# Only loopback addresses are used.  Needs root (ports < 1024, tcpdump, the
+# servers' privilege separation).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+OUT=$HERE
+SRC=$HERE/source
+PY=${PYTHON:-python3}
+
+# Fake test accounts (also in scenarios.py and README.md).
+ALICE=alice@mailsift.test
+ALICE_PW=Wonderland-42
+BOB=bob
+BOB_PW=Builder-7
+WRONG_PW=Not-The-Password-0
+HELO=client.mailsift.test
+
+die() { echo "generate.sh: $*" >&2; exit 1; }
+log() { echo "== $*"; }
+
+# ---------------------------------------------------------------------------
+# Preconditions
+# ---------------------------------------------------------------------------
+[ "$(id -u)" -eq 0 ] || die "must run as root (binds ports 25/110/465/587/995 and runs tcpdump)"
+
+missing=()
+for cmd in tcpdump tshark editcap capinfos swaks curl openssl "$PY" \
+           dovecot doveconf postfix postconf ss mktemp unshare hostname; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+done
+[ -x /usr/lib/dovecot/pop3 ] || missing+=("dovecot pop3 server (/usr/lib/dovecot/pop3)")
+if [ ${#missing[@]} -gt 0 ]; then
+    die "missing: ${missing[*]}
+On Debian/Ubuntu: apt-get install tcpdump tshark swaks curl openssl python3 \\
+    dovecot-core dovecot-pop3d postfix libnet-ssleay-perl"
+fi
+getent passwd postfix >/dev/null || die "user 'postfix' missing (install the postfix package)"
+getent passwd dovenull >/dev/null || die "user 'dovenull' missing (install dovecot-core)"
+getent passwd mail >/dev/null || die "user 'mail' missing"
+
+for port in 25 110 465 587 995; do
+    if [ -n "$(ss -Hltn "sport = :$port")" ]; then
+        die "something already listens on TCP port $port; stop it first"
+    fi
+done
+
+# ---------------------------------------------------------------------------
+# Temp state and cleanup
+# ---------------------------------------------------------------------------
+T=$(mktemp -d /tmp/mailsift-captures.XXXXXX)
+chmod 755 "$T"   # the servers' unprivileged users must reach their files
+TCPDUMP_PID=
+PF_PID=
+DC_PID=
+PF_CONF=$T/postfix/etc
+DC_CONF=$T/dovecot/dovecot.conf
+
+cleanup() {
+    local rc=$?
+    set +e
+    if [ -n "$TCPDUMP_PID" ]; then kill -INT "$TCPDUMP_PID" 2>/dev/null; wait "$TCPDUMP_PID" 2>/dev/null; fi
+    if [ -f "$PF_CONF/main.cf" ]; then postfix -c "$PF_CONF" stop >/dev/null 2>&1; fi
+    if [ -f "$DC_CONF" ]; then dovecot -c "$DC_CONF" stop >/dev/null 2>&1; fi
+    # Wait for both master processes to be gone before removing their files.
+    for pid in $PF_PID $DC_PID; do
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.2
+        done
+    done
+    if [ $rc -ne 0 ]; then
+        echo "generate.sh: failed; server logs follow" >&2
+        tail -n 30 "$T/postfix/postfix.log" "$T/dovecot/dovecot.log" 2>/dev/null >&2
+    fi
+    if [ -n "${KEEP_TMP:-}" ]; then echo "temp state kept in $T" >&2; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+
+wait_listen() {   # wait_listen PORT
+    for _ in $(seq 100); do
+        [ -n "$(ss -Hltn "sport = :$1")" ] && return 0
+        sleep 0.1
+    done
+    die "nothing listens on port $1"
+}
+
+# ---------------------------------------------------------------------------
+# Test inputs and TLS certificate
+# ---------------------------------------------------------------------------
+log "writing source messages and attachments to $SRC"
+"$PY" "$HERE/scenarios.py" sources "$SRC"
+
+log "making a self-signed certificate"
+mkdir -p "$T/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$T/tls/key.pem" -out "$T/tls/cert.pem" -days 30 \
+    -subj "/O=mailsift test/CN=mail.mailsift.test" \
+    -addext "subjectAltName=DNS:mail.mailsift.test,DNS:localhost,IP:127.0.0.1,IP:::1" \
+    2>/dev/null
+chmod 644 "$T/tls/cert.pem"; chmod 640 "$T/tls/key.pem"
+CA=$T/tls/cert.pem
+
+# ---------------------------------------------------------------------------
+# Dovecot (POP3 + SASL for Postfix)
+# ---------------------------------------------------------------------------
+log "configuring Dovecot"
+D=$T/dovecot
+mkdir -p "$D/run" "$D/state" "$T/pop"
+cat >"$D/passwd" <<EOF
+$ALICE:{PLAIN}$ALICE_PW
+$BOB:{PLAIN}$BOB_PW
+EOF
+chown root:dovecot "$D/passwd"; chmod 640 "$D/passwd"
+
+# Pre-filled maildirs.  Distinct timestamps in the file names fix the message
+# order (Dovecot sorts new mail by them) and pop3_uidl_format = %f makes the
+# UIDLs the file names, so both are the same on every run.
+fill_maildir() {   # fill_maildir USER FILE...
+    local user=$1; shift
+    local md=$T/pop/$user/Maildir n=0
+    mkdir -p "$md/cur" "$md/new" "$md/tmp"
+    for f in "$@"; do
+        n=$((n + 1))
+        cp "$SRC/$f" "$md/new/$((1736150400 + n * 60)).M${n}P1.mail.mailsift.test"
+    done
+}
+fill_maildir alice plain.eml mime-mixed.eml latin1-subject.eml dotstuff.eml short.eml
+fill_maildir bob multi-1.eml multi-2.eml
+chown -R mail:mail "$T/pop"
+
+mail_uid=$(id -u mail)
+cat >"$DC_CONF" <<EOF
+# Generated by captures/generate.sh for one run; not a production config.
+protocols = pop3
+listen = 127.0.0.1, ::1
+base_dir = $D/run
+state_dir = $D/state
+instance_name = mailsift-captures
+hostname = mail.mailsift.test
+log_path = $D/dovecot.log
+default_login_user = dovenull
+default_internal_user = dovecot
+login_greeting = Dovecot (Debian) ready.
+
+ssl = yes
+ssl_cert = <$T/tls/cert.pem
+ssl_key = <$T/tls/key.pem
+
+# Test server: allow cleartext logins so the captures contain them.
+disable_plaintext_auth = no
+auth_mechanisms = plain login cram-md5 apop
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN $D/passwd
+}
+userdb {
+  driver = static
+  args = uid=mail gid=mail home=$T/pop/%n
+}
+first_valid_uid = $mail_uid
+first_valid_gid = $(id -g mail)
+mail_location = maildir:~/Maildir
+pop3_uidl_format = %f
+
+service pop3-login {
+  inet_listener pop3 {
+    port = 110
+  }
+  inet_listener pop3s {
+    port = 995
+    ssl = yes
+  }
+}
+service auth {
+  unix_listener auth-postfix {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+EOF
+doveconf -c "$DC_CONF" -n >/dev/null
+# Dovecot builds the APOP timestamp "<...@host>" from the system host name,
+# not from its hostname setting; a private UTS namespace makes that
+# mail.mailsift.test instead of this machine's name.
+unshare --uts sh -c 'hostname mail.mailsift.test && exec dovecot -c "$1"' sh "$DC_CONF"
+wait_listen 110; wait_listen 995
+DC_PID=$(cat "$D/run/master.pid")
+
+# ---------------------------------------------------------------------------
+# Postfix (SMTP)
+# ---------------------------------------------------------------------------
+log "configuring Postfix"
+P=$T/postfix
+mkdir -p "$PF_CONF" "$P/spool" "$P/data" "$T/delivered"
+chown postfix "$P/data"
+chown mail:mail "$T/delivered"
+cat >"$PF_CONF/vmailbox" <<EOF
+alice@mailsift.test alice/
+bob@mailsift.test   bob/
+EOF
+cat >"$PF_CONF/main.cf" <<EOF
+# Generated by captures/generate.sh for one run; not a production config.
+compatibility_level = 3.6
+queue_directory = $P/spool
+data_directory = $P/data
+maillog_file_prefixes = $T
+maillog_file = $P/postfix.log
+myhostname = mail.mailsift.test
+mydomain = mailsift.test
+myorigin = \$mydomain
+mydestination =
+inet_interfaces = loopback-only
+inet_protocols = all
+smtpd_banner = \$myhostname ESMTP \$mail_name
+smtpd_peername_lookup = no
+biff = no
+
+# Accept mail for the test domain only and store it in maildirs under the
+# temp dir.  Nothing ever leaves the machine: every other destination is an
+# error transport, and unauthenticated relaying is refused.
+virtual_mailbox_domains = mailsift.test
+virtual_mailbox_maps = texthash:$PF_CONF/vmailbox
+virtual_mailbox_base = $T/delivered
+virtual_minimum_uid = $mail_uid
+virtual_uid_maps = static:$mail_uid
+virtual_gid_maps = static:$(id -g mail)
+default_transport = error:no outside delivery from the capture lab
+relay_transport = error:no outside delivery from the capture lab
+smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+
+smtpd_tls_cert_file = $T/tls/cert.pem
+smtpd_tls_key_file = $T/tls/key.pem
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $D/run/auth-postfix
+smtpd_sasl_auth_enable = yes
+EOF
+# Own master.cf: no chroot (the config lives in the temp dir), three smtpd
+# listeners, no outgoing smtp client.
+cat >"$PF_CONF/master.cf" <<'EOF'
+# service type  private unpriv  chroot  wakeup  maxproc command + args
+25        inet  n       -       n       -       -       smtpd
+  -o syslog_name=postfix/smtp
+  -o smtpd_tls_auth_only=yes
+587       inet  n       -       n       -       -       smtpd
+  -o syslog_name=postfix/submission
+465       inet  n       -       n       -       -       smtpd
+  -o syslog_name=postfix/smtps
+  -o smtpd_tls_wrappermode=yes
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+postfix -c "$PF_CONF" check
+postfix -c "$PF_CONF" start >/dev/null 2>&1 || die "postfix did not start: $(cat "$P/postfix.log" 2>/dev/null)"
+wait_listen 25; wait_listen 587; wait_listen 465
+PF_PID=$(tr -d ' ' <"$P/spool/pid/master.pid")
+
+# ---------------------------------------------------------------------------
+# Capturing
+# ---------------------------------------------------------------------------
+CAP_FILE=
+cap_start() {   # cap_start FILE IFACE FILTER [tcpdump options...]
+    CAP_FILE=$1; local iface=$2 filter=$3; shift 3
+    : >"$T/tcpdump.err"
+    # No --immediate-mode: with it, libpcap 1.10 on "any" loses packets under
+    # bursts.  Buffered mode plus -U and the pause in cap_stop (longer than
+    # the 1 s ring-buffer timeout) writes everything.
+    tcpdump -i "$iface" -n -U -s 0 "$@" -w "$T/$CAP_FILE" "$filter" \
+        2>"$T/tcpdump.err" &
+    TCPDUMP_PID=$!
+    for _ in $(seq 100); do
+        grep -q "listening on" "$T/tcpdump.err" && return 0
+        kill -0 "$TCPDUMP_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$T/tcpdump.err" >&2
+    die "tcpdump did not start for $CAP_FILE"
+}
+cap_stop() {   # cap_stop EXPECTED_TCP_SESSIONS
+    local sessions=$1
+    sleep 2   # let the last FIN/ACKs reach the file
+    kill -INT "$TCPDUMP_PID"
+    wait "$TCPDUMP_PID" || true
+    TCPDUMP_PID=
+    grep -E "captured|dropped" "$T/tcpdump.err" | sed 's/^/   tcpdump: /'
+    if grep -qE "^[1-9][0-9]* packets dropped by kernel" "$T/tcpdump.err"; then
+        die "tcpdump dropped packets for $CAP_FILE"
+    fi
+    check_sessions "$T/$CAP_FILE" "$sessions"
+    # tcpdump drops to its own user after opening the file; hand it over.
+    chown --reference="$OUT" "$T/$CAP_FILE"
+    chmod 644 "$T/$CAP_FILE"
+    mv "$T/$CAP_FILE" "$OUT/$CAP_FILE"
+}
+count() { tshark -r "$1" -Y "$2" 2>/dev/null | wc -l; }
+check_sessions() {   # every session complete: one SYN, two FINs, no RST, no gaps
+    local f=$1 n=$2 syn fin rst lost streams
+    streams=$(tshark -r "$f" -T fields -e tcp.stream 2>/dev/null | sort -u | wc -l)
+    syn=$(count "$f" 'tcp.flags.syn == 1 && tcp.flags.ack == 0')
+    fin=$(count "$f" 'tcp.flags.fin == 1')
+    rst=$(count "$f" 'tcp.flags.reset == 1')
+    lost=$(count "$f" 'tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment')
+    echo "   check: $streams TCP sessions, $syn SYN, $fin FIN, $rst RST, $lost gaps"
+    [ "$streams" -eq "$n" ] && [ "$syn" -eq "$n" ] && [ "$fin" -eq $((2 * n)) ] \
+        && [ "$rst" -eq 0 ] && [ "$lost" -eq 0 ] \
+        || die "$(basename "$f"): expected $n complete TCP sessions"
+}
+scenario() { log "$1"; }
+pause() { sleep 0.3; }   # keeps sessions apart in time inside one capture
+
+SWAKS=(swaks --silent 2 --helo "$HELO" --timeout 30)
+# swaks ends DATA with CRLF "." CRLF after the text, so a file that ends in a
+# newline would arrive with an extra empty line.  Pass the text without its
+# final newline (as an argument with newlines, which swaks uses verbatim apart
+# from dot-stuffing and LF -> CRLF).
+swaks_data() { printf '%s' "$(<"$SRC/$1")"; }
+pyclient() { "$PY" "$HERE/scenarios.py" client "$1" --src "$SRC" --ca "$CA"; }
+# TLS clients write their session secrets (NSS key log format, which
+# Wireshark and tshark read) so tests can decrypt the TLS captures:
+# captures/NAME.keys next to captures/NAME.pcap.
+pyclient_keylog() {   # pyclient_keylog KEYFILE CLIENT
+    SSLKEYLOGFILE=$T/$1 pyclient "$2"
+}
+keys_done() {   # keys_done KEYFILE
+    chown --reference="$OUT" "$T/$1"; chmod 644 "$T/$1"
+    mv "$T/$1" "$OUT/$1"
+}
+
+# ---------------------------------------------------------------------------
+# SMTP scenarios
+# ---------------------------------------------------------------------------
+scenario smtp-plain.pcap   # swaks, port 25, no auth, two recipients
+cap_start smtp-plain.pcap lo 'tcp port 25'
+"${SWAKS[@]}" --server 127.0.0.1 --port 25 --from "$ALICE" \
+    --to "bob@mailsift.test,$ALICE" --data "$(swaks_data plain.eml)"
+cap_stop 1
+
+scenario smtp-auth-plain.pcap   # 1: swaks (initial response)  2: smtplib (no initial response)
+cap_start smtp-auth-plain.pcap lo 'tcp port 587'
+"${SWAKS[@]}" --server 127.0.0.1 --port 587 --auth PLAIN --auth-user "$ALICE" \
+    --auth-password "$ALICE_PW" --from "$ALICE" --to bob@mailsift.test --data "$(swaks_data short.eml)"
+pause
+pyclient smtp-auth-plain-no-ir
+cap_stop 2
+
+scenario smtp-auth-login.pcap   # 1: swaks (username after 334)  2: smtplib (username inline)
+cap_start smtp-auth-login.pcap lo 'tcp port 587'
+"${SWAKS[@]}" --server 127.0.0.1 --port 587 --auth LOGIN --auth-user "$BOB" \
+    --auth-password "$BOB_PW" --from bob@mailsift.test --to "$ALICE" --data "$(swaks_data short.eml)"
+pause
+pyclient smtp-auth-login-inline
+cap_stop 2
+
+scenario smtp-auth-cram-md5.pcap   # curl
+cap_start smtp-auth-cram-md5.pcap lo 'tcp port 587'
+# --crlf: curl uploads the file as-is otherwise, i.e. with bare LF line ends.
+curl -sS --max-time 30 --crlf "smtp://127.0.0.1:587/$HELO" --login-options AUTH=CRAM-MD5 \
+    -u "$ALICE:$ALICE_PW" --mail-from "$ALICE" --mail-rcpt bob@mailsift.test \
+    --upload-file "$SRC/short.eml"
+cap_stop 1
+
+scenario smtp-auth-fail.pcap   # 1: smtplib bad then good PLAIN  2: swaks bad LOGIN only
+cap_start smtp-auth-fail.pcap lo 'tcp port 587'
+pyclient smtp-auth-fail-then-ok
+pause
+if "${SWAKS[@]}" --server 127.0.0.1 --port 587 --auth LOGIN --auth-user "$BOB" \
+    --auth-password "$WRONG_PW" --from bob@mailsift.test --to "$ALICE" \
+    --data "$(swaks_data short.eml)" >/dev/null 2>&1; then
+    die "swaks logged in with the wrong password"
+fi
+cap_stop 2
+
+scenario smtp-pipelining.pcap   # swaks --pipeline; one RCPT unknown user, one relay denied
+cap_start smtp-pipelining.pcap lo 'tcp port 25'
+"${SWAKS[@]}" --pipeline --server 127.0.0.1 --port 25 --from "$ALICE" \
+    --to "bob@mailsift.test,nobody@mailsift.test,carol@elsewhere.example,$ALICE" \
+    --data "$(swaks_data plain.eml)" || true
+cap_stop 1
+
+scenario smtp-multi-message.pcap   # smtplib
+cap_start smtp-multi-message.pcap lo 'tcp port 25'
+pyclient smtp-multi
+cap_stop 1
+
+scenario smtp-dotstuff.pcap   # smtplib
+cap_start smtp-dotstuff.pcap lo 'tcp port 25'
+pyclient smtp-dotstuff
+cap_stop 1
+
+# TLS sessions use smtplib/poplib with a close that waits for the server's
+# close_notify: swaks (and a plain quit()) close with that alert unread, so
+# the kernel answers the server's FIN with an RST.
+scenario smtp-starttls.pcap   # smtplib: 25 (AUTH PLAIN) then 587 (AUTH LOGIN)
+cap_start smtp-starttls.pcap lo 'tcp port 25 or tcp port 587'
+pyclient_keylog smtp-starttls.keys smtp-starttls
+pause
+pyclient_keylog smtp-starttls.keys smtp-starttls-submission
+cap_stop 2
+keys_done smtp-starttls.keys
+
+scenario smtps-465.pcap   # smtplib SMTP_SSL
+cap_start smtps-465.pcap lo 'tcp port 465'
+pyclient_keylog smtps-465.keys smtps
+cap_stop 1
+keys_done smtps-465.keys
+
+scenario smtp-mime.pcap   # smtplib; MIME test message then the ISO-8859-1 one
+cap_start smtp-mime.pcap lo 'tcp port 25'
+pyclient smtp-mime
+cap_stop 1
+
+scenario smtp-ipv6.pcap   # swaks over ::1
+cap_start smtp-ipv6.pcap lo 'tcp port 25'
+"${SWAKS[@]}" --server ::1 --port 25 --from "$ALICE" --to bob@mailsift.test \
+    --data "$(swaks_data plain.eml)"
+cap_stop 1
+
+# ---------------------------------------------------------------------------
+# POP3 scenarios (none deletes mail except pop3-mailbox, which runs last)
+# ---------------------------------------------------------------------------
+scenario pop3-user-pass.pcap   # poplib
+cap_start pop3-user-pass.pcap lo 'tcp port 110'
+pyclient pop3-user-pass
+cap_stop 2
+
+scenario pop3-apop.pcap   # poplib
+cap_start pop3-apop.pcap lo 'tcp port 110'
+pyclient pop3-apop
+cap_stop 1
+
+scenario pop3-auth-plain.pcap   # 1: curl AUTH PLAIN  2: poplib AUTH list + AUTH PLAIN ir  3: curl CRAM-MD5
+cap_start pop3-auth-plain.pcap lo 'tcp port 110'
+curl -sS --max-time 30 "pop3://127.0.0.1:110/" --login-options AUTH=PLAIN -u "$ALICE:$ALICE_PW" >/dev/null
+pause
+pyclient pop3-auth-list-plain-ir
+pause
+curl -sS --max-time 30 "pop3://127.0.0.1:110/" --login-options AUTH=CRAM-MD5 -u "$ALICE:$ALICE_PW" >/dev/null
+cap_stop 3
+
+scenario pop3-stls.pcap   # poplib
+cap_start pop3-stls.pcap lo 'tcp port 110'
+pyclient_keylog pop3-stls.keys pop3-stls
+cap_stop 1
+keys_done pop3-stls.keys
+
+scenario pop3s-995.pcap   # poplib POP3_SSL (curl pop3s:// ends with an RST, see above)
+cap_start pop3s-995.pcap lo 'tcp port 995'
+pyclient_keylog pop3s-995.keys pop3s
+cap_stop 1
+keys_done pop3s-995.keys
+
+# ---------------------------------------------------------------------------
+# Link types / file formats
+# ---------------------------------------------------------------------------
+scenario sll2-mixed.pcap   # -i any, LINUX_SLL2; swaks + poplib
+cap_start sll2-mixed.pcap any 'tcp port 25 or tcp port 110' -y LINUX_SLL2
+"${SWAKS[@]}" --server 127.0.0.1 --port 25 --from "$ALICE" --to bob@mailsift.test \
+    --data "$(swaks_data plain.eml)"
+pause
+pyclient pop3-bob-list
+cap_stop 2
+
+scenario mixed.pcapng   # captured as pcap on lo, converted with editcap; curl + curl
+cap_start mixed-lo.pcap lo 'tcp port 25 or tcp port 110'
+curl -sS --max-time 30 --crlf "smtp://127.0.0.1:25/$HELO" --mail-from "$ALICE" \
+    --mail-rcpt bob@mailsift.test --upload-file "$SRC/plain.eml"
+pause
+curl -sS --max-time 30 "pop3://127.0.0.1:110/1" -u "$BOB:$BOB_PW" >/dev/null
+cap_stop 2
+mv "$OUT/mixed-lo.pcap" "$T/mixed-lo.pcap"
+editcap -F pcapng --capture-comment "mailsift test capture: one SMTP and one POP3 session on loopback" \
+    "$T/mixed-lo.pcap" "$T/mixed.pcapng"
+chown --reference="$OUT" "$T/mixed.pcapng"; chmod 644 "$T/mixed.pcapng"
+mv "$T/mixed.pcapng" "$OUT/mixed.pcapng"
+
+# Last: this one deletes messages 4 and 5 from alice's mailbox.
+scenario pop3-mailbox.pcap   # poplib
+cap_start pop3-mailbox.pcap lo 'tcp port 110'
+pyclient pop3-mailbox >/dev/null
+cap_stop 1
+
+# ---------------------------------------------------------------------------
+# Sanity checks
+# ---------------------------------------------------------------------------
+postfix -c "$PF_CONF" flush >/dev/null 2>&1 || true
+delivered=$(find "$T/delivered" -type f -path '*/new/*' | wc -l)
+log "Postfix delivered $delivered messages into the temp maildirs"
+left=$(find "$T/pop/alice/Maildir/cur" "$T/pop/alice/Maildir/new" -type f | wc -l)
+[ "$left" -eq 3 ] || die "alice should have 3 POP3 messages left after pop3-mailbox, has $left"
+
+log "done; captures in $OUT"
+capinfos -T -c -l -E "$OUT"/*.pcap "$OUT"/*.pcapng

@@ -1,0 +1,571 @@
+#!/usr/bin/env python3
+"""Helper for captures/generate.sh.
+
+Two jobs:
+
+  scenarios.py sources DIR
+      Write the deterministic test inputs (attachments and .eml messages)
+      into DIR.  Running it twice gives byte-identical files, so the
+      committed copies under captures/source/ never drift.
+
+  scenarios.py client NAME [--src DIR] [--ca FILE]
+      Run one Python client session (smtplib / poplib from the standard
+      library) against the real servers that generate.sh started on
+      loopback.  The shell script captures the traffic; this only talks.
+
+Everything here is test data: the users, passwords and domains are fake
+(mailsift.test and .example are reserved names) and only 127.0.0.1 / ::1
+are ever contacted.
+"""
+
+import argparse
+import base64
+import hashlib
+import os
+import poplib
+import quopri
+import smtplib
+import ssl
+import struct
+import sys
+import zlib
+
+# ---------------------------------------------------------------------------
+# Fake test accounts (documented in captures/README.md).  Keep in sync with
+# the USERS block in generate.sh.
+ALICE = "alice@mailsift.test"
+ALICE_PW = "Wonderland-42"
+BOB = "bob"
+BOB_PW = "Builder-7"
+WRONG_PW = "Not-The-Password-0"
+
+HOST4 = "127.0.0.1"
+HELO = "client.mailsift.test"
+
+
+# ---------------------------------------------------------------------------
+# Source files
+# ---------------------------------------------------------------------------
+
+def make_png(width=32, height=32):
+    """A small RGB PNG: colour gradient plus deterministic noise."""
+    state = 0x1234_5678
+
+    def noise():
+        nonlocal state  # xorshift32, fixed seed
+        state ^= (state << 13) & 0xFFFF_FFFF
+        state ^= state >> 17
+        state ^= (state << 5) & 0xFFFF_FFFF
+        return state & 0x1F
+
+    raw = bytearray()
+    for y in range(height):
+        raw.append(0)  # filter type None
+        for x in range(width):
+            raw += bytes(((x * 8 + noise()) & 0xFF,
+                          (y * 8 + noise()) & 0xFF,
+                          ((x ^ y) * 8 + noise()) & 0xFF))
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFF_FFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(bytes(raw), 9)) + chunk(b"IEND", b""))
+
+
+def make_blob(size=1536):
+    """Pseudo-random bytes: SHA-256 in counter mode over a fixed seed."""
+    out = bytearray()
+    counter = 0
+    while len(out) < size:
+        out += hashlib.sha256(b"mailsift-attachment-%d" % counter).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def b64_lines(data):
+    text = base64.b64encode(data).decode("ascii")
+    return "\n".join(text[i:i + 76] for i in range(0, len(text), 76))
+
+
+def encoded_word_b(text):
+    return "=?UTF-8?B?" + base64.b64encode(text.encode("utf-8")).decode("ascii") + "?="
+
+
+# Decoded values, also listed in README.md.
+MIME_SUBJECT = "Grüße aus Köln – Test mit Anhängen"
+MIME_TEXT = (
+    "Hallo Bob,\n"
+    "\n"
+    "anbei die Übersicht der Messdaten und unser Logo. Grüße aus Köln – die "
+    "Straße vor dem Büro ist heute gesperrt, wir treffen uns später im Café.\n"
+    "\n"
+    "Alice\n"
+)
+MIME_HTML = (
+    "<html><body>\n"
+    "<p>Hallo Bob,</p>\n"
+    "<p>anbei die &Uuml;bersicht der Messdaten. Details unter\n"
+    "<a href=\"https://www.mailsift.test/docs/messdaten?id=42&amp;lang=de\">"
+    "https://www.mailsift.test/docs/messdaten</a>\n"
+    "und <a href=\"http://example.com/report.html\">http://example.com/report.html</a>.</p>\n"
+    "<p>Alice</p>\n"
+    "</body></html>\n"
+)
+RFC2231_NAME = "Übersicht der Messdaten – Größe & Gewicht.bin"
+
+
+def mime_message(png, blob):
+    qp_text = quopri.encodestring(MIME_TEXT.encode("utf-8")).decode("ascii")
+    assert "=\n" in qp_text, "the text/plain part must contain a soft line break"
+    # RFC 2231: one parameter with charset + percent encoding (name*=) and
+    # the same value split into encoded continuations (filename*0*, *1*).
+    pct = "".join(
+        chr(b) if (b < 0x80 and (chr(b).isalnum() or chr(b) in "-._")) else "%%%02X" % b
+        for b in RFC2231_NAME.encode("utf-8"))
+    cut = pct.index("Gr%C3%B6")
+    return f"""From: Alice Liddell <alice@mailsift.test>
+To: Bob Builder <bob@mailsift.test>
+Subject: {encoded_word_b(MIME_SUBJECT)}
+Date: Tue, 07 Jan 2025 09:30:00 +0100
+Message-ID: <mime-0001@mailsift.test>
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="=_mixed_7f3a"
+
+This is a multi-part message in MIME format.
+
+--=_mixed_7f3a
+Content-Type: multipart/alternative; boundary="=_alt_19c2"
+
+--=_alt_19c2
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: quoted-printable
+
+{qp_text}
+--=_alt_19c2
+Content-Type: text/html; charset=us-ascii
+Content-Transfer-Encoding: 7bit
+
+{MIME_HTML}
+--=_alt_19c2--
+
+--=_mixed_7f3a
+Content-Type: image/png; name="logo.png"
+Content-Disposition: attachment; filename="logo.png"
+Content-Transfer-Encoding: base64
+
+{b64_lines(png)}
+--=_mixed_7f3a
+Content-Type: application/octet-stream; name*=utf-8''{pct}
+Content-Disposition: attachment;
+ filename*0*=utf-8''{pct[:cut]};
+ filename*1*={pct[cut:]}
+Content-Transfer-Encoding: base64
+
+{b64_lines(blob)}
+--=_mixed_7f3a
+Content-Type: message/rfc822
+Content-Disposition: attachment; filename="meeting-notes.eml"
+
+From: Bob Builder <bob@mailsift.test>
+To: Alice Liddell <alice@mailsift.test>
+Subject: Meeting notes
+Date: Fri, 03 Jan 2025 16:45:00 +0000
+Message-ID: <inner-0001@mailsift.test>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+Notes from Friday:
+- ship the parser
+- write more tests
+
+--=_mixed_7f3a--
+"""
+
+
+LATIN1_MESSAGE = """From: =?ISO-8859-1?Q?Fran=E7ois_Dupr=E9?= <francois@mailsift.test>
+To: Alice Liddell <alice@mailsift.test>
+Subject: =?ISO-8859-1?Q?Caf=E9_cr=E8me?= =?ISO-8859-1?Q?_=E0_la_gare?=
+Date: Wed, 08 Jan 2025 14:05:00 +0100
+Message-ID: <latin1-0001@mailsift.test>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=ISO-8859-1
+Content-Transfer-Encoding: quoted-printable
+
+Bonjour Alice,
+
+rendez-vous au caf=E9 de la gare =E0 15 h, pr=E8s du quai n=B0 2.
+
+Fran=E7ois
+"""
+
+PLAIN_MESSAGE = """From: Alice Liddell <alice@mailsift.test>
+To: Bob Builder <bob@mailsift.test>, Alice Liddell <alice@mailsift.test>
+Subject: Lunch on Friday?
+Date: Mon, 06 Jan 2025 10:15:00 +0000
+Message-ID: <plain-0001@mailsift.test>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+Content-Transfer-Encoding: 7bit
+
+Hi Bob,
+
+are we still on for lunch on Friday at noon?
+
+Alice
+"""
+
+SHORT_MESSAGE = """From: Alice Liddell <alice@mailsift.test>
+To: Bob Builder <bob@mailsift.test>
+Subject: mailsift auth test
+Date: Mon, 06 Jan 2025 11:00:00 +0000
+Message-ID: <short-0001@mailsift.test>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+This message was sent by an authenticated client.
+"""
+
+# The body has lines that start with "." and one line that is only ".".
+# On the wire SMTP clients double the leading dot (RFC 5321 4.5.2) and
+# POP3 servers do the same in RETR/TOP (RFC 1939 3).
+DOTSTUFF_MESSAGE = """From: Alice Liddell <alice@mailsift.test>
+To: Bob Builder <bob@mailsift.test>
+Subject: Lines that start with a dot
+Date: Thu, 09 Jan 2025 08:00:00 +0000
+Message-ID: <dotstuff-0001@mailsift.test>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+The next lines start with dots and are dot-stuffed on the wire.
+.profile
+..two leading dots
+.
+The line above is a single dot; the message does not end there.
+. dot and space
+Last line.
+"""
+
+
+def multi_message(n, subject, body):
+    return f"""From: Alice Liddell <alice@mailsift.test>
+To: Bob Builder <bob@mailsift.test>
+Subject: {subject}
+Date: Fri, 10 Jan 2025 12:0{n}:00 +0000
+Message-ID: <multi-000{n}@mailsift.test>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+{body}
+"""
+
+
+MULTI = [
+    multi_message(1, "Batch message 1 of 3", "First message of the batch."),
+    multi_message(2, "Batch message 2 of 3", "Second message of the batch."),
+    multi_message(3, "Batch message 3 of 3", "Third message of the batch."),
+]
+
+
+def write_sources(outdir):
+    os.makedirs(outdir, exist_ok=True)
+    png = make_png()
+    blob = make_blob()
+    files = {
+        "logo.png": png,
+        "measurements.bin": blob,
+        "mime-mixed.eml": mime_message(png, blob).encode("ascii"),
+        "latin1-subject.eml": LATIN1_MESSAGE.encode("ascii"),
+        "plain.eml": PLAIN_MESSAGE.encode("ascii"),
+        "short.eml": SHORT_MESSAGE.encode("ascii"),
+        "dotstuff.eml": DOTSTUFF_MESSAGE.encode("ascii"),
+    }
+    for i, text in enumerate(MULTI, 1):
+        files[f"multi-{i}.eml"] = text.encode("ascii")
+    for name, data in files.items():
+        with open(os.path.join(outdir, name), "wb") as f:
+            f.write(data)
+
+
+# ---------------------------------------------------------------------------
+# Python clients (standard library smtplib / poplib)
+# ---------------------------------------------------------------------------
+
+def read_eml(src, name):
+    """An .eml file as bytes with CRLF line ends (smtplib leaves bytes alone
+    apart from dot-stuffing, so convert here)."""
+    with open(os.path.join(src, name), "rb") as f:
+        return f.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def smtp(port=25, host=HOST4):
+    s = smtplib.SMTP(host, port, local_hostname=HELO, timeout=30)
+    s.ehlo()
+    return s
+
+
+def expect_auth_failure(s, user, password, mechanism="PLAIN"):
+    s.user, s.password = user, password
+    try:
+        s.auth(mechanism, getattr(s, "auth_" + mechanism.lower().replace("-", "_")))
+    except smtplib.SMTPAuthenticationError as e:
+        print(f"  expected failure: {e.smtp_code} {e.smtp_error!r}")
+    else:
+        raise SystemExit("authentication with the wrong password succeeded")
+
+
+def c_smtp_auth_plain_no_ir(a):
+    # AUTH PLAIN without initial response: server answers "334 " and the
+    # client sends the base64 credentials on their own line.
+    s = smtp(587)
+    s.user, s.password = BOB, BOB_PW
+    s.auth("PLAIN", s.auth_plain, initial_response_ok=False)
+    s.sendmail("bob@mailsift.test", ["alice@mailsift.test"], read_eml(a.src, "short.eml"))
+    s.quit()
+
+
+def c_smtp_auth_login_inline(a):
+    # AUTH LOGIN with the username as initial response ("AUTH LOGIN dXNl...").
+    s = smtp(587)
+    s.user, s.password = ALICE, ALICE_PW
+    s.auth("LOGIN", s.auth_login, initial_response_ok=True)
+    s.sendmail(ALICE, ["bob@mailsift.test"], read_eml(a.src, "short.eml"))
+    s.quit()
+
+
+def c_smtp_auth_fail_then_ok(a):
+    s = smtp(587)
+    expect_auth_failure(s, ALICE, WRONG_PW, "PLAIN")
+    s.user, s.password = ALICE, ALICE_PW
+    s.auth("PLAIN", s.auth_plain)
+    s.sendmail(ALICE, ["bob@mailsift.test"], read_eml(a.src, "short.eml"))
+    s.quit()
+
+
+def c_smtp_multi(a):
+    # Several transactions in one session with RSET in between; the third
+    # transaction is abandoned after RCPT.
+    s = smtp(25)
+
+    def transaction(name):
+        code, _ = s.mail(ALICE)
+        assert code == 250
+        code, _ = s.rcpt("bob@mailsift.test")
+        assert code == 250
+        code, _ = s.data(read_eml(a.src, name))
+        assert code == 250
+
+    transaction("multi-1.eml")
+    s.rset()
+    transaction("multi-2.eml")
+    s.rset()
+    s.mail(ALICE)
+    s.rcpt("alice@mailsift.test")
+    s.rset()  # abandoned: no DATA
+    transaction("multi-3.eml")
+    s.quit()
+
+
+def c_smtp_mime(a):
+    s = smtp(25)
+    s.sendmail(ALICE, ["bob@mailsift.test"], read_eml(a.src, "mime-mixed.eml"))
+    s.sendmail("francois@mailsift.test", [ALICE], read_eml(a.src, "latin1-subject.eml"))
+    s.quit()
+
+
+def c_smtp_dotstuff(a):
+    s = smtp(25)
+    s.sendmail(ALICE, ["bob@mailsift.test"], read_eml(a.src, "dotstuff.eml"))
+    s.quit()
+
+
+def tls_context(a):
+    # Verifies the server against the throw-away certificate of this run
+    # (its subjectAltName holds IP:127.0.0.1).  create_default_context also
+    # honours SSLKEYLOGFILE, which generate.sh sets to record the TLS secrets.
+    return ssl.create_default_context(cafile=a.ca)
+
+
+def drain_and_close(client):
+    """End a TLS session with FIN/FIN: after QUIT was answered, read until the
+    server's close_notify and FIN arrive, then close.  Closing with that
+    alert still unread makes the kernel send an RST instead of a FIN (which
+    is what swaks and a bare smtplib.quit() do)."""
+    sock = client.sock
+    sock.settimeout(10)
+    try:
+        while sock.recv(4096):
+            pass
+    except (ssl.SSLError, OSError):
+        pass
+    client.close()
+
+
+def smtp_tls_quit(s):
+    code, _ = s.docmd("QUIT")
+    assert code == 221, code
+    drain_and_close(s)
+
+
+def pop3_tls_quit(p):
+    print("  ", p._shortcmd("QUIT"))
+    drain_and_close(p)
+
+
+def c_smtp_starttls(a):
+    # Port 25: AUTH is only offered after STARTTLS there.
+    s = smtp(25)
+    assert "auth" not in s.esmtp_features, "port 25 offers AUTH before TLS"
+    s.starttls(context=tls_context(a))
+    s.ehlo()
+    s.user, s.password = ALICE, ALICE_PW
+    s.auth("PLAIN", s.auth_plain)
+    s.sendmail(ALICE, ["bob@mailsift.test"], read_eml(a.src, "short.eml"))
+    smtp_tls_quit(s)
+
+
+def c_smtp_starttls_submission(a):
+    s = smtp(587)
+    s.starttls(context=tls_context(a))
+    s.ehlo()
+    s.user, s.password = BOB, BOB_PW
+    s.auth("LOGIN", s.auth_login, initial_response_ok=False)
+    s.sendmail("bob@mailsift.test", [ALICE], read_eml(a.src, "short.eml"))
+    smtp_tls_quit(s)
+
+
+def c_smtps(a):
+    s = smtplib.SMTP_SSL(HOST4, 465, local_hostname=HELO, timeout=30, context=tls_context(a))
+    s.ehlo()
+    s.user, s.password = ALICE, ALICE_PW
+    s.auth("PLAIN", s.auth_plain)
+    s.sendmail(ALICE, ["bob@mailsift.test"], read_eml(a.src, "short.eml"))
+    smtp_tls_quit(s)
+
+
+def c_pop3_user_pass(a):
+    p = poplib.POP3(HOST4, 110, timeout=30)
+    p.user(ALICE)
+    p.pass_(ALICE_PW)
+    print("  ", p.stat())
+    p.quit()
+    p = poplib.POP3(HOST4, 110, timeout=30)
+    p.user(BOB)
+    try:
+        p.pass_(WRONG_PW)
+    except poplib.error_proto as e:
+        print(f"  expected failure: {e}")
+    else:
+        raise SystemExit("POP3 login with the wrong password succeeded")
+    p.quit()
+
+
+def c_pop3_apop(a):
+    p = poplib.POP3(HOST4, 110, timeout=30)
+    assert p.timestamp.search(p.welcome), "no APOP timestamp in the greeting"
+    p.apop(ALICE, ALICE_PW)
+    print("  ", p.stat())
+    p.quit()
+
+
+def c_pop3_auth_list_plain_ir(a):
+    # Old-style mechanism discovery ("AUTH" without argument, RFC 1734 era,
+    # answered with a dot-terminated list), then AUTH PLAIN with an initial
+    # response (RFC 5034).  poplib has no public AUTH API, so this uses its
+    # command helpers.
+    p = poplib.POP3(HOST4, 110, timeout=30)
+    resp, mechs, _ = p._longcmd("AUTH")
+    print("  ", resp, mechs)
+    ir = base64.b64encode(f"\0{BOB}\0{BOB_PW}".encode()).decode()
+    print("  ", p._shortcmd("AUTH PLAIN " + ir))
+    print("  ", p.stat())
+    p.quit()
+
+
+def c_pop3_mailbox(a):
+    p = poplib.POP3(HOST4, 110, timeout=30)
+    print("  ", p.capa())
+    p.user(ALICE)
+    p.pass_(ALICE_PW)
+    print("  ", p.stat())
+    print("  ", p.list())
+    print("  ", p.list(2))
+    print("  ", p.uidl())
+    print("  ", p.uidl(2))
+    print("  ", p.top(2, 5)[0])  # message 2: 5 of its many body lines
+    for n in (1, 2, 3, 4):
+        print("  ", p.retr(n)[0])
+    p.dele(4)
+    p.dele(5)
+    p.rset()
+    p.dele(4)
+    p.dele(5)
+    print("  ", p.quit())
+
+
+def c_pop3_stls(a):
+    p = poplib.POP3(HOST4, 110, timeout=30)
+    p.stls(context=tls_context(a))  # sends CAPA itself to check for STLS
+    print("  ", p.capa())
+    p.user(ALICE)
+    p.pass_(ALICE_PW)
+    print("  ", p.stat())
+    pop3_tls_quit(p)
+
+
+def c_pop3s(a):
+    p = poplib.POP3_SSL(HOST4, 995, timeout=30, context=tls_context(a))
+    p.user(ALICE)
+    p.pass_(ALICE_PW)
+    print("  ", p.stat(), p.list())
+    pop3_tls_quit(p)
+
+
+def c_pop3_bob_list(a):
+    p = poplib.POP3(HOST4, 110, timeout=30)
+    p.user(BOB)
+    p.pass_(BOB_PW)
+    print("  ", p.stat(), p.list())
+    p.quit()
+
+
+CLIENTS = {
+    "smtp-auth-plain-no-ir": c_smtp_auth_plain_no_ir,
+    "smtp-auth-login-inline": c_smtp_auth_login_inline,
+    "smtp-auth-fail-then-ok": c_smtp_auth_fail_then_ok,
+    "smtp-multi": c_smtp_multi,
+    "smtp-mime": c_smtp_mime,
+    "smtp-dotstuff": c_smtp_dotstuff,
+    "smtp-starttls": c_smtp_starttls,
+    "smtp-starttls-submission": c_smtp_starttls_submission,
+    "smtps": c_smtps,
+    "pop3s": c_pop3s,
+    "pop3-user-pass": c_pop3_user_pass,
+    "pop3-apop": c_pop3_apop,
+    "pop3-auth-list-plain-ir": c_pop3_auth_list_plain_ir,
+    "pop3-mailbox": c_pop3_mailbox,
+    "pop3-stls": c_pop3_stls,
+    "pop3-bob-list": c_pop3_bob_list,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("sources")
+    s.add_argument("dir")
+    c = sub.add_parser("client")
+    c.add_argument("name", choices=sorted(CLIENTS))
+    c.add_argument("--src", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "source"))
+    c.add_argument("--ca")
+    a = ap.parse_args()
+    if a.cmd == "sources":
+        write_sources(a.dir)
+    else:
+        CLIENTS[a.name](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
