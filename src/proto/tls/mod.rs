@@ -14,6 +14,15 @@
 //! parser does not bound buffering the way this module must. x509-parser is kept for the
 //! certificates, where DER parsing is genuinely large.
 //!
+//! JSON (flattened into the session's `tls` next to `mode`, `started`, `encrypted_bytes`):
+//! `sni`, `version`, `cipher`, `alpn`, `ja3`, `ja3_hash`, `ja4`, `ja3s`, `ja3s_hash`,
+//! `established`, `client_hello {..}`, `server_hello {..}`, `certificate {..}`,
+//! `client_certificate {..}`, `alerts [..]`, `application_data_bytes {client, server}`; see
+//! [`TlsHandshake`]. Anomaly kinds: `not_tls`, `tls_midstream`, `tls_malformed_record`,
+//! `tls_desync`, `tls_malformed_handshake`, `tls_malformed_extension`, `tls_bad_certificate`,
+//! `tls_unexpected_message`, `tls_handshake_too_large`, `tls_handshake_limit`,
+//! `tls_handshake_incomplete`, `tls_handshake_desync`, `tls_handshake_truncated`.
+//!
 //! Each direction is read on its own (a fact about the client never depends on when the
 //! server's bytes arrived): the client's stream is clear until its change_cipher_spec, the
 //! server's until its change_cipher_spec or a ServerHello choosing TLS 1.3.
@@ -263,6 +272,24 @@ fn apply(
             }
         }
         RecordEvent::Problem { kind, detail } => rec.anomaly(ts, Some(dir), kind, detail),
+        RecordEvent::NotTls { text, detail } => {
+            let implicit = rec
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.mode == TlsMode::Implicit);
+            if !text && implicit && !rec.handshake_seen {
+                // Binary bytes on a TLS port whose TCP handshake we missed are most likely
+                // the middle of a record, not a protocol mix-up.
+                rec.anomaly(
+                    ts,
+                    Some(dir),
+                    "tls_midstream",
+                    format!("session picked up mid-stream, records cannot be framed: {detail}"),
+                );
+            } else {
+                rec.anomaly(ts, Some(dir), "not_tls", detail);
+            }
+        }
     }
     After::Continue
 }

@@ -47,6 +47,13 @@ pub enum RecordEvent<'a> {
         /// Its body length.
         len: usize,
     },
+    /// The direction's first bytes are not TLS; nothing more is parsed.
+    NotTls {
+        /// The bytes look like a text protocol (printable ASCII and line breaks).
+        text: bool,
+        /// What was seen, for a human.
+        detail: String,
+    },
     /// Something is wrong with the stream; `kind` is an anomaly kind.
     Problem {
         /// Stable snake_case anomaly kind.
@@ -92,6 +99,13 @@ struct HandshakeAssembler {
     total: usize,
     /// Message boundaries were lost or a limit was hit; handshake bytes are only counted.
     disabled: bool,
+}
+
+/// True when every byte is printable ASCII or a tab or line break (a text protocol line).
+fn is_text(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| matches!(b, b' '..=b'~' | b'\r' | b'\n' | b'\t'))
 }
 
 /// Length of the handshake message starting at `bytes` (header included), if its header is there.
@@ -294,18 +308,28 @@ impl RecordReader {
                     self.header[self.header_len] = byte;
                     self.header_len += 1;
                     if let Err(reason) = self.check_header_byte() {
-                        let kind = if self.records == 0 {
-                            "not_tls"
-                        } else {
-                            "tls_malformed_record"
-                        };
                         let mut seen = self.header[..self.header_len].to_vec();
                         seen.extend(data[at..].iter().take(32 - seen.len().min(32)));
-                        let detail = format!(
-                            "{reason}; stream begins {:?}; later bytes are only counted",
-                            seen.escape_ascii().to_string()
-                        );
-                        self.stop(kind, detail, sink);
+                        let shown = seen.escape_ascii().to_string();
+                        if self.records == 0 {
+                            self.state = State::Stopped;
+                            self.handshake = HandshakeAssembler::default();
+                            sink(RecordEvent::NotTls {
+                                text: is_text(&seen),
+                                detail: format!(
+                                    "{reason}; stream begins {shown:?}; later bytes are only counted"
+                                ),
+                            });
+                        } else {
+                            let records = self.records;
+                            self.stop(
+                                "tls_malformed_record",
+                                format!(
+                                    "{reason} after {records} good records, at {shown:?}; later bytes are only counted"
+                                ),
+                                sink,
+                            );
+                        }
                         return;
                     }
                     self.maybe_start_body(sink);
@@ -376,11 +400,13 @@ impl RecordReader {
             }
             let len = usize::from(h[0] & 0x7f) << 8 | usize::from(h[1]);
             if len < 9 {
-                self.stop(
-                    "not_tls",
-                    format!("SSLv2-style record of {len} bytes is too short for a CLIENT-HELLO"),
-                    sink,
-                );
+                self.state = State::Stopped;
+                sink(RecordEvent::NotTls {
+                    text: false,
+                    detail: format!(
+                        "SSLv2-style record of {len} bytes is too short for a CLIENT-HELLO"
+                    ),
+                });
                 return;
             }
             // The msg_type and version bytes already read belong to the body.
@@ -518,6 +544,8 @@ mod tests {
                     RecordEvent::Alert { level, description } => Ev::Alert(level, description),
                     RecordEvent::ApplicationData { len } => Ev::App(len),
                     RecordEvent::Problem { kind, .. } => Ev::Problem(kind),
+                    RecordEvent::NotTls { text: true, .. } => Ev::Problem("not_tls"),
+                    RecordEvent::NotTls { text: false, .. } => Ev::Problem("not_tls_binary"),
                 });
                 After::Continue
             });
@@ -612,7 +640,7 @@ mod tests {
         }
         // A server never sends an SSLv2 hello.
         let mut r = RecordReader::new(false);
-        assert_eq!(collect(&mut r, &[&s]), vec![Ev::Problem("not_tls")]);
+        assert_eq!(collect(&mut r, &[&s]), vec![Ev::Problem("not_tls_binary")]);
     }
 
     #[test]

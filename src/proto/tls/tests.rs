@@ -14,7 +14,7 @@ const LEAF_DER: &[u8] = include_bytes!("../../../tests/fixtures/tls/leaf.der");
 
 fn new_record(protocol: Protocol, server_port: u16) -> SessionRecord {
     let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
-    SessionRecord::new(
+    let mut rec = SessionRecord::new(
         1,
         protocol,
         Endpoint { ip, port: 40000 },
@@ -23,7 +23,9 @@ fn new_record(protocol: Protocol, server_port: u16) -> SessionRecord {
             port: server_port,
         },
         Timestamp(0),
-    )
+    );
+    rec.handshake_seen = true;
+    rec
 }
 
 /// The client and server byte streams of a full TLS 1.2 handshake and some application data.
@@ -311,6 +313,24 @@ fn plain_commands_after_starttls_are_not_tls() {
             mode: TlsMode::Starttls
         })
     ));
+}
+
+#[test]
+fn binary_start_of_a_midstream_implicit_session_is_not_called_plaintext() {
+    let mut rec = new_record(Protocol::Pop3, 995);
+    rec.handshake_seen = false;
+    let mut d = ImplicitTlsDissector::new(&Limits::default());
+    d.on_data(
+        Direction::Server,
+        &[0x9c, 0x01, 0xfe, 0x33],
+        Timestamp(1),
+        &mut rec,
+    );
+    assert!(rec.has_anomaly("tls_midstream"));
+    assert!(!rec.has_anomaly("not_tls"));
+    // Text on the other side is still a plain-text protocol where TLS was expected.
+    d.on_data(Direction::Client, b"USER alice\r\n", Timestamp(2), &mut rec);
+    assert!(rec.has_anomaly("not_tls"));
 }
 
 #[test]
