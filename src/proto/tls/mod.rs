@@ -1,0 +1,571 @@
+//! TLS observation: counts encrypted bytes and, from the clear-text handshake, records metadata
+//! (SNI, versions, cipher suites, ALPN, JA3/JA3S/JA4 fingerprints, the server certificate of
+//! TLS 1.2 and older, alerts).
+//!
+//! Layout: [`record`] frames each direction's stream into records and reassembles handshake
+//! messages; [`handshake`] reads ClientHello, ServerHello and Certificate into typed views;
+//! [`fingerprint`] computes JA3, JA3S and JA4; [`certificate`] summarises X.509 certificates;
+//! [`names`] holds the typed code points and their IANA names.
+//!
+//! Why a parser of our own rather than `tls-parser`: the handful of structures needed here are
+//! length-prefixed vectors that a 60-line bounds-checked cursor reads exactly, keeping the raw
+//! extension order and bytes that JA3/JA4 need. `tls-parser` would bring nom 7, nom-derive,
+//! num_enum, phf and a syn 1 build for those same few structures, and its streaming record
+//! parser does not bound buffering the way this module must. x509-parser is kept for the
+//! certificates, where DER parsing is genuinely large.
+//!
+//! JSON (flattened into the session's `tls` next to `mode`, `started`, `encrypted_bytes`):
+//! `sni`, `version`, `cipher`, `alpn`, `ja3`, `ja3_hash`, `ja4`, `ja3s`, `ja3s_hash`,
+//! `established`, `client_hello {..}`, `server_hello {..}`, `certificate {..}`,
+//! `client_certificate {..}`, `alerts [..]`, `application_data_bytes {client, server}`; see
+//! [`TlsHandshake`]. Anomaly kinds: `not_tls`, `tls_midstream`, `tls_malformed_record`,
+//! `tls_desync`, `tls_malformed_handshake`, `tls_malformed_extension`, `tls_bad_certificate`,
+//! `tls_unexpected_message`, `tls_handshake_too_large`, `tls_handshake_limit`,
+//! `tls_handshake_incomplete`, `tls_handshake_desync`, `tls_handshake_truncated`.
+//!
+//! Each direction is read on its own (a fact about the client never depends on when the
+//! server's bytes arrived): the client's stream is clear until its change_cipher_spec, the
+//! server's until its change_cipher_spec or a ServerHello choosing TLS 1.3.
+
+pub mod certificate;
+pub mod fingerprint;
+pub mod handshake;
+pub mod names;
+pub mod record;
+#[cfg(test)]
+mod testutil;
+
+pub use certificate::CertificateInfo;
+pub use names::{
+    AlertDescription, AlertLevel, CipherSuite, EcPointFormat, ExtensionType, NamedGroup,
+    SignatureScheme, TlsVersion, is_grease, tls_version_name,
+};
+
+use super::Dissector;
+use crate::limits::Limits;
+use crate::session::{Direction, EventKind, PerDirection, SessionRecord, TlsInfo, TlsMode};
+use crate::time::Timestamp;
+use fingerprint::ClientHelloFields;
+use handshake::{ClientHello, HandshakeError, ServerHello};
+use record::{After, RecordEvent, RecordReader};
+use serde::Serialize;
+
+/// Most alerts kept per session; later ones are dropped (a fatal alert ends a session anyway).
+pub const MAX_ALERTS: usize = 32;
+
+/// Handshake metadata seen on a TLS session, flattened into the session's `tls` object.
+///
+/// Every key is always present: `null` or empty when the message was not seen in clear.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TlsHandshake {
+    /// Host name the client asked for (ClientHello server_name), lossily decoded as UTF-8.
+    pub sni: Option<String>,
+    /// Negotiated version: the ServerHello's supported_versions choice, else its legacy_version.
+    pub version: Option<TlsVersion>,
+    /// Negotiated cipher suite: its IANA name, or hex when unknown.
+    pub cipher: Option<String>,
+    /// Protocol the server chose by ALPN (TLS 1.2 and older; TLS 1.3 sends it encrypted).
+    pub alpn: Option<String>,
+    /// JA3 string of the ClientHello.
+    pub ja3: Option<String>,
+    /// MD5 of `ja3`, lower-case hex (the usual JA3 fingerprint).
+    pub ja3_hash: Option<String>,
+    /// JA4 TLS client fingerprint of the ClientHello.
+    pub ja4: Option<String>,
+    /// JA3S string of the ServerHello.
+    pub ja3s: Option<String>,
+    /// MD5 of `ja3s`, lower-case hex.
+    pub ja3s_hash: Option<String>,
+    /// A ServerHello was seen and both sides then sent application data (the handshake
+    /// evidently finished).
+    pub established: bool,
+    /// The ClientHello in detail.
+    pub client_hello: Option<ClientHelloInfo>,
+    /// The ServerHello in detail.
+    pub server_hello: Option<ServerHelloInfo>,
+    /// The server's certificate (first of its chain), when sent in clear (TLS 1.2 and older).
+    pub certificate: Option<CertificateInfo>,
+    /// The client's certificate, when it sent one in clear (TLS 1.2 and older).
+    pub client_certificate: Option<CertificateInfo>,
+    /// Alerts sent in clear, in stream order per side (at most [`MAX_ALERTS`]).
+    pub alerts: Vec<TlsAlert>,
+    /// Bytes in application_data records per direction (in TLS 1.3 this includes the
+    /// encrypted handshake, which travels in such records).
+    pub application_data_bytes: PerDirection<u64>,
+}
+
+/// The ClientHello's offer, for the JSON record. Lists keep wire order and GREASE values
+/// (named `GREASE`), except `supported_versions`, which leaves GREASE out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientHelloInfo {
+    /// The hello used the SSLv2-compatible record format.
+    pub sslv2_format: bool,
+    /// `legacy_version`: the highest version offered before TLS 1.3.
+    pub legacy_version: TlsVersion,
+    /// Versions offered by supported_versions (TLS 1.3 capable clients), GREASE left out.
+    pub supported_versions: Vec<TlsVersion>,
+    /// Offered cipher suites.
+    pub cipher_suites: Vec<CipherSuite>,
+    /// Extensions sent.
+    pub extensions: Vec<ExtensionType>,
+    /// supported_groups (elliptic curves and finite-field groups).
+    pub supported_groups: Vec<NamedGroup>,
+    /// ec_point_formats.
+    pub ec_point_formats: Vec<EcPointFormat>,
+    /// signature_algorithms.
+    pub signature_algorithms: Vec<SignatureScheme>,
+    /// Offered ALPN protocol names, lossily decoded as UTF-8.
+    pub alpn: Vec<String>,
+    /// Compression methods offered (`0` none, `1` DEFLATE).
+    pub compression_methods: Vec<u8>,
+    /// Length of the session id offered for resumption.
+    pub session_id_length: usize,
+}
+
+/// The ServerHello's choices, for the JSON record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerHelloInfo {
+    /// `legacy_version` (`TLS 1.2` in TLS 1.3, whose choice is in `selected_version`).
+    pub legacy_version: TlsVersion,
+    /// The supported_versions choice, if the server sent one.
+    pub selected_version: Option<TlsVersion>,
+    /// The chosen cipher suite.
+    pub cipher_suite: CipherSuite,
+    /// The chosen compression method (`0` none, `1` DEFLATE).
+    pub compression_method: u8,
+    /// Extensions sent.
+    pub extensions: Vec<ExtensionType>,
+    /// The ALPN protocol chosen, lossily decoded as UTF-8.
+    pub alpn: Option<String>,
+    /// The server first answered with a TLS 1.3 HelloRetryRequest.
+    pub hello_retry_request: bool,
+    /// Length of the session id the server sent.
+    pub session_id_length: usize,
+}
+
+/// One alert sent in clear.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TlsAlert {
+    /// Capture time of the packet that completed it.
+    pub ts: Timestamp,
+    /// Which side sent it.
+    pub from: Direction,
+    /// `warning` or `fatal`.
+    pub level: AlertLevel,
+    /// The alert's name, e.g. `handshake_failure`.
+    pub description: AlertDescription,
+}
+
+/// Watches the TLS part of a session: everything after STARTTLS/STLS, or all of an
+/// implicit-TLS session. Nothing it sees is dissected as SMTP or POP3.
+#[derive(Debug)]
+pub struct TlsObserver {
+    readers: PerDirection<RecordReader>,
+    /// application_data records seen per direction (for `established`).
+    app_records: PerDirection<u64>,
+}
+
+impl Default for TlsObserver {
+    fn default() -> Self {
+        TlsObserver {
+            readers: PerDirection {
+                client: RecordReader::new(true),
+                server: RecordReader::new(false),
+            },
+            app_records: PerDirection::default(),
+        }
+    }
+}
+
+impl TlsObserver {
+    /// Starts TLS on `rec` at `ts`: sets `rec.tls` and records the switch as an event from `dir`.
+    pub fn start(mode: TlsMode, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) -> Self {
+        rec.tls = Some(TlsInfo {
+            mode,
+            started: ts,
+            encrypted_bytes: PerDirection::default(),
+            handshake: TlsHandshake::default(),
+        });
+        rec.push_event(ts, dir, EventKind::TlsStart { mode });
+        TlsObserver::default()
+    }
+
+    /// Bytes of the TLS stream from `dir`.
+    pub fn on_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
+        if let Some(tls) = rec.tls.as_mut() {
+            *tls.encrypted_bytes.get_mut(dir) += data.len() as u64;
+        }
+        let TlsObserver {
+            readers,
+            app_records,
+        } = self;
+        readers
+            .get_mut(dir)
+            .feed(data, &mut |event| apply(event, dir, ts, app_records, rec));
+    }
+
+    /// Missing bytes in the TLS stream from `dir`.
+    pub fn on_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
+        rec.push_event(ts, dir, EventKind::Gap { bytes: len });
+        let TlsObserver {
+            readers,
+            app_records,
+        } = self;
+        readers
+            .get_mut(dir)
+            .gap(len, &mut |event| apply(event, dir, ts, app_records, rec));
+    }
+
+    /// The session is over: reports a handshake message left incomplete. Optional; the record
+    /// is already up to date after every `on_data`.
+    pub fn finish(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
+        for dir in [Direction::Client, Direction::Server] {
+            let pending = self.readers.get(dir).pending_handshake_bytes();
+            if pending > 0 {
+                rec.anomaly(
+                    ts,
+                    Some(dir),
+                    "tls_handshake_truncated",
+                    format!("stream ended inside a handshake message ({pending} bytes buffered)"),
+                );
+            }
+        }
+    }
+}
+
+/// Applies one record-layer event to the session record.
+fn apply(
+    event: RecordEvent<'_>,
+    dir: Direction,
+    ts: Timestamp,
+    app_records: &mut PerDirection<u64>,
+    rec: &mut SessionRecord,
+) -> After {
+    match event {
+        RecordEvent::Handshake { msg_type, body } => {
+            return on_handshake(msg_type, body, dir, ts, rec);
+        }
+        RecordEvent::Sslv2ClientHello { body } => match ClientHello::parse_sslv2(body) {
+            Ok(ch) => on_client_hello(&ch, ts, rec),
+            Err(e) => malformed(rec, ts, dir, "sslv2_client_hello", &e),
+        },
+        RecordEvent::ChangeCipherSpec => {}
+        RecordEvent::Alert { level, description } => {
+            if let Some(tls) = rec.tls.as_mut()
+                && tls.handshake.alerts.len() < MAX_ALERTS
+            {
+                tls.handshake.alerts.push(TlsAlert {
+                    ts,
+                    from: dir,
+                    level: AlertLevel(level),
+                    description: AlertDescription(description),
+                });
+            }
+        }
+        RecordEvent::ApplicationData { len } => {
+            *app_records.get_mut(dir) += 1;
+            if let Some(tls) = rec.tls.as_mut() {
+                *tls.handshake.application_data_bytes.get_mut(dir) += len as u64;
+                tls.handshake.established = tls.handshake.server_hello.is_some()
+                    && app_records.client > 0
+                    && app_records.server > 0;
+            }
+        }
+        RecordEvent::Problem { kind, detail } => rec.anomaly(ts, Some(dir), kind, detail),
+        RecordEvent::NotTls { text, detail } => {
+            let implicit = rec
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.mode == TlsMode::Implicit);
+            if !text && implicit && !rec.handshake_seen {
+                // Binary bytes on a TLS port whose TCP handshake we missed are most likely
+                // the middle of a record, not a protocol mix-up.
+                rec.anomaly(
+                    ts,
+                    Some(dir),
+                    "tls_midstream",
+                    format!("session picked up mid-stream, records cannot be framed: {detail}"),
+                );
+            } else {
+                rec.anomaly(ts, Some(dir), "not_tls", detail);
+            }
+        }
+    }
+    After::Continue
+}
+
+/// Reports a handshake message that could not be read.
+fn malformed(
+    rec: &mut SessionRecord,
+    ts: Timestamp,
+    dir: Direction,
+    what: &str,
+    e: &HandshakeError,
+) {
+    rec.anomaly(
+        ts,
+        Some(dir),
+        "tls_malformed_handshake",
+        format!("{what}: {e}"),
+    );
+}
+
+/// Handles one clear-text handshake message.
+fn on_handshake(
+    msg_type: u8,
+    body: &[u8],
+    dir: Direction,
+    ts: Timestamp,
+    rec: &mut SessionRecord,
+) -> After {
+    const CLIENT_HELLO: u8 = 1;
+    const SERVER_HELLO: u8 = 2;
+    const CERTIFICATE: u8 = 11;
+    match (msg_type, dir) {
+        (CLIENT_HELLO, Direction::Client) => match ClientHello::parse(body) {
+            Ok(ch) => on_client_hello(&ch, ts, rec),
+            Err(e) => malformed(rec, ts, dir, "client_hello", &e),
+        },
+        (SERVER_HELLO, Direction::Server) => match ServerHello::parse(body) {
+            Ok(sh) => return on_server_hello(&sh, ts, rec),
+            Err(e) => malformed(rec, ts, dir, "server_hello", &e),
+        },
+        (CERTIFICATE, _) => on_certificate(body, dir, ts, rec),
+        (CLIENT_HELLO | SERVER_HELLO, _) => rec.anomaly(
+            ts,
+            Some(dir),
+            "tls_unexpected_message",
+            format!(
+                "{} sent by the {}",
+                names::handshake_type_name(msg_type).unwrap_or("hello"),
+                dir.as_str()
+            ),
+        ),
+        _ => {}
+    }
+    After::Continue
+}
+
+/// Lossy UTF-8 text of a protocol string.
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Records the first ClientHello (a second one, after HelloRetryRequest, changes no fingerprint).
+fn on_client_hello(ch: &ClientHello<'_>, ts: Timestamp, rec: &mut SessionRecord) {
+    let already = rec
+        .tls
+        .as_ref()
+        .is_none_or(|t| t.handshake.client_hello.is_some());
+    if already {
+        return;
+    }
+    let mut problems: Vec<String> = Vec::new();
+    let mut note = |what: &str, e: HandshakeError| problems.push(format!("{what}: {e}"));
+
+    let mut sni = None;
+    let mut groups = Vec::new();
+    let mut point_formats = Vec::new();
+    let mut sig_algs = Vec::new();
+    let mut versions_all = Vec::new();
+    let mut alpn: Vec<&[u8]> = Vec::new();
+    for ext in &ch.extensions {
+        match ext.kind {
+            ExtensionType::SERVER_NAME if sni.is_none() => match handshake::server_name(ext.data) {
+                Ok(name) => sni = name,
+                Err(e) => note("server_name", e),
+            },
+            ExtensionType::SUPPORTED_GROUPS if groups.is_empty() => {
+                match handshake::u16_list(ext.data, "supported_groups") {
+                    Ok(v) => groups = v.into_iter().map(NamedGroup).collect(),
+                    Err(e) => note("supported_groups", e),
+                }
+            }
+            ExtensionType::EC_POINT_FORMATS if point_formats.is_empty() => {
+                match handshake::point_formats(ext.data) {
+                    Ok(v) => point_formats = v.iter().map(|&p| EcPointFormat(p)).collect(),
+                    Err(e) => note("ec_point_formats", e),
+                }
+            }
+            ExtensionType::SIGNATURE_ALGORITHMS if sig_algs.is_empty() => {
+                match handshake::u16_list(ext.data, "signature_algorithms") {
+                    Ok(v) => sig_algs = v.into_iter().map(SignatureScheme).collect(),
+                    Err(e) => note("signature_algorithms", e),
+                }
+            }
+            ExtensionType::SUPPORTED_VERSIONS if versions_all.is_empty() => {
+                match handshake::client_supported_versions(ext.data) {
+                    Ok(v) => versions_all = v.into_iter().map(TlsVersion).collect(),
+                    Err(e) => note("supported_versions", e),
+                }
+            }
+            ExtensionType::ALPN if alpn.is_empty() => match handshake::alpn_names(ext.data) {
+                Ok(v) => alpn = v,
+                Err(e) => note("application_layer_protocol_negotiation", e),
+            },
+            _ => {}
+        }
+    }
+    let extensions: Vec<ExtensionType> = ch.extensions.iter().map(|e| e.kind).collect();
+    let fields = ClientHelloFields {
+        legacy_version: ch.legacy_version,
+        cipher_suites: &ch.cipher_suites,
+        extensions: &extensions,
+        supported_groups: &groups,
+        ec_point_formats: &point_formats,
+        signature_algorithms: &sig_algs,
+        supported_versions: &versions_all,
+        first_alpn: alpn.first().copied(),
+    };
+    // JA3 and JA4 are defined on the TLS ClientHello; the SSLv2 form has no extensions and
+    // 24-bit cipher specs, so it gets none.
+    let (ja3, ja4) = if ch.sslv2_format {
+        (None, None)
+    } else {
+        (
+            Some(fingerprint::ja3_string(&fields)),
+            Some(fingerprint::ja4(&fields)),
+        )
+    };
+    let info = ClientHelloInfo {
+        sslv2_format: ch.sslv2_format,
+        legacy_version: ch.legacy_version,
+        supported_versions: versions_all
+            .into_iter()
+            .filter(|v| !is_grease(v.0))
+            .collect(),
+        cipher_suites: ch.cipher_suites.clone(),
+        extensions,
+        supported_groups: groups,
+        ec_point_formats: point_formats,
+        signature_algorithms: sig_algs,
+        alpn: alpn.iter().map(|p| text(p)).collect(),
+        compression_methods: ch.compression_methods.to_vec(),
+        session_id_length: ch.session_id.len(),
+    };
+    if let Some(tls) = rec.tls.as_mut() {
+        let hs = &mut tls.handshake;
+        hs.sni = sni.map(text);
+        hs.ja3_hash = ja3.as_deref().map(fingerprint::md5_hex);
+        hs.ja3 = ja3;
+        hs.ja4 = ja4;
+        hs.client_hello = Some(info);
+    }
+    for p in problems {
+        rec.anomaly(
+            ts,
+            Some(Direction::Client),
+            "tls_malformed_extension",
+            format!("client_hello {p}"),
+        );
+    }
+}
+
+/// Records a ServerHello; tells the record layer whether the server now encrypts.
+fn on_server_hello(sh: &ServerHello<'_>, ts: Timestamp, rec: &mut SessionRecord) -> After {
+    let selected = sh.selected_version();
+    let alpn = sh.alpn();
+    let version = selected.clone().ok().flatten().unwrap_or(sh.legacy_version);
+    let extensions: Vec<ExtensionType> = sh.extensions.iter().map(|e| e.kind).collect();
+    let ja3s = fingerprint::ja3s_string(sh.legacy_version, sh.cipher_suite, &extensions);
+    if let Some(tls) = rec.tls.as_mut() {
+        let hs = &mut tls.handshake;
+        let retried_before = hs
+            .server_hello
+            .as_ref()
+            .is_some_and(|s| s.hello_retry_request);
+        hs.server_hello = Some(ServerHelloInfo {
+            legacy_version: sh.legacy_version,
+            selected_version: selected.clone().ok().flatten(),
+            cipher_suite: sh.cipher_suite,
+            compression_method: sh.compression_method,
+            extensions,
+            alpn: alpn.clone().ok().flatten().map(text),
+            hello_retry_request: sh.hello_retry_request || retried_before,
+            session_id_length: sh.session_id.len(),
+        });
+        hs.version = Some(version);
+        hs.cipher = Some(sh.cipher_suite.to_string());
+        hs.alpn = alpn.clone().ok().flatten().map(text);
+        hs.ja3s_hash = Some(fingerprint::md5_hex(&ja3s));
+        hs.ja3s = Some(ja3s);
+    }
+    if let Err(e) = selected {
+        malformed(
+            rec,
+            ts,
+            Direction::Server,
+            "server_hello supported_versions",
+            &e,
+        );
+    }
+    if let Err(e) = alpn {
+        malformed(rec, ts, Direction::Server, "server_hello alpn", &e);
+    }
+    let tls13 = version == TlsVersion::TLS13 || (0x7f00..=0x7fff).contains(&version.0);
+    match (tls13, sh.hello_retry_request) {
+        (true, true) => After::Tls13Retry,
+        (true, false) => After::Encrypted,
+        (false, _) => After::Continue,
+    }
+}
+
+/// Records the first certificate of a Certificate message.
+fn on_certificate(body: &[u8], dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
+    let certs = match handshake::certificate_list(body) {
+        Ok(certs) => certs,
+        Err(e) => return malformed(rec, ts, dir, "certificate", &e),
+    };
+    let Some(first) = certs.first() else {
+        // An empty list is how a client declines a certificate request.
+        return;
+    };
+    match CertificateInfo::from_der(first, certs.len()) {
+        Ok(info) => {
+            if let Some(tls) = rec.tls.as_mut() {
+                let slot = match dir {
+                    Direction::Server => &mut tls.handshake.certificate,
+                    Direction::Client => &mut tls.handshake.client_certificate,
+                };
+                slot.get_or_insert(info);
+            }
+        }
+        Err(e) => rec.anomaly(ts, Some(dir), "tls_bad_certificate", e.to_string()),
+    }
+}
+
+/// A session that is TLS from its first byte (SMTPS 465, POP3S 995).
+#[derive(Debug, Default)]
+pub struct ImplicitTlsDissector {
+    observer: Option<TlsObserver>,
+}
+
+impl ImplicitTlsDissector {
+    /// A dissector for an implicit-TLS session.
+    pub fn new(_limits: &Limits) -> Self {
+        ImplicitTlsDissector { observer: None }
+    }
+}
+
+impl Dissector for ImplicitTlsDissector {
+    fn on_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
+        self.observer
+            .get_or_insert_with(|| TlsObserver::start(TlsMode::Implicit, dir, ts, rec))
+            .on_data(dir, data, ts, rec);
+    }
+
+    fn on_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
+        self.observer
+            .get_or_insert_with(|| TlsObserver::start(TlsMode::Implicit, dir, ts, rec))
+            .on_gap(dir, len, ts, rec);
+    }
+
+    fn on_end(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
+        if let Some(observer) = self.observer.as_mut() {
+            observer.finish(ts, rec);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
