@@ -120,9 +120,13 @@ impl ByteStream {
                 self.end -= self.start;
                 self.start = 0;
             }
-            if self.buf.len() < want {
-                // One record larger than the buffer: grow to fit it (the caller capped `want`).
-                let grown = want.div_ceil(READ_BUFFER_LEN) * READ_BUFFER_LEN;
+            if self.end == self.buf.len() {
+                // One record larger than the buffer (the caller capped `want`): grow by
+                // doubling as its bytes arrive, so a lying length in a short file costs
+                // little memory before the end of the input shows it up.
+                let grown = (self.buf.len() * 2)
+                    .min(want.div_ceil(READ_BUFFER_LEN) * READ_BUFFER_LEN)
+                    .max(self.end + 1);
                 self.buf.resize(grown, 0);
             } else if self.buf.len() > READ_BUFFER_LEN && want <= READ_BUFFER_LEN {
                 // Give back memory a giant record needed once.
@@ -161,6 +165,7 @@ impl TsResolution {
     const MICROS: TsResolution = TsResolution {
         units_per_sec: 1_000_000,
     };
+    #[cfg(test)]
     const NANOS: TsResolution = TsResolution {
         units_per_sec: 1_000_000_000,
     };
@@ -453,7 +458,7 @@ impl FileSource {
             })?;
         }
         let block_len = order.u32_at(self.stream.available(), 4).unwrap_or(0) as usize;
-        if block_len < 12 || block_len % 4 != 0 {
+        if block_len < 12 || !block_len.is_multiple_of(4) {
             return Err(self.corrupt(
                 offset,
                 format!("block length {block_len} is not a multiple of 4 of at least 12"),
@@ -868,7 +873,7 @@ pub(crate) mod tests {
         /// Appends a block with the given body (padded to 4 bytes here).
         pub(crate) fn block(&mut self, block_type: u32, body: &[u8]) {
             let mut body = body.to_vec();
-            while body.len() % 4 != 0 {
+            while !body.len().is_multiple_of(4) {
                 body.push(0);
             }
             let len = (body.len() + 12) as u32;
@@ -933,7 +938,7 @@ pub(crate) mod tests {
             body.extend_from_slice(&self.u32v(data.len() as u32));
             body.extend_from_slice(&self.u32v(orig_len));
             body.extend_from_slice(data);
-            while body.len() % 4 != 0 {
+            while !body.len().is_multiple_of(4) {
                 body.push(0);
             }
             // An epb_flags option, to check options after the data are skipped.
@@ -957,13 +962,11 @@ pub(crate) mod tests {
         FileSource::from_reader("mem.pcap", Box::new(io::Cursor::new(bytes)))
     }
 
-    /// Every packet as (ts, link, data, orig_len), then the error that ended the read, if any.
-    pub(crate) fn read_all(
-        src: &mut FileSource,
-    ) -> (
-        Vec<(Timestamp, LinkType, Vec<u8>, u32)>,
-        Option<CaptureError>,
-    ) {
+    /// A packet read back: time, link type, captured bytes, original length.
+    pub(crate) type ReadPacket = (Timestamp, LinkType, Vec<u8>, u32);
+
+    /// Every packet, then the error that ended the read, if any.
+    pub(crate) fn read_all(src: &mut FileSource) -> (Vec<ReadPacket>, Option<CaptureError>) {
         let mut out = Vec::new();
         loop {
             match src.next_packet() {
@@ -1085,6 +1088,24 @@ pub(crate) mod tests {
         );
         assert!(err.to_string().contains("mem.pcap"));
         assert!(err.to_string().contains("offset 42"));
+    }
+
+    #[test]
+    fn lying_length_in_a_short_file_costs_little_memory() {
+        let mut b = PcapBuilder::new(false, false, 1, 65535);
+        b.u32(1);
+        b.u32(0);
+        b.u32(200 << 20);
+        b.u32(200 << 20);
+        b.bytes.extend_from_slice(&[0; 100]);
+        let mut src = source(b.bytes).unwrap();
+        let (pkts, err) = read_all(&mut src);
+        assert!(pkts.is_empty());
+        assert!(matches!(
+            err,
+            Some(CaptureError::Truncated { offset: 24, .. })
+        ));
+        assert!(src.stream.buf.len() <= 2 * READ_BUFFER_LEN);
     }
 
     #[test]
@@ -1346,5 +1367,41 @@ pub(crate) mod tests {
             checked += 1;
         }
         assert!(checked >= 20, "only {checked} corpus files checked");
+    }
+
+    proptest::proptest! {
+        /// Mutated captures never panic: every read ends in packets, then the end or one error.
+        #[test]
+        fn mutated_captures_never_panic(
+            ng in proptest::bool::ANY,
+            flips in proptest::collection::vec((0usize..400, proptest::num::u8::ANY), 0..6),
+            cut in 0usize..400,
+        ) {
+            let mut bytes = if ng {
+                let mut b = PcapNgBuilder::new(false);
+                b.interface(1, 65535, Some(9), Some(1));
+                for i in 0..5u8 {
+                    b.enhanced(0, u64::from(i), &[i; 30], 30);
+                }
+                b.simple(b"simple", 6);
+                b.bytes
+            } else {
+                let mut b = PcapBuilder::new(true, false, 1, 65535);
+                for i in 0..5u8 {
+                    b.packet(u32::from(i), 0, &[i; 30], 30);
+                }
+                b.bytes
+            };
+            for (at, flip) in flips {
+                if let Some(b) = bytes.get_mut(at) {
+                    *b ^= flip;
+                }
+            }
+            bytes.truncate(bytes.len().saturating_sub(cut));
+            if let Ok(mut src) = source(bytes) {
+                let (pkts, _) = read_all(&mut src);
+                proptest::prop_assert!(pkts.len() <= 6);
+            }
+        }
     }
 }
