@@ -1,5 +1,7 @@
 //! Packet sources: capture files (pcap, pcapng) and live interfaces, behind one trait.
 
+#[cfg(feature = "live")]
+pub mod bpf;
 pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
