@@ -153,6 +153,8 @@ impl PacketSource for LiveSource {
             match self.capture.next_packet() {
                 Ok(p) => {
                     let tv = p.header.ts;
+                    // time_t and suseconds_t are not i64 on every platform.
+                    #[allow(clippy::useless_conversion)]
                     let ts = Timestamp(
                         i64::from(tv.tv_sec)
                             .saturating_mul(1_000_000_000)
