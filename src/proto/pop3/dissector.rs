@@ -278,6 +278,8 @@ struct Side {
     inbox: Inbox,
     /// No more input will come from this side (its FIN, or the end of the session, processed).
     done: bool,
+    /// Declared not to speak POP3: its input is dropped.
+    stopped: bool,
     fin_queued: bool,
     first_byte_checked: bool,
     junk_score: u32,
@@ -291,6 +293,7 @@ impl Side {
             framer: LineFramer::new(max_line_len),
             inbox: Inbox::default(),
             done: false,
+            stopped: false,
             fin_queued: false,
             first_byte_checked: false,
             junk_score: 0,
@@ -397,7 +400,6 @@ pub struct Pop3Dissector {
     started: bool,
     ended: bool,
     handshake_seen: bool,
-    stopped: bool,
     degraded: bool,
     client: Side,
     server: Side,
@@ -575,7 +577,6 @@ impl Pop3Dissector {
             started: false,
             ended: false,
             handshake_seen: false,
-            stopped: false,
             degraded: false,
             client: Side::new(limits.max_line_len),
             server: Side::new(limits.max_line_len),
@@ -618,14 +619,14 @@ impl Pop3Dissector {
 
     fn input(&mut self, dir: Direction, input: Input<'_>, ts: Timestamp, rec: &mut SessionRecord) {
         self.begin(rec);
-        if self.stopped {
+        if self.side(dir).stopped {
             return;
         }
         let direct = self.side(dir).inbox.items.is_empty();
         match input {
             Input::Data(data) if direct => {
                 let n = self.feed(dir, data, ts, rec);
-                if n < data.len() && !self.stopped {
+                if n < data.len() && !self.side(dir).stopped {
                     self.side(dir).inbox.push(Item::Data {
                         bytes: data[n..].to_vec(),
                         offset: 0,
@@ -642,7 +643,8 @@ impl Pop3Dissector {
             Input::Fin => self.side(dir).inbox.push(Item::Fin),
         }
         self.pump(rec);
-        if !self.degraded && !self.stopped && self.side(dir).inbox.bytes > self.hold_limit {
+        if !self.degraded && !self.side(dir).stopped && self.side(dir).inbox.bytes > self.hold_limit
+        {
             self.degraded = true;
             rec.anomaly(
                 ts,
@@ -663,12 +665,6 @@ impl Pop3Dissector {
         loop {
             let client = self.drain(Direction::Client, rec);
             let server = self.drain(Direction::Server, rec);
-            if self.stopped {
-                self.client.inbox.clear();
-                self.server.inbox.clear();
-                self.held = None;
-                return;
-            }
             if !client && !server {
                 return;
             }
@@ -687,7 +683,11 @@ impl Pop3Dissector {
             progress = true;
         }
         loop {
-            if self.stopped || self.blocked(dir) {
+            if self.side(dir).stopped {
+                self.side(dir).inbox.clear();
+                return progress;
+            }
+            if self.blocked(dir) {
                 return progress;
             }
             let Some(item) = self.side(dir).inbox.items.pop_front() else {
@@ -697,7 +697,7 @@ impl Pop3Dissector {
                 Item::Data { bytes, offset, ts } => {
                     let rest = bytes.len() - offset;
                     let n = self.feed(dir, &bytes[offset..], ts, rec);
-                    if n < rest && !self.stopped {
+                    if n < rest && !self.side(dir).stopped {
                         let side = self.side(dir);
                         side.inbox.bytes = side.inbox.bytes.saturating_sub(n);
                         side.inbox.items.push_front(Item::Data {
@@ -735,7 +735,7 @@ impl Pop3Dissector {
 
     /// Whether the client must wait for the server before its next line can be read.
     fn client_blocked(&self) -> bool {
-        if self.degraded || self.server.done || self.client_tls {
+        if self.degraded || self.server.done || self.server.stopped || self.client_tls {
             return false;
         }
         if self.stls_wait {
@@ -753,7 +753,7 @@ impl Pop3Dissector {
 
     /// Whether no further client command can come to be answered.
     fn client_exhausted(&self) -> bool {
-        self.client.done || self.degraded || self.client_tls
+        self.client.done || self.client.stopped || self.degraded || self.client_tls
     }
 
     fn feed(
@@ -763,6 +763,9 @@ impl Pop3Dissector {
         ts: Timestamp,
         rec: &mut SessionRecord,
     ) -> usize {
+        if self.side(dir).stopped {
+            return data.len();
+        }
         self.side(dir).last_ts = ts;
         if let Some(&first) = data.first()
             && !self.side(dir).first_byte_checked
@@ -792,7 +795,7 @@ impl Pop3Dissector {
         });
         let mut through = true;
         if let Some((ending, discarded)) = flushed
-            && !self.stopped
+            && !self.side(dir).stopped
         {
             match dir {
                 Direction::Client => {
@@ -823,7 +826,11 @@ impl Pop3Dissector {
                 dir.as_str()
             ),
         );
-        self.stopped = true;
+        self.side(dir).stopped = true;
+        self.side(dir).inbox.clear();
+        if dir == Direction::Server {
+            self.held = None;
+        }
     }
 
     /// Scores a line that fits no POP3 shape; enough of them in a row end the dissection.
@@ -869,7 +876,7 @@ impl Pop3Dissector {
     fn feed_client(&mut self, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) -> usize {
         let mut input = data;
         loop {
-            if self.stopped {
+            if self.client.stopped {
                 return data.len();
             }
             if self.client_tls {
@@ -923,9 +930,10 @@ impl Pop3Dissector {
         let binary = line_anomalies(Direction::Client, bytes, ending, discarded, ts, rec);
         let text = String::from_utf8_lossy(bytes);
         if let Some(flow) = self.auth.as_mut() {
+            let forced = flow.forced || self.degraded || self.server.done || self.server.stopped;
             let is_response = if flow.responses_owed() {
                 true
-            } else if flow.forced && !flow.client_moved_on {
+            } else if forced && !flow.client_moved_on {
                 let command = parse_command(&text).is_some_and(|c| c.verb.is_known());
                 flow.client_moved_on = command;
                 !command
@@ -1152,7 +1160,7 @@ impl Pop3Dissector {
     fn feed_server(&mut self, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) -> usize {
         let mut input = data;
         loop {
-            if self.stopped || input.is_empty() {
+            if self.server.stopped || input.is_empty() {
                 return data.len();
             }
             if self.held.is_some() {
@@ -2006,10 +2014,9 @@ impl Pop3Dissector {
 
     /// Settles everything still open at the end of the session.
     fn finish(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
-        if !self.stopped
-            && (self.held.is_some()
-                || !self.client.inbox.items.is_empty()
-                || !self.server.inbox.items.is_empty())
+        if self.held.is_some()
+            || !self.client.inbox.items.is_empty()
+            || !self.server.inbox.items.is_empty()
         {
             // Both sides are finished, so nothing should wait; if something does, stop waiting.
             self.degraded = true;
@@ -2046,7 +2053,8 @@ impl Pop3Dissector {
         }
         self.commands_pending = 0;
         if let Some((first, count)) = unanswered
-            && !self.stopped
+            && !self.client.stopped
+            && !self.server.stopped
         {
             rec.anomaly(
                 first,

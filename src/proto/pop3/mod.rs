@@ -13,3 +13,6 @@ pub mod reply;
 
 pub use dissector::Pop3Dissector;
 pub use mailbox::{Capabilities, Mailbox, Pop3State, Pop3Summary};
+
+#[cfg(test)]
+mod session_tests;
