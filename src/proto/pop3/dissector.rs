@@ -48,9 +48,12 @@
 //!
 //! # Not POP3
 //! Each side scores consecutive lines that fit no POP3 shape (binary ones count 4, unknown
-//! command verbs 1 without resetting); a valid line resets the score. At 8, or when a side
-//! of a session seen from its handshake opens with a byte that is not text, the session is
-//! reported as `not_pop3` and no longer dissected.
+//! command verbs 1 without resetting); a valid line resets the score. At 8 (64 once the side
+//! has sent a valid POP3 line), or when a side of a session seen from its handshake opens
+//! with a byte that is not text, that side is reported as `not_pop3` and its input is
+//! dropped from then on. Only the offending side stops: stopping both would make what the
+//! other side contributed depend on how the directions interleave. A stopped client counts
+//! as finished (its unanswered replies are reported as such), a stopped server likewise.
 
 use super::body::DotScanner;
 use super::command::{Command, ReplyShape, Scope, Verb, parse_command};
@@ -73,8 +76,11 @@ use crate::session::{
 use crate::time::Timestamp;
 use std::collections::VecDeque;
 
-/// Junk score at which a side is declared not to speak POP3.
+/// Junk score at which a side that has sent no valid POP3 line is declared not to speak POP3.
 const NOT_POP3_SCORE: u32 = 8;
+
+/// The same, once the side has sent valid POP3: a broken peer is not lightly given up on.
+const NOT_POP3_SCORE_ESTABLISHED: u32 = 64;
 
 /// Server challenges of one AUTH exchange kept while the client's responses lag behind.
 const MAX_QUEUED_CHALLENGES: usize = 64;
@@ -283,11 +289,18 @@ struct Side {
     fin_queued: bool,
     first_byte_checked: bool,
     junk_score: u32,
+    /// Whether this side has sent at least one valid POP3 line.
+    spoke_pop3: bool,
     last_ts: Timestamp,
     scratch: Vec<u8>,
 }
 
 impl Side {
+    fn valid_line(&mut self) {
+        self.junk_score = 0;
+        self.spoke_pop3 = true;
+    }
+
     fn new(max_line_len: usize) -> Self {
         Side {
             framer: LineFramer::new(max_line_len),
@@ -297,6 +310,7 @@ impl Side {
             fin_queued: false,
             first_byte_checked: false,
             junk_score: 0,
+            spoke_pop3: false,
             last_ts: Timestamp::default(),
             scratch: Vec::new(),
         }
@@ -837,7 +851,12 @@ impl Pop3Dissector {
     fn junk(&mut self, dir: Direction, binary: bool, ts: Timestamp, rec: &mut SessionRecord) {
         let side = self.side(dir);
         side.junk_score = side.junk_score.saturating_add(if binary { 4 } else { 1 });
-        if side.junk_score >= NOT_POP3_SCORE {
+        let limit = if side.spoke_pop3 {
+            NOT_POP3_SCORE_ESTABLISHED
+        } else {
+            NOT_POP3_SCORE
+        };
+        if side.junk_score >= limit {
             self.not_pop3(dir, ts, rec, "too many lines that fit no POP3 shape");
         }
     }
@@ -949,7 +968,7 @@ impl Pop3Dissector {
                     },
                 );
                 flow.on_response(Some(&text));
-                self.client.junk_score = 0;
+                self.client.valid_line();
                 self.finish_auth_if_complete(rec);
                 return;
             }
@@ -957,7 +976,7 @@ impl Pop3Dissector {
         let after_gap = std::mem::take(&mut self.client_after_gap);
         match parse_command(&text) {
             Some(cmd) if cmd.verb.is_known() => {
-                self.client.junk_score = 0;
+                self.client.valid_line();
                 self.command(cmd, ts, rec);
             }
             Some(cmd) if !after_gap => {
@@ -1325,7 +1344,7 @@ impl Pop3Dissector {
         }
         match line {
             ServerLine::Status(s) => {
-                self.server.junk_score = 0;
+                self.server.valid_line();
                 if !s.canonical {
                     rec.anomaly(
                         ts,
@@ -1496,7 +1515,7 @@ impl Pop3Dissector {
         if front == Front::Wait {
             return Outcome::Held;
         }
-        self.server.junk_score = 0;
+        self.server.valid_line();
         if !s.canonical {
             rec.anomaly(
                 ts,
@@ -1556,7 +1575,7 @@ impl Pop3Dissector {
         match front {
             Front::Wait => return Outcome::Held,
             Front::Command(Request::SaslAuth) if self.auth.is_some() => {
-                self.server.junk_score = 0;
+                self.server.valid_line();
                 auth_data(rec);
                 if let Some(flow) = self.auth.as_mut() {
                     flow.on_challenge(payload);

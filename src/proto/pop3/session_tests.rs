@@ -1215,3 +1215,87 @@ fn hostile_input_never_panics() {
         }
     }
 }
+
+#[test]
+fn every_split_point_gives_the_same_record() {
+    let chunks = mailbox_session();
+    let expected = json(&feed(&chunks, true, &Limits::default()));
+    for k in 0..chunks.len() {
+        let Chunk::Data(dir, ts, bytes) = &chunks[k] else {
+            continue;
+        };
+        for at in 1..bytes.len() {
+            let mut pieces: Vec<Chunk> = chunks[..k].to_vec();
+            pieces.push(Chunk::Data(*dir, *ts, bytes[..at].to_vec()));
+            pieces.push(Chunk::Data(*dir, *ts, bytes[at..].to_vec()));
+            pieces.extend_from_slice(&chunks[k + 1..]);
+            let got = json(&feed(&pieces, true, &Limits::default()));
+            assert_eq!(got, expected, "packet {k} split at {at}");
+        }
+    }
+}
+
+#[test]
+fn interleaving_contract_on_a_damaged_session() {
+    let mut chunks = transcript(&[
+        (S, "+OK ready <1.2@host>\r\n"),
+        (C, "CAPA\r\n"),
+        (S, "+OK\r\nSASL LOGIN\r\nPIPELINING\r\n.\r\n"),
+        (C, "AUTH LOGIN\r\n"),
+        (S, "+ VXNlcm5hbWU6\r\n"),
+        (C, "YWxpY2U=\r\n"),
+        (S, "+ UGFzc3dvcmQ6\r\n"),
+        (C, "c2VjcmV0\r\n"),
+        (S, "+OK\r\n"),
+        (C, "STLS\r\n"),
+        (S, "-ERR already authenticated\r\n"),
+        (C, "UIDL\r\nLIST\r\nRETR 1\r\n"),
+        (
+            S,
+            "+OK\r\n1 a\r\n2 b\r\n.\r\n+OK\r\n1 12\r\n2 20\r\n.\r\n+OK\r\nSubject: 1\r\n",
+        ),
+    ]);
+    chunks.push(gap(S, 14, 300));
+    chunks.push(gap(C, 15, 7));
+    chunks.extend([
+        Chunk::Data(S, Timestamp::from_parts(16, 0), b"tail\r\n.\r\n".to_vec()),
+        Chunk::Data(
+            S,
+            Timestamp::from_parts(17, 0),
+            b"+OK lost one\r\n".to_vec(),
+        ),
+        Chunk::Data(
+            C,
+            Timestamp::from_parts(18, 0),
+            b"DELE 2\r\nQUIT\r\n".to_vec(),
+        ),
+        Chunk::Data(
+            S,
+            Timestamp::from_parts(19, 0),
+            b"+OK\r\n+OK bye\r\n".to_vec(),
+        ),
+    ]);
+    let rec = check(&chunks);
+    assert_eq!(rec.credentials[0].mechanism, "LOGIN");
+    assert_eq!(rec.credentials[0].success, Some(true));
+    assert_eq!(rec.messages.len(), 1);
+    assert!(!rec.messages[0].complete);
+    assert_eq!(rec.messages[0].uidl.as_deref(), Some("a"));
+    let p = pop3(&rec);
+    assert_eq!(p.mailbox.deleted.iter().copied().collect::<Vec<_>>(), [2]);
+    assert_eq!(p.state, Pop3State::Update);
+    assert_eq!(statuses(&rec).last().map(|s| s.1.as_str()), Some("bye"));
+}
+
+#[test]
+fn an_established_server_is_not_given_up_for_a_stray_body() {
+    let mut server = String::from("+OK ready\r\n+OK 1 10\r\n");
+    for i in 0..20 {
+        server.push_str(&format!("stray line {i}\r\n"));
+    }
+    server.push_str(".\r\n+OK bye\r\n");
+    let rec = check(&transcript(&[(C, "LIST 1\r\nQUIT\r\n"), (S, &server)]));
+    assert!(!rec.has_anomaly("not_pop3"));
+    assert!(rec.has_anomaly("unexpected_server_line"));
+    assert_eq!(statuses(&rec).last().map(|s| s.1.as_str()), Some("bye"));
+}
