@@ -1,0 +1,2140 @@
+//! The POP3 session machine.
+//!
+//! # Pairing
+//! Client lines become commands, appended to a queue of pending commands; server status lines
+//! answer the queue's front, in order (this is also RFC 2449 PIPELINING). The greeting answers
+//! nothing. Whether `+OK` opens a dot-terminated body is decided by the command it answers
+//! (LIST/UIDL without argument, RETR, TOP, CAPA, bare AUTH, bare LANG); `-ERR` is one line.
+//! For commands no specification shapes (unknown verbs, XTND) and for replies to lost
+//! commands the line after `+OK` decides: `.` or a status line means no body, anything else
+//! opens one.
+//!
+//! # Hold rules (the record must not depend on how the two directions interleave)
+//! - The server waits when a status line, a continuation or a gap needs the front of the queue
+//!   and the client has not supplied it yet: the line (or gap) and everything after it are held.
+//! - The client waits after `STLS` (until its reply says whether TLS follows), after `AUTH
+//!   mechanism` whenever the server has not yet sent the continuation (`+ `) that makes the next
+//!   client line a SASL response or the verdict that ends the exchange, and while
+//!   `max_pending_commands` commands are unanswered.
+//! - A side that waits never waits on a side that has finished (FIN or end of session).
+//! - Held bytes are bounded (`max(max_ooo_bytes_per_direction, 4 * max_line_len)` per side).
+//!   When a side overflows, a `hold_overflow` anomaly is recorded and the session continues
+//!   degraded: nobody waits; replies with no command are reported as `reply_without_command`,
+//!   a command later found to be older than such a reply is not queued, the client reads lines
+//!   after an unanswered `AUTH` as SASL responses until a known command appears, and after an
+//!   unanswered `STLS` switches to TLS if its next byte starts a TLS record.
+//!
+//! # Lost commands and the time rule
+//! A client gap (or a mid-stream pickup) puts a `Lost` marker into the queue: an unknown
+//! number of commands whose replies will still come. A reply meets `Lost` at the front; it
+//! answers the next known command if it was captured no earlier than that command, else a lost
+//! one (shaped by the next line, see above). This assumes a client that waits for each reply,
+//! which nearly all POP3 clients do; pipelined commands lost in a gap can be misattributed.
+//!
+//! # Resynchronisation rule (server gaps and mid-stream pickup)
+//! - A gap inside a body ends its message as incomplete; the rest of the body is skipped up to
+//!   the first `.` line, which cannot occur inside a dot-stuffed body, so body lines that start
+//!   with `+OK` are never taken for replies. The next line answers the next command.
+//! - A gap between replies damages the reply to the front command (its first byte was in the
+//!   gap): that command is dropped (an STLS outcome is then read from the next bytes, an AUTH
+//!   goes on degraded) and `Lost` takes its place. Until a status line is seen, any other line
+//!   is taken as the rest of a body and skipped to its `.` line.
+//! - A capture picked up mid-stream (no handshake) starts with `Lost` queued; when the first
+//!   server line is not a status line, the capture started inside a body, which is skipped to
+//!   its `.` line (`midstream_pickup` anomaly). The first client line counts only if it is a
+//!   known command.
+//! - Such a skip is reported as a `resync` anomaly. If a gap swallows a terminator too, the
+//!   skip runs to the next body's end and replies until then are lost.
+//!
+//! # Not POP3
+//! Each side scores consecutive lines that fit no POP3 shape (binary ones count 4, unknown
+//! command verbs 1 without resetting); a valid line resets the score. At 8 (64 once the side
+//! has sent a valid POP3 line), or when a side of a session seen from its handshake opens
+//! with a byte that is not text, that side is reported as `not_pop3` and its input is
+//! dropped from then on. Only the offending side stops: stopping both would make what the
+//! other side contributed depend on how the directions interleave. A stopped client counts
+//! as finished (its unanswered replies are reported as such), a stopped server likewise.
+
+use super::body::DotScanner;
+use super::command::{Command, ReplyShape, Scope, Verb, parse_command};
+use super::mailbox::{
+    Capabilities, MAX_AUTH_MECHANISMS, MAX_CAPABILITY_LEN, Pop3State, Pop3Summary, bounded,
+};
+use super::reply::{
+    ServerLine, StatusLine, apop_timestamp, parse_scan_listing, parse_server_line,
+    parse_uid_listing,
+};
+use crate::limits::Limits;
+use crate::mail::{Envelope, MessageCollector};
+use crate::proto::Dissector;
+use crate::proto::line::{LineEnding, LineFramer};
+use crate::proto::sasl::{Mechanism, SaslExchange};
+use crate::proto::tls::TlsObserver;
+use crate::session::{
+    Credential, CredentialDetails, Direction, EventKind, MessageSource, SessionRecord, TlsMode,
+};
+use crate::time::Timestamp;
+use std::collections::VecDeque;
+
+/// Junk score at which a side that has sent no valid POP3 line is declared not to speak POP3.
+const NOT_POP3_SCORE: u32 = 8;
+
+/// The same, once the side has sent valid POP3: a broken peer is not lightly given up on.
+const NOT_POP3_SCORE_ESTABLISHED: u32 = 64;
+
+/// Server challenges of one AUTH exchange kept while the client's responses lag behind.
+const MAX_QUEUED_CHALLENGES: usize = 64;
+
+/// A command waiting for its reply, with what the reply will settle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Request {
+    User {
+        cred: usize,
+    },
+    Pass {
+        cred: usize,
+    },
+    Apop {
+        cred: usize,
+    },
+    /// AUTH with a mechanism: the exchange itself lives in `Pop3Dissector::auth`.
+    SaslAuth,
+    /// AUTH without argument: a listing of mechanisms.
+    AuthList,
+    Capa,
+    Stls,
+    Stat,
+    List(Scope),
+    Uidl(Scope),
+    Retr(Option<u64>),
+    Top(Option<u64>),
+    Dele(Option<u64>),
+    Rset,
+    Quit,
+    /// Accepted only in the TRANSACTION state (NOOP, LAST).
+    Transactional,
+    /// Anything else, with the reply shape its verb implies.
+    Other(ReplyShape),
+}
+
+impl Request {
+    fn shape(self) -> ReplyShape {
+        match self {
+            Request::AuthList | Request::Capa | Request::Retr(_) | Request::Top(_) => {
+                ReplyShape::MultiLineOnOk
+            }
+            Request::List(Scope::All) | Request::Uidl(Scope::All) => ReplyShape::MultiLineOnOk,
+            Request::Other(shape) => shape,
+            _ => ReplyShape::SingleLine,
+        }
+    }
+}
+
+/// An entry of the pending-command queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Command {
+        ts: Timestamp,
+        request: Request,
+    },
+    /// Commands that were never captured (client gap, mid-stream pickup).
+    Lost,
+}
+
+/// A status line whose event waits for its body (or for the line that shapes it).
+#[derive(Debug, Clone, PartialEq)]
+struct PendingStatus {
+    ok: bool,
+    text: String,
+    resp_code: Option<String>,
+    ts: Timestamp,
+}
+
+impl PendingStatus {
+    fn new(s: &StatusLine<'_>, ts: Timestamp) -> Self {
+        PendingStatus {
+            ok: s.ok,
+            text: s.text.to_string(),
+            resp_code: s.resp_code.map(str::to_string),
+            ts,
+        }
+    }
+
+    fn emit(self, body_lines: Option<u64>, ts: Timestamp, rec: &mut SessionRecord) {
+        rec.push_event(
+            ts,
+            Direction::Server,
+            EventKind::Status {
+                ok: self.ok,
+                text: self.text,
+                resp_code: self.resp_code,
+                body_lines,
+            },
+        );
+    }
+}
+
+/// What a listing body's lines fill.
+#[derive(Debug)]
+enum Listing {
+    Sizes,
+    Uids,
+    Capa(Capabilities),
+    AuthMechanisms(Vec<String>),
+}
+
+/// Where a body's content goes.
+#[derive(Debug)]
+enum BodySink {
+    Message {
+        collector: Option<MessageCollector>,
+        source: MessageSource,
+        number: Option<u64>,
+    },
+    Listing {
+        framer: LineFramer,
+        listing: Listing,
+    },
+    /// A body of unknown meaning: lines are counted only.
+    Discard,
+    /// Resynchronisation: skipping the rest of a body whose start was not seen.
+    Skip { reason: &'static str },
+}
+
+#[derive(Debug)]
+struct Body {
+    scanner: DotScanner,
+    /// The `+OK` that opened the body; `None` while skipping.
+    status: Option<PendingStatus>,
+    sink: BodySink,
+    last_ts: Timestamp,
+}
+
+/// What the server stream is expected to carry next.
+#[derive(Debug, Default)]
+enum ServerPhase {
+    /// The first line: the greeting (or, mid-stream, anything).
+    #[default]
+    Greeting,
+    /// Status lines and continuations; after a gap, other lines are the rest of a body.
+    Lines { after_gap: bool },
+    /// `+OK` to a command of unknown shape: the next line decides whether a body follows.
+    Probe(PendingStatus),
+    /// Inside a dot-terminated body.
+    Body(Box<Body>),
+    /// A gap swallowed the reply to STLS: the next bytes show whether TLS began.
+    StlsOutcome { partial_line_skipped: bool },
+    /// After an accepted STLS.
+    Tls,
+}
+
+/// Something the server side could not interpret yet (it needs the client's commands).
+#[derive(Debug)]
+enum Held {
+    Line {
+        text: String,
+        binary: bool,
+        ts: Timestamp,
+    },
+    Gap {
+        ts: Timestamp,
+    },
+}
+
+/// An input item kept in order until its side may go on.
+#[derive(Debug)]
+enum Item {
+    Data {
+        bytes: Vec<u8>,
+        offset: usize,
+        ts: Timestamp,
+    },
+    Gap {
+        len: u64,
+        ts: Timestamp,
+    },
+    Fin,
+}
+
+/// A side's held input, with its byte count for the hold limit.
+#[derive(Debug, Default)]
+struct Inbox {
+    items: VecDeque<Item>,
+    bytes: usize,
+}
+
+impl Inbox {
+    fn push(&mut self, item: Item) {
+        if let Item::Data { bytes, offset, .. } = &item {
+            self.bytes += bytes.len() - offset;
+        }
+        self.items.push_back(item);
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+        self.bytes = 0;
+    }
+}
+
+/// State kept per direction.
+#[derive(Debug)]
+struct Side {
+    framer: LineFramer,
+    inbox: Inbox,
+    /// No more input will come from this side (its FIN, or the end of the session, processed).
+    done: bool,
+    /// Declared not to speak POP3: its input is dropped.
+    stopped: bool,
+    fin_queued: bool,
+    first_byte_checked: bool,
+    junk_score: u32,
+    /// Whether this side has sent at least one valid POP3 line.
+    spoke_pop3: bool,
+    last_ts: Timestamp,
+    scratch: Vec<u8>,
+}
+
+impl Side {
+    fn valid_line(&mut self) {
+        self.junk_score = 0;
+        self.spoke_pop3 = true;
+    }
+
+    fn new(max_line_len: usize) -> Self {
+        Side {
+            framer: LineFramer::new(max_line_len),
+            inbox: Inbox::default(),
+            done: false,
+            stopped: false,
+            fin_queued: false,
+            first_byte_checked: false,
+            junk_score: 0,
+            spoke_pop3: false,
+            last_ts: Timestamp::default(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+/// One AUTH exchange with a mechanism, from the command to the verdict and the last response.
+#[derive(Debug)]
+struct AuthFlow {
+    exchange: SaslExchange,
+    cred: usize,
+    ts: Timestamp,
+    /// Challenges received but not yet handed to the exchange: each one's turn comes after
+    /// the client's previous response, which may not have been read yet.
+    queued: VecDeque<String>,
+    challenges: u32,
+    fed_challenges: u32,
+    responses: u32,
+    verdict: Option<bool>,
+    /// The server cannot settle the exchange (gap, overflow, end): client lines are taken as
+    /// responses until one is a known command.
+    forced: bool,
+    client_moved_on: bool,
+}
+
+impl AuthFlow {
+    fn feed_due_challenges(&mut self) {
+        while self.responses >= self.fed_challenges {
+            let Some(c) = self.queued.pop_front() else {
+                break;
+            };
+            self.exchange.server_challenge(&c);
+            self.fed_challenges += 1;
+        }
+    }
+
+    fn on_challenge(&mut self, payload: &str) {
+        self.challenges = self.challenges.saturating_add(1);
+        if self.queued.len() < MAX_QUEUED_CHALLENGES {
+            self.queued.push_back(payload.to_string());
+        }
+        self.feed_due_challenges();
+    }
+
+    /// A client response, or `None` for one lost in a gap.
+    fn on_response(&mut self, line: Option<&str>) {
+        self.feed_due_challenges();
+        if let Some(line) = line {
+            self.exchange.client_response(line);
+        }
+        self.responses = self.responses.saturating_add(1);
+        self.feed_due_challenges();
+    }
+
+    /// Whether the server asked for client lines the client has not yet been seen to send.
+    fn responses_owed(&self) -> bool {
+        self.challenges > self.responses
+    }
+
+    fn complete(&self) -> bool {
+        self.verdict.is_some() && !self.responses_owed()
+    }
+}
+
+/// Input as delivered by the engine.
+#[derive(Debug, Clone, Copy)]
+enum Input<'a> {
+    Data(&'a [u8]),
+    Gap(u64),
+    Fin,
+}
+
+/// Whether a server line could be interpreted or has to wait for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Done,
+    Held,
+}
+
+/// What a server line answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Front {
+    /// The client has not supplied the command yet.
+    Wait,
+    /// No command will come (client finished, or degraded).
+    Unmatched,
+    /// A command that was never captured.
+    Lost,
+    /// The queue's first command (still queued).
+    Command(Request),
+}
+
+/// Dissects a clear-text POP3 session into events, credentials, messages and a summary.
+#[derive(Debug)]
+pub struct Pop3Dissector {
+    max_line_len: usize,
+    max_pending: usize,
+    max_message_bytes: usize,
+    keep_message_bytes: bool,
+    hold_limit: usize,
+    started: bool,
+    ended: bool,
+    handshake_seen: bool,
+    degraded: bool,
+    client: Side,
+    server: Side,
+    server_phase: ServerPhase,
+    held: Option<Held>,
+    /// The first client line after a gap or a mid-stream pickup may be a fragment.
+    client_after_gap: bool,
+    client_tls: bool,
+    queue: VecDeque<Pending>,
+    commands_pending: usize,
+    auth: Option<AuthFlow>,
+    stls_wait: bool,
+    open_user: Option<usize>,
+    tls: Option<TlsObserver>,
+    /// Degraded mode: capture time of the latest reply taken as answering no command.
+    unmatched_until: Option<Timestamp>,
+}
+
+fn is_text_byte(b: u8) -> bool {
+    matches!(b, 0x20..=0x7e | 0x80..=0xff | b'\r' | b'\n' | b'\t')
+}
+
+/// Whether a byte opens a TLS record (change_cipher_spec, alert, handshake, application data).
+fn is_tls_record_start(b: u8) -> bool {
+    (0x14..=0x17).contains(&b)
+}
+
+fn summary(rec: &mut SessionRecord) -> &mut Pop3Summary {
+    rec.pop3.get_or_insert_with(Pop3Summary::default)
+}
+
+fn set_success(rec: &mut SessionRecord, cred: usize, ok: bool) {
+    if let Some(c) = rec.credentials.get_mut(cred) {
+        c.success = Some(ok);
+    }
+}
+
+fn push_credential(rec: &mut SessionRecord, credential: Credential) -> usize {
+    rec.credentials.push(credential);
+    rec.credentials.len() - 1
+}
+
+/// Records the anomalies a protocol line shows; returns whether it holds binary bytes.
+fn line_anomalies(
+    dir: Direction,
+    bytes: &[u8],
+    ending: LineEnding,
+    discarded: u64,
+    ts: Timestamp,
+    rec: &mut SessionRecord,
+) -> bool {
+    if discarded > 0 {
+        rec.anomaly(
+            ts,
+            Some(dir),
+            "line_too_long",
+            format!(
+                "line of {} bytes cut to {}",
+                bytes.len() as u64 + discarded,
+                bytes.len()
+            ),
+        );
+    }
+    match ending {
+        LineEnding::CrLf => {}
+        LineEnding::Lf => rec.anomaly(ts, Some(dir), "bare_lf", "line ended by LF without CR"),
+        LineEnding::None => rec.anomaly(
+            ts,
+            Some(dir),
+            "unterminated_line",
+            "the stream ended inside a line",
+        ),
+    }
+    let (mut nul, mut control, mut non_ascii) = (false, false, false);
+    for &b in bytes {
+        match b {
+            0 => nul = true,
+            b'\t' | b'\r' => {}
+            0x01..=0x1f | 0x7f => control = true,
+            0x80..=0xff => non_ascii = true,
+            _ => {}
+        }
+    }
+    if nul {
+        rec.anomaly(ts, Some(dir), "nul_byte", "NUL byte in a protocol line");
+    }
+    if non_ascii {
+        rec.anomaly(ts, Some(dir), "non_ascii", "8-bit bytes in a protocol line");
+    }
+    nul || control
+}
+
+/// Applies one line of a listing body (LIST, UIDL, CAPA, bare AUTH).
+fn listing_line(
+    listing: &mut Listing,
+    bytes: &[u8],
+    overlong: bool,
+    ts: Timestamp,
+    rec: &mut SessionRecord,
+) {
+    let dir = Some(Direction::Server);
+    if overlong {
+        rec.anomaly(ts, dir, "line_too_long", "listing line cut");
+    }
+    let text = String::from_utf8_lossy(bytes);
+    let full = |rec: &mut SessionRecord| {
+        rec.anomaly(
+            ts,
+            dir,
+            "mailbox_limit",
+            format!(
+                "more than {} entries; later ones are not kept",
+                super::mailbox::MAX_MAILBOX_ENTRIES
+            ),
+        );
+    };
+    match listing {
+        Listing::Sizes => match parse_scan_listing(&text) {
+            Some((n, size)) => {
+                if summary(rec).mailbox.set_size(n, size).is_err() {
+                    full(rec);
+                }
+            }
+            None => rec.anomaly(ts, dir, "bad_listing_line", format!("LIST line {text:?}")),
+        },
+        Listing::Uids => match parse_uid_listing(&text) {
+            Some((n, uid, cut)) => {
+                if cut {
+                    rec.anomaly(ts, dir, "uid_too_long", "unique id cut");
+                }
+                if summary(rec).mailbox.set_uid(n, uid).is_err() {
+                    full(rec);
+                }
+            }
+            None => rec.anomaly(ts, dir, "bad_listing_line", format!("UIDL line {text:?}")),
+        },
+        Listing::Capa(caps) => {
+            if !caps.add_line(&text) {
+                rec.anomaly(
+                    ts,
+                    dir,
+                    "capability_limit",
+                    "too many capability lines; later ones dropped",
+                );
+            }
+        }
+        Listing::AuthMechanisms(mechs) => {
+            if let Some(name) = text.split_ascii_whitespace().next() {
+                if mechs.len() < MAX_AUTH_MECHANISMS {
+                    mechs.push(bounded(name, MAX_CAPABILITY_LEN));
+                } else {
+                    rec.anomaly(
+                        ts,
+                        dir,
+                        "capability_limit",
+                        "too many mechanisms; later ones dropped",
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Pop3Dissector {
+    /// A dissector for one clear-text POP3 session.
+    pub fn new(limits: &Limits) -> Self {
+        Pop3Dissector {
+            max_line_len: limits.max_line_len,
+            max_pending: limits.max_pending_commands.max(1),
+            max_message_bytes: limits.max_message_bytes,
+            keep_message_bytes: limits.keep_message_bytes,
+            hold_limit: limits
+                .max_ooo_bytes_per_direction
+                .max(limits.max_line_len.saturating_mul(4)),
+            started: false,
+            ended: false,
+            handshake_seen: false,
+            degraded: false,
+            client: Side::new(limits.max_line_len),
+            server: Side::new(limits.max_line_len),
+            server_phase: ServerPhase::Greeting,
+            held: None,
+            client_after_gap: false,
+            client_tls: false,
+            queue: VecDeque::new(),
+            commands_pending: 0,
+            auth: None,
+            stls_wait: false,
+            open_user: None,
+            tls: None,
+            unmatched_until: None,
+        }
+    }
+
+    fn side(&mut self, dir: Direction) -> &mut Side {
+        match dir {
+            Direction::Client => &mut self.client,
+            Direction::Server => &mut self.server,
+        }
+    }
+
+    fn begin(&mut self, rec: &mut SessionRecord) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.handshake_seen = rec.handshake_seen;
+        let s = summary(rec);
+        if !self.handshake_seen {
+            s.state = Pop3State::Unknown;
+            self.queue.push_back(Pending::Lost);
+            self.client_after_gap = true;
+        }
+    }
+
+    // ----- input plumbing: inboxes, holding, pumping -------------------------------------
+
+    fn input(&mut self, dir: Direction, input: Input<'_>, ts: Timestamp, rec: &mut SessionRecord) {
+        self.begin(rec);
+        if self.side(dir).stopped {
+            return;
+        }
+        let direct = self.side(dir).inbox.items.is_empty();
+        match input {
+            Input::Data(data) if direct => {
+                let n = self.feed(dir, data, ts, rec);
+                if n < data.len() && !self.side(dir).stopped {
+                    self.side(dir).inbox.push(Item::Data {
+                        bytes: data[n..].to_vec(),
+                        offset: 0,
+                        ts,
+                    });
+                }
+            }
+            Input::Data(data) => self.side(dir).inbox.push(Item::Data {
+                bytes: data.to_vec(),
+                offset: 0,
+                ts,
+            }),
+            Input::Gap(len) => self.side(dir).inbox.push(Item::Gap { len, ts }),
+            Input::Fin => self.side(dir).inbox.push(Item::Fin),
+        }
+        self.pump(rec);
+        if !self.degraded && !self.side(dir).stopped && self.side(dir).inbox.bytes > self.hold_limit
+        {
+            self.degraded = true;
+            rec.anomaly(
+                ts,
+                Some(dir),
+                "hold_overflow",
+                format!(
+                    "more than {} bytes from the {} waited for the other side; going on with the most likely reading",
+                    self.hold_limit,
+                    dir.as_str()
+                ),
+            );
+            self.pump(rec);
+        }
+    }
+
+    /// Runs both sides until neither can go on.
+    fn pump(&mut self, rec: &mut SessionRecord) {
+        loop {
+            let client = self.drain(Direction::Client, rec);
+            let server = self.drain(Direction::Server, rec);
+            if !client && !server {
+                return;
+            }
+        }
+    }
+
+    /// Processes a side's held input in order; true if anything moved.
+    fn drain(&mut self, dir: Direction, rec: &mut SessionRecord) -> bool {
+        let mut progress = false;
+        if dir == Direction::Server
+            && let Some(held) = self.held.take()
+        {
+            if !self.retry_held(held, rec) {
+                return false;
+            }
+            progress = true;
+        }
+        loop {
+            if self.side(dir).stopped {
+                self.side(dir).inbox.clear();
+                return progress;
+            }
+            if self.blocked(dir) {
+                return progress;
+            }
+            let Some(item) = self.side(dir).inbox.items.pop_front() else {
+                return progress;
+            };
+            match item {
+                Item::Data { bytes, offset, ts } => {
+                    let rest = bytes.len() - offset;
+                    let n = self.feed(dir, &bytes[offset..], ts, rec);
+                    if n < rest && !self.side(dir).stopped {
+                        let side = self.side(dir);
+                        side.inbox.bytes = side.inbox.bytes.saturating_sub(n);
+                        side.inbox.items.push_front(Item::Data {
+                            bytes,
+                            offset: offset + n,
+                            ts,
+                        });
+                        return progress || n > 0;
+                    }
+                    let side = self.side(dir);
+                    side.inbox.bytes = side.inbox.bytes.saturating_sub(rest);
+                    progress = true;
+                }
+                Item::Gap { len, ts } => {
+                    self.gap(dir, len, ts, rec);
+                    progress = true;
+                }
+                Item::Fin => {
+                    if !self.fin(dir, rec) {
+                        self.side(dir).inbox.items.push_front(Item::Fin);
+                        return progress;
+                    }
+                    progress = true;
+                }
+            }
+        }
+    }
+
+    fn blocked(&self, dir: Direction) -> bool {
+        match dir {
+            Direction::Client => self.client_blocked(),
+            Direction::Server => self.held.is_some(),
+        }
+    }
+
+    /// Whether the client must wait for the server before its next line can be read.
+    fn client_blocked(&self) -> bool {
+        if self.degraded || self.server.done || self.server.stopped || self.client_tls {
+            return false;
+        }
+        if self.stls_wait {
+            return true;
+        }
+        if let Some(flow) = &self.auth
+            && !flow.forced
+            && flow.verdict.is_none()
+            && !flow.responses_owed()
+        {
+            return true;
+        }
+        self.commands_pending >= self.max_pending
+    }
+
+    /// Whether no further client command can come to be answered.
+    fn client_exhausted(&self) -> bool {
+        self.client.done || self.client.stopped || self.degraded || self.client_tls
+    }
+
+    fn feed(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) -> usize {
+        if self.side(dir).stopped {
+            return data.len();
+        }
+        self.side(dir).last_ts = ts;
+        if let Some(&first) = data.first()
+            && !self.side(dir).first_byte_checked
+        {
+            self.side(dir).first_byte_checked = true;
+            if self.handshake_seen && !is_text_byte(first) {
+                self.not_pop3(dir, ts, rec, "the stream opens with binary bytes");
+                return data.len();
+            }
+        }
+        match dir {
+            Direction::Client => self.feed_client(data, ts, rec),
+            Direction::Server => self.feed_server(data, ts, rec),
+        }
+    }
+
+    /// End of a side's input: its unterminated last line, if any, is taken as a line.
+    /// False when that line has to wait for the client (the FIN is then retried).
+    fn fin(&mut self, dir: Direction, rec: &mut SessionRecord) -> bool {
+        let side = self.side(dir);
+        let ts = side.last_ts;
+        let mut scratch = std::mem::take(&mut side.scratch);
+        let flushed = side.framer.flush().map(|l| {
+            scratch.clear();
+            scratch.extend_from_slice(l.bytes);
+            (l.ending, l.discarded)
+        });
+        let mut through = true;
+        if let Some((ending, discarded)) = flushed
+            && !self.side(dir).stopped
+        {
+            match dir {
+                Direction::Client => {
+                    if !self.client_tls {
+                        self.client_line(&scratch, ending, discarded, ts, rec);
+                    }
+                }
+                Direction::Server => {
+                    through = self.server_line_framed(&scratch, ending, discarded, ts, rec)
+                        == Outcome::Done;
+                }
+            }
+        }
+        self.side(dir).scratch = scratch;
+        if through {
+            self.side(dir).done = true;
+        }
+        through
+    }
+
+    fn not_pop3(&mut self, dir: Direction, ts: Timestamp, rec: &mut SessionRecord, why: &str) {
+        rec.anomaly(
+            ts,
+            Some(dir),
+            "not_pop3",
+            format!(
+                "the {} does not speak POP3 ({why}); dissection stopped",
+                dir.as_str()
+            ),
+        );
+        self.side(dir).stopped = true;
+        self.side(dir).inbox.clear();
+        if dir == Direction::Server {
+            self.held = None;
+        }
+    }
+
+    /// Scores a line that fits no POP3 shape; enough of them in a row end the dissection.
+    fn junk(&mut self, dir: Direction, binary: bool, ts: Timestamp, rec: &mut SessionRecord) {
+        let side = self.side(dir);
+        side.junk_score = side.junk_score.saturating_add(if binary { 4 } else { 1 });
+        let limit = if side.spoke_pop3 {
+            NOT_POP3_SCORE_ESTABLISHED
+        } else {
+            NOT_POP3_SCORE
+        };
+        if side.junk_score >= limit {
+            self.not_pop3(dir, ts, rec, "too many lines that fit no POP3 shape");
+        }
+    }
+
+    fn start_tls(&mut self, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
+        if self.tls.is_none() {
+            self.tls = Some(TlsObserver::start(TlsMode::Starttls, dir, ts, rec));
+        }
+        self.client_tls = true;
+        self.stls_wait = false;
+        self.server_phase = ServerPhase::Tls;
+    }
+
+    fn tls_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
+        if let Some(observer) = self.tls.as_mut() {
+            observer.on_data(dir, data, ts, rec);
+        }
+    }
+
+    fn tls_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
+        match self.tls.as_mut() {
+            Some(observer) => observer.on_gap(dir, len, ts, rec),
+            None => rec.push_event(ts, dir, EventKind::Gap { bytes: len }),
+        }
+    }
+
+    fn gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
+        match dir {
+            Direction::Client => self.client_gap(len, ts, rec),
+            Direction::Server => self.server_gap(len, ts, rec),
+        }
+    }
+
+    // ----- client side ------------------------------------------------------------------
+
+    fn feed_client(&mut self, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) -> usize {
+        let mut input = data;
+        loop {
+            if self.client.stopped {
+                return data.len();
+            }
+            if self.client_tls {
+                self.tls_data(Direction::Client, input, ts, rec);
+                return data.len();
+            }
+            if self.client_blocked() {
+                return data.len() - input.len();
+            }
+            if self.stls_wait {
+                // Nobody will say whether STLS was accepted: the client's next byte does.
+                match input.first() {
+                    None => return data.len(),
+                    Some(&b) if is_tls_record_start(b) && self.client.framer.is_empty() => {
+                        rec.anomaly(
+                            ts,
+                            Some(Direction::Client),
+                            "stls_reply_missing",
+                            "TLS followed STLS without a reply in the capture",
+                        );
+                        self.start_tls(Direction::Client, ts, rec);
+                        continue;
+                    }
+                    Some(_) => self.stls_wait = false,
+                }
+            }
+            let mut scratch = std::mem::take(&mut self.client.scratch);
+            let line = self.client.framer.next_line(&mut input).map(|l| {
+                scratch.clear();
+                scratch.extend_from_slice(l.bytes);
+                (l.ending, l.discarded)
+            });
+            if let Some((ending, discarded)) = line {
+                self.client_line(&scratch, ending, discarded, ts, rec);
+            }
+            self.client.scratch = scratch;
+            if line.is_none() {
+                return data.len();
+            }
+        }
+    }
+
+    fn client_line(
+        &mut self,
+        bytes: &[u8],
+        ending: LineEnding,
+        discarded: u64,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) {
+        let binary = line_anomalies(Direction::Client, bytes, ending, discarded, ts, rec);
+        let text = String::from_utf8_lossy(bytes);
+        if let Some(flow) = self.auth.as_mut() {
+            let forced = flow.forced || self.degraded || self.server.done || self.server.stopped;
+            let is_response = if flow.responses_owed() {
+                true
+            } else if forced && !flow.client_moved_on {
+                let command = parse_command(&text).is_some_and(|c| c.verb.is_known());
+                flow.client_moved_on = command;
+                !command
+            } else {
+                false
+            };
+            if is_response {
+                rec.push_event(
+                    ts,
+                    Direction::Client,
+                    EventKind::AuthData {
+                        raw: text.to_string(),
+                    },
+                );
+                flow.on_response(Some(&text));
+                self.client.valid_line();
+                self.finish_auth_if_complete(rec);
+                return;
+            }
+        }
+        let after_gap = std::mem::take(&mut self.client_after_gap);
+        match parse_command(&text) {
+            Some(cmd) if cmd.verb.is_known() => {
+                self.client.valid_line();
+                self.command(cmd, ts, rec);
+            }
+            Some(cmd) if !after_gap => {
+                self.command(cmd, ts, rec);
+                self.junk(Direction::Client, binary, ts, rec);
+            }
+            _ if after_gap => rec.anomaly(
+                ts,
+                Some(Direction::Client),
+                "fragment_after_gap",
+                "the first client line after missing bytes was not a command; dropped",
+            ),
+            _ => {
+                rec.push_event(
+                    ts,
+                    Direction::Client,
+                    EventKind::Line {
+                        text: text.into_owned(),
+                    },
+                );
+                rec.anomaly(
+                    ts,
+                    Some(Direction::Client),
+                    "unexpected_client_line",
+                    "a client line that is not a command",
+                );
+                self.junk(Direction::Client, binary, ts, rec);
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command<'_>, ts: Timestamp, rec: &mut SessionRecord) {
+        rec.push_event(
+            ts,
+            Direction::Client,
+            EventKind::Command {
+                verb: cmd.verb_name(),
+                arg: cmd.arg.map(str::to_string),
+            },
+        );
+        let encrypted = rec.in_tls();
+        let credential = |mechanism: &str, username: Option<&str>| Credential {
+            ts,
+            mechanism: mechanism.to_string(),
+            username: username.map(str::to_string),
+            password: None,
+            success: None,
+            encrypted,
+            details: CredentialDetails::default(),
+        };
+        let request = match cmd.verb {
+            Verb::User => {
+                let cred = push_credential(rec, credential("USER", cmd.arg));
+                self.open_user = Some(cred);
+                Request::User { cred }
+            }
+            Verb::Pass => {
+                let password = cmd.arg.unwrap_or("").to_string();
+                let open = self
+                    .open_user
+                    .take()
+                    .filter(|&i| rec.credentials.get(i).is_some_and(|c| c.password.is_none()));
+                let cred = match open {
+                    Some(i) => i,
+                    None => push_credential(rec, credential("USER", None)),
+                };
+                if let Some(c) = rec.credentials.get_mut(cred) {
+                    c.password = Some(password);
+                }
+                Request::Pass { cred }
+            }
+            Verb::Apop => {
+                self.open_user = None;
+                let (name, digest) = cmd.apop_args();
+                let mut c = credential("APOP", name);
+                c.details.response = digest.map(str::to_string);
+                Request::Apop {
+                    cred: push_credential(rec, c),
+                }
+            }
+            Verb::Auth => match cmd.auth_args() {
+                None => Request::AuthList,
+                Some(args) => {
+                    self.open_user = None;
+                    if let Some(old) = self.auth.take() {
+                        self.finish_auth(old, rec);
+                    }
+                    let mechanism = Mechanism::parse(args.mechanism);
+                    let cred = push_credential(rec, credential(mechanism.name(), None));
+                    self.auth = Some(AuthFlow {
+                        exchange: SaslExchange::start(
+                            args.mechanism,
+                            args.initial_response,
+                            ts,
+                            encrypted,
+                        ),
+                        cred,
+                        ts,
+                        queued: VecDeque::new(),
+                        challenges: 0,
+                        fed_challenges: 0,
+                        responses: 0,
+                        verdict: None,
+                        forced: false,
+                        client_moved_on: false,
+                    });
+                    Request::SaslAuth
+                }
+            },
+            Verb::Capa => Request::Capa,
+            Verb::Stls => {
+                self.stls_wait = true;
+                Request::Stls
+            }
+            Verb::Stat => Request::Stat,
+            Verb::List => Request::List(cmd.scope()),
+            Verb::Uidl => Request::Uidl(cmd.scope()),
+            Verb::Retr => Request::Retr(cmd.message_number()),
+            Verb::Top => Request::Top(cmd.message_number()),
+            Verb::Dele => Request::Dele(cmd.message_number()),
+            Verb::Rset => Request::Rset,
+            Verb::Quit => Request::Quit,
+            Verb::Noop | Verb::Last => Request::Transactional,
+            Verb::Other => {
+                rec.anomaly(
+                    ts,
+                    Some(Direction::Client),
+                    "unknown_command",
+                    format!("unknown command {}", cmd.verb_name()),
+                );
+                Request::Other(cmd.reply_shape())
+            }
+            Verb::Xtnd | Verb::Rpop | Verb::Utf8 | Verb::Lang => Request::Other(cmd.reply_shape()),
+        };
+        self.enqueue(ts, request, rec);
+    }
+
+    fn enqueue(&mut self, ts: Timestamp, request: Request, rec: &mut SessionRecord) {
+        if self.unmatched_until.is_some_and(|t| ts <= t) {
+            rec.anomaly(
+                ts,
+                Some(Direction::Client),
+                "reply_not_paired",
+                "a command older than a reply already taken as answering nothing",
+            );
+            if request == Request::SaslAuth
+                && let Some(flow) = self.auth.as_mut()
+            {
+                flow.forced = true;
+            }
+            return;
+        }
+        if self.commands_pending >= self.max_pending {
+            // Only reached when nobody waits any more (degraded, or the server has finished).
+            if let Some(pos) = self
+                .queue
+                .iter()
+                .position(|p| matches!(p, Pending::Command { .. }))
+            {
+                self.queue.remove(pos);
+                self.commands_pending -= 1;
+                rec.anomaly(
+                    ts,
+                    Some(Direction::Client),
+                    "pending_overflow",
+                    format!(
+                        "more than {} commands without a reply; the oldest is no longer paired",
+                        self.max_pending
+                    ),
+                );
+            }
+        }
+        self.queue.push_back(Pending::Command { ts, request });
+        self.commands_pending += 1;
+    }
+
+    fn client_gap(&mut self, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
+        if self.client_tls {
+            self.tls_gap(Direction::Client, len, ts, rec);
+            return;
+        }
+        rec.push_event(ts, Direction::Client, EventKind::Gap { bytes: len });
+        self.client.framer.clear();
+        if let Some(flow) = self.auth.as_mut()
+            && flow.responses_owed()
+        {
+            // The missing bytes held the response the server asked for.
+            flow.on_response(None);
+            self.finish_auth_if_complete(rec);
+            return;
+        }
+        if !matches!(self.queue.back(), Some(Pending::Lost)) {
+            self.queue.push_back(Pending::Lost);
+        }
+        self.client_after_gap = true;
+    }
+
+    // ----- server side ------------------------------------------------------------------
+
+    fn feed_server(&mut self, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) -> usize {
+        let mut input = data;
+        loop {
+            if self.server.stopped || input.is_empty() {
+                return data.len();
+            }
+            if self.held.is_some() {
+                return data.len() - input.len();
+            }
+            match &mut self.server_phase {
+                ServerPhase::Tls => {
+                    self.tls_data(Direction::Server, input, ts, rec);
+                    return data.len();
+                }
+                ServerPhase::Body(_) => {
+                    let n = self.body_bytes(input, ts, rec);
+                    input = &input[n..];
+                }
+                ServerPhase::StlsOutcome {
+                    partial_line_skipped,
+                } => {
+                    let first = input[0];
+                    if !*partial_line_skipped
+                        && first != b'+'
+                        && first != b'-'
+                        && is_text_byte(first)
+                    {
+                        // The rest of the reply line the gap cut.
+                        match input.iter().position(|&b| b == b'\n') {
+                            Some(p) => {
+                                input = &input[p + 1..];
+                                *partial_line_skipped = true;
+                            }
+                            None => return data.len(),
+                        }
+                        continue;
+                    }
+                    if is_tls_record_start(first) {
+                        rec.anomaly(
+                            ts,
+                            Some(Direction::Server),
+                            "stls_reply_lost",
+                            "the STLS reply was not captured; TLS records follow",
+                        );
+                        self.start_tls(Direction::Server, ts, rec);
+                    } else {
+                        self.stls_wait = false;
+                        self.server_phase = ServerPhase::Lines { after_gap: true };
+                    }
+                }
+                _ => {
+                    let mut scratch = std::mem::take(&mut self.server.scratch);
+                    let line = self.server.framer.next_line(&mut input).map(|l| {
+                        scratch.clear();
+                        scratch.extend_from_slice(l.bytes);
+                        (l.ending, l.discarded)
+                    });
+                    if let Some((ending, discarded)) = line {
+                        self.server_line_framed(&scratch, ending, discarded, ts, rec);
+                    }
+                    self.server.scratch = scratch;
+                    if line.is_none() {
+                        return data.len();
+                    }
+                }
+            }
+        }
+    }
+
+    /// A line just framed from the server stream; held (with its anomalies already noted)
+    /// when it needs a command not yet seen.
+    fn server_line_framed(
+        &mut self,
+        bytes: &[u8],
+        ending: LineEnding,
+        discarded: u64,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) -> Outcome {
+        let binary = line_anomalies(Direction::Server, bytes, ending, discarded, ts, rec);
+        let text = String::from_utf8_lossy(bytes);
+        let outcome = self.server_line(&text, binary, ts, rec);
+        if outcome == Outcome::Held {
+            self.held = Some(Held::Line {
+                text: text.into_owned(),
+                binary,
+                ts,
+            });
+        }
+        outcome
+    }
+
+    /// Retries what the server side held; false if it still has to wait.
+    fn retry_held(&mut self, held: Held, rec: &mut SessionRecord) -> bool {
+        match held {
+            Held::Line { text, binary, ts } => {
+                if self.server_line(&text, binary, ts, rec) == Outcome::Held {
+                    self.held = Some(Held::Line { text, binary, ts });
+                    return false;
+                }
+                true
+            }
+            Held::Gap { ts } => {
+                if !self.gap_front(ts, rec) {
+                    self.held = Some(Held::Gap { ts });
+                    return false;
+                }
+                true
+            }
+        }
+    }
+
+    fn server_line(
+        &mut self,
+        text: &str,
+        binary: bool,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) -> Outcome {
+        let phase = std::mem::replace(
+            &mut self.server_phase,
+            ServerPhase::Lines { after_gap: false },
+        );
+        match phase {
+            ServerPhase::Greeting => self.first_server_line(text, binary, ts, rec),
+            ServerPhase::Lines { after_gap } => {
+                let outcome = self.lines_line(text, binary, after_gap, ts, rec);
+                if outcome == Outcome::Held {
+                    self.server_phase = ServerPhase::Lines { after_gap };
+                }
+                outcome
+            }
+            ServerPhase::Probe(status) => self.probe_line(status, text, binary, ts, rec),
+            other => {
+                // Bodies, TLS and the STLS probe never reach the line parser.
+                self.server_phase = other;
+                Outcome::Done
+            }
+        }
+    }
+
+    fn first_server_line(
+        &mut self,
+        text: &str,
+        binary: bool,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) -> Outcome {
+        let line = parse_server_line(text);
+        if !self.handshake_seen {
+            return match line {
+                ServerLine::Status(_) | ServerLine::Continuation(_) => {
+                    self.lines_line(text, binary, false, ts, rec)
+                }
+                ServerLine::Other => {
+                    rec.anomaly(
+                        ts,
+                        Some(Direction::Server),
+                        "midstream_pickup",
+                        "the capture starts inside a multi-line reply; its rest is skipped",
+                    );
+                    self.start_skip(text, ts, "mid-stream pickup");
+                    Outcome::Done
+                }
+            };
+        }
+        match line {
+            ServerLine::Status(s) => {
+                self.server.valid_line();
+                if !s.canonical {
+                    rec.anomaly(
+                        ts,
+                        Some(Direction::Server),
+                        "lowercase_status",
+                        "status indicator not in upper case",
+                    );
+                }
+                if !s.ok {
+                    rec.anomaly(
+                        ts,
+                        Some(Direction::Server),
+                        "greeting_refused",
+                        "the server greeted with -ERR",
+                    );
+                }
+                let sm = summary(rec);
+                sm.greeting = Some(s.text.to_string());
+                sm.apop_timestamp = apop_timestamp(s.text).map(str::to_string);
+                PendingStatus::new(&s, ts).emit(None, ts, rec);
+            }
+            ServerLine::Continuation(_) | ServerLine::Other => {
+                rec.anomaly(
+                    ts,
+                    Some(Direction::Server),
+                    "bad_greeting",
+                    "the first server line is not a status line",
+                );
+                rec.push_event(
+                    ts,
+                    Direction::Server,
+                    EventKind::Line {
+                        text: text.to_string(),
+                    },
+                );
+                self.junk(Direction::Server, binary, ts, rec);
+            }
+        }
+        Outcome::Done
+    }
+
+    /// Starts skipping a body whose first line (`first_line`) was just read.
+    fn start_skip(&mut self, first_line: &str, ts: Timestamp, reason: &'static str) {
+        self.server_phase = if first_line == "." {
+            ServerPhase::Lines { after_gap: false }
+        } else {
+            ServerPhase::Body(Box::new(Body {
+                scanner: DotScanner::after_first_line(),
+                status: None,
+                sink: BodySink::Skip { reason },
+                last_ts: ts,
+            }))
+        };
+    }
+
+    fn lines_line(
+        &mut self,
+        text: &str,
+        binary: bool,
+        after_gap: bool,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) -> Outcome {
+        match parse_server_line(text) {
+            ServerLine::Status(s) => self.status_line(&s, ts, rec),
+            ServerLine::Continuation(payload) => self.continuation_line(payload, text, ts, rec),
+            ServerLine::Other if after_gap => {
+                self.start_skip(text, ts, "gap before the reply");
+                Outcome::Done
+            }
+            ServerLine::Other => {
+                rec.push_event(
+                    ts,
+                    Direction::Server,
+                    EventKind::Line {
+                        text: text.to_string(),
+                    },
+                );
+                rec.anomaly(
+                    ts,
+                    Some(Direction::Server),
+                    "unexpected_server_line",
+                    "a server line that is neither a status line nor part of a body",
+                );
+                self.junk(Direction::Server, binary, ts, rec);
+                Outcome::Done
+            }
+        }
+    }
+
+    fn probe_line(
+        &mut self,
+        status: PendingStatus,
+        text: &str,
+        binary: bool,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) -> Outcome {
+        if text == "." {
+            status.emit(Some(0), ts, rec);
+            return Outcome::Done;
+        }
+        match parse_server_line(text) {
+            ServerLine::Status(_) | ServerLine::Continuation(_) => {
+                let status_ts = status.ts;
+                status.emit(None, status_ts, rec);
+                self.lines_line(text, binary, false, ts, rec)
+            }
+            ServerLine::Other => {
+                self.server_phase = ServerPhase::Body(Box::new(Body {
+                    scanner: DotScanner::after_first_line(),
+                    status: Some(status),
+                    sink: BodySink::Discard,
+                    last_ts: ts,
+                }));
+                Outcome::Done
+            }
+        }
+    }
+
+    /// Settles what the next server line answers, dropping `Lost` markers the time rule
+    /// shows to be answered already. The queue's command is not removed.
+    fn resolve_front(&mut self, ts: Timestamp) -> Front {
+        loop {
+            match self.queue.front() {
+                None => {
+                    return if self.client_exhausted() {
+                        Front::Unmatched
+                    } else {
+                        Front::Wait
+                    };
+                }
+                Some(Pending::Command { request, .. }) => return Front::Command(*request),
+                Some(Pending::Lost) => match self.queue.get(1) {
+                    Some(Pending::Command { ts: sent, .. }) if *sent <= ts => {
+                        self.queue.pop_front();
+                    }
+                    Some(Pending::Command { .. }) => return Front::Lost,
+                    Some(Pending::Lost) => {
+                        self.queue.pop_front();
+                    }
+                    None => {
+                        return if self.client_exhausted() {
+                            Front::Lost
+                        } else {
+                            Front::Wait
+                        };
+                    }
+                },
+            }
+        }
+    }
+
+    fn pop_command(&mut self) {
+        if let Some(Pending::Command { .. }) = self.queue.front() {
+            self.queue.pop_front();
+            self.commands_pending = self.commands_pending.saturating_sub(1);
+        }
+    }
+
+    fn status_line(
+        &mut self,
+        s: &StatusLine<'_>,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) -> Outcome {
+        let front = self.resolve_front(ts);
+        if front == Front::Wait {
+            return Outcome::Held;
+        }
+        self.server.valid_line();
+        if !s.canonical {
+            rec.anomaly(
+                ts,
+                Some(Direction::Server),
+                "lowercase_status",
+                "status indicator not in upper case",
+            );
+        }
+        match front {
+            Front::Wait => {}
+            Front::Command(request) => {
+                self.pop_command();
+                self.reply(request, s, ts, rec);
+            }
+            Front::Lost => self.answer_unknown(s, ts, rec),
+            Front::Unmatched => {
+                rec.anomaly(
+                    ts,
+                    Some(Direction::Server),
+                    "reply_without_command",
+                    "a reply with no command to answer",
+                );
+                self.unmatched_until = Some(ts);
+                self.answer_unknown(s, ts, rec);
+            }
+        }
+        Outcome::Done
+    }
+
+    /// A status line answering a command that is not known.
+    fn answer_unknown(&mut self, s: &StatusLine<'_>, ts: Timestamp, rec: &mut SessionRecord) {
+        let status = PendingStatus::new(s, ts);
+        if s.ok {
+            self.server_phase = ServerPhase::Probe(status);
+        } else {
+            status.emit(None, ts, rec);
+        }
+    }
+
+    fn continuation_line(
+        &mut self,
+        payload: &str,
+        text: &str,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) -> Outcome {
+        let front = self.resolve_front(ts);
+        let auth_data = |rec: &mut SessionRecord| {
+            rec.push_event(
+                ts,
+                Direction::Server,
+                EventKind::AuthData {
+                    raw: payload.to_string(),
+                },
+            );
+        };
+        match front {
+            Front::Wait => return Outcome::Held,
+            Front::Command(Request::SaslAuth) if self.auth.is_some() => {
+                self.server.valid_line();
+                auth_data(rec);
+                if let Some(flow) = self.auth.as_mut() {
+                    flow.on_challenge(payload);
+                }
+            }
+            Front::Lost => auth_data(rec),
+            Front::Unmatched => {
+                rec.anomaly(
+                    ts,
+                    Some(Direction::Server),
+                    "reply_without_command",
+                    "a reply with no command to answer",
+                );
+                self.unmatched_until = Some(ts);
+                auth_data(rec);
+            }
+            Front::Command(_) => {
+                rec.anomaly(
+                    ts,
+                    Some(Direction::Server),
+                    "unexpected_continuation",
+                    "a SASL continuation outside an AUTH exchange",
+                );
+                rec.push_event(
+                    ts,
+                    Direction::Server,
+                    EventKind::Line {
+                        text: text.to_string(),
+                    },
+                );
+            }
+        }
+        Outcome::Done
+    }
+
+    fn in_transaction(rec: &mut SessionRecord) {
+        let sm = summary(rec);
+        if matches!(sm.state, Pop3State::Authorization | Pop3State::Unknown) {
+            sm.state = Pop3State::Transaction;
+        }
+    }
+
+    /// The reply to a known command.
+    fn reply(
+        &mut self,
+        request: Request,
+        s: &StatusLine<'_>,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) {
+        let status = PendingStatus::new(s, ts);
+        if s.ok {
+            match request.shape() {
+                ReplyShape::MultiLineOnOk => {
+                    self.open_body(request, status, ts, rec);
+                    return;
+                }
+                ReplyShape::Unknown => {
+                    self.server_phase = ServerPhase::Probe(status);
+                    return;
+                }
+                ReplyShape::SingleLine => {}
+            }
+        }
+        status.emit(None, ts, rec);
+        let ok = s.ok;
+        match request {
+            Request::User { cred } if !ok => set_success(rec, cred, false),
+            Request::Pass { cred } => {
+                set_success(rec, cred, ok);
+                if ok {
+                    Self::in_transaction(rec);
+                }
+            }
+            Request::Apop { cred } => {
+                set_success(rec, cred, ok);
+                self.fill_apop_challenge(cred, rec);
+                if ok {
+                    Self::in_transaction(rec);
+                }
+            }
+            Request::SaslAuth => {
+                if ok {
+                    Self::in_transaction(rec);
+                }
+                if let Some(flow) = self.auth.as_mut() {
+                    flow.verdict = Some(ok);
+                }
+                self.finish_auth_if_complete(rec);
+            }
+            Request::Stls => {
+                self.stls_wait = false;
+                if ok {
+                    self.start_tls(Direction::Server, ts, rec);
+                }
+            }
+            Request::Stat if ok => {
+                match super::reply::parse_stat(s.text) {
+                    Some((count, size)) => {
+                        let mb = &mut summary(rec).mailbox;
+                        mb.message_count = Some(count);
+                        mb.size = Some(size);
+                    }
+                    None => rec.anomaly(
+                        ts,
+                        Some(Direction::Server),
+                        "bad_stat",
+                        format!("STAT reply {:?}", s.text),
+                    ),
+                }
+                Self::in_transaction(rec);
+            }
+            Request::List(Scope::One(_)) if ok => {
+                if let Some((n, size)) = parse_scan_listing(s.text)
+                    && summary(rec).mailbox.set_size(n, size).is_err()
+                {
+                    listing_full(ts, rec);
+                }
+                Self::in_transaction(rec);
+            }
+            Request::Uidl(Scope::One(_)) if ok => {
+                if let Some((n, uid, _)) = parse_uid_listing(s.text)
+                    && summary(rec).mailbox.set_uid(n, uid).is_err()
+                {
+                    listing_full(ts, rec);
+                }
+                Self::in_transaction(rec);
+            }
+            Request::Dele(n) if ok => {
+                if let Some(n) = n
+                    && summary(rec).mailbox.mark_deleted(n).is_err()
+                {
+                    listing_full(ts, rec);
+                }
+                Self::in_transaction(rec);
+            }
+            Request::Rset if ok => {
+                summary(rec).mailbox.reset();
+                Self::in_transaction(rec);
+            }
+            Request::Quit if ok => {
+                let sm = summary(rec);
+                if sm.state == Pop3State::Transaction {
+                    sm.state = Pop3State::Update;
+                    sm.mailbox.deletions_committed = true;
+                }
+            }
+            Request::Transactional if ok => Self::in_transaction(rec),
+            _ => {}
+        }
+    }
+
+    fn open_body(
+        &mut self,
+        request: Request,
+        status: PendingStatus,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) {
+        let listing = |listing| BodySink::Listing {
+            framer: LineFramer::new(self.max_line_len),
+            listing,
+        };
+        let sink = match request {
+            Request::Retr(number) => BodySink::Message {
+                collector: None,
+                source: MessageSource::Retr,
+                number,
+            },
+            Request::Top(number) => BodySink::Message {
+                collector: None,
+                source: MessageSource::Top,
+                number,
+            },
+            Request::List(_) => listing(Listing::Sizes),
+            Request::Uidl(_) => listing(Listing::Uids),
+            Request::Capa => listing(Listing::Capa(Capabilities::default())),
+            Request::AuthList => listing(Listing::AuthMechanisms(Vec::new())),
+            _ => BodySink::Discard,
+        };
+        if matches!(
+            request,
+            Request::Retr(_) | Request::Top(_) | Request::List(_) | Request::Uidl(_)
+        ) {
+            Self::in_transaction(rec);
+        }
+        self.server_phase = ServerPhase::Body(Box::new(Body {
+            scanner: DotScanner::new(),
+            status: Some(status),
+            sink,
+            last_ts: ts,
+        }));
+    }
+
+    /// Feeds body bytes; returns how many belonged to the body.
+    fn body_bytes(&mut self, input: &[u8], ts: Timestamp, rec: &mut SessionRecord) -> usize {
+        let max_keep = self.max_message_bytes;
+        let ServerPhase::Body(body) = &mut self.server_phase else {
+            return 0;
+        };
+        body.last_ts = ts;
+        let Body { scanner, sink, .. } = &mut **body;
+        let result = match sink {
+            BodySink::Message {
+                collector, source, ..
+            } => {
+                let source = *source;
+                scanner.scan(input, |chunk| {
+                    collector
+                        .get_or_insert_with(|| MessageCollector::new(source, ts, max_keep))
+                        .push(chunk, ts)
+                })
+            }
+            BodySink::Listing { framer, listing } => scanner.scan(input, |chunk| {
+                let mut chunk = chunk;
+                while let Some(line) = framer.next_line(&mut chunk) {
+                    listing_line(listing, line.bytes, line.overlong(), ts, rec);
+                }
+            }),
+            BodySink::Discard | BodySink::Skip { .. } => scanner.scan(input, |_| {}),
+        };
+        if result.ended {
+            let phase = std::mem::replace(
+                &mut self.server_phase,
+                ServerPhase::Lines { after_gap: false },
+            );
+            if let ServerPhase::Body(body) = phase {
+                self.finish_body(*body, ts, true, rec);
+            }
+        }
+        result.consumed
+    }
+
+    /// Ends a body: its status event, its message or listing. `complete` is false when a
+    /// gap or the end of the capture cut it.
+    fn finish_body(&mut self, body: Body, ts: Timestamp, complete: bool, rec: &mut SessionRecord) {
+        let Body {
+            scanner,
+            status,
+            sink,
+            ..
+        } = body;
+        let dir = Some(Direction::Server);
+        if scanner.bare_lf() > 0 {
+            rec.anomaly(ts, dir, "bare_lf", "line ended by LF without CR");
+        }
+        if let Some(status) = status {
+            status.emit(Some(scanner.lines()), ts, rec);
+        }
+        match sink {
+            BodySink::Message {
+                collector,
+                source,
+                number,
+            } => {
+                let collector = collector
+                    .unwrap_or_else(|| MessageCollector::new(source, ts, self.max_message_bytes));
+                let uidl = number.and_then(|n| {
+                    rec.pop3
+                        .as_ref()
+                        .and_then(|s| s.mailbox.uids.get(&n).cloned())
+                });
+                let size = collector.size();
+                let envelope = Envelope {
+                    number,
+                    uidl,
+                    ..Envelope::default()
+                };
+                let complete = complete && source == MessageSource::Retr;
+                let index = collector.finish(envelope, complete, self.keep_message_bytes, rec);
+                rec.push_event(
+                    ts,
+                    Direction::Server,
+                    EventKind::MessageData {
+                        message: index,
+                        bytes: size,
+                    },
+                );
+                if let Some(n) = number {
+                    let mb = &mut summary(rec).mailbox;
+                    let marked = match source {
+                        MessageSource::Top => mb.mark_partially_retrieved(n),
+                        _ => mb.mark_retrieved(n),
+                    };
+                    if marked.is_err() {
+                        listing_full(ts, rec);
+                    }
+                }
+            }
+            BodySink::Listing { listing, .. } => match listing {
+                Listing::Capa(caps) => summary(rec).capabilities = Some(caps),
+                Listing::AuthMechanisms(mechs) => summary(rec).auth_mechanisms = Some(mechs),
+                Listing::Sizes | Listing::Uids => {}
+            },
+            BodySink::Discard => {}
+            BodySink::Skip { reason } => rec.anomaly(
+                ts,
+                dir,
+                "resync",
+                format!(
+                    "skipped to the end of a body whose start was not seen ({reason}); {} lines",
+                    scanner.lines()
+                ),
+            ),
+        }
+    }
+
+    fn server_gap(&mut self, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
+        if matches!(self.server_phase, ServerPhase::Tls) {
+            self.tls_gap(Direction::Server, len, ts, rec);
+            return;
+        }
+        rec.push_event(ts, Direction::Server, EventKind::Gap { bytes: len });
+        self.server.framer.clear();
+        let phase = std::mem::replace(
+            &mut self.server_phase,
+            ServerPhase::Lines { after_gap: true },
+        );
+        match phase {
+            ServerPhase::Body(body) => {
+                let sink = match body.sink {
+                    BodySink::Skip { reason } => BodySink::Skip { reason },
+                    _ => {
+                        self.finish_body(*body, ts, false, rec);
+                        BodySink::Skip {
+                            reason: "gap inside the body",
+                        }
+                    }
+                };
+                // The rest of the body runs to its terminator, which cannot occur inside it.
+                self.server_phase = ServerPhase::Body(Box::new(Body {
+                    scanner: DotScanner::new(),
+                    status: None,
+                    sink,
+                    last_ts: ts,
+                }));
+            }
+            ServerPhase::Probe(status) => {
+                let status_ts = status.ts;
+                status.emit(None, status_ts, rec);
+            }
+            ServerPhase::StlsOutcome { .. } => {
+                self.server_phase = ServerPhase::StlsOutcome {
+                    partial_line_skipped: false,
+                };
+            }
+            ServerPhase::Greeting => {
+                if self.handshake_seen {
+                    rec.anomaly(
+                        ts,
+                        Some(Direction::Server),
+                        "greeting_lost",
+                        "a gap swallowed the greeting",
+                    );
+                }
+                if !matches!(self.queue.front(), Some(Pending::Lost)) {
+                    self.queue.push_front(Pending::Lost);
+                }
+            }
+            ServerPhase::Lines { .. } => {
+                if !self.gap_front(ts, rec) {
+                    self.held = Some(Held::Gap { ts });
+                }
+            }
+            ServerPhase::Tls => {}
+        }
+    }
+
+    /// A server gap between replies damaged the reply to the queue's front command; false
+    /// if that command is not known yet.
+    fn gap_front(&mut self, ts: Timestamp, rec: &mut SessionRecord) -> bool {
+        match self.resolve_front(ts) {
+            Front::Wait => false,
+            Front::Unmatched | Front::Lost => true,
+            Front::Command(request) => {
+                self.pop_command();
+                match request {
+                    Request::Stls => {
+                        self.server_phase = ServerPhase::StlsOutcome {
+                            partial_line_skipped: false,
+                        };
+                    }
+                    Request::SaslAuth => {
+                        if let Some(flow) = self.auth.as_mut() {
+                            flow.forced = true;
+                        }
+                    }
+                    _ => {}
+                }
+                rec.anomaly(
+                    ts,
+                    Some(Direction::Server),
+                    "reply_lost",
+                    "a gap swallowed the start of a reply; its command stays unanswered",
+                );
+                if !matches!(self.queue.front(), Some(Pending::Lost)) {
+                    self.queue.push_front(Pending::Lost);
+                }
+                true
+            }
+        }
+    }
+
+    // ----- credentials ------------------------------------------------------------------
+
+    fn finish_auth_if_complete(&mut self, rec: &mut SessionRecord) {
+        if let Some(flow) = self.auth.take_if(|f| f.complete()) {
+            self.finish_auth(flow, rec);
+        }
+    }
+
+    fn finish_auth(&mut self, flow: AuthFlow, rec: &mut SessionRecord) {
+        let AuthFlow {
+            mut exchange,
+            cred,
+            ts,
+            queued,
+            verdict,
+            ..
+        } = flow;
+        for challenge in queued {
+            exchange.server_challenge(&challenge);
+        }
+        let problems = exchange.problems().to_vec();
+        let credential = exchange.finish(verdict);
+        if let Some(slot) = rec.credentials.get_mut(cred) {
+            *slot = credential;
+        }
+        for problem in problems {
+            rec.anomaly(ts, Some(Direction::Client), "sasl_malformed", problem);
+        }
+    }
+
+    fn fill_apop_challenge(&mut self, cred: usize, rec: &mut SessionRecord) {
+        let stamp = rec.pop3.as_ref().and_then(|s| s.apop_timestamp.clone());
+        let Some(c) = rec.credentials.get_mut(cred) else {
+            return;
+        };
+        if c.details.challenge.is_some() {
+            return;
+        }
+        match stamp {
+            Some(stamp) => c.details.challenge = Some(stamp),
+            None => {
+                let ts = c.ts;
+                rec.anomaly(
+                    ts,
+                    Some(Direction::Client),
+                    "apop_without_timestamp",
+                    "APOP used but no greeting with a <timestamp> was captured",
+                );
+            }
+        }
+    }
+
+    /// Settles everything still open at the end of the session.
+    fn finish(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
+        if self.held.is_some()
+            || !self.client.inbox.items.is_empty()
+            || !self.server.inbox.items.is_empty()
+        {
+            // Both sides are finished, so nothing should wait; if something does, stop waiting.
+            self.degraded = true;
+            self.pump(rec);
+        }
+        let phase = std::mem::replace(
+            &mut self.server_phase,
+            ServerPhase::Lines { after_gap: false },
+        );
+        match phase {
+            ServerPhase::Body(body) => {
+                let last = body.last_ts;
+                self.finish_body(*body, last, false, rec);
+            }
+            ServerPhase::Probe(status) => {
+                let status_ts = status.ts;
+                status.emit(None, status_ts, rec);
+            }
+            other => self.server_phase = other,
+        }
+        if let Some(flow) = self.auth.take() {
+            self.finish_auth(flow, rec);
+        }
+        let mut unanswered: Option<(Timestamp, usize)> = None;
+        let queue = std::mem::take(&mut self.queue);
+        for pending in &queue {
+            if let Pending::Command { ts: sent, request } = pending {
+                let entry = unanswered.get_or_insert((*sent, 0));
+                entry.1 += 1;
+                if let Request::Apop { cred } = request {
+                    self.fill_apop_challenge(*cred, rec);
+                }
+            }
+        }
+        self.commands_pending = 0;
+        if let Some((first, count)) = unanswered
+            && !self.client.stopped
+            && !self.server.stopped
+        {
+            rec.anomaly(
+                first,
+                Some(Direction::Client),
+                "unanswered_commands",
+                format!("{count} commands got no reply in the capture"),
+            );
+        }
+        let _ = ts;
+        let creds = &rec.credentials;
+        let user = creds
+            .iter()
+            .rev()
+            .find(|c| c.success == Some(true) && c.username.is_some())
+            .or_else(|| creds.iter().rev().find(|c| c.username.is_some()))
+            .and_then(|c| c.username.clone());
+        summary(rec).user = user;
+        // Anomalies are kept in capture-time order, like events, so that the order in which
+        // the two directions happened to be read leaves no trace.
+        rec.anomalies
+            .sort_by(|a, b| (a.ts, a.from, &a.kind).cmp(&(b.ts, b.from, &b.kind)));
+    }
+}
+
+fn listing_full(ts: Timestamp, rec: &mut SessionRecord) {
+    rec.anomaly(
+        ts,
+        Some(Direction::Server),
+        "mailbox_limit",
+        format!(
+            "more than {} entries; later ones are not kept",
+            super::mailbox::MAX_MAILBOX_ENTRIES
+        ),
+    );
+}
+
+impl Dissector for Pop3Dissector {
+    fn on_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
+        self.input(dir, Input::Data(data), ts, rec);
+    }
+
+    fn on_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
+        self.input(dir, Input::Gap(len), ts, rec);
+    }
+
+    fn on_fin(&mut self, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
+        if !self.side(dir).fin_queued {
+            self.side(dir).fin_queued = true;
+            self.input(dir, Input::Fin, ts, rec);
+        }
+    }
+
+    fn on_end(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
+        if self.ended {
+            return;
+        }
+        for dir in [Direction::Client, Direction::Server] {
+            self.on_fin(dir, ts, rec);
+        }
+        self.begin(rec);
+        self.finish(ts, rec);
+        self.ended = true;
+    }
+}
