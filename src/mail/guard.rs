@@ -63,10 +63,7 @@ pub(crate) struct GuardCut {
 pub(crate) fn check(data: &[u8], limits: &MimeLimits) -> Option<GuardCut> {
     let mut totals = Totals::default();
     let mut scan = Scan::new(data, 0, 0, limits, &mut totals);
-    match scan.run() {
-        Err(cut) => Some(cut),
-        Ok(()) => None,
-    }
+    scan.run().err()
 }
 
 /// Counts shared by a scan and the scans of the encoded messages inside it.
@@ -238,10 +235,12 @@ impl<'a, 't> Scan<'a, 't> {
             // The cost grows linearly since the last applied line: solve for the last good byte.
             let room = budget - self.base_work - self.totals.work + self.pending_offsets;
             let best = room / u128::from(self.pending);
-            if let Ok(best) = usize::try_from(best) {
-                if best >= self.applied_to && best < p && best > self.last_ok {
-                    self.last_ok = best;
-                }
+            if let Ok(best) = usize::try_from(best)
+                && best >= self.applied_to
+                && best < p
+                && best > self.last_ok
+            {
+                self.last_ok = best;
             }
         }
         Ok(())

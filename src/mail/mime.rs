@@ -208,11 +208,33 @@ pub fn decode(
         Ok(Some(message)) => walk.message_tree(&message, complete),
         Ok(None) => walk.headerless(data, complete),
         Err(_) => {
+            // Fall back to the headers alone, which skips the body decoders.
+            let headers_only = catch_unwind(AssertUnwindSafe(|| {
+                MessageParser::default().parse_headers(data)
+            }));
             walk.problems.push(MimeProblem::new(
                 "mime_decoder_panic",
-                "the MIME parser failed unexpectedly; the message was not decoded",
+                "the MIME parser failed unexpectedly; only the message's headers were decoded",
             ));
-            MimeSummary::default()
+            match headers_only {
+                Ok(Some(message)) => MimeSummary {
+                    header: message
+                        .parts
+                        .first()
+                        .map(|p| {
+                            headers::summarize(
+                                &p.headers,
+                                &message.raw_message,
+                                limits,
+                                "",
+                                &mut walk.problems,
+                            )
+                        })
+                        .unwrap_or_default(),
+                    ..MimeSummary::default()
+                },
+                _ => MimeSummary::default(),
+            }
         }
     };
     summary.decoded_bytes = data.len() as u64;
@@ -658,16 +680,16 @@ impl<'l> Walk<'l> {
 
     /// Scans a text part for URLs and keeps it as a body excerpt when it is one.
     fn text(&mut self, path: &str, text: &str, html: bool, charset: Option<&str>, role: BodyRole) {
-        if let Some(cs) = charset {
-            if !transfer::charset_known(cs) {
-                self.problem(
+        if let Some(cs) = charset
+            && !transfer::charset_known(cs)
+        {
+            self.problem(
                     "mime_unknown_charset",
                     format!(
                         "part {path} declares charset {:?}; its text was read as UTF-8 with replacements",
                         headers::clip(cs)
                     ),
                 );
-            }
         }
         self.urls.scan(text, html);
         let slot = match role {
@@ -805,5 +827,565 @@ fn split_body(body: Option<(String, bool)>) -> (Option<String>, bool) {
     match body {
         Some((text, cut)) => (Some(text), cut),
         None => (None, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn limits() -> MimeLimits {
+        MimeLimits::default()
+    }
+
+    fn crlf(s: &str) -> Vec<u8> {
+        s.replace("\r\n", "\n").replace('\n', "\r\n").into_bytes()
+    }
+
+    fn kinds(d: &DecodedMessage) -> Vec<&'static str> {
+        d.problems.iter().map(|p| p.kind).collect()
+    }
+
+    fn part<'a>(s: &'a MimeSummary, path: &str) -> &'a PartRecord {
+        s.parts
+            .iter()
+            .find(|p| p.path == path)
+            .unwrap_or_else(|| panic!("no part {path} in {:?}", s.parts))
+    }
+
+    const PDF: &[u8] = b"%PDF-1.4\n%\xc7\xec\x8f\xa2\nfake pdf body\n";
+
+    fn b64(data: &[u8]) -> String {
+        use base64::Engine;
+        let s = base64::engine::general_purpose::STANDARD.encode(data);
+        s.as_bytes()
+            .chunks(20)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn full_message() -> Vec<u8> {
+        crlf(&format!(
+            r#"From: "Doe, Jane" <jane@example.org>
+To: bob@example.com, "Ops, Team" <ops@example.com>
+Subject: =?UTF-8?Q?R=C3=A9sum=C3=A9?= =?ISO-8859-1?Q?_f=FCr?= you
+Date: Mon, 1 Jan 2024 12:00:00 +0100
+Message-ID: <m1@example.org>
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="outer"
+
+This is a preamble.
+--outer
+Content-Type: multipart/alternative; boundary="alt"
+
+--alt
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: quoted-printable
+
+Caf=C3=A9 menu: https://example.com/menu?x=3D1&y=3D2 =
+continued.
+--alt
+Content-Type: text/html; charset=iso-8859-1
+Content-Transfer-Encoding: QUOTED-PRINTABLE
+
+<p>Caf=E9 <a href=3D"https://example.com/html?a=3D1&amp;b=3D2">link</a></p>
+--alt--
+--outer
+Content-Type: application/pdf
+Content-Disposition: attachment;
+ filename*0*=UTF-8''r%C3%A9sum%C3%A9%20;
+ filename*1=final.pdf; size=35
+Content-Transfer-Encoding: Base64
+
+{}
+--outer
+Content-Type: message/rfc822
+Content-Disposition: attachment
+
+From: inner@example.net
+Subject: =?utf-8?B?SW5uZXIgc3ViamVjdA==?=
+Date: Sun, 31 Dec 2023 23:00:00 +0000
+Content-Type: text/plain
+
+inner body with http://inner.example/path
+--outer--
+"#,
+            b64(PDF)
+        ))
+    }
+
+    #[test]
+    fn full_multipart_message() {
+        let msg = full_message();
+        let d = decode(&msg, true, &limits(), true);
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        let s = &d.summary;
+        assert_eq!(s.header.subject.as_deref(), Some("Résumé für you"));
+        assert_eq!(
+            s.header.subject_raw.as_deref(),
+            Some("=?UTF-8?Q?R=C3=A9sum=C3=A9?= =?ISO-8859-1?Q?_f=FCr?= you")
+        );
+        assert_eq!(s.header.from[0].name.as_deref(), Some("Doe, Jane"));
+        assert_eq!(s.header.to.len(), 2);
+        assert_eq!(s.header.to[1].name.as_deref(), Some("Ops, Team"));
+        assert_eq!(s.header.date.as_deref(), Some("2024-01-01T11:00:00Z"));
+        assert_eq!(s.header.message_id.as_deref(), Some("m1@example.org"));
+        assert_eq!(s.header.content_type.as_deref(), Some("multipart/mixed"));
+
+        let paths: Vec<(&str, &str)> = s
+            .parts
+            .iter()
+            .map(|p| (p.path.as_str(), p.content_type.as_str()))
+            .collect();
+        assert_eq!(
+            paths,
+            vec![
+                ("0", "multipart/mixed"),
+                ("1", "multipart/alternative"),
+                ("1.1", "text/plain"),
+                ("1.2", "text/html"),
+                ("2", "application/pdf"),
+                ("3", "message/rfc822"),
+                ("3.1", "text/plain"),
+            ]
+        );
+        let text = part(s, "1.1");
+        assert_eq!(text.transfer_encoding.as_deref(), Some("quoted-printable"));
+        assert_eq!(text.charset.as_deref(), Some("utf-8"));
+        assert_eq!(text.depth, 2);
+        assert_eq!(
+            part(s, "0").params.get("boundary").map(String::as_str),
+            Some("outer")
+        );
+        assert_eq!(
+            s.body_text.as_deref(),
+            Some("Café menu: https://example.com/menu?x=1&y=2 continued.")
+        );
+        assert_eq!(
+            s.body_html.as_deref(),
+            Some("<p>Café <a href=\"https://example.com/html?a=1&amp;b=2\">link</a></p>")
+        );
+        assert_eq!(
+            s.urls,
+            vec![
+                "https://example.com/menu?x=1&y=2",
+                "https://example.com/html?a=1&b=2",
+                "http://inner.example/path"
+            ]
+        );
+
+        let pdf = part(s, "2");
+        assert_eq!(pdf.filename.as_deref(), Some("résumé final.pdf"));
+        assert_eq!(pdf.transfer_encoding.as_deref(), Some("base64"));
+        assert_eq!(pdf.declared_size, Some(35));
+        assert_eq!(pdf.size, Some(PDF.len() as u64));
+        assert!(
+            pdf.disposition_raw
+                .as_deref()
+                .unwrap_or("")
+                .contains("filename*0*")
+        );
+
+        let nested = part(s, "3");
+        let inner = nested.message.as_ref().expect("nested headers");
+        assert_eq!(inner.subject.as_deref(), Some("Inner subject"));
+        assert_eq!(inner.from[0].address.as_deref(), Some("inner@example.net"));
+        assert_eq!(inner.date.as_deref(), Some("2023-12-31T23:00:00Z"));
+        assert_eq!(part(s, "3.1").depth, 2);
+
+        assert_eq!(s.attachments.len(), 2);
+        let a = &s.attachments[0];
+        assert_eq!(a.path, "2");
+        assert_eq!(a.filename.as_deref(), Some("résumé final.pdf"));
+        assert_eq!(a.content_type, "application/pdf");
+        assert_eq!(a.disposition.as_deref(), Some("attachment"));
+        assert_eq!(a.size, PDF.len() as u64);
+        assert_eq!(a.md5, hex::encode(Md5::digest(PDF)));
+        assert_eq!(a.sha1, hex::encode(Sha1::digest(PDF)));
+        assert_eq!(a.sha256, hex::encode(Sha256::digest(PDF)));
+        assert!(a.complete);
+        let m = &s.attachments[1];
+        assert_eq!(m.path, "3");
+        assert_eq!(m.content_type, "message/rfc822");
+        assert_eq!(d.attachments.len(), 2);
+        assert_eq!(d.attachments[0].bytes, PDF);
+        assert!(
+            d.attachments[1]
+                .bytes
+                .starts_with(b"From: inner@example.net\r\n")
+        );
+        assert!(
+            d.attachments[1]
+                .bytes
+                .ends_with(b"http://inner.example/path")
+        );
+        assert_eq!(s.decoded_bytes, msg.len() as u64);
+
+        // Without asking, no contents are handed out.
+        assert!(decode(&msg, true, &limits(), false).attachments.is_empty());
+    }
+
+    #[test]
+    fn json_names_are_the_contract() {
+        let d = decode(&full_message(), true, &limits(), false);
+        let v = serde_json::to_value(&d.summary).expect("json");
+        for key in [
+            "subject",
+            "subject_raw",
+            "from",
+            "to",
+            "cc",
+            "date",
+            "date_raw",
+            "message_id",
+            "headers",
+            "parts",
+            "attachments",
+            "urls",
+            "received",
+            "body_text",
+            "body_html",
+            "reply_to",
+            "in_reply_to",
+            "references",
+            "return_path",
+            "user_agent",
+            "x_mailer",
+            "x_originating_ip",
+            "decode_problems",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        for key in [
+            "filename",
+            "content_type",
+            "size",
+            "md5",
+            "sha1",
+            "sha256",
+            "path",
+        ] {
+            assert!(
+                v["attachments"][0].get(key).is_some(),
+                "attachment lacks {key}"
+            );
+        }
+        assert_eq!(v["from"][0]["name"], "Doe, Jane");
+        assert_eq!(v["from"][0]["address"], "jane@example.org");
+        assert_eq!(v["parts"][5]["message"]["subject"], "Inner subject");
+        assert!(v["parts"][0].get("message").is_none());
+    }
+
+    #[test]
+    fn single_part_message_is_part_one() {
+        let d = decode(
+            &crlf(
+                "Subject: plain\nContent-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: 7BIT\n\nHello\n",
+            ),
+            true,
+            &limits(),
+            false,
+        );
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        let s = &d.summary;
+        assert_eq!(s.parts.len(), 1);
+        assert_eq!(s.parts[0].path, "1");
+        assert_eq!(s.parts[0].transfer_encoding.as_deref(), Some("7bit"));
+        assert_eq!(s.body_text.as_deref(), Some("Hello\r\n"));
+        assert!(s.attachments.is_empty());
+    }
+
+    #[test]
+    fn missing_boundary_parameter() {
+        let d = decode(
+            &crlf(
+                "Subject: x\nContent-Type: multipart/mixed\n\n--b\nContent-Type: text/plain\n\nhi\n--b--\n",
+            ),
+            true,
+            &limits(),
+            false,
+        );
+        assert_eq!(kinds(&d), vec!["mime_missing_boundary"]);
+        assert_eq!(d.summary.parts.len(), 1);
+        assert_eq!(d.summary.header.subject.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn boundary_never_closed() {
+        let d = decode(
+            &crlf(
+                "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nfirst\n--b\nContent-Type: text/plain\n\nsecond and last\n",
+            ),
+            true,
+            &limits(),
+            false,
+        );
+        assert_eq!(kinds(&d), vec!["mime_unterminated_part"]);
+        let paths: Vec<_> = d.summary.parts.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, vec!["0", "1", "2"]);
+        assert_eq!(d.summary.body_text.as_deref(), Some("first"));
+    }
+
+    #[test]
+    fn bad_base64_is_decoded_leniently() {
+        let d = decode(
+            &crlf(
+                "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/octet-stream; name=x.bin\nContent-Transfer-Encoding: base64\n\nQUJD!!!\nREVG\n--b--\n",
+            ),
+            true,
+            &limits(),
+            true,
+        );
+        assert_eq!(kinds(&d), vec!["mime_bad_base64"]);
+        assert_eq!(d.attachments[0].bytes, b"ABCDEF");
+        assert_eq!(d.summary.attachments[0].size, 6);
+        assert_eq!(
+            d.summary.attachments[0].sha256,
+            hex::encode(Sha256::digest(b"ABCDEF"))
+        );
+    }
+
+    #[test]
+    fn unknown_charset_is_kept_lossily() {
+        let mut msg = crlf("Subject: c\nContent-Type: text/plain; charset=x-klingon\n\n");
+        msg.extend_from_slice(b"caf\xe9 ok\r\n");
+        let d = decode(&msg, true, &limits(), false);
+        assert_eq!(kinds(&d), vec!["mime_unknown_charset"]);
+        assert_eq!(d.summary.body_text.as_deref(), Some("caf\u{fffd} ok\r\n"));
+        assert_eq!(d.summary.parts[0].charset.as_deref(), Some("x-klingon"));
+    }
+
+    #[test]
+    fn latin1_and_unknown_transfer_encoding() {
+        let mut msg = crlf(
+            "Content-Type: text/plain; charset=ISO-8859-1\nContent-Transfer-Encoding: x-uuencode\n\n",
+        );
+        msg.extend_from_slice(b"Gr\xfc\xdfe\r\n");
+        let d = decode(&msg, true, &limits(), false);
+        assert_eq!(kinds(&d), vec!["mime_unknown_transfer_encoding"]);
+        assert_eq!(d.summary.body_text.as_deref(), Some("Grüße\r\n"));
+    }
+
+    #[test]
+    fn ten_thousand_nested_parts_are_fast_and_bounded() {
+        let mut msg = Vec::new();
+        for i in 0..10_000 {
+            msg.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
+                    .as_bytes(),
+            );
+        }
+        msg.extend_from_slice(b"Content-Type: text/plain\r\n\r\ndeep\r\n");
+        for i in (0..10_000).rev() {
+            msg.extend_from_slice(format!("--b{i}--\r\n").as_bytes());
+        }
+        let started = Instant::now();
+        let d = decode(&msg, true, &limits(), false);
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+        let k = kinds(&d);
+        assert!(k.contains(&"mime_too_deep"), "{k:?}");
+        let l = limits();
+        assert!(d.summary.parts.len() <= l.max_depth + 1);
+        assert_eq!(d.summary.parts[0].path, "0");
+        assert_eq!(d.summary.parts[1].path, "1");
+        assert_eq!(d.summary.parts[2].path, "1.1");
+    }
+
+    #[test]
+    fn many_parts_stop_at_the_limit() {
+        let mut msg = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n".to_vec();
+        for i in 0..50 {
+            msg.extend_from_slice(
+                format!("--b\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n").as_bytes(),
+            );
+        }
+        msg.extend_from_slice(b"--b--\r\n");
+        let l = MimeLimits {
+            max_parts: 10,
+            ..limits()
+        };
+        let d = decode(&msg, true, &l, false);
+        assert_eq!(kinds(&d), vec!["mime_too_many_parts"]);
+        assert_eq!(d.summary.parts.len(), 10);
+        assert_eq!(d.summary.parts[9].path, "9");
+    }
+
+    #[test]
+    fn megabyte_header_line() {
+        let mut msg = b"From: a@example.org\r\nX-Junk: ".to_vec();
+        msg.extend(std::iter::repeat_n(b'j', 1 << 20));
+        msg.extend_from_slice(b"\r\nSubject: after\r\n\r\nbody text\r\n");
+        let started = Instant::now();
+        let d = decode(&msg, true, &limits(), false);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(kinds(&d), vec!["mime_header_block_too_large"]);
+        let s = &d.summary;
+        assert_eq!(s.header.from[0].address.as_deref(), Some("a@example.org"));
+        assert_eq!(s.header.headers.len(), 1);
+        assert_eq!(s.header.header_count, 3);
+        assert_eq!(s.body_text.as_deref(), Some("body text\r\n"));
+    }
+
+    #[test]
+    fn headers_only_message() {
+        let d = decode(
+            &crlf("From: a@example.org\nSubject: =?iso-8859-1?q?only_headers_=E9?=\n"),
+            true,
+            &limits(),
+            false,
+        );
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        assert_eq!(d.summary.header.subject.as_deref(), Some("only headers é"));
+        assert_eq!(d.summary.parts.len(), 1);
+        assert_eq!(d.summary.parts[0].size, Some(0));
+    }
+
+    #[test]
+    fn truncated_inside_a_base64_attachment() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
+        let full = crlf(&format!(
+            "Subject: cut\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee attachment\n--b\nContent-Type: application/zip; name=\"a.zip\"\nContent-Transfer-Encoding: base64\n\n{}\n--b--\n",
+            b64(&data)
+        ));
+        let cut_at = full.len() / 2 + 3;
+        let d = decode(&full[..cut_at], false, &limits(), true);
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        let s = &d.summary;
+        assert_eq!(s.header.subject.as_deref(), Some("cut"));
+        assert_eq!(s.body_text.as_deref(), Some("see attachment"));
+        assert!(part(s, "1").complete);
+        let a = &s.attachments[0];
+        assert_eq!(a.filename.as_deref(), Some("a.zip"));
+        assert!(!a.complete);
+        assert!(a.size > 0 && a.size < data.len() as u64);
+        // What was decoded is a true prefix of the attachment.
+        assert_eq!(d.attachments[0].bytes, data[..a.size as usize]);
+    }
+
+    #[test]
+    fn encoded_encapsulated_message_and_digest() {
+        let inner = crlf("Subject: inside\nFrom: x@y.z\n\nhello http://in.example/\n");
+        let msg = crlf(&format!(
+            "Subject: outer\nContent-Type: multipart/mixed; boundary=o\n\n--o\nContent-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n{}\n--o\nContent-Type: multipart/digest; boundary=d\n\n--d\n\nSubject: digest one\n\none\n--d--\n--o--\n",
+            b64(&inner)
+        ));
+        let d = decode(&msg, true, &limits(), false);
+        assert_eq!(kinds(&d), vec!["mime_encoded_message"]);
+        let s = &d.summary;
+        assert_eq!(s.header.subject.as_deref(), Some("outer"));
+        assert_eq!(
+            part(s, "1")
+                .message
+                .as_ref()
+                .and_then(|m| m.subject.as_deref()),
+            Some("inside")
+        );
+        assert_eq!(part(s, "1.1").content_type, "text/plain");
+        assert_eq!(part(s, "2").content_type, "multipart/digest");
+        let digest_child = part(s, "2.1");
+        assert_eq!(digest_child.content_type, "message/rfc822");
+        assert_eq!(
+            digest_child
+                .message
+                .as_ref()
+                .and_then(|m| m.subject.as_deref()),
+            Some("digest one")
+        );
+        assert!(s.urls.contains(&"http://in.example/".to_string()));
+    }
+
+    #[test]
+    fn headerless_bytes_are_read_as_text() {
+        // A first line with a colon would read as a header field, as in any mail reader.
+        let d = decode(
+            b"just some words\r\nsee www.x.example/a\r\n",
+            true,
+            &limits(),
+            false,
+        );
+        assert_eq!(kinds(&d), vec!["mime_no_headers"]);
+        assert_eq!(d.summary.urls, vec!["www.x.example/a"]);
+        assert_eq!(d.summary.parts[0].path, "1");
+        assert_eq!(
+            d.summary.body_text.as_deref(),
+            Some("just some words\r\nsee www.x.example/a\r\n")
+        );
+        let empty = decode(b"", false, &limits(), false);
+        assert!(empty.problems.is_empty());
+        assert!(empty.summary.parts.is_empty());
+    }
+
+    #[test]
+    fn decode_limit_cuts_and_reports() {
+        let msg = full_message();
+        let l = MimeLimits {
+            max_decode_bytes: 200,
+            ..limits()
+        };
+        let d = decode(&msg, true, &l, false);
+        assert_eq!(d.problems[0].kind, "mime_decode_limit");
+        assert_eq!(d.summary.decoded_bytes, 200);
+        assert_eq!(d.summary.header.subject.as_deref(), Some("Résumé für you"));
+    }
+
+    #[test]
+    fn body_excerpt_is_bounded_at_a_character() {
+        let body = "é".repeat(100);
+        let msg = crlf(&format!(
+            "Content-Type: text/plain; charset=utf-8\n\n{body}"
+        ));
+        let l = MimeLimits {
+            max_body_bytes: 11,
+            ..limits()
+        };
+        let d = decode(&msg, true, &l, false);
+        assert_eq!(d.summary.body_text.as_deref(), Some("ééééé"));
+        assert!(d.summary.body_text_truncated);
+    }
+
+    #[test]
+    fn parser_panic_is_contained() {
+        // mail-parser 0.11 subtracts past zero on a quoted-printable body that is only a soft
+        // line break before its delimiter: a panic with overflow checks (debug builds), a
+        // harmless wrap without them (release builds).
+        let msg = b"Subject: qp\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=\r\n--a--\r\n";
+        let d = decode(msg, true, &limits(), false);
+        assert_eq!(d.summary.header.subject.as_deref(), Some("qp"));
+        if cfg!(debug_assertions) {
+            assert_eq!(kinds(&d), vec!["mime_decoder_panic"]);
+        } else {
+            assert!(d.problems.is_empty(), "{:?}", d.problems);
+            assert_eq!(d.summary.parts.len(), 2);
+        }
+    }
+
+    #[test]
+    fn hostile_inputs_never_panic() {
+        let cases: Vec<Vec<u8>> = vec![
+            b"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n\r\n".to_vec(),
+            b"Content-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n".to_vec(),
+            b"Content-Type: multipart/digest; boundary=a\r\n\r\n--a\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!!\r\n--a--".to_vec(),
+            b":\r\n:\r\n\r\n".to_vec(),
+            b"\r\n\r\n\r\n".to_vec(),
+            b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a--a--a--a\r\n--a".to_vec(),
+            vec![b'-'; 10_000],
+            (0..=255u8).cycle().take(20_000).collect(),
+        ];
+        for c in cases {
+            for complete in [true, false] {
+                let d = decode(&c, complete, &limits(), true);
+                assert!(
+                    !d.problems.iter().any(|p| p.kind == "mime_decoder_panic"),
+                    "{:?}",
+                    String::from_utf8_lossy(&c)
+                );
+            }
+        }
     }
 }
