@@ -109,12 +109,15 @@ impl MessageCollector {
         }
         let decoded = decode(&self.kept, complete && !truncated, &self.mime, keep_bytes);
         for p in &decoded.problems {
-            rec.anomaly(
-                self.last_seen,
-                Some(from),
-                p.kind,
-                format!("message {index}: {}", p.detail),
-            );
+            // Every occurrence counts on the session, which folds them by kind too.
+            for _ in 0..p.count {
+                rec.anomaly(
+                    self.last_seen,
+                    Some(from),
+                    p.kind,
+                    format!("message {index}: {}", p.detail),
+                );
+            }
         }
         rec.messages.push(MessageRecord {
             index,

@@ -124,6 +124,8 @@ struct Scan<'a, 't> {
     base_work: u128,
     limits: &'a MimeLimits,
     totals: &'t mut Totals,
+    /// Finds `--`; built once because building a searcher costs more than a short search.
+    dashes: memmem::Finder<'static>,
     boundaries: Vec<Boundary>,
     boundary_index: HashMap<Vec<u8>, usize>,
     pending: u64,
@@ -150,6 +152,7 @@ impl<'a, 't> Scan<'a, 't> {
             base_work,
             limits,
             totals,
+            dashes: memmem::Finder::new(b"--"),
             boundaries: Vec::new(),
             boundary_index: HashMap::new(),
             pending: 0,
@@ -172,7 +175,7 @@ impl<'a, 't> Scan<'a, 't> {
         while pos < data.len() {
             if self.region.is_none() {
                 // Outside header blocks only delimiter lines matter: jump to the next `--`.
-                let Some(i) = memmem::find(&data[pos..], b"--") else {
+                let Some(i) = self.dashes.find(&data[pos..]) else {
                     break;
                 };
                 let at = pos + i;
@@ -272,7 +275,7 @@ impl<'a, 't> Scan<'a, 't> {
         let line = &data[start..end];
         let mut mid_line_starts: Vec<usize> = Vec::new();
         let mut delimiter = false;
-        if memmem::find(line, b"--").is_some() {
+        if self.dashes.find(line).is_some() {
             delimiter = self.delimiters(start, line, &mut mid_line_starts)?;
         }
         let was_in_region = self.region.is_some();
@@ -575,7 +578,7 @@ impl<'a, 't> Scan<'a, 't> {
         let mut decoded: Vec<Cow<'_, [u8]>> = Vec::new();
         if region.base64 {
             // Base64 has no `-`: the body ends (or turns invalid) at the first `--`.
-            let end = memmem::find(rest, b"--").unwrap_or(rest.len());
+            let end = self.dashes.find(rest).unwrap_or(rest.len());
             let (status, bytes) = MessageStream::new(&rest[..end]).decode_base64_mime(b"");
             if status != usize::MAX {
                 decoded.push(bytes);

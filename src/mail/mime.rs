@@ -20,8 +20,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 pub struct MimeProblem {
     /// Stable snake_case kind, e.g. `mime_bad_base64`.
     pub kind: &'static str,
-    /// Human-readable detail naming the part.
+    /// Human-readable detail of the first occurrence, naming the part.
     pub detail: String,
+    /// How many times it occurred in the message.
+    pub count: u64,
 }
 
 impl MimeProblem {
@@ -30,8 +32,21 @@ impl MimeProblem {
         MimeProblem {
             kind,
             detail: detail.into(),
+            count: 1,
         }
     }
+}
+
+/// Folds repeats of a kind into the first occurrence, keeping the order of first appearance.
+fn fold(problems: Vec<MimeProblem>) -> Vec<MimeProblem> {
+    let mut out: Vec<MimeProblem> = Vec::new();
+    for p in problems {
+        match out.iter_mut().find(|q| q.kind == p.kind) {
+            Some(q) => q.count += p.count,
+            None => out.push(p),
+        }
+    }
+    out
 }
 
 /// One entity of the MIME tree, in document order.
@@ -152,7 +167,7 @@ pub struct AttachmentContent {
 pub struct DecodedMessage {
     /// The record part.
     pub summary: MimeSummary,
-    /// Problems found (the same as `summary.decode_problems`).
+    /// Problems found, repeats folded (the same as `summary.decode_problems`).
     pub problems: Vec<MimeProblem>,
     /// Decoded attachment contents, when asked for.
     pub attachments: Vec<AttachmentContent>,
@@ -249,6 +264,7 @@ fn finish(
     problems: Vec<MimeProblem>,
     attachments: Vec<AttachmentContent>,
 ) -> DecodedMessage {
+    let problems = fold(problems);
     summary.decode_problems = problems.clone();
     DecodedMessage {
         summary,
@@ -550,7 +566,18 @@ impl<'l> Walk<'l> {
                         format!("multipart part {} is read as one body: {why}", at.path),
                     );
                 }
-                let decoded = transfer::decode(body_raw, &encoding);
+                let decoded = match body {
+                    // Clean base64 the parser already decoded: the same octets, no second pass.
+                    PartType::Binary(b) | PartType::InlineBinary(b)
+                        if encoding == TransferEncoding::Base64 && !part.is_encoding_problem =>
+                    {
+                        transfer::Decoded {
+                            bytes: Cow::Borrowed(b.as_ref()),
+                            invalid: 0,
+                        }
+                    }
+                    _ => transfer::decode(body_raw, &encoding),
+                };
                 self.check_encoding(
                     &at.path,
                     part,
@@ -1145,6 +1172,24 @@ inner body with http://inner.example/path
             d.summary.attachments[0].sha256,
             hex::encode(Sha256::digest(b"ABCDEF"))
         );
+    }
+
+    #[test]
+    fn repeated_problems_fold_into_one_with_a_count() {
+        let mut msg = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n".to_vec();
+        for i in 0..3 {
+            msg.extend_from_slice(
+                format!("--b\r\nContent-Type: text/plain; charset=x-bogus-{i}\r\n\r\nt\r\n")
+                    .as_bytes(),
+            );
+        }
+        msg.extend_from_slice(b"--b--\r\n");
+        let d = decode(&msg, true, &limits(), false);
+        assert_eq!(d.problems.len(), 1);
+        assert_eq!(d.problems[0].kind, "mime_unknown_charset");
+        assert_eq!(d.problems[0].count, 3);
+        assert!(d.problems[0].detail.contains("x-bogus-0"));
+        assert_eq!(d.summary.decode_problems, d.problems);
     }
 
     #[test]
