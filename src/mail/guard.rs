@@ -30,9 +30,9 @@ use memchr::{memchr, memmem, memrchr};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-/// Longest boundary accepted; RFC 2046 allows 70 characters, and each delimiter test
-/// compares the whole boundary.
-const MAX_BOUNDARY_LEN: usize = 256;
+/// Boundary bytes the parser compares per unit of work when it tests for a delimiter (it
+/// compares the whole boundary at every `--`, with a vectorised comparison).
+const COMPARE_BYTES_PER_WORK: u128 = 32;
 /// Distinct boundaries per buffer; each is searched for in every line containing `--`, and
 /// that search time counts as work too.
 const MAX_BOUNDARIES: usize = 1024;
@@ -99,7 +99,8 @@ struct OpenField {
 struct Boundary {
     finder: memmem::Finder<'static>,
     pattern_len: usize,
-    pending: u64,
+    /// Waiting declarations, weighted by the cost of their boundary.
+    pending: u128,
     pending_offsets: u128,
 }
 
@@ -128,7 +129,9 @@ struct Scan<'a, 't> {
     dashes: memmem::Finder<'static>,
     boundaries: Vec<Boundary>,
     boundary_index: HashMap<Vec<u8>, usize>,
-    pending: u64,
+    longest_boundary: usize,
+    /// Declarations whose first delimiter has not been seen, weighted; and their offsets.
+    pending: u128,
     pending_offsets: u128,
     digest_seen: bool,
     region: Option<Region>,
@@ -155,6 +158,7 @@ impl<'a, 't> Scan<'a, 't> {
             dashes: memmem::Finder::new(b"--"),
             boundaries: Vec::new(),
             boundary_index: HashMap::new(),
+            longest_boundary: 0,
             pending: 0,
             pending_offsets: 0,
             digest_seen: false,
@@ -209,8 +213,7 @@ impl<'a, 't> Scan<'a, 't> {
 
     /// Work the parser would do if the buffer were cut at `p`.
     fn total_at(&self, p: usize) -> u128 {
-        let failed_seeks =
-            (u128::from(self.pending) * p as u128).saturating_sub(self.pending_offsets);
+        let failed_seeks = (self.pending * p as u128).saturating_sub(self.pending_offsets);
         self.base_work + self.totals.work + failed_seeks
     }
 
@@ -237,7 +240,7 @@ impl<'a, 't> Scan<'a, 't> {
         } else if self.pending > 0 {
             // The cost grows linearly since the last applied line: solve for the last good byte.
             let room = budget - self.base_work - self.totals.work + self.pending_offsets;
-            let best = room / u128::from(self.pending);
+            let best = room / self.pending;
             if let Ok(best) = usize::try_from(best)
                 && best >= self.applied_to
                 && best < p
@@ -369,7 +372,10 @@ impl<'a, 't> Scan<'a, 't> {
     ) -> Result<bool, GuardCut> {
         let search = self.boundaries.len() as u128
             * (SEARCH_CALL_WORK + line.len() as u128 / SEARCH_BYTES_PER_WORK);
-        self.totals.work += search;
+        // The parser compares a whole boundary at each `--` it passes.
+        let dashes = line.windows(2).filter(|w| w == b"--").count() as u128;
+        let compare = dashes * self.longest_boundary as u128 / COMPARE_BYTES_PER_WORK;
+        self.totals.work += search + compare;
         if self.base_work + self.totals.work > self.budget() {
             let mut cut = self.budget_cut();
             cut.at = cut.at.min(start);
@@ -450,20 +456,10 @@ impl<'a, 't> Scan<'a, 't> {
                                 if ct.subtype() == Some("digest") {
                                     self.digest_seen = true;
                                 }
-                                if let Some(b) = ct.attribute("boundary") {
-                                    if b.len() > MAX_BOUNDARY_LEN {
-                                        return Err(self.cut(
-                                            f.start,
-                                            "mime_boundary_too_long",
-                                            format!(
-                                                "a boundary of {} bytes (RFC 2046 allows 70)",
-                                                b.len()
-                                            ),
-                                        ));
-                                    }
-                                    if !b.is_empty() {
-                                        region.declared.push((b.as_bytes().to_vec(), f.start));
-                                    }
+                                if let Some(b) = ct.attribute("boundary")
+                                    && !b.is_empty()
+                                {
+                                    region.declared.push((b.as_bytes().to_vec(), f.start));
                                 }
                             }
                             "message" => region.message_type = true,
@@ -526,6 +522,9 @@ impl<'a, 't> Scan<'a, 't> {
         field_start: usize,
         body: usize,
     ) -> Result<(), GuardCut> {
+        // A failed search re-scans bytes and compares the boundary at each `--` on the way.
+        let weight = 1 + boundary.len() as u128 / COMPARE_BYTES_PER_WORK;
+        self.longest_boundary = self.longest_boundary.max(boundary.len());
         let mut pattern = Vec::with_capacity(boundary.len() + 2);
         pattern.extend_from_slice(b"--");
         pattern.extend_from_slice(&boundary);
@@ -551,11 +550,11 @@ impl<'a, 't> Scan<'a, 't> {
             }
         };
         if let Some(b) = self.boundaries.get_mut(index) {
-            b.pending += 1;
-            b.pending_offsets += body as u128;
+            b.pending += weight;
+            b.pending_offsets += weight * body as u128;
         }
-        self.pending += 1;
-        self.pending_offsets += body as u128;
+        self.pending += weight;
+        self.pending_offsets += weight * body as u128;
         Ok(())
     }
 
@@ -592,8 +591,8 @@ impl<'a, 't> Scan<'a, 't> {
         for bytes in decoded {
             let mut inner = Scan::new(&bytes, self.level + 1, base, self.limits, self.totals);
             let outcome = inner.run();
-            let inner_failed = (u128::from(inner.pending) * bytes.len() as u128)
-                .saturating_sub(inner.pending_offsets);
+            let inner_failed =
+                (inner.pending * bytes.len() as u128).saturating_sub(inner.pending_offsets);
             if let Err(c) = outcome {
                 return Err(self.cut(
                     region.start,
@@ -794,14 +793,25 @@ mod tests {
     }
 
     #[test]
-    fn long_boundaries_are_refused() {
+    fn long_boundaries_cost_in_proportion() {
+        // A long boundary is fine on small input, but every `--` costs a long comparison.
         let b = "q".repeat(300);
-        let m = format!(
-            "Subject: s\r\nContent-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n--{b}\r\n\r\nx\r\n"
+        let small = format!(
+            "Content-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n--{b}\r\n\r\nx\r\n--{b}--\r\n"
         );
-        let cut = check(m.as_bytes(), &limits()).expect("cut");
-        assert_eq!(cut.kind, "mime_boundary_too_long");
-        assert_eq!(cut.at, "Subject: s\r\n".len());
+        assert_eq!(check(small.as_bytes(), &limits()), None);
+        let mut flood = format!(
+            "Subject: s\r\nContent-Type: multipart/mixed; boundary=\"{b}\"\r\n\r\n--{b}\r\n\r\n"
+        )
+        .into_bytes();
+        flood.extend(std::iter::repeat_n(b'-', 1 << 20));
+        let l = MimeLimits {
+            max_scan_work: 1 << 20,
+            ..limits()
+        };
+        let cut = check(&flood, &l).expect("cut");
+        assert_eq!(cut.kind, "mime_scan_budget");
+        assert!(cut.at < flood.len());
     }
 
     #[test]

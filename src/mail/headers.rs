@@ -137,35 +137,41 @@ pub(crate) fn summarize(
     } else {
         format!("the message in part {path}")
     };
+    // Past the listing bounds, fields are no longer listed, but the named ones are still
+    // decoded (clipped): what a reader sees must not hide behind padding.
+    let mut listing = true;
+    let clip_at = limits.max_header_block_bytes;
     for (index, h) in headers.iter().enumerate() {
         let field = field_bytes(h, raw);
         block_bytes += field.len();
-        if index >= limits.max_headers {
+        if listing && index >= limits.max_headers {
+            listing = false;
             problems.push(MimeProblem::new(
                 "mime_too_many_headers",
                 format!(
-                    "{at} has {} header fields; only the first {} were decoded",
+                    "{at} has {} header fields; only the first {} were listed",
                     headers.len(),
                     limits.max_headers
                 ),
             ));
-            break;
         }
-        if block_bytes > limits.max_header_block_bytes {
+        if listing && block_bytes > limits.max_header_block_bytes {
+            listing = false;
             problems.push(MimeProblem::new(
                 "mime_header_block_too_large",
                 format!(
-                    "{at} has a header block over {} bytes; the {} fields before that were decoded",
+                    "{at} has a header block over {} bytes; only the {} fields before that were listed",
                     limits.max_header_block_bytes, index
                 ),
             ));
-            break;
         }
-        let (name, value_raw) = name_and_value(h, raw);
-        s.headers.push(HeaderField {
-            name: name.clone(),
-            value: value_raw.clone(),
-        });
+        let (name, value_raw) = name_and_value(h, raw, clip_at);
+        if listing {
+            s.headers.push(HeaderField {
+                name,
+                value: value_raw.clone(),
+            });
+        }
         let unfolded = unfold(&value_raw);
         if let Some(single) = singleton(&h.name) {
             if seen_singletons.contains(&single) {
@@ -179,31 +185,45 @@ pub(crate) fn summarize(
         }
         match &h.name {
             HeaderName::Subject => {
-                s.subject = text_of(&h.value).or_else(|| decode_text(&unfolded));
+                s.subject = text_of(&h.value)
+                    .or_else(|| decode_text(&unfolded))
+                    .map(|t| clip_to(t, clip_at));
                 s.subject_raw = Some(unfolded);
             }
             HeaderName::From => {
-                s.from = addresses(&h.value);
+                s.from = addresses(&h.value, limits.max_headers);
                 s.from_raw = Some(unfolded);
             }
             HeaderName::Sender => {
-                s.sender = addresses(&h.value);
+                s.sender = addresses(&h.value, limits.max_headers);
                 s.sender_raw = Some(unfolded);
             }
             HeaderName::ReplyTo => {
-                s.reply_to = addresses(&h.value);
+                s.reply_to = addresses(&h.value, limits.max_headers);
                 s.reply_to_raw = Some(unfolded);
             }
             HeaderName::To => {
-                s.to.extend(addresses(&h.value));
+                extend_bounded(
+                    &mut s.to,
+                    addresses(&h.value, limits.max_headers),
+                    limits.max_headers,
+                );
                 join_raw(&mut s.to_raw, unfolded);
             }
             HeaderName::Cc => {
-                s.cc.extend(addresses(&h.value));
+                extend_bounded(
+                    &mut s.cc,
+                    addresses(&h.value, limits.max_headers),
+                    limits.max_headers,
+                );
                 join_raw(&mut s.cc_raw, unfolded);
             }
             HeaderName::Bcc => {
-                s.bcc.extend(addresses(&h.value));
+                extend_bounded(
+                    &mut s.bcc,
+                    addresses(&h.value, limits.max_headers),
+                    limits.max_headers,
+                );
                 join_raw(&mut s.bcc_raw, unfolded);
             }
             HeaderName::Date => {
@@ -219,10 +239,19 @@ pub(crate) fn summarize(
                 }
                 s.date_raw = Some(unfolded);
             }
-            HeaderName::MessageId => s.message_id = ids(&h.value).into_iter().next(),
-            HeaderName::InReplyTo => s.in_reply_to.extend(ids(&h.value)),
-            HeaderName::References => s.references.extend(ids(&h.value)),
-            HeaderName::Received => s.received.push(received(&h.value, unfolded)),
+            HeaderName::MessageId => {
+                s.message_id = ids(&h.value)
+                    .into_iter()
+                    .next()
+                    .map(|t| clip_to(t, clip_at));
+            }
+            HeaderName::InReplyTo => {
+                extend_bounded(&mut s.in_reply_to, ids(&h.value), limits.max_headers);
+            }
+            HeaderName::References => {
+                extend_bounded(&mut s.references, ids(&h.value), limits.max_headers);
+            }
+            HeaderName::Received if listing => s.received.push(received(&h.value, unfolded)),
             HeaderName::ReturnPath => {
                 s.return_path = ids(&h.value)
                     .into_iter()
@@ -237,10 +266,10 @@ pub(crate) fn summarize(
             }
             HeaderName::Other(other) => {
                 if other.eq_ignore_ascii_case("user-agent") {
-                    s.user_agent = decode_text(&unfolded);
+                    s.user_agent = decode_text(&unfolded).map(|t| clip_to(t, clip_at));
                     s.user_agent_raw = Some(unfolded);
                 } else if other.eq_ignore_ascii_case("x-mailer") {
-                    s.x_mailer = decode_text(&unfolded);
+                    s.x_mailer = decode_text(&unfolded).map(|t| clip_to(t, clip_at));
                     s.x_mailer_raw = Some(unfolded);
                 } else if other.eq_ignore_ascii_case("x-originating-ip") {
                     s.x_originating_ip = Some(unfolded.trim().to_string());
@@ -272,8 +301,8 @@ fn field_bytes<'r>(h: &Header<'_>, raw: &'r [u8]) -> &'r [u8] {
         .unwrap_or_default()
 }
 
-/// The field name and body as written.
-fn name_and_value(h: &Header<'_>, raw: &[u8]) -> (String, String) {
+/// The field name and body as written, the body clipped to `clip_at` bytes.
+fn name_and_value(h: &Header<'_>, raw: &[u8], clip_at: usize) -> (String, String) {
     let name_end = (h.offset_start as usize).saturating_sub(1);
     let name = raw
         .get(h.offset_field as usize..name_end)
@@ -283,7 +312,7 @@ fn name_and_value(h: &Header<'_>, raw: &[u8]) -> (String, String) {
     let value = raw
         .get(h.offset_start as usize..h.offset_end as usize)
         .unwrap_or_default();
-    let value = String::from_utf8_lossy(value);
+    let value = String::from_utf8_lossy(&value[..value.len().min(clip_at)]);
     let value = value.trim_start_matches([' ', '\t']);
     let value = value.trim_end_matches(['\r', '\n']);
     (name, value.to_string())
@@ -340,7 +369,30 @@ fn join_raw(slot: &mut Option<String>, more: String) {
     }
 }
 
-fn addresses(v: &HeaderValue<'_>) -> Vec<AddressRecord> {
+/// Cuts a decoded value to at most `max` bytes, at a character boundary.
+fn clip_to(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+fn extend_bounded<T>(list: &mut Vec<T>, more: Vec<T>, max: usize) {
+    let room = max.saturating_sub(list.len());
+    list.extend(more.into_iter().take(room));
+}
+
+fn addresses(v: &HeaderValue<'_>, max: usize) -> Vec<AddressRecord> {
+    let mut list = all_addresses(v);
+    list.truncate(max);
+    list
+}
+
+fn all_addresses(v: &HeaderValue<'_>) -> Vec<AddressRecord> {
     let one = |a: &mail_parser::Addr<'_>, group: Option<&str>| AddressRecord {
         name: a.name.as_ref().map(|n| n.to_string()),
         address: a.address.as_ref().map(|n| n.to_string()),
@@ -560,7 +612,8 @@ mod tests {
             &mut problems,
         );
         assert_eq!(s.headers.len(), 2);
-        assert_eq!(s.subject, None);
+        // Still decoded, clipped to the block size.
+        assert_eq!(s.subject, Some("x".repeat(100)));
         assert_eq!(s.header_count, 3);
         assert_eq!(problems[0].kind, "mime_header_block_too_large");
     }

@@ -538,6 +538,18 @@ impl<'l> Walk<'l> {
         }
         match &part.body {
             PartType::Multipart(children) => {
+                if let Some(b) = ct.and_then(|c| c.attribute("boundary"))
+                    && b.len() > 70
+                {
+                    self.problem(
+                        "mime_boundary_too_long",
+                        format!(
+                            "multipart part {} has a boundary of {} bytes (RFC 2046 allows 70)",
+                            at.path,
+                            b.len()
+                        ),
+                    );
+                }
                 self.parts.push(record);
                 let digest = ct.is_some_and(|c| c.subtype() == Some("digest"));
                 // A message's top multipart numbers its children under the message's own path.
@@ -555,8 +567,10 @@ impl<'l> Walk<'l> {
                 }
             }
             body => {
-                if content_type.starts_with("multipart/") {
-                    let why = if ct.and_then(|c| c.attribute("boundary")).is_some() {
+                let has_boundary = ct.and_then(|c| c.attribute("boundary")).is_some();
+                // In a message cut short, a boundary that never came is no fault of the sender.
+                if content_type.starts_with("multipart/") && (complete || !has_boundary) {
+                    let why = if has_boundary {
                         "its boundary never appears"
                     } else {
                         "it has no boundary parameter"
@@ -1140,6 +1154,28 @@ inner body with http://inner.example/path
     }
 
     #[test]
+    fn long_boundary_is_noted_and_decoded() {
+        let b = "A".repeat(296);
+        let msg = crlf(&format!(
+            "Content-Type: multipart/mixed; boundary=\"{b}\"\n\n--{b}\n\nfirst\n--{b}--\n"
+        ));
+        let d = decode(&msg, true, &limits(), false);
+        assert_eq!(kinds(&d), vec!["mime_boundary_too_long"]);
+        assert_eq!(d.summary.body_text.as_deref(), Some("first"));
+    }
+
+    #[test]
+    fn missing_boundary_in_a_cut_message_is_not_a_fault() {
+        let msg =
+            crlf("Subject: top\nContent-Type: multipart/alternative; boundary=zz\n\npreamble only");
+        assert!(decode(&msg, false, &limits(), false).problems.is_empty());
+        assert_eq!(
+            kinds(&decode(&msg, true, &limits(), false)),
+            vec!["mime_missing_boundary"]
+        );
+    }
+
+    #[test]
     fn boundary_never_closed() {
         let d = decode(
             &crlf(
@@ -1274,6 +1310,8 @@ inner body with http://inner.example/path
         assert_eq!(s.header.from[0].address.as_deref(), Some("a@example.org"));
         assert_eq!(s.header.headers.len(), 1);
         assert_eq!(s.header.header_count, 3);
+        // Padding does not hide the fields after it.
+        assert_eq!(s.header.subject.as_deref(), Some("after"));
         assert_eq!(s.body_text.as_deref(), Some("body text\r\n"));
     }
 
