@@ -179,6 +179,47 @@ mod tests {
     }
 
     #[test]
+    fn message_json_carries_the_decoded_fields_beside_the_envelope() {
+        let mut r = rec();
+        let mut c = MessageCollector::new(MessageSource::Data, Timestamp(1), 1 << 20);
+        c.push(MSG, Timestamp(1));
+        let env = Envelope {
+            mail_from: Some("a@example.org".into()),
+            ..Envelope::default()
+        };
+        c.finish(env, true, false, &mut r);
+        let json = serde_json::to_string(&r.messages[0]).expect("json");
+        let v: serde_json::Value = serde_json::from_str(&json).expect("parse");
+        for key in [
+            "index",
+            "source",
+            "size",
+            "sha256",
+            "complete",
+            "mail_from",
+            "subject",
+            "from",
+            "to",
+            "cc",
+            "date",
+            "message_id",
+            "headers",
+            "parts",
+            "attachments",
+            "urls",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        // Flattening must not produce a key twice.
+        let top_keys = v.as_object().map_or(0, |o| o.len());
+        let written = json.matches("\"sha256\":").count();
+        assert_eq!(written, 1 + 3 + 1, "message, three parts, one attachment");
+        assert!(top_keys > 30);
+        assert_eq!(v["subject"], "hi");
+        assert_eq!(v["mail_from"], "a@example.org");
+    }
+
+    #[test]
     fn problems_become_anomalies_on_the_sending_side() {
         let mut r = rec();
         let mut c = MessageCollector::new(MessageSource::Retr, Timestamp(1), 1 << 20);

@@ -237,17 +237,17 @@ impl<'a, 't> Scan<'a, 't> {
         }
         if self.total_at(p) <= budget {
             self.last_ok = p;
-        } else if self.pending > 0 {
-            // The cost grows linearly since the last applied line: solve for the last good byte.
-            let room = budget - self.base_work - self.totals.work + self.pending_offsets;
-            let best = room / self.pending;
-            if let Ok(best) = usize::try_from(best)
-                && best >= self.applied_to
-                && best < p
-                && best > self.last_ok
-            {
-                self.last_ok = best;
-            }
+            return Ok(());
+        }
+        // The cost grows linearly since the last applied line: solve for the last good byte.
+        let room = budget - self.base_work - self.totals.work + self.pending_offsets;
+        if let Some(best) = room.checked_div(self.pending)
+            && let Ok(best) = usize::try_from(best)
+            && best >= self.applied_to
+            && best < p
+            && best > self.last_ok
+        {
+            self.last_ok = best;
         }
         Ok(())
     }
