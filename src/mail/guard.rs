@@ -174,6 +174,8 @@ impl<'a, 't> Scan<'a, 't> {
 
     fn run(&mut self) -> Result<(), GuardCut> {
         let data = self.data;
+        // At the end of a buffer the parser takes a last name even without its colon.
+        self.totals.header_tokens += 1;
         self.open_region(0, false)?;
         let mut pos = 0;
         while pos < data.len() {
@@ -387,13 +389,18 @@ impl<'a, 't> Scan<'a, 't> {
             let Some(first) = boundary.finder.find(line) else {
                 continue;
             };
-            if boundary.pending > 0 {
+            let first_delimiter = boundary.pending > 0;
+            if first_delimiter {
                 found.push(index);
             }
-            // The first occurrence not followed by `--` opens a part (a closing one does not).
+            // The first occurrence not followed by `--` opens a part (a closing one does not),
+            // except when the parser is looking for a multipart's first delimiter: it takes any.
             let mut at = first;
             let mut tries = 0;
             let opening = loop {
+                if first_delimiter {
+                    break Some(at + boundary.pattern_len);
+                }
                 let after = at + boundary.pattern_len;
                 if !line[after..].starts_with(b"--") {
                     break Some(after);
@@ -576,12 +583,10 @@ impl<'a, 't> Scan<'a, 't> {
         let rest = &data[body.min(data.len())..];
         let mut decoded: Vec<Cow<'_, [u8]>> = Vec::new();
         if region.base64 {
-            // Base64 has no `-`: the body ends (or turns invalid) at the first `--`.
+            // Base64 has no `-`: the body ends (or turns invalid) at the first `--`. Decode
+            // leniently: a cut could turn an invalid body into a valid prefix the parser reads.
             let end = self.dashes.find(rest).unwrap_or(rest.len());
-            let (status, bytes) = MessageStream::new(&rest[..end]).decode_base64_mime(b"");
-            if status != usize::MAX {
-                decoded.push(bytes);
-            }
+            decoded.push(Cow::Owned(base64_like_the_parser(&rest[..end])));
         }
         if region.quoted_printable {
             // Its end depends on the enclosing boundary: take everything that follows.
@@ -645,6 +650,46 @@ fn field_name(line: &[u8]) -> Option<(FieldKind, usize)> {
         len += 1;
     }
     None
+}
+
+/// Base64 decoding as `mail-parser` does it (a `=` flushes the bytes of a partial quantum, even
+/// of a single character), except that invalid characters are skipped instead of failing, so
+/// the output of any valid prefix is a prefix of this output.
+fn base64_like_the_parser(raw: &[u8]) -> Vec<u8> {
+    let value = |c: u8| -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        }))
+    };
+    let mut out = Vec::with_capacity(raw.len() / 4 * 3 + 1);
+    let mut acc: u32 = 0;
+    let mut n = 0u8;
+    for &c in raw {
+        if let Some(v) = value(c) {
+            acc = (acc << 6) | v;
+            n += 1;
+            if n == 4 {
+                out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
+                acc = 0;
+                n = 0;
+            }
+        } else if c == b'=' {
+            match n {
+                1 => out.push((acc << 2) as u8),
+                2 => out.push((acc >> 4) as u8),
+                3 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
+                _ => {}
+            }
+            acc = 0;
+            n = 0;
+        }
+    }
+    out
 }
 
 /// Quoted-printable decoding that never gives up, so it decodes at least what the parser does.
@@ -765,7 +810,8 @@ mod tests {
         };
         let cut = check(&m, &l).expect("cut");
         assert_eq!(cut.kind, "mime_structure_limit");
-        assert_eq!(cut.at, 100_000 * 4);
+        // One token is reserved for the name the parser takes at the very end.
+        assert_eq!(cut.at, (100_000 - 1) * 4);
     }
 
     #[test]
@@ -836,6 +882,28 @@ mod tests {
     }
 
     #[test]
+    fn base64_decodes_like_the_parser() {
+        for sample in [
+            &b"QUJD"[..],
+            b"QUI=",
+            b"QQ==",
+            b"QUJDREVG\r\nR0g=",
+            b"TA=TA=",
+            b"QUJ\r\nD",
+        ] {
+            let (status, theirs) = MessageStream::new(sample).decode_base64_mime(b"");
+            assert_ne!(status, usize::MAX);
+            assert_eq!(
+                base64_like_the_parser(sample),
+                theirs.as_ref(),
+                "{sample:?}"
+            );
+        }
+        // Where the parser gives up, this goes on.
+        assert_eq!(base64_like_the_parser(b"QU:JD"), b"ABC");
+    }
+
+    #[test]
     fn quoted_printable_lenient_keeps_going() {
         assert_eq!(quoted_printable_lenient(b"a=3Db==c=\r\nd=\ne"), b"a=b==cde");
     }
@@ -849,5 +917,84 @@ mod tests {
             out.push('\n');
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use mail_parser::{Message, MessageParser, PartType};
+    use proptest::prelude::*;
+
+    const FRAGMENTS: &[&str] = &[
+        "Content-Type: multipart/mixed; boundary=a\r\n",
+        "Content-Type: multipart/mixed; boundary=b\r\n",
+        "Content-Type: multipart/digest; boundary=d\r\n",
+        "Content-Type: message/rfc822\r\n",
+        "Content-Transfer-Encoding: base64\r\n",
+        "Content-Transfer-Encoding: quoted-printable\r\n",
+        "\r\n",
+        "\r\n",
+        " \r\n",
+        "--a\r\n",
+        "--b\r\n",
+        "--d\r\n",
+        "--a--\r\n",
+        "x--aY: 1\r\n",
+        "X: 1\r\n",
+        "To: a, b, <c>, <d>; e\r\n",
+        " folded: 2\r\n",
+        "a:b:c\r\n",
+        "text line\r\n",
+        "=\r\n",
+        "QTogMQ0KQjogMg0KQzogMw0KDQo=\r\n",
+        "Q29udGVudC1UeXBlOiBtdWx0aXBhcnQvbWl4ZWQ7IGJvdW5kYXJ5PXoNCg0KLS16DQpBOiAxDQoNCg==\r\n",
+        "A=3A 1=0D=0AB=3A 2=0D=0A=0D=0A\r\n",
+        "Content-Type: multipart/alternative;\r\n boundary=b\r\n",
+        "con tent-TYPE : Message/RFC822\r\n",
+        "Content-Type: multipart/mixed; boundary*0=a\r\n",
+        "--b--x: 1\r\n",
+        "\t\r\n",
+        "TA=TA=TA=\r\n",
+        "--a",
+    ];
+
+    /// Header fields and parts the parser built, nested messages included.
+    fn census(m: &Message<'_>) -> (usize, usize) {
+        let mut headers = 0;
+        let mut parts = 0;
+        for p in &m.parts {
+            headers += p.headers.len();
+            parts += 1;
+            if let PartType::Message(inner) = &p.body {
+                let (h, n) = census(inner);
+                headers += h;
+                parts += n;
+            }
+        }
+        (headers, parts)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Whatever the pre-scan lets through, the parser builds no more than it counted.
+        #[test]
+        fn parser_stays_within_the_counted_bounds(picks in proptest::collection::vec(0..FRAGMENTS.len(), 0..80)) {
+            let data: Vec<u8> = picks.iter().flat_map(|&i| FRAGMENTS[i].bytes()).collect();
+            let limits = MimeLimits {
+                max_header_tokens: 40,
+                max_header_blocks: 12,
+                ..MimeLimits::default()
+            };
+            let cut = check(&data, &limits).map_or(data.len(), |c| c.at);
+            let kept = &data[..cut];
+            let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(kept));
+            if let Ok(Some(m)) = parsed {
+                let (headers, parts) = census(&m);
+                prop_assert!(headers <= limits.max_header_tokens, "{} headers in {:?}", headers, String::from_utf8_lossy(kept));
+                prop_assert!(parts <= limits.max_header_blocks + 1, "{} parts in {:?}", parts, String::from_utf8_lossy(kept));
+            }
+        }
     }
 }

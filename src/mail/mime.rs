@@ -907,7 +907,7 @@ mod tests {
             .join("\n")
     }
 
-    fn full_message() -> Vec<u8> {
+    pub(super) fn full_message() -> Vec<u8> {
         crlf(&format!(
             r#"From: "Doe, Jane" <jane@example.org>
 To: bob@example.com, "Ops, Team" <ops@example.com>
@@ -1468,6 +1468,44 @@ inner body with http://inner.example/path
                     "{:?}",
                     String::from_utf8_lossy(&c)
                 );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Damaged copies of a real-shaped message decode without panicking, within bounds.
+        #[test]
+        fn damaged_messages_decode(
+            edits in proptest::collection::vec((0usize..4000, any::<u8>(), 0u8..3), 0..12),
+            cut in 0usize..4000,
+            complete in any::<bool>(),
+        ) {
+            let mut msg = super::tests::full_message();
+            for (at, byte, op) in edits {
+                let at = at % (msg.len() + 1);
+                match op {
+                    0 => msg.insert(at, byte),
+                    1 if at < msg.len() => { msg.remove(at); }
+                    _ => if at < msg.len() { msg[at] = byte },
+                }
+            }
+            msg.truncate(cut.max(msg.len() / 2));
+            let limits = MimeLimits::default();
+            let d = decode(&msg, complete, &limits, true);
+            prop_assert!(d.summary.parts.len() <= limits.max_parts);
+            prop_assert!(d.summary.urls.len() <= limits.max_urls);
+            prop_assert_eq!(d.attachments.len(), d.summary.attachments.len());
+            for (c, a) in d.attachments.iter().zip(&d.summary.attachments) {
+                prop_assert_eq!(&c.path, &a.path);
+                prop_assert_eq!(c.bytes.len() as u64, a.size);
             }
         }
     }
