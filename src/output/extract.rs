@@ -252,7 +252,7 @@ impl Extractor {
         ext: &str,
         bytes: &[u8],
     ) -> Result<String, ExtractError> {
-        for n in 1u32.. {
+        for n in 1u32..=u32::MAX {
             let name = if n == 1 {
                 format!("{body}{ext}")
             } else {
@@ -275,7 +275,10 @@ impl Extractor {
                 Err(source) => return Err(ExtractError::Write { path, source }),
             }
         }
-        unreachable!("u32 suffixes run out only after four billion files of one name")
+        Err(ExtractError::Write {
+            path: self.run_dir.join(format!("{body}{ext}")),
+            source: io::Error::other("every numbered variant of this name is taken"),
+        })
     }
 }
 
@@ -398,9 +401,10 @@ pub fn sanitize_name(name: &str) -> String {
         stem.as_str(),
         "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
     ) || ((stem.starts_with("COM") || stem.starts_with("LPT"))
-        && stem.len() == 4
-        && stem[3..]
+        && stem.chars().count() == 4
+        && stem
             .chars()
+            .skip(3)
             .all(|c| c.is_ascii_digit() || "¹²³".contains(c)));
     if reserved {
         out.insert(0, '_');
@@ -724,6 +728,7 @@ mod tests {
         assert_eq!(sanitize_name("lpt1.txt"), "_lpt1.txt");
         assert_eq!(sanitize_name("COM9"), "_COM9");
         assert_eq!(sanitize_name("COM10"), "COM10");
+        assert_eq!(sanitize_name("com¹.txt"), "_com¹.txt");
         assert_eq!(sanitize_name("a<b>c|d?.txt"), "a_b_c_d_.txt");
         assert_eq!(sanitize_name("Ünïcødé 名前.docx"), "Ünïcødé 名前.docx");
         let long = sanitize_name(&("é".repeat(200) + ".pdf"));
