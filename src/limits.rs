@@ -31,6 +31,8 @@ pub struct Limits {
     pub max_pending_commands: usize,
     /// Whether dissectors hand raw message bytes to the output (for `--extract`).
     pub keep_message_bytes: bool,
+    /// Bounds on MIME decoding of messages.
+    pub mime: crate::mail::MimeLimits,
 }
 
 impl Default for Limits {
@@ -50,6 +52,7 @@ impl Default for Limits {
             max_events_per_session: 100_000,
             max_pending_commands: 1000,
             keep_message_bytes: false,
+            mime: crate::mail::MimeLimits::default(),
         }
     }
 }

@@ -399,8 +399,10 @@ pub struct Anomaly {
 pub struct MessageBlob {
     /// Index of the message in the session's `messages`.
     pub message: usize,
-    /// The message content exactly as recorded for its sha256.
+    /// The message content exactly as recorded for its sha256 (a prefix when it was too large).
     pub bytes: Vec<u8>,
+    /// Decoded contents of the message's attachments, in document order.
+    pub attachments: Vec<crate::mail::AttachmentContent>,
 }
 
 /// Cap on anomalies of distinct kinds per session, so a hostile flow cannot grow the list.

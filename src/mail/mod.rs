@@ -1,122 +1,68 @@
 //! Messages carried by SMTP and POP3: collection with hashing and bounds, then MIME decoding.
+//!
+//! [`MessageCollector`] streams a message's bytes (hashing all of them, keeping a bounded prefix)
+//! and, when the message ends, calls [`decode`], which maps the message onto a [`MimeSummary`]:
+//! decoded headers, the flattened part tree, attachments with hashes, body excerpts and URLs.
+//!
+//! MIME parsing itself is done by `mail-parser`. Before it sees a message, [`guard`] pre-scans
+//! the bytes and cuts off whatever would make it use too much memory or time (see that module
+//! for the reasons); the walk over its result then applies the semantic limits of
+//! [`MimeLimits`]. Every limit hit is a [`MimeProblem`] that the collector records as a session
+//! anomaly; what came before the limit is kept.
 
-use crate::session::{MessageBlob, MessageRecord, MessageSource, SessionRecord};
-use crate::time::Timestamp;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
+mod collector;
+pub(crate) mod guard;
+mod headers;
+mod mime;
+mod transfer;
+mod urls;
 
-/// Decoded headers and MIME structure of a message (filled by the MIME issue).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct MimeSummary {}
+pub use collector::{Envelope, MessageCollector};
+pub use headers::{AddressRecord, HeaderField, HeaderSummary, ReceivedHop};
+pub use mime::{
+    AttachmentContent, AttachmentRecord, DecodedMessage, MimeProblem, MimeSummary, PartRecord,
+    decode,
+};
 
-/// Decodes a message's headers and MIME structure, as far as its bytes go.
-pub fn decode(_bytes: &[u8], _complete: bool) -> MimeSummary {
-    MimeSummary::default()
+/// Bounds on MIME decoding; hitting one is reported as an anomaly and keeps what came before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MimeLimits {
+    /// Leading message bytes handed to the MIME decoder; the rest is hashed and counted only.
+    pub max_decode_bytes: usize,
+    /// Header bytes listed and decoded per header block (a message's or a part's headers).
+    pub max_header_block_bytes: usize,
+    /// Header fields listed and decoded per header block.
+    pub max_headers: usize,
+    /// Deepest nesting of multiparts and encapsulated messages that is walked.
+    pub max_depth: usize,
+    /// MIME parts walked per message (containers included).
+    pub max_parts: usize,
+    /// Distinct URLs kept per message.
+    pub max_urls: usize,
+    /// Leading bytes of the text and HTML bodies kept in the record (`body_text`, `body_html`).
+    pub max_body_bytes: usize,
+    /// Header structure (`:` `,` `;` `<` bytes inside header blocks) the parser may build: a memory bound.
+    pub max_header_tokens: usize,
+    /// Header blocks (parts and encapsulated messages) the parser may start: a memory bound.
+    pub max_header_blocks: usize,
+    /// Bytes the parser may re-scan for boundaries that never come, plus the quadratic cost of
+    /// parameter continuations: a time bound.
+    pub max_scan_work: u64,
 }
 
-/// Where a message came from, for its record.
-#[derive(Debug, Clone, Default)]
-pub struct Envelope {
-    /// SMTP MAIL FROM path.
-    pub mail_from: Option<String>,
-    /// SMTP RCPT TO paths.
-    pub rcpt_to: Option<Vec<String>>,
-    /// POP3 message number.
-    pub number: Option<u64>,
-    /// POP3 UIDL.
-    pub uidl: Option<String>,
-}
-
-/// Accumulates one message's content as it streams: hashes all of it, keeps a bounded prefix.
-#[derive(Debug, Clone)]
-pub struct MessageCollector {
-    source: MessageSource,
-    hasher: Sha256,
-    size: u64,
-    kept: Vec<u8>,
-    max_keep: usize,
-    first_seen: Timestamp,
-    last_seen: Timestamp,
-}
-
-impl MessageCollector {
-    /// Starts a message; at most `max_keep` bytes are kept for decoding and extraction.
-    pub fn new(source: MessageSource, ts: Timestamp, max_keep: usize) -> Self {
-        MessageCollector {
-            source,
-            hasher: Sha256::new(),
-            size: 0,
-            kept: Vec::new(),
-            max_keep,
-            first_seen: ts,
-            last_seen: ts,
+impl Default for MimeLimits {
+    fn default() -> Self {
+        MimeLimits {
+            max_decode_bytes: 64 << 20,
+            max_header_block_bytes: 256 << 10,
+            max_headers: 1000,
+            max_depth: 32,
+            max_parts: 1000,
+            max_urls: 500,
+            max_body_bytes: 16 << 10,
+            max_header_tokens: 500_000,
+            max_header_blocks: 10_000,
+            max_scan_work: 512 << 20,
         }
-    }
-
-    /// Adds content bytes (already dot-unstuffed where the protocol stuffs).
-    pub fn push(&mut self, bytes: &[u8], ts: Timestamp) {
-        self.hasher.update(bytes);
-        self.size += bytes.len() as u64;
-        let room = self.max_keep.saturating_sub(self.kept.len());
-        self.kept.extend_from_slice(&bytes[..room.min(bytes.len())]);
-        self.last_seen = ts;
-    }
-
-    /// Content bytes so far.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// How the message travels.
-    pub fn source(&self) -> MessageSource {
-        self.source
-    }
-
-    /// Ends the message: decodes it, appends its record to `rec`, and returns its index.
-    ///
-    /// When `keep_bytes` is set, the content is also handed on as a blob for extraction.
-    pub fn finish(
-        self,
-        envelope: Envelope,
-        complete: bool,
-        keep_bytes: bool,
-        rec: &mut SessionRecord,
-    ) -> usize {
-        let truncated = self.size > self.kept.len() as u64;
-        let index = rec.messages.len();
-        if truncated {
-            rec.anomaly(
-                self.last_seen,
-                None,
-                "message_too_large",
-                format!(
-                    "message of {} bytes: only the first {} were decoded",
-                    self.size,
-                    self.kept.len()
-                ),
-            );
-        }
-        let mime = decode(&self.kept, complete && !truncated);
-        rec.messages.push(MessageRecord {
-            index,
-            source: self.source,
-            first_seen: self.first_seen,
-            last_seen: self.last_seen,
-            mail_from: envelope.mail_from,
-            rcpt_to: envelope.rcpt_to,
-            number: envelope.number,
-            uidl: envelope.uidl,
-            size: self.size,
-            sha256: hex::encode(self.hasher.finalize()),
-            complete,
-            mime: Some(mime),
-        });
-        if keep_bytes {
-            rec.blobs.push(MessageBlob {
-                message: index,
-                bytes: self.kept,
-            });
-        }
-        index
     }
 }

@@ -1,0 +1,620 @@
+//! Header fields of a message (RFC 5322), decoded for the record with their raw text beside them.
+
+use super::MimeLimits;
+use super::mime::MimeProblem;
+use mail_parser::parsers::MessageStream;
+use mail_parser::{Address, DateTime, Header, HeaderName, HeaderValue, Host, Received};
+use serde::Serialize;
+
+/// One mailbox of an address list; members of a group carry the group's name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AddressRecord {
+    /// Display name, RFC 2047 decoded (quotes removed).
+    pub name: Option<String>,
+    /// The address (`local@domain`), as written.
+    pub address: Option<String>,
+    /// Name of the RFC 5322 group the mailbox belongs to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+/// A header field as it appears in the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderField {
+    /// Field name as written.
+    pub name: String,
+    /// Field body as written (folding kept, final line break removed), lossily UTF-8.
+    pub value: String,
+}
+
+/// One `Received:` hop, parsed where it follows the usual shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReceivedHop {
+    /// The field body, unfolded.
+    pub raw: String,
+    /// Host named after `from`.
+    pub from: Option<String>,
+    /// IP address of the `from` host, when given.
+    pub from_ip: Option<String>,
+    /// Reverse DNS name of the `from` host, when given.
+    pub from_rdns: Option<String>,
+    /// Host named after `by`.
+    pub by: Option<String>,
+    /// Protocol after `with` (e.g. `ESMTPS`).
+    pub with: Option<String>,
+    /// Queue id after `id`.
+    pub id: Option<String>,
+    /// Recipient after `for`.
+    #[serde(rename = "for")]
+    pub for_: Option<String>,
+    /// TLS version and cipher, when the hop records them.
+    pub tls: Option<String>,
+    /// Time stamp after `;`, in RFC 3339 UTC.
+    pub date: Option<String>,
+}
+
+/// Decoded headers of a message or an encapsulated message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HeaderSummary {
+    /// `Subject`, RFC 2047 decoded.
+    pub subject: Option<String>,
+    /// `Subject` as written, unfolded.
+    pub subject_raw: Option<String>,
+    /// `From` mailboxes.
+    pub from: Vec<AddressRecord>,
+    /// `From` as written, unfolded.
+    pub from_raw: Option<String>,
+    /// `Sender` mailbox.
+    pub sender: Vec<AddressRecord>,
+    /// `Sender` as written, unfolded.
+    pub sender_raw: Option<String>,
+    /// `To` mailboxes (all `To` fields).
+    pub to: Vec<AddressRecord>,
+    /// `To` as written, unfolded (several fields joined with `, `).
+    pub to_raw: Option<String>,
+    /// `Cc` mailboxes (all `Cc` fields).
+    pub cc: Vec<AddressRecord>,
+    /// `Cc` as written, unfolded.
+    pub cc_raw: Option<String>,
+    /// `Bcc` mailboxes (all `Bcc` fields).
+    pub bcc: Vec<AddressRecord>,
+    /// `Bcc` as written, unfolded.
+    pub bcc_raw: Option<String>,
+    /// `Reply-To` mailboxes.
+    pub reply_to: Vec<AddressRecord>,
+    /// `Reply-To` as written, unfolded.
+    pub reply_to_raw: Option<String>,
+    /// `Date` in RFC 3339 UTC, when it parses.
+    pub date: Option<String>,
+    /// `Date` as written, unfolded.
+    pub date_raw: Option<String>,
+    /// `Message-ID` without angle brackets.
+    pub message_id: Option<String>,
+    /// `In-Reply-To` message ids.
+    pub in_reply_to: Vec<String>,
+    /// `References` message ids.
+    pub references: Vec<String>,
+    /// `Received` hops, top (latest) first.
+    pub received: Vec<ReceivedHop>,
+    /// `Return-Path` address.
+    pub return_path: Option<String>,
+    /// `User-Agent`, RFC 2047 decoded.
+    pub user_agent: Option<String>,
+    /// `User-Agent` as written, unfolded.
+    pub user_agent_raw: Option<String>,
+    /// `X-Mailer`, RFC 2047 decoded.
+    pub x_mailer: Option<String>,
+    /// `X-Mailer` as written, unfolded.
+    pub x_mailer_raw: Option<String>,
+    /// `X-Originating-IP` (brackets kept as written).
+    pub x_originating_ip: Option<String>,
+    /// `MIME-Version`.
+    pub mime_version: Option<String>,
+    /// `Content-Type` of the message as `type/subtype`, lower case.
+    pub content_type: Option<String>,
+    /// All header fields in order, as written (bounded).
+    pub headers: Vec<HeaderField>,
+    /// Header fields present, including those beyond the listing bounds.
+    pub header_count: usize,
+}
+
+/// Builds the summary of a header block; `raw` is the buffer the headers' offsets refer to.
+pub(crate) fn summarize(
+    headers: &[Header<'_>],
+    raw: &[u8],
+    limits: &MimeLimits,
+    path: &str,
+    problems: &mut Vec<MimeProblem>,
+) -> HeaderSummary {
+    let mut s = HeaderSummary {
+        header_count: headers.len(),
+        ..HeaderSummary::default()
+    };
+    let mut block_bytes = 0usize;
+    let mut seen_singletons: Vec<&'static str> = Vec::new();
+    let at = if path.is_empty() {
+        "the message".to_string()
+    } else {
+        format!("the message in part {path}")
+    };
+    // Past the listing bounds, fields are no longer listed, but the named ones are still
+    // decoded (clipped): what a reader sees must not hide behind padding.
+    let mut listing = true;
+    let clip_at = limits.max_header_block_bytes;
+    for (index, h) in headers.iter().enumerate() {
+        let field = field_bytes(h, raw);
+        block_bytes += field.len();
+        if listing && index >= limits.max_headers {
+            listing = false;
+            problems.push(MimeProblem::new(
+                "mime_too_many_headers",
+                format!(
+                    "{at} has {} header fields; only the first {} were listed",
+                    headers.len(),
+                    limits.max_headers
+                ),
+            ));
+        }
+        if listing && block_bytes > limits.max_header_block_bytes {
+            listing = false;
+            problems.push(MimeProblem::new(
+                "mime_header_block_too_large",
+                format!(
+                    "{at} has a header block over {} bytes; only the {} fields before that were listed",
+                    limits.max_header_block_bytes, index
+                ),
+            ));
+        }
+        let (name, value_raw) = name_and_value(h, raw, clip_at);
+        if listing {
+            s.headers.push(HeaderField {
+                name,
+                value: value_raw.clone(),
+            });
+        }
+        let unfolded = unfold(&value_raw);
+        if let Some(single) = singleton(&h.name) {
+            if seen_singletons.contains(&single) {
+                problems.push(MimeProblem::new(
+                    "mime_duplicate_header",
+                    format!("{at} has more than one {single} field; the first is reported"),
+                ));
+                continue;
+            }
+            seen_singletons.push(single);
+        }
+        match &h.name {
+            HeaderName::Subject => {
+                s.subject = text_of(&h.value)
+                    .or_else(|| decode_text(&unfolded))
+                    .map(|t| clip_to(t, clip_at));
+                s.subject_raw = Some(unfolded);
+            }
+            HeaderName::From => {
+                s.from = addresses(&h.value, limits.max_headers);
+                s.from_raw = Some(unfolded);
+            }
+            HeaderName::Sender => {
+                s.sender = addresses(&h.value, limits.max_headers);
+                s.sender_raw = Some(unfolded);
+            }
+            HeaderName::ReplyTo => {
+                s.reply_to = addresses(&h.value, limits.max_headers);
+                s.reply_to_raw = Some(unfolded);
+            }
+            HeaderName::To => {
+                extend_bounded(
+                    &mut s.to,
+                    addresses(&h.value, limits.max_headers),
+                    limits.max_headers,
+                );
+                join_raw(&mut s.to_raw, unfolded);
+            }
+            HeaderName::Cc => {
+                extend_bounded(
+                    &mut s.cc,
+                    addresses(&h.value, limits.max_headers),
+                    limits.max_headers,
+                );
+                join_raw(&mut s.cc_raw, unfolded);
+            }
+            HeaderName::Bcc => {
+                extend_bounded(
+                    &mut s.bcc,
+                    addresses(&h.value, limits.max_headers),
+                    limits.max_headers,
+                );
+                join_raw(&mut s.bcc_raw, unfolded);
+            }
+            HeaderName::Date => {
+                s.date = match &h.value {
+                    HeaderValue::DateTime(d) => rfc3339_utc(d),
+                    _ => None,
+                };
+                if s.date.is_none() {
+                    problems.push(MimeProblem::new(
+                        "mime_bad_date",
+                        format!("{at} has a Date that does not parse: {}", clip(&unfolded)),
+                    ));
+                }
+                s.date_raw = Some(unfolded);
+            }
+            HeaderName::MessageId => {
+                s.message_id = ids(&h.value)
+                    .into_iter()
+                    .next()
+                    .map(|t| clip_to(t, clip_at));
+            }
+            HeaderName::InReplyTo => {
+                extend_bounded(&mut s.in_reply_to, ids(&h.value), limits.max_headers);
+            }
+            HeaderName::References => {
+                extend_bounded(&mut s.references, ids(&h.value), limits.max_headers);
+            }
+            HeaderName::Received if listing => s.received.push(received(&h.value, unfolded)),
+            HeaderName::ReturnPath => {
+                s.return_path = ids(&h.value)
+                    .into_iter()
+                    .next()
+                    .or_else(|| Some(unfolded.trim().to_string()));
+            }
+            HeaderName::MimeVersion => s.mime_version = Some(unfolded.trim().to_string()),
+            HeaderName::ContentType => {
+                if let HeaderValue::ContentType(ct) = &h.value {
+                    s.content_type = Some(type_name(ct.ctype(), ct.subtype()));
+                }
+            }
+            HeaderName::Other(other) => {
+                if other.eq_ignore_ascii_case("user-agent") {
+                    s.user_agent = decode_text(&unfolded).map(|t| clip_to(t, clip_at));
+                    s.user_agent_raw = Some(unfolded);
+                } else if other.eq_ignore_ascii_case("x-mailer") {
+                    s.x_mailer = decode_text(&unfolded).map(|t| clip_to(t, clip_at));
+                    s.x_mailer_raw = Some(unfolded);
+                } else if other.eq_ignore_ascii_case("x-originating-ip") {
+                    s.x_originating_ip = Some(unfolded.trim().to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+/// Fields RFC 5322 allows once; a second copy is a classic way to show one sender to a filter
+/// and another to the reader.
+fn singleton(name: &HeaderName<'_>) -> Option<&'static str> {
+    Some(match name {
+        HeaderName::From => "From",
+        HeaderName::Sender => "Sender",
+        HeaderName::ReplyTo => "Reply-To",
+        HeaderName::Subject => "Subject",
+        HeaderName::Date => "Date",
+        HeaderName::MessageId => "Message-ID",
+        _ => return None,
+    })
+}
+
+/// The bytes of a whole field, name to line end.
+fn field_bytes<'r>(h: &Header<'_>, raw: &'r [u8]) -> &'r [u8] {
+    raw.get(h.offset_field as usize..h.offset_end as usize)
+        .unwrap_or_default()
+}
+
+/// The field name and body as written, the body clipped to `clip_at` bytes.
+fn name_and_value(h: &Header<'_>, raw: &[u8], clip_at: usize) -> (String, String) {
+    let name_end = (h.offset_start as usize).saturating_sub(1);
+    let name = raw
+        .get(h.offset_field as usize..name_end)
+        .map(|b| String::from_utf8_lossy(b).trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| h.name.as_str().to_string());
+    let value = raw
+        .get(h.offset_start as usize..h.offset_end as usize)
+        .unwrap_or_default();
+    let value = String::from_utf8_lossy(&value[..value.len().min(clip_at)]);
+    let value = value.trim_start_matches([' ', '\t']);
+    let value = value.trim_end_matches(['\r', '\n']);
+    (name, value.to_string())
+}
+
+/// RFC 5322 unfolding: a line break followed by white space is removed (the white space stays).
+pub(crate) fn unfold(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find(['\r', '\n']) {
+        out.push_str(&rest[..i]);
+        let after = rest[i..].trim_start_matches(['\r', '\n']);
+        rest = after;
+    }
+    out.push_str(rest);
+    out.trim().to_string()
+}
+
+/// Decodes RFC 2047 encoded words in unstructured text (adjacent words are joined).
+pub(crate) fn decode_text(raw: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(raw.len() + 2);
+    bytes.extend_from_slice(raw.as_bytes());
+    bytes.extend_from_slice(b"\r\n");
+    match MessageStream::new(&bytes).parse_unstructured() {
+        HeaderValue::Text(t) => Some(t.into_owned()),
+        HeaderValue::TextList(l) => Some(l.join(" ")),
+        _ => None,
+    }
+}
+
+fn text_of(v: &HeaderValue<'_>) -> Option<String> {
+    match v {
+        HeaderValue::Text(t) => Some(t.to_string()),
+        HeaderValue::TextList(l) => Some(l.join(" ")),
+        _ => None,
+    }
+}
+
+fn ids(v: &HeaderValue<'_>) -> Vec<String> {
+    match v {
+        HeaderValue::Text(t) => vec![t.to_string()],
+        HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn join_raw(slot: &mut Option<String>, more: String) {
+    match slot {
+        Some(s) => {
+            s.push_str(", ");
+            s.push_str(&more);
+        }
+        None => *slot = Some(more),
+    }
+}
+
+/// Cuts a decoded value to at most `max` bytes, at a character boundary.
+fn clip_to(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+fn extend_bounded<T>(list: &mut Vec<T>, more: Vec<T>, max: usize) {
+    let room = max.saturating_sub(list.len());
+    list.extend(more.into_iter().take(room));
+}
+
+fn addresses(v: &HeaderValue<'_>, max: usize) -> Vec<AddressRecord> {
+    let mut list = all_addresses(v);
+    list.truncate(max);
+    list
+}
+
+fn all_addresses(v: &HeaderValue<'_>) -> Vec<AddressRecord> {
+    let one = |a: &mail_parser::Addr<'_>, group: Option<&str>| AddressRecord {
+        name: a.name.as_ref().map(|n| n.to_string()),
+        address: a.address.as_ref().map(|n| n.to_string()),
+        group: group.map(str::to_string),
+    };
+    match v {
+        HeaderValue::Address(Address::List(list)) => list.iter().map(|a| one(a, None)).collect(),
+        HeaderValue::Address(Address::Group(groups)) => groups
+            .iter()
+            .flat_map(|g| {
+                let name = g.name.as_deref();
+                if g.addresses.is_empty() {
+                    // An empty group (`undisclosed-recipients:;`) still says something.
+                    vec![AddressRecord {
+                        name: None,
+                        address: None,
+                        group: name.map(str::to_string),
+                    }]
+                } else {
+                    g.addresses.iter().map(|a| one(a, name)).collect()
+                }
+            })
+            .collect(),
+        HeaderValue::Text(t) => vec![AddressRecord {
+            name: None,
+            address: Some(t.to_string()),
+            group: None,
+        }],
+        _ => Vec::new(),
+    }
+}
+
+fn host(h: &Host<'_>) -> String {
+    h.to_string()
+}
+
+fn received(v: &HeaderValue<'_>, raw: String) -> ReceivedHop {
+    let mut hop = ReceivedHop {
+        raw,
+        ..ReceivedHop::default()
+    };
+    let HeaderValue::Received(r) = v else {
+        return hop;
+    };
+    let r: &Received<'_> = r;
+    hop.from = r
+        .from
+        .as_ref()
+        .map(host)
+        .or_else(|| r.helo.as_ref().map(host));
+    hop.from_ip = r.from_ip.map(|ip| ip.to_string());
+    hop.from_rdns = r.from_iprev.as_ref().map(|s| s.to_string());
+    hop.by = r.by.as_ref().map(host);
+    hop.with = r.with.map(|p| p.as_str().to_string());
+    hop.id = r.id.as_ref().map(|s| s.to_string());
+    hop.for_ = r.for_.as_ref().map(|s| s.to_string());
+    hop.tls = match (r.tls_version, r.tls_cipher.as_ref()) {
+        (Some(v), Some(c)) => Some(format!("{} {}", v.as_str(), c)),
+        (Some(v), None) => Some(v.as_str().to_string()),
+        (None, Some(c)) => Some(c.to_string()),
+        (None, None) => None,
+    };
+    hop.date = r.date.as_ref().and_then(rfc3339_utc);
+    hop
+}
+
+/// A parsed date as RFC 3339 in UTC, or `None` when its fields are out of range.
+pub(crate) fn rfc3339_utc(d: &DateTime) -> Option<String> {
+    if !d.is_valid() {
+        return None;
+    }
+    Some(DateTime::from_timestamp(d.to_timestamp()).to_rfc3339())
+}
+
+/// `type/subtype` in lower case.
+pub(crate) fn type_name(ctype: &str, subtype: Option<&str>) -> String {
+    let mut s = ctype.to_ascii_lowercase();
+    if let Some(sub) = subtype {
+        s.push('/');
+        s.push_str(&sub.to_ascii_lowercase());
+    }
+    s
+}
+
+/// At most 200 characters of a value, for anomaly details.
+pub(crate) fn clip(s: &str) -> String {
+    match s.char_indices().nth(200) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::MessageParser;
+
+    fn summary(msg: &str) -> (HeaderSummary, Vec<MimeProblem>) {
+        let parsed = MessageParser::default()
+            .parse(msg.as_bytes())
+            .expect("parses");
+        let mut problems = Vec::new();
+        let s = summarize(
+            &parsed.parts[0].headers,
+            msg.as_bytes(),
+            &MimeLimits::default(),
+            "",
+            &mut problems,
+        );
+        (s, problems)
+    }
+
+    #[test]
+    fn unfolds_and_decodes_encoded_words() {
+        let (s, p) = summary(
+            "Subject: =?UTF-8?B?w4lsw6h2ZQ==?=\r\n =?ISO-8859-1?Q?_caf=E9?= ok\r\nX-Mailer: =?utf-8?q?Sm=C3=B6rg?=\r\n\r\nbody",
+        );
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(s.subject.as_deref(), Some("Élève café ok"));
+        assert_eq!(
+            s.subject_raw.as_deref(),
+            Some("=?UTF-8?B?w4lsw6h2ZQ==?= =?ISO-8859-1?Q?_caf=E9?= ok")
+        );
+        assert_eq!(s.x_mailer.as_deref(), Some("Smörg"));
+        assert_eq!(s.headers[0].name, "Subject");
+        assert_eq!(
+            s.headers[0].value,
+            "=?UTF-8?B?w4lsw6h2ZQ==?=\r\n =?ISO-8859-1?Q?_caf=E9?= ok"
+        );
+    }
+
+    #[test]
+    fn address_lists_keep_quoted_commas_and_groups() {
+        let (s, _) = summary(
+            "From: \"Doe, John\" <john@example.com>\r\nTo: a@x.org, \"Smith, J. (Ops)\" <j@y.org>,\r\n =?utf-8?q?J=C3=BCrgen?= <jj@z.de>\r\nCc: undisclosed-recipients:;\r\n\r\n",
+        );
+        assert_eq!(
+            s.from,
+            vec![AddressRecord {
+                name: Some("Doe, John".into()),
+                address: Some("john@example.com".into()),
+                group: None
+            }]
+        );
+        let to: Vec<_> =
+            s.to.iter()
+                .map(|a| (a.name.clone(), a.address.clone()))
+                .collect();
+        assert_eq!(
+            to,
+            vec![
+                (None, Some("a@x.org".into())),
+                (Some("Smith, J. (Ops)".into()), Some("j@y.org".into())),
+                (Some("Jürgen".into()), Some("jj@z.de".into())),
+            ]
+        );
+        assert_eq!(s.cc.len(), 1);
+        assert_eq!(s.cc[0].group.as_deref(), Some("undisclosed-recipients"));
+    }
+
+    #[test]
+    fn received_chain_top_first_and_dates_in_utc() {
+        let (s, p) = summary(
+            "Received: from mx.example.org (mx.example.org [192.0.2.7])\r\n\tby mail.example.com (Postfix) with ESMTPS id 4AbC\r\n\tfor <bob@example.com>; Tue, 2 Jan 2024 10:00:05 +0100\r\nReceived: from [10.0.0.5] (helo=laptop)\r\n\tby mx.example.org with ESMTPA; Tue, 2 Jan 2024 09:59:59 +0100\r\nDate: Tue, 2 Jan 2024 09:59:50 +0100\r\nMessage-ID: <abc@example.org>\r\nReferences: <r1@x> <r2@y>\r\nReturn-Path: <bounce@example.org>\r\nX-Originating-IP: [10.0.0.5]\r\n\r\n",
+        );
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(s.received.len(), 2);
+        let top = &s.received[0];
+        assert_eq!(top.from.as_deref(), Some("mx.example.org"));
+        assert_eq!(top.from_ip.as_deref(), Some("192.0.2.7"));
+        assert_eq!(top.by.as_deref(), Some("mail.example.com"));
+        assert_eq!(top.with.as_deref(), Some("ESMTPS"));
+        assert_eq!(top.id.as_deref(), Some("4AbC"));
+        assert_eq!(top.date.as_deref(), Some("2024-01-02T09:00:05Z"));
+        assert!(top.raw.starts_with("from mx.example.org"));
+        assert!(!top.raw.contains('\n'));
+        assert_eq!(s.received[1].with.as_deref(), Some("ESMTPA"));
+        assert_eq!(s.date.as_deref(), Some("2024-01-02T08:59:50Z"));
+        assert_eq!(
+            s.date_raw.as_deref(),
+            Some("Tue, 2 Jan 2024 09:59:50 +0100")
+        );
+        assert_eq!(s.message_id.as_deref(), Some("abc@example.org"));
+        assert_eq!(s.references, vec!["r1@x".to_string(), "r2@y".to_string()]);
+        assert_eq!(s.return_path.as_deref(), Some("bounce@example.org"));
+        assert_eq!(s.x_originating_ip.as_deref(), Some("[10.0.0.5]"));
+    }
+
+    #[test]
+    fn duplicate_from_and_bad_date_are_problems() {
+        let (s, p) =
+            summary("From: a@good.example\r\nFrom: b@evil.example\r\nDate: yesterday-ish\r\n\r\n");
+        assert_eq!(s.from[0].address.as_deref(), Some("a@good.example"));
+        assert_eq!(s.headers.len(), 3);
+        let kinds: Vec<_> = p.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, vec!["mime_duplicate_header", "mime_bad_date"]);
+        assert_eq!(s.date, None);
+        assert_eq!(s.date_raw.as_deref(), Some("yesterday-ish"));
+    }
+
+    #[test]
+    fn header_limits_keep_what_came_before() {
+        let msg = format!("A: 1\r\nB: 2\r\nSubject: {}\r\n\r\n", "x".repeat(1000));
+        let parsed = MessageParser::default()
+            .parse(msg.as_bytes())
+            .expect("parses");
+        let mut problems = Vec::new();
+        let limits = MimeLimits {
+            max_header_block_bytes: 100,
+            ..MimeLimits::default()
+        };
+        let s = summarize(
+            &parsed.parts[0].headers,
+            msg.as_bytes(),
+            &limits,
+            "",
+            &mut problems,
+        );
+        assert_eq!(s.headers.len(), 2);
+        // Still decoded, clipped to the block size.
+        assert_eq!(s.subject, Some("x".repeat(100)));
+        assert_eq!(s.header_count, 3);
+        assert_eq!(problems[0].kind, "mime_header_block_too_large");
+    }
+}
