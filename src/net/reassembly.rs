@@ -6,10 +6,13 @@
 //! relative to the next expected byte, so wraparound and streams over 4 GiB are exact.
 //!
 //! - **Start.** After [`Reassembler::syn`]`(seq)` data starts at `seq + 1`. Without a SYN the
-//!   first segment with payload, snap-length-missing bytes or a FIN fixes the start at its
-//!   sequence number. A later SYN re-anchors the stream only while nothing has been
-//!   delivered, held or FINed yet; otherwise it is ignored. Bytes before the start are
-//!   dropped as duplicates.
+//!   start is only a guess, since captures reorder packets (the SYN, or the first data
+//!   segment, may come later): the first segments are held as they arrive until a SYN fixes
+//!   the start, or [`TENTATIVE_SEGMENTS`] segments or [`TENTATIVE_BYTES`] bytes have come, or
+//!   a flush; then the start is the SYN's, or else the lowest sequence number held, and the
+//!   held segments are replayed in arrival order. A later SYN re-anchors the stream only while
+//!   nothing has been delivered, held or FINed yet; otherwise it is ignored. Bytes before the
+//!   start are dropped as duplicates.
 //! - **Delivery.** In-order data is handed out borrowed from the caller's payload (no copy)
 //!   whenever it lands exactly at the next expected byte. Out-of-order data is copied into a
 //!   map keyed by offset and delivered, each piece with its own capture time, once the hole
@@ -71,6 +74,22 @@ pub const HELD_PIECE_COST: usize = 64;
 
 /// Delivered bytes remembered per direction to detect conflicting retransmissions.
 pub const DEFAULT_HISTORY: usize = 4096;
+
+/// Segments held while the stream start is unknown (no SYN seen) before it is guessed.
+pub const TENTATIVE_SEGMENTS: usize = 16;
+
+/// Bytes held while the stream start is unknown before it is guessed.
+pub const TENTATIVE_BYTES: usize = 64 << 10;
+
+/// A segment held, as it came, until the stream start is known.
+#[derive(Debug, Clone)]
+struct EarlySegment {
+    seq: u32,
+    payload: Vec<u8>,
+    missing: u32,
+    fin: bool,
+    ts: Timestamp,
+}
 
 /// What the reassembler hands upward, in stream order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,6 +314,12 @@ pub struct Reassembler {
     /// `segment` and `peer_ack` calls so far, the clock of the ACK grace.
     calls: u64,
     history: History,
+    /// Segments waiting for the stream start to be known (no SYN seen yet).
+    early: Vec<EarlySegment>,
+    /// Payload bytes in `early`.
+    early_bytes: usize,
+    /// The furthest acknowledgement from the peer while the start was unknown.
+    early_ack: Option<u32>,
 }
 
 impl Reassembler {
@@ -316,6 +341,9 @@ impl Reassembler {
             ack_deadline: None,
             calls: 0,
             history: History::new(DEFAULT_HISTORY),
+            early: Vec::new(),
+            early_bytes: 0,
+            early_ack: None,
         }
     }
 
@@ -349,10 +377,84 @@ impl Reassembler {
     ) -> SegmentReport {
         self.calls += 1;
         let mut report = SegmentReport::default();
-        let offsets = match self.offsets {
-            Some(o) => o,
-            None if payload.is_empty() && missing == 0 && !fin => return report,
-            None => *self.offsets.insert(StreamOffsets::new(SeqNum(seq))),
+        if self.offsets.is_none() {
+            if payload.is_empty() && missing == 0 && !fin {
+                return report;
+            }
+            self.early_bytes += payload.len();
+            self.early.push(EarlySegment {
+                seq,
+                payload: payload.to_vec(),
+                missing,
+                fin,
+                ts,
+            });
+            let cap = TENTATIVE_BYTES.min(self.max_buffered);
+            if self.early.len() >= TENTATIVE_SEGMENTS || self.buffered() >= cap {
+                self.settle_start(out, &mut report);
+            }
+            return report;
+        }
+        if !self.early.is_empty() {
+            self.replay_early(out, &mut report);
+        }
+        self.place_segment(seq, payload, missing, fin, ts, out, report)
+    }
+
+    /// Fixes a guessed start (the lowest sequence number held) and replays held segments.
+    fn settle_start<F: FnMut(Chunk<'_>)>(&mut self, out: &mut F, report: &mut SegmentReport) {
+        let Some(first) = self.early.first().map(|e| SeqNum(e.seq)) else {
+            return;
+        };
+        let lowest = self
+            .early
+            .iter()
+            .map(|e| SeqNum(e.seq))
+            .fold(first, |lo, s| if s.precedes(lo) { s } else { lo });
+        self.offsets = Some(StreamOffsets::new(lowest));
+        self.replay_early(out, report);
+    }
+
+    /// Feeds the held early segments through, in arrival order, once the start is known.
+    fn replay_early<F: FnMut(Chunk<'_>)>(&mut self, out: &mut F, report: &mut SegmentReport) {
+        let early = std::mem::take(&mut self.early);
+        self.early_bytes = 0;
+        let last_ts = early.last().map(|e| e.ts);
+        for e in early {
+            let r = self.place_segment(
+                e.seq,
+                &e.payload,
+                e.missing,
+                e.fin,
+                e.ts,
+                out,
+                SegmentReport::default(),
+            );
+            report.duplicate_bytes += r.duplicate_bytes;
+            report.conflicting_bytes += r.conflicting_bytes;
+            report.out_of_order |= r.out_of_order;
+            report.after_fin |= r.after_fin;
+            report.out_of_window |= r.out_of_window;
+        }
+        if let (Some(ack), Some(ts)) = (self.early_ack.take(), last_ts) {
+            self.note_ack(ack, ts, out);
+        }
+    }
+
+    /// Places one segment once the stream start is known.
+    #[allow(clippy::too_many_arguments)]
+    fn place_segment<F: FnMut(Chunk<'_>)>(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        missing: u32,
+        fin: bool,
+        ts: Timestamp,
+        out: &mut F,
+        mut report: SegmentReport,
+    ) -> SegmentReport {
+        let Some(offsets) = self.offsets else {
+            return report;
         };
         let start = offsets.offset_near(SeqNum(seq), self.next);
 
@@ -417,6 +519,23 @@ impl Reassembler {
     /// The peer acknowledged everything before `ack`.
     pub fn peer_ack<F: FnMut(Chunk<'_>)>(&mut self, ack: u32, ts: Timestamp, out: &mut F) {
         self.calls += 1;
+        if self.offsets.is_none() {
+            // The start is still a guess: keep the furthest acknowledgement for later.
+            if !self.early.is_empty() {
+                self.early_ack = Some(match self.early_ack {
+                    Some(a) if SeqNum(ack).precedes(SeqNum(a)) => a,
+                    _ => ack,
+                });
+            }
+            return;
+        }
+        if !self.early.is_empty() {
+            self.replay_early(out, &mut SegmentReport::default());
+        }
+        self.note_ack(ack, ts, out);
+    }
+
+    fn note_ack<F: FnMut(Chunk<'_>)>(&mut self, ack: u32, ts: Timestamp, out: &mut F) {
         let Some(offsets) = self.offsets else {
             return;
         };
@@ -431,6 +550,14 @@ impl Reassembler {
 
     /// Delivers everything buffered, holes as gaps (flow end, or memory pressure).
     pub fn flush<F: FnMut(Chunk<'_>)>(&mut self, ts: Timestamp, out: &mut F) {
+        if !self.early.is_empty() {
+            let mut report = SegmentReport::default();
+            if self.offsets.is_some() {
+                self.replay_early(out, &mut report);
+            } else {
+                self.settle_start(out, &mut report);
+            }
+        }
         let held_end = self
             .held
             .last_key_value()
@@ -444,7 +571,7 @@ impl Reassembler {
 
     /// Memory held for out-of-order data now: payload plus [`HELD_PIECE_COST`] per piece.
     pub fn buffered(&self) -> usize {
-        self.held_cost
+        self.held_cost + self.early_bytes + self.early.len() * HELD_PIECE_COST
     }
 
     /// Whether the stream start is known (a SYN or a first segment was seen).
@@ -958,19 +1085,43 @@ mod tests {
     }
 
     #[test]
-    fn mid_stream_pickup_starts_at_first_payload_and_drops_older_bytes() {
+    fn mid_stream_pickup_guesses_the_start_from_the_lowest_early_segment() {
         let mut rig = Rig::new(1 << 20, 4);
         assert!(!rig.r.started());
+        // Captured out of order before any SYN: the earlier bytes still count.
         let rep = rig.seg(5000, b"250 OK\r\n");
         assert_eq!(rep, SegmentReport::default());
-        assert!(rig.r.started());
-        let rep = rig.seg(4990, b"0123456789"); // entirely before the start
-        assert_eq!(rep.duplicate_bytes, 10);
-        let rep = rig.seg(4995, b"XXXXX250 OK\r\nQUIT\r\n"); // straddles start and delivered data
-        assert_eq!(rep.duplicate_bytes, 13);
-        assert_eq!(rep.conflicting_bytes, 0);
-        assert_eq!(rig.data(), b"250 OK\r\nQUIT\r\n");
+        rig.seg(4990, b"0123456789");
+        rig.seg(4995, b"XXXXX250 OK\r\nQUIT\r\n"); // overlaps both; first copies win
+        rig.flush();
+        assert_eq!(rig.data(), b"0123456789250 OK\r\nQUIT\r\n");
         assert!(rig.gaps().is_empty());
+        assert_eq!(rig.r.stats().conflicting, 5);
+    }
+
+    #[test]
+    fn once_the_start_is_settled_older_bytes_are_duplicates() {
+        let mut rig = Rig::new(1 << 20, 4);
+        let mut seq = 5000u32;
+        for _ in 0..TENTATIVE_SEGMENTS {
+            rig.seg(seq, b"ab");
+            seq += 2;
+        }
+        assert!(rig.r.started());
+        assert_eq!(rig.data().len(), 2 * TENTATIVE_SEGMENTS);
+        let rep = rig.seg(4990, b"0123456789");
+        assert_eq!(rep.duplicate_bytes, 10);
+        assert!(rig.gaps().is_empty());
+    }
+
+    #[test]
+    fn a_late_syn_fixes_the_start_of_held_segments() {
+        let mut rig = Rig::new(1 << 20, 4);
+        rig.seg(1006, b"world");
+        rig.seg(1001, b"hello");
+        rig.r.syn(1000);
+        rig.seg(1011, b"!");
+        assert_eq!(rig.data(), b"helloworld!");
     }
 
     #[test]

@@ -475,7 +475,6 @@ fn auth_login_two_challenges_and_cancel() {
 
 // needs sasl decoding
 #[test]
-#[ignore = "needs sasl decoding"]
 fn auth_plain_credentials_are_decoded() {
     let rec = check(&transcript(&[
         (S, "+OK ready\r\n"),
@@ -492,7 +491,6 @@ fn auth_plain_credentials_are_decoded() {
 
 // needs sasl decoding
 #[test]
-#[ignore = "needs sasl decoding"]
 fn auth_login_credentials_are_decoded() {
     let rec = check(&transcript(&[
         (S, "+OK ready\r\n"),
@@ -510,7 +508,6 @@ fn auth_login_credentials_are_decoded() {
 
 // needs sasl decoding
 #[test]
-#[ignore = "needs sasl decoding"]
 fn auth_cram_md5_credentials_are_decoded() {
     // RFC 2195's example exchange.
     let rec = check(&transcript(&[

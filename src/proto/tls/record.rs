@@ -308,8 +308,9 @@ impl RecordReader {
                     self.header[self.header_len] = byte;
                     self.header_len += 1;
                     if let Err(reason) = self.check_header_byte() {
-                        let mut seen = self.header[..self.header_len].to_vec();
-                        seen.extend(data[at..].iter().take(32 - seen.len().min(32)));
+                        // Only the header bytes: what follows depends on how the stream was
+                        // segmented, and the record must not.
+                        let seen = self.header[..self.header_len].to_vec();
                         let shown = seen.escape_ascii().to_string();
                         if self.records == 0 {
                             self.state = State::Stopped;

@@ -1,0 +1,305 @@
+//! End-to-end behaviour of the pipeline on synthetic captures: flows, roles, reassembly, limits.
+
+mod common;
+
+use common::*;
+use mailsift::capture::synth::{Conversation, SynthPacket, duplicate_every, reorder};
+use mailsift::engine::EngineConfig;
+use mailsift::session::{Protocol, SessionState};
+use mailsift::time::Timestamp;
+
+const SMTP: &[(&str, &str)] = &[
+    ("s", "220 mail.example.test ESMTP\r\n"),
+    ("c", "EHLO client.example.test\r\n"),
+    (
+        "s",
+        "250-mail.example.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n",
+    ),
+    ("c", "MAIL FROM:<alice@example.test>\r\n"),
+    ("s", "250 2.1.0 Ok\r\n"),
+    ("c", "RCPT TO:<bob@example.test>\r\n"),
+    ("s", "250 2.1.5 Ok\r\n"),
+    ("c", "DATA\r\n"),
+    ("s", "354 End data with <CR><LF>.<CR><LF>\r\n"),
+    (
+        "c",
+        "Subject: hello\r\n\r\nThis is a test message long enough to span segments.\r\n..dot\r\n.\r\n",
+    ),
+    ("s", "250 2.0.0 Ok: queued\r\n"),
+    ("c", "QUIT\r\n"),
+    ("s", "221 2.0.0 Bye\r\n"),
+];
+
+fn smtp_conv(client: &str, server: &str) -> Conversation {
+    let mut c = Conversation::new(client.parse().unwrap(), server.parse().unwrap());
+    for (who, text) in SMTP {
+        c = if *who == "c" {
+            c.client(text)
+        } else {
+            c.server(text)
+        };
+    }
+    c
+}
+
+fn total(dir: &str) -> u64 {
+    SMTP.iter()
+        .filter(|(w, _)| *w == dir)
+        .map(|(_, t)| t.len() as u64)
+        .sum()
+}
+
+#[test]
+fn plain_session_roles_and_counts() {
+    let pkts = smtp_conv("192.0.2.10:40000", "192.0.2.20:25").packets();
+    let s = run_packets("plain.pcap", &pkts);
+    assert_eq!(s.len(), 1);
+    let r = &s[0];
+    assert_eq!(r.protocol, Protocol::Smtp);
+    assert_eq!(r.client.to_string(), "192.0.2.10:40000");
+    assert_eq!(r.server.to_string(), "192.0.2.20:25");
+    assert_eq!(r.id, 1, "id is the number of the first packet");
+    assert!(r.handshake_seen);
+    assert_eq!(r.state, SessionState::Closed);
+    assert_eq!(r.bytes.client, total("c"));
+    assert_eq!(r.bytes.server, total("s"));
+    assert_eq!(r.missing_bytes.client + r.missing_bytes.server, 0);
+    assert_eq!(r.packets.client + r.packets.server, pkts.len() as u64);
+    assert!(!r.events.is_empty());
+}
+
+#[test]
+fn reordering_duplication_and_tiny_segments_change_nothing() {
+    let base = run_packets(
+        "base.pcap",
+        &smtp_conv("192.0.2.10:40001", "192.0.2.20:25").packets(),
+    );
+    let want = events_json(&base[0]);
+    for (name, pkts) in [
+        (
+            "tiny",
+            smtp_conv("192.0.2.10:40001", "192.0.2.20:25")
+                .mss(1)
+                .packets(),
+        ),
+        (
+            "dup",
+            duplicate_every(
+                &smtp_conv("192.0.2.10:40001", "192.0.2.20:25")
+                    .mss(7)
+                    .packets(),
+                2,
+            ),
+        ),
+    ] {
+        let s = run_packets(name, &pkts);
+        assert_eq!(s.len(), 1, "{name}");
+        assert_eq!(s[0].bytes, base[0].bytes, "{name}");
+        assert_eq!(
+            s[0].missing_bytes.client + s[0].missing_bytes.server,
+            0,
+            "{name}"
+        );
+        // Segment sizes change the timestamps of events, so compare what the events say.
+        let strip = |v: &serde_json::Value| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    e.as_object_mut().unwrap().remove("ts");
+                    e
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(&events_json(&s[0])), strip(&want), "{name}");
+    }
+    for seed in 0..20 {
+        let mut pkts = smtp_conv("192.0.2.10:40001", "192.0.2.20:25")
+            .mss(5)
+            .packets();
+        reorder(&mut pkts, 4, seed, false);
+        let s = run_packets("reordered", &pkts);
+        assert_eq!(s.len(), 1, "seed {seed}");
+        assert_eq!(s[0].bytes, base[0].bytes, "seed {seed}");
+        assert_eq!(
+            s[0].missing_bytes.client + s[0].missing_bytes.server,
+            0,
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn a_lost_segment_is_a_gap_of_its_size() {
+    let pkts = smtp_conv("192.0.2.10:40002", "192.0.2.20:25")
+        .mss(10)
+        .packets();
+    // Drop the second client data segment.
+    let victim = pkts
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.has_payload && p.from == mailsift::session::Direction::Client)
+        .nth(1)
+        .map(|(i, _)| i)
+        .unwrap();
+    let lost = payload_len(&pkts[victim]);
+    let kept: Vec<SynthPacket> = pkts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != victim)
+        .map(|(_, p)| p.clone())
+        .collect();
+    let s = run_packets("lost.pcap", &kept);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].missing_bytes.client, lost);
+    assert_eq!(s[0].bytes.client, total("c") - lost);
+}
+
+fn payload_len(p: &SynthPacket) -> u64 {
+    // Ethernet 14 + IPv4 20 + TCP 20, as the synthesizer writes them.
+    (p.data.len() - 54) as u64
+}
+
+#[test]
+fn mid_stream_pickup_uses_the_mail_port_as_server() {
+    let pkts = smtp_conv("192.0.2.10:40003", "192.0.2.20:587")
+        .without_handshake()
+        .packets();
+    // Start with a server packet to make sure the port, not the first sender, decides.
+    let first_server = pkts
+        .iter()
+        .position(|p| p.from == mailsift::session::Direction::Server)
+        .unwrap();
+    let s = run_packets("midstream.pcap", &pkts[first_server..]);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].server.port, 587);
+    assert!(!s[0].handshake_seen);
+}
+
+#[test]
+fn port_reuse_starts_a_new_session() {
+    let a = smtp_conv("192.0.2.10:40004", "192.0.2.20:25")
+        .isn(100, 200)
+        .packets();
+    let b = smtp_conv("192.0.2.10:40004", "192.0.2.20:25")
+        .isn(900_000, 800_000)
+        .start(Timestamp::from_parts(1_700_000_001, 0))
+        .packets();
+    let all: Vec<SynthPacket> = a.iter().chain(b.iter()).cloned().collect();
+    let s = run_packets("reuse.pcap", &all);
+    assert_eq!(s.len(), 2);
+    assert_eq!(s[0].id, 1);
+    assert_eq!(s[1].id, a.len() as u64 + 1);
+    assert_eq!(s[0].bytes, s[1].bytes);
+}
+
+#[test]
+fn sequence_wraparound_vlan_qinq_and_ipv6() {
+    for (name, conv) in [
+        (
+            "wrap",
+            smtp_conv("192.0.2.10:40005", "192.0.2.20:25")
+                .isn(u32::MAX - 10, u32::MAX - 3)
+                .mss(8),
+        ),
+        (
+            "vlan",
+            smtp_conv("192.0.2.10:40006", "192.0.2.20:25").vlans(&[42]),
+        ),
+        (
+            "qinq",
+            smtp_conv("192.0.2.10:40007", "192.0.2.20:25").vlans(&[100, 42]),
+        ),
+        (
+            "ipv6",
+            smtp_conv("[2001:db8::10]:40008", "[2001:db8::20]:25"),
+        ),
+    ] {
+        let s = run_packets(name, &conv.packets());
+        assert_eq!(s.len(), 1, "{name}");
+        assert_eq!(s[0].bytes.client, total("c"), "{name}");
+        assert_eq!(
+            s[0].missing_bytes.client + s[0].missing_bytes.server,
+            0,
+            "{name}"
+        );
+    }
+    let s = run_packets(
+        "ipv6b",
+        &smtp_conv("[2001:db8::10]:40008", "[2001:db8::20]:25").packets(),
+    );
+    let v = serde_json::to_value(&s[0]).unwrap();
+    assert_eq!(v["client"]["ip"], "2001:db8::10");
+}
+
+#[test]
+fn traffic_on_other_ports_is_ignored() {
+    let pkts = smtp_conv("192.0.2.10:40009", "192.0.2.20:8080").packets();
+    assert!(run_packets("http.pcap", &pkts).is_empty());
+    // Unless the port is mapped.
+    let p = write_pcap("mapped.pcap", &pkts);
+    let mut cfg = EngineConfig::default();
+    cfg.ports.add_spec("smtp=8080").unwrap();
+    let (s, _) = run_with(&[p], cfg);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].protocol, Protocol::Smtp);
+}
+
+#[test]
+fn several_files_are_one_capture() {
+    let pkts = smtp_conv("192.0.2.10:40010", "192.0.2.20:110").packets();
+    let half = pkts.len() / 2;
+    let a = write_pcap("part1.pcap", &pkts[..half]);
+    let b = write_pcap("part2.pcap", &pkts[half..]);
+    let (s, summary) = run(&[a, b]);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].protocol, Protocol::Pop3);
+    assert_eq!(s[0].bytes.client, total("c"));
+    assert_eq!(summary.inputs.len(), 2);
+    assert_eq!(
+        summary.inputs[0].packets + summary.inputs[1].packets,
+        pkts.len() as u64
+    );
+}
+
+#[test]
+fn idle_flows_expire_by_capture_time_and_the_table_is_bounded() {
+    let a = smtp_conv("192.0.2.10:40011", "192.0.2.20:25")
+        .without_close()
+        .packets();
+    let b = smtp_conv("192.0.2.10:40012", "192.0.2.20:25")
+        .start(Timestamp::from_parts(1_700_010_000, 0))
+        .packets();
+    let all: Vec<SynthPacket> = a.iter().chain(b.iter()).cloned().collect();
+    let p = write_pcap("idle.pcap", &all);
+    let (s, summary) = run(&[p]);
+    assert_eq!(s.len(), 2);
+    assert_eq!(s[0].state, SessionState::TimedOut);
+    assert_eq!(summary.stats.flows.timed_out, 1);
+
+    // Five concurrent sessions through a table of two: evictions are counted and reported.
+    let mut all = Vec::new();
+    for i in 0..5u16 {
+        all.extend(
+            smtp_conv(&format!("192.0.2.10:{}", 41000 + i), "192.0.2.20:25")
+                .without_close()
+                .packets()
+                .into_iter()
+                .take(6),
+        );
+    }
+    all.sort_by_key(|p| p.ts);
+    let p = write_pcap("evict.pcap", &all);
+    let mut cfg = EngineConfig::default();
+    cfg.limits.max_flows = 2;
+    let (s, summary) = run_with(&[p], cfg);
+    // Evicted flows come back as new mid-stream sessions when their next packet arrives.
+    assert!(s.len() >= 5);
+    assert!(summary.stats.flows.evicted >= 3);
+    assert!(summary.stats.flows.peak <= 2);
+    assert!(
+        s.iter()
+            .any(|r| r.state == SessionState::Evicted && r.has_anomaly("flow_evicted"))
+    );
+}
