@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use mailsift::capture::InputSummary;
 use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
 use mailsift::limits::Limits;
+use mailsift::output::extract::{ExtractError, Extractor};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
 use mailsift::output::table::SessionTable;
 use mailsift::session::{MessageBlob, SessionRecord};
@@ -42,6 +43,9 @@ struct InputArgs {
     /// Only analyse packets matching this BPF capture filter (libpcap syntax).
     #[arg(long, value_name = "FILTER")]
     bpf: Option<String>,
+    /// Write every message (.eml) and attachment into a new run folder under DIR, with a manifest.json.
+    #[arg(long, value_name = "DIR")]
+    extract: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -93,6 +97,7 @@ fn config_from(input: &InputArgs) -> Result<EngineConfig> {
         max_flows: input.limits.max_flows,
         flow_idle_timeout_secs: input.limits.idle_timeout,
         max_message_bytes: input.limits.max_message_bytes,
+        keep_message_bytes: input.extract.is_some(),
         ..Limits::default()
     };
     Ok(EngineConfig { limits, ports })
@@ -108,8 +113,45 @@ enum JsonOut {
 struct CliSink {
     table: Option<SessionTable>,
     json: JsonOut,
+    extractor: Option<Extractor>,
     /// First write error; later sessions are dropped once output failed.
     error: Option<io::Error>,
+    /// First extraction error; extraction stops after it.
+    extract_error: Option<ExtractError>,
+}
+
+impl CliSink {
+    fn new(table: Option<SessionTable>, json: JsonOut, input: &InputArgs) -> Result<Self> {
+        let extractor = match &input.extract {
+            Some(dir) => Some(Extractor::create(dir)?),
+            None => None,
+        };
+        Ok(CliSink {
+            table,
+            json,
+            extractor,
+            error: None,
+            extract_error: None,
+        })
+    }
+
+    /// Finishes extraction and says where the files went.
+    fn finish_extraction(&mut self) -> Result<()> {
+        if let Some(e) = self.extract_error.take() {
+            bail!("extraction stopped: {e}");
+        }
+        if let Some(x) = self.extractor.take() {
+            let s = x.finish()?;
+            eprintln!(
+                "mailsift: extracted {} messages and {} attachments into {} (manifest: {})",
+                s.messages,
+                s.attachments,
+                s.dir.display(),
+                s.manifest.display()
+            );
+        }
+        Ok(())
+    }
 }
 
 impl SessionSink for CliSink {
@@ -130,7 +172,16 @@ impl SessionSink for CliSink {
         }
     }
 
-    fn message_bytes(&mut self, _rec: &SessionRecord, _blob: MessageBlob) {}
+    fn message_bytes(&mut self, rec: &SessionRecord, blob: MessageBlob) {
+        if self.extract_error.is_some() {
+            return;
+        }
+        if let Some(x) = self.extractor.as_mut()
+            && let Err(e) = x.message(rec, blob)
+        {
+            self.extract_error = Some(e);
+        }
+    }
 }
 
 fn print_error(line: &str) {
@@ -163,12 +214,9 @@ fn ok_unless_real(r: io::Result<()>) -> Result<()> {
 }
 
 fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
-    let mut sink = CliSink {
-        table: Some(SessionTable::new()),
-        json: JsonOut::None,
-        error: None,
-    };
+    let mut sink = CliSink::new(Some(SessionTable::new()), JsonOut::None, &args.input)?;
     let summary = run_inputs(&args.input, &mut sink)?;
+    sink.finish_extraction()?;
     let mut out = io::stdout().lock();
     let mut table = sink.table.take().unwrap_or_default();
     let r = (|| -> io::Result<()> {
@@ -200,12 +248,9 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     } else {
         JsonOut::Document(DocumentWriter::new(out)?)
     };
-    let mut sink = CliSink {
-        table: None,
-        json,
-        error: None,
-    };
+    let mut sink = CliSink::new(None, json, &args.input)?;
     let summary = run_inputs(&args.input, &mut sink)?;
+    sink.finish_extraction()?;
     if let Some(e) = sink.error.take() {
         ok_unless_real(Err(e))?;
         return Ok(exit_code(&summary));
