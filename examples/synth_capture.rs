@@ -57,7 +57,7 @@ fn smtp(rng: &mut Rng, n: usize, start: Timestamp) -> Conversation {
         .server("220 mx.example.test ESMTP\r\n")
         .client("EHLO client.example.test\r\n")
         .server("250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n");
-    if n % 20 == 0 {
+    if n.is_multiple_of(20) {
         c = c
             .client("AUTH PLAIN AHVzZXIAcGFzc3dvcmQ=\r\n")
             .server("235 2.7.0 Authentication successful\r\n");
@@ -119,7 +119,7 @@ fn main() -> std::io::Result<()> {
     while written < target {
         let mut pkts = Vec::new();
         for k in 0..8 {
-            let conv = if (n + k) % 3 == 0 {
+            let conv = if (n + k).is_multiple_of(3) {
                 pop3(&mut rng, n + k, t)
             } else {
                 smtp(&mut rng, n + k, t)
