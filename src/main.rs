@@ -28,7 +28,7 @@ enum Command {
     Analyze(AnalyzeArgs),
     /// Analyse capture files and write sessions as JSON.
     Export(ExportArgs),
-    /// Capture from a network interface (reserved for the live-capture work).
+    /// Capture live from a network interface and report sessions as they end.
     Sniff(SniffArgs),
 }
 
@@ -83,9 +83,33 @@ struct ExportArgs {
 
 #[derive(Args)]
 struct SniffArgs {
-    /// Interface to capture on.
+    /// Interface to capture on (default: libpcap's default device).
     #[arg(short, long, value_name = "IFACE")]
     interface: Option<String>,
+    /// List the interfaces that can be captured on, and exit.
+    #[arg(long)]
+    list_interfaces: bool,
+    /// Map another server port to a protocol, e.g. `smtp=2525` (repeatable).
+    #[arg(long = "port", value_name = "PROTO=PORT")]
+    ports: Vec<String>,
+    /// Only capture packets matching this BPF filter (applied in the kernel).
+    #[arg(long, value_name = "FILTER")]
+    bpf: Option<String>,
+    /// Stop after this many packets.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    duration: Option<u64>,
+    /// Print each session as a JSON line when it ends, instead of tables at the end.
+    #[arg(long)]
+    ndjson: bool,
+    /// Do not put the interface into promiscuous mode.
+    #[arg(long)]
+    no_promisc: bool,
+    /// Bytes kept of each packet.
+    #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
+    snaplen: u32,
 }
 
 fn config_from(input: &InputArgs) -> Result<EngineConfig> {
@@ -268,9 +292,116 @@ fn exit_code(summary: &engine::RunSummary) -> ExitCode {
     }
 }
 
+#[cfg(feature = "live")]
 fn sniff(args: SniffArgs) -> Result<ExitCode> {
-    let _ = args.interface;
-    bail!("live capture is not available yet; analyse a capture file with `mailsift analyze`")
+    use mailsift::capture::live::LiveSource;
+    use mailsift::capture::{PacketSource, Take};
+    use std::sync::atomic::Ordering;
+
+    if args.list_interfaces {
+        for d in LiveSource::list_devices()? {
+            let addrs: Vec<String> = d.addresses.iter().map(|a| a.to_string()).collect();
+            println!(
+                "{}\t{}\t{}",
+                d.name,
+                addrs.join(","),
+                d.description.unwrap_or_default()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let device = match args.interface {
+        Some(d) => d,
+        None => match pcap::Device::lookup() {
+            Ok(Some(d)) => d.name,
+            _ => bail!("no default capture device; name one with --interface"),
+        },
+    };
+    let mut ports = PortMap::default();
+    for spec in &args.ports {
+        ports.add_spec(spec)?;
+    }
+    let config = EngineConfig {
+        limits: Limits::default(),
+        ports,
+    };
+    let src = LiveSource::open(&device, args.snaplen, !args.no_promisc, args.bpf.as_deref())?;
+    let stop = src.stop_flag();
+    let on_signal = stop.clone();
+    ctrlc::set_handler(move || on_signal.store(true, Ordering::Relaxed))
+        .context("cannot install the Ctrl-C handler")?;
+    if let Some(secs) = args.duration {
+        let timer = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(secs));
+            timer.store(true, Ordering::Relaxed);
+        });
+    }
+    eprintln!("mailsift: capturing on {device}; Ctrl-C to stop");
+    let json = if args.ndjson {
+        JsonOut::Ndjson(NdjsonWriter::new(Box::new(LineFlush(io::stdout()))))
+    } else {
+        JsonOut::None
+    };
+    let table = (!args.ndjson).then(SessionTable::new);
+    let mut sink = CliSink {
+        table,
+        json,
+        extractor: None,
+        error: None,
+        extract_error: None,
+    };
+    let mut engine = engine::Engine::new(config);
+    let mut src: Box<dyn PacketSource> = match args.count {
+        Some(n) => Box::new(Take::new(src, n)),
+        None => Box::new(src),
+    };
+    let input = engine.run_source(src.as_mut(), &mut None, &mut sink);
+    for e in &input.errors {
+        print_error(e);
+    }
+    let stats = engine.finish(&mut sink);
+    if let Some(e) = sink.error.take() {
+        ok_unless_real(Err(e))?;
+    }
+    ok_unless_real(finish_json(sink.json, &[input], &stats))?;
+    if let Some(mut table) = sink.table.take() {
+        let mut out = io::stdout().lock();
+        ok_unless_real((|| -> io::Result<()> {
+            writeln!(out, "Sessions ({})", table.len())?;
+            writeln!(out, "{}", table.render())?;
+            writeln!(
+                out,
+                "{} packets, {} mail packets, {} sessions",
+                stats.packets, stats.mail_packets, stats.sessions
+            )
+        })())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Flushes after every line, so each session appears as soon as it ends.
+#[cfg(feature = "live")]
+struct LineFlush<W: Write>(W);
+
+#[cfg(feature = "live")]
+impl<W: Write> Write for LineFlush<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.0.write(buf)?;
+        if buf.contains(&b'\n') {
+            self.0.flush()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(not(feature = "live"))]
+fn sniff(_args: SniffArgs) -> Result<ExitCode> {
+    bail!("this build has no live capture (built without the `live` feature)")
 }
 
 fn main() -> ExitCode {
