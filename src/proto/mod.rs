@@ -47,9 +47,9 @@ pub fn new_dissector(protocol: Protocol, framing: Framing, limits: &Limits) -> B
     match framing {
         Framing::ImplicitTls => Box::new(tls::ImplicitTlsDissector::new(limits)),
         Framing::Plain => match protocol {
-            Protocol::Smtp | Protocol::Pop3 => {
-                Box::new(transcript::TranscriptDissector::new(limits))
-            }
+            Protocol::Smtp => Box::new(smtp::SmtpDissector::new(limits)),
+            // POP3 keeps the transcript until its own dissector lands.
+            Protocol::Pop3 => Box::new(transcript::TranscriptDissector::new(limits)),
         },
     }
 }
