@@ -42,6 +42,10 @@ pub const NOT_SMTP_LINES: u32 = 12;
 pub const MAX_REPLY_LINES: usize = 256;
 /// Recipients kept per transaction envelope.
 pub const MAX_RECIPIENTS: usize = 10_000;
+/// Messages recorded per session; later ones are counted in an anomaly.
+pub const MAX_MESSAGES: usize = 100_000;
+/// Credentials recorded per session (AUTH attempts); later ones are counted in an anomaly.
+pub const MAX_CREDENTIALS: usize = 10_000;
 /// Longest content of a line RFC 5321 allows (1000 octets with CRLF).
 const RFC_LINE_LIMIT: u64 = 998;
 
@@ -166,7 +170,7 @@ impl OpenMessage {
             .push(bytes, ts);
     }
 
-    fn close(self, end_ts: Timestamp, max_keep: usize, index: usize) -> EndedMessage {
+    fn close(self, end_ts: Timestamp, max_keep: usize, index: Option<usize>) -> EndedMessage {
         let source = self.source;
         EndedMessage {
             collector: self
@@ -185,8 +189,9 @@ struct EndedMessage {
     collector: MessageCollector,
     complete: bool,
     end_ts: Timestamp,
-    /// Its index in the session's messages, fixed when its end was read.
-    index: usize,
+    /// Its index in the session's messages, fixed when its end was read; `None` past the
+    /// per-session message bound (counted, not recorded).
+    index: Option<usize>,
 }
 
 /// A DATA body being read.
@@ -417,6 +422,26 @@ fn plausible(step: &Step, code: u16) -> bool {
         Step::Starttls => code == 220,
         Step::Quit => code == 221,
         _ => class == 2 && !distinctive,
+    }
+}
+
+/// How replies and commands slipped out of step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slip {
+    /// The reply answers a command not in the queue: drop the reply.
+    ExtraReply,
+    /// The front command's reply is missing: close it without one.
+    ReplyLost,
+}
+
+/// Codes that cannot answer `step` whatever the server, showing a slip even where alignment
+/// seemed sure (e.g. a multi-line reply whose last line never came swallowed the next reply).
+fn sequence_slip(step: &Step, code: u16) -> Option<Slip> {
+    match (step, code) {
+        (Step::Data, 354) | (Step::Auth, 334 | 235) => None,
+        (_, 354 | 334 | 235) => Some(Slip::ReplyLost),
+        (Step::Data, 200..=299) => Some(Slip::ExtraReply),
+        _ => None,
     }
 }
 
@@ -786,7 +811,10 @@ impl SmtpDissector {
             if self.replay_client(rec) || self.replay_server(rec) {
                 continue;
             }
-            if self.core.match_next(rec) || self.core.resolve_stuck_pause(false, rec) {
+            if self.core.match_next(rec)
+                || self.core.resolve_stuck_pause(false, rec)
+                || self.core.resolve_server_overflow(rec)
+            {
                 continue;
             }
             break;
@@ -1541,7 +1569,9 @@ impl Core {
         self.summary.replies += 1;
         let greeting = if self.replies_parsed > 0 {
             Greeting::No
-        } else if self.clean_start {
+        } else if self.clean_start && (b.code == 220 || b.code >= 400) {
+            // 220, or a refusal (421, 554): other codes cannot open a session, so the
+            // greeting was not sent or not captured and this reply answers a command.
             Greeting::Definite
         } else if b.code == 220 {
             Greeting::Maybe
@@ -1645,34 +1675,48 @@ impl Core {
         let (Some(p), Some(r)) = (self.pending.front(), self.replies.front()) else {
             return false;
         };
-        if (p.uncertain || r.after_gap) && !plausible(&p.step, r.code) {
+        let slip = if (p.uncertain || r.after_gap) && !plausible(&p.step, r.code) {
+            // Alignment is in doubt here and the code does not fit.
             if p.uncertain {
-                rec.anomaly(
-                    r.ts,
-                    Some(Direction::Server),
+                Some((
+                    Slip::ExtraReply,
                     "reply_for_lost_command",
                     "reply that fits no command seen: its command was not captured",
-                );
-                self.replies.pop_front();
-                self.release_server();
-            } else if waits_on_front {
-                rec.anomaly(
-                    r.ts,
-                    Some(Direction::Server),
+                ))
+            } else {
+                Some((
+                    Slip::ReplyLost,
                     "reply_lost_in_gap",
                     "command whose reply was not captured",
-                );
-                if let Some(p) = self.pending.front_mut() {
-                    p.reply_lost = true;
+                ))
+            }
+        } else {
+            sequence_slip(&p.step, r.code).map(|slip| {
+                (
+                    slip,
+                    "reply_sequence_mismatch",
+                    "a reply code that cannot answer its command: replies and commands re-aligned",
+                )
+            })
+        };
+        if let Some((slip, kind, detail)) = slip {
+            let at = r.ts;
+            rec.anomaly(at, Some(Direction::Server), kind, detail);
+            match slip {
+                Slip::ExtraReply => {
+                    self.replies.pop_front();
+                    self.release_server();
                 }
-            } else if let Some(p) = self.pending.pop_front() {
-                rec.anomaly(
-                    p.ts,
-                    Some(Direction::Server),
-                    "reply_lost_in_gap",
-                    "command whose reply was not captured",
-                );
-                self.complete(p, None, rec);
+                Slip::ReplyLost if waits_on_front => {
+                    if let Some(p) = self.pending.front_mut() {
+                        p.reply_lost = true;
+                    }
+                }
+                Slip::ReplyLost => {
+                    if let Some(p) = self.pending.pop_front() {
+                        self.complete(p, None, rec);
+                    }
+                }
             }
             return true;
         }
@@ -1752,7 +1796,16 @@ impl Core {
                             rec,
                         ));
                     }
-                    self.server = ServerMode::Tls;
+                    if matches!(self.server, ServerMode::Paused | ServerMode::Tls) {
+                        self.server = ServerMode::Tls;
+                    } else {
+                        rec.anomaly(
+                            p.ts,
+                            None,
+                            "assumed_reply_contradicted",
+                            "a reply arrived too late and contradicts the reading taken",
+                        );
+                    }
                 } else if is_positive(code) {
                     rec.anomaly(
                         p.ts,
@@ -1839,7 +1892,16 @@ impl Core {
         if success == Some(true) {
             self.summary.authenticated = true;
         }
-        rec.credentials.push(credential);
+        if rec.credentials.len() < MAX_CREDENTIALS {
+            rec.credentials.push(credential);
+        } else {
+            rec.anomaly(
+                credential.ts,
+                Some(Direction::Client),
+                "credential_limit",
+                format!("more than {MAX_CREDENTIALS} AUTH attempts; later ones are counted only"),
+            );
+        }
     }
 
     /// The end of a message was read: its event is recorded now, in client-stream order, so
@@ -1851,17 +1913,25 @@ impl Core {
         ts: Timestamp,
         rec: &mut SessionRecord,
     ) -> EndedMessage {
-        let index = self.messages_ended;
+        let index = (self.messages_ended < MAX_MESSAGES).then_some(self.messages_ended);
         self.messages_ended += 1;
         let ended = open.close(ts, self.max_message, index);
-        rec.push_event(
-            ts,
-            Direction::Client,
-            EventKind::MessageData {
-                message: index,
-                bytes: ended.collector.size(),
-            },
-        );
+        match index {
+            Some(index) => rec.push_event(
+                ts,
+                Direction::Client,
+                EventKind::MessageData {
+                    message: index,
+                    bytes: ended.collector.size(),
+                },
+            ),
+            None => rec.anomaly(
+                ts,
+                Some(Direction::Client),
+                "message_limit",
+                format!("more than {MAX_MESSAGES} messages; later ones are counted, not kept"),
+            ),
+        }
         ended
     }
 
@@ -1871,18 +1941,20 @@ impl Core {
         final_code: Option<u16>,
         rec: &mut SessionRecord,
     ) {
-        let index = m
-            .collector
-            .finish(self.txn.envelope(), m.complete, self.keep_bytes, rec);
-        if index != m.index {
-            // Messages end in client order and are recorded in command order, which agree;
-            // say so loudly if they ever do not.
-            rec.anomaly(
-                m.end_ts,
-                None,
-                "message_index_mismatch",
-                format!("message recorded at {index}, announced at {}", m.index),
-            );
+        if let Some(announced) = m.index {
+            let index = m
+                .collector
+                .finish(self.txn.envelope(), m.complete, self.keep_bytes, rec);
+            if index != announced {
+                // Messages end in client order and are recorded in command order, which
+                // agree; say so loudly if they ever do not.
+                rec.anomaly(
+                    m.end_ts,
+                    None,
+                    "message_index_mismatch",
+                    format!("message recorded at {index}, announced at {announced}"),
+                );
+            }
         }
         match final_code {
             Some(c) if (200..300).contains(&c) => self.summary.messages_accepted += 1,
@@ -1982,6 +2054,40 @@ impl Core {
             return true;
         }
         false
+    }
+
+    /// A server paused on a 220 past the bound reads on: as TLS if its next bytes look like
+    /// TLS, as replies otherwise.
+    fn resolve_server_overflow(&mut self, rec: &mut SessionRecord) -> bool {
+        if self.server != ServerMode::Paused || self.server_hold.bytes <= PAUSED_BYTES_CAP {
+            return false;
+        }
+        let ts = self.replies.back().map_or(Timestamp::default(), |r| r.ts);
+        rec.anomaly(
+            ts,
+            Some(Direction::Server),
+            "paused_server_overflow",
+            "over 1 MiB sent after a 220 that no command claimed yet; the likely reading was taken",
+        );
+        if let Some(r) = self.replies.back_mut()
+            && r.greeting == Greeting::Maybe
+        {
+            r.greeting = Greeting::Definite;
+        }
+        if self.server_hold.first_byte().is_some_and(looks_like_tls) {
+            if self.tls.is_none() {
+                self.tls = Some(TlsObserver::start(
+                    TlsMode::Starttls,
+                    Direction::Server,
+                    ts,
+                    rec,
+                ));
+            }
+            self.server = ServerMode::Tls;
+        } else {
+            self.server = ServerMode::Replies;
+        }
+        true
     }
 
     /// At the end: a multi-line reply whose last line never came is complete as it is.

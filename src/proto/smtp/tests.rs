@@ -1399,3 +1399,84 @@ fn starttls_and_bdat_records_do_not_depend_on_interleaving() {
     assert_order_independent(&bdat_session(), true, 100);
     assert_order_independent(&plain_session(), true, 100);
 }
+
+#[test]
+fn a_reply_swallowed_by_an_unfinished_multi_line_reply_is_recovered() {
+    // The EHLO reply never sends its last line, so the next "250" ends it and every later
+    // reply answers the command before its own; the 354 shows where they belong.
+    let rec = run(&[
+        s("220 mx ESMTP\r\n"),
+        c("EHLO c\r\n"),
+        s("250-mx.example.org\r\n"),
+        c("MAIL FROM:<a@x.org>\r\n"),
+        s("250 ok\r\n"),
+        c("RCPT TO:<b@y.org>\r\n"),
+        s("250 ok\r\n"),
+        c("DATA\r\n"),
+        s("354 go\r\n"),
+        c("Subject: x\r\n\r\nbody\r\n.\r\n"),
+        s("250 queued\r\n"),
+        c("QUIT\r\n"),
+        s("221 bye\r\n"),
+    ]);
+    assert!(rec.has_anomaly("reply_sequence_mismatch"));
+    assert_eq!(rec.messages.len(), 1);
+    assert_eq!(
+        rec.messages[0].size,
+        "Subject: x\r\n\r\nbody\r\n".len() as u64
+    );
+    assert_eq!(rec.messages[0].rcpt_to, Some(vec!["b@y.org".to_string()]));
+    assert_eq!(commands(&rec).last().map(String::as_str), Some("QUIT"));
+}
+
+#[test]
+fn an_extra_reply_before_data_is_dropped() {
+    let rec = run(&[
+        s("220 mx ESMTP\r\n"),
+        c("MAIL FROM:<a@x.org>\r\n"),
+        s("250 ok\r\n250 spurious\r\n"),
+        c("DATA\r\n"),
+        s("354 go\r\n"),
+        c("x\r\n.\r\n"),
+        s("250 queued\r\n"),
+    ]);
+    assert!(rec.has_anomaly("reply_sequence_mismatch"));
+    assert_eq!(rec.messages.len(), 1);
+    assert_eq!(rec.smtp.as_ref().unwrap().messages_accepted, 1);
+}
+
+#[test]
+fn a_first_reply_that_cannot_greet_answers_the_first_command() {
+    let rec = run(&[
+        c("EHLO\n"),
+        s("250\n"),
+        c("rset\nstaRttLs\n"),
+        s("250\n"),
+        s("220\n"),
+        cb(b"\x16\x03\x01"),
+    ]);
+    let smtp = rec.smtp.as_ref().unwrap();
+    assert_eq!(smtp.greeting_code, None);
+    assert!(smtp.starttls_accepted);
+    assert!(rec.tls.is_some());
+    assert_eq!(commands(&rec), vec!["EHLO", "RSET", "STARTTLS"]);
+}
+
+#[test]
+fn server_held_after_an_unclaimed_220_is_bounded() {
+    let limits = Limits::default();
+    let mut rec = new_rec(false, &limits);
+    let mut d = SmtpDissector::new(&limits);
+    // Picked up mid-stream: the first reply may be a greeting or a STARTTLS answer, and no
+    // client command arrives to tell.
+    d.on_data(S, b"220 ready\r\n", ts_of(0), &mut rec);
+    let chunk = vec![0x17u8; 64 * 1024];
+    for i in 0..40 {
+        d.on_data(S, &chunk, ts_of(i + 1), &mut rec);
+        let (_, _, held) = d.queue_sizes();
+        assert!(held <= (1 << 20) + chunk.len(), "{held}");
+    }
+    d.on_end(END_TS, &mut rec);
+    assert!(rec.has_anomaly("paused_server_overflow"));
+    assert!(rec.tls.is_some());
+}
