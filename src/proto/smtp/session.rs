@@ -2,19 +2,49 @@
 //!
 //! The record must not depend on how the two directions interleave in the capture, so:
 //! - the client stream is parsed into commands and the server stream into replies, each on
-//!   its own; every command that expects a reply joins a queue, and replies are matched to
-//!   the queue in order (which is also how PIPELINING works);
+//!   its own; every client item that expects a reply joins a queue, and replies are matched
+//!   to the queue in order (which is also how PIPELINING works). The greeting is the first
+//!   reply and answers nothing;
 //! - all effects that need both sides (envelope, capabilities, AUTH verdicts, messages,
 //!   STARTTLS) happen when a reply is matched, so they follow the command order;
 //! - where the meaning of the client's next bytes depends on a reply (DATA: body or
-//!   commands; AUTH: SASL line or commands; STARTTLS: TLS or commands) the client stream
-//!   pauses after the command and its bytes are held, with their timestamps, until the
-//!   reply is matched; after a 220 that is not the greeting the server stream pauses the
-//!   same way, since TLS may follow it;
+//!   commands; AUTH and each SASL line: another SASL line or commands; STARTTLS: TLS or
+//!   commands) the client stream pauses after the command and its bytes (and gaps) are
+//!   held with their timestamps until the reply is matched. After a 220 that is not the
+//!   greeting the server stream pauses the same way, since TLS may follow it. BDAT needs no
+//!   pause: its chunk follows at once;
 //! - a reply that arrives before its command waits in a queue for it.
 //!
-//! Every held buffer is bounded. When a bound is hit the most likely reading is taken and an
-//! anomaly says so; only then can the interleaving change the record.
+//! Bounds: held bytes per side 1 MiB ([`PAUSED_BYTES_CAP`]), queued commands and queued
+//! replies `max_pending_commands` each, lines `max_line_len`. When a bound is hit the most
+//! likely reading is taken and an anomaly says so (only then can the interleaving change the
+//! record): a paused client reads a DATA body unless its next line is unmistakably a command,
+//! a SASL line likewise, TLS after STARTTLS if its next byte starts a TLS record; the same
+//! guesses settle pauses whose reply never came by the end of the capture.
+//!
+//! Envelope rule: a message's envelope is the MAIL path and the RCPT paths of its
+//! transaction that were not rejected, i.e. accepted (2xx/3xx) or never answered; so a capture
+//! without the server side keeps every recipient attempted. A rejected MAIL opens no
+//! transaction; RSET, an accepted HELO/EHLO, an accepted STARTTLS and the end of a message
+//! close it.
+//!
+//! Gap rules:
+//! - inside a DATA body, the message ends there as incomplete (hashed up to the gap); the
+//!   bytes after the gap up to the end-of-data line are skipped and counted in an anomaly;
+//! - inside a BDAT chunk, the count tells how much was lost: the chunk goes on if the gap
+//!   was shorter, otherwise the message is incomplete and the stream re-synchronises;
+//! - elsewhere the client re-synchronises on the next line that is unmistakably a known
+//!   command, the server on the next reply line; the first item after such a loss is
+//!   checked for fitting (a 221 can only answer QUIT, a 354 DATA...) and replies or commands
+//!   whose partner was lost are set aside.
+//!
+//! A stream not seen from its start (`handshake_seen == false`) re-synchronises the same way
+//! from its first byte; a lone `.` met meanwhile is taken as the end of a body whose start
+//! was missed, so the reply to it lines up.
+//!
+//! A side whose lines stop looking like SMTP ([`NOT_SMTP_LINES`] unparseable lines in a row,
+//! or control bytes before its first valid line) is declared `not_smtp` and only counted from
+//! then on. Each side decides alone, from its own bytes, so this too keeps the contract.
 
 use super::SmtpSummary;
 use super::body::DotUnstuffer;
@@ -329,6 +359,8 @@ struct HeldReply {
     greeting: Greeting,
     /// Replies may have been lost just before this one (gap, mid-stream start).
     after_gap: bool,
+    /// Its code already closed one command as unanswered; it will not close another.
+    slipped: bool,
 }
 
 /// A reply whose lines are still arriving.
@@ -1615,6 +1647,7 @@ impl Core {
             more,
             greeting,
             after_gap: b.after_gap,
+            slipped: false,
         });
         if b.code == 220 && greeting != Greeting::Definite {
             // It may accept STARTTLS, after which the server speaks TLS.
@@ -1691,9 +1724,14 @@ impl Core {
                 ))
             }
         } else {
+            // A stray code may close one command as unanswered, not a whole queue.
+            let once = |slip| match slip {
+                Slip::ReplyLost if r.slipped => Slip::ExtraReply,
+                other => other,
+            };
             sequence_slip(&p.step, r.code).map(|slip| {
                 (
-                    slip,
+                    once(slip),
                     "reply_sequence_mismatch",
                     "a reply code that cannot answer its command: replies and commands re-aligned",
                 )
@@ -1713,6 +1751,9 @@ impl Core {
                     }
                 }
                 Slip::ReplyLost => {
+                    if let Some(r) = self.replies.front_mut() {
+                        r.slipped = true;
+                    }
                     if let Some(p) = self.pending.pop_front() {
                         self.complete(p, None, rec);
                     }

@@ -1480,3 +1480,16 @@ fn server_held_after_an_unclaimed_220_is_bounded() {
     assert!(rec.has_anomaly("paused_server_overflow"));
     assert!(rec.tls.is_some());
 }
+
+#[test]
+fn a_stray_code_closes_at_most_one_command() {
+    let rec = run(&[
+        s("220 mx ESMTP\r\n"),
+        c("MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nRCPT TO:<c@y.org>\r\n"),
+        s("354 stray\r\n250 ok\r\n250 ok\r\n"),
+    ]);
+    // MAIL loses its reply to the stray 354, which is then dropped; the RCPTs keep theirs.
+    assert!(rec.has_anomaly("reply_sequence_mismatch"));
+    assert!(!rec.has_anomaly("reply_without_command"));
+    assert_eq!(rec.smtp.as_ref().unwrap().transactions, 1);
+}
