@@ -1493,3 +1493,127 @@ fn a_stray_code_closes_at_most_one_command() {
     assert!(!rec.has_anomaly("reply_without_command"));
     assert_eq!(rec.smtp.as_ref().unwrap().transactions, 1);
 }
+
+/// A random but well-formed conversation, for the interleaving property.
+fn random_session(rng: &mut Rng) -> Vec<Seg> {
+    let mut segs = vec![
+        s("220 mx ESMTP\r\n"),
+        c("EHLO c\r\n"),
+        s("250-mx\r\n250-PIPELINING\r\n250-AUTH LOGIN PLAIN\r\n250 CHUNKING\r\n"),
+    ];
+    let words = [
+        "alpha",
+        ".dot",
+        "..two",
+        "",
+        "x.y",
+        ". ",
+        "Subject: z",
+        "\t.tab",
+    ];
+    for _ in 0..rng.below(6) + 1 {
+        match rng.below(7) {
+            0 | 6 => {
+                let rcpts = rng.below(3) + 1;
+                let mut cmd = "MAIL FROM:<a@x.org>\r\n".to_string();
+                let mut rep = "250 ok\r\n".to_string();
+                for i in 0..rcpts {
+                    cmd.push_str(&format!("RCPT TO:<r{i}@y.org>\r\n"));
+                    rep.push_str(if rng.below(4) == 0 {
+                        "550 no\r\n"
+                    } else {
+                        "250 ok\r\n"
+                    });
+                }
+                cmd.push_str("DATA\r\n");
+                let accept = rng.below(5) != 0;
+                rep.push_str(if accept { "354 go\r\n" } else { "554 no\r\n" });
+                segs.push(c(&cmd));
+                segs.push(s(&rep));
+                if accept {
+                    let mut wire = String::new();
+                    for _ in 0..rng.below(12) {
+                        let w = words[rng.below(words.len())];
+                        if w.starts_with('.') {
+                            wire.push('.');
+                        }
+                        wire.push_str(w);
+                        wire.push_str("\r\n");
+                    }
+                    let split = rng.below(wire.len() + 1);
+                    let split = (0..=split)
+                        .rev()
+                        .find(|&i| wire.is_char_boundary(i))
+                        .unwrap_or(0);
+                    segs.push(c(&wire[..split]));
+                    if rng.below(7) == 0 {
+                        segs.push(Seg::Gap(C, rng.below(300) as u64 + 1));
+                    }
+                    segs.push(c(&format!("{}.\r\n", &wire[split..])));
+                    segs.push(s(if rng.below(4) == 0 {
+                        "452 full\r\n"
+                    } else {
+                        "250 queued\r\n"
+                    }));
+                }
+            }
+            1 => {
+                let a = "0123456789.\r\n".repeat(rng.below(3));
+                let b = ".\r\nxyz".repeat(rng.below(3));
+                segs.push(c(&format!(
+                    "MAIL FROM:<b@x.org>\r\nRCPT TO:<q@y.org>\r\nBDAT {}\r\n{a}BDAT {} LAST\r\n{b}",
+                    a.len(),
+                    b.len()
+                )));
+                segs.push(s("250 ok\r\n250 ok\r\n250 chunk\r\n250 queued\r\n"));
+            }
+            2 => {
+                let ok = rng.below(2) == 0;
+                segs.push(c("AUTH LOGIN\r\n"));
+                segs.push(s("334 VXNlcm5hbWU6\r\n"));
+                segs.push(c("YWxpY2U=\r\n"));
+                segs.push(s("334 UGFzc3dvcmQ6\r\n"));
+                segs.push(c("c2VjcmV0\r\n"));
+                segs.push(s(if ok { "235 ok\r\n" } else { "535 5.7.8 no\r\n" }));
+            }
+            3 => {
+                segs.push(c("RSET\r\nNOOP\r\nXFOO bar\r\n"));
+                segs.push(s("250 ok\r\n250 ok\r\n502 what\r\n"));
+            }
+            4 => {
+                segs.push(c("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"));
+                segs.push(s("235 ok\r\n"));
+            }
+            _ => {
+                segs.push(c("VRFY bob\r\nHELP\r\n"));
+                segs.push(s("252 maybe\r\n214-help\r\n214 more help\r\n"));
+            }
+        }
+    }
+    if rng.below(2) == 0 {
+        segs.push(c("STARTTLS\r\n"));
+        segs.push(s("220 go\r\n"));
+        segs.push(cb(b"\x16\x03\x01\x00\x01x"));
+        segs.push(sb(b"\x16\x03\x03\x00\x01y"));
+    } else {
+        segs.push(c("QUIT\r\n"));
+        segs.push(s("221 bye\r\n"));
+    }
+    segs
+}
+
+#[test]
+fn random_sessions_do_not_depend_on_interleaving() {
+    let mut rng = Rng(0x5eed_0f5e_5510_1100);
+    for _ in 0..60 {
+        let segs = random_session(&mut rng);
+        let rec = run(&segs);
+        assert!(
+            !rec.has_anomaly("reply_without_command") && !rec.has_anomaly("message_index_mismatch"),
+            "{:?}\n{:?}",
+            segs,
+            rec.anomalies
+        );
+        assert_order_independent(&segs, true, 15);
+    }
+}
