@@ -1544,13 +1544,16 @@ impl Core {
                 false
             }
             Some(_) => {
+                // All lines of a reply carry one code: a new code means the previous reply
+                // never sent its last line, and this line starts the next reply.
                 rec.anomaly(
                     ts,
                     Some(Direction::Server),
                     "reply_code_mismatch",
-                    "multi-line reply whose lines carry different codes",
+                    "multi-line reply cut short by a line with another code",
                 );
-                true
+                self.finish_reply(rec);
+                false
             }
         };
         if !continues {

@@ -1617,3 +1617,28 @@ fn random_sessions_do_not_depend_on_interleaving() {
         assert_order_independent(&segs, true, 15);
     }
 }
+
+#[test]
+fn a_new_code_ends_an_unfinished_multi_line_reply() {
+    let rec = auth_session(&[
+        c("EHLO again\r\n"),
+        s("250-mx.example.org\r\n"),
+        c("AUTH LOGIN\r\n"),
+        s("334 VXNlcm5hbWU6\r\n"),
+        c("YWxpY2U=\r\n"),
+        s("334 UGFzc3dvcmQ6\r\n"),
+        c("c2VjcmV0\r\n"),
+        s("235 ok\r\n"),
+    ]);
+    assert!(rec.has_anomaly("reply_code_mismatch"));
+    assert_eq!(rec.credentials[0].success, Some(true));
+    assert_eq!(
+        auth_data(&rec),
+        vec![
+            (S, "VXNlcm5hbWU6".to_string()),
+            (C, "YWxpY2U=".to_string()),
+            (S, "UGFzc3dvcmQ6".to_string()),
+            (C, "c2VjcmV0".to_string())
+        ]
+    );
+}
