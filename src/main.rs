@@ -4,10 +4,13 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mailsift::capture::InputSummary;
 use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
+use mailsift::findings::{DEFAULT_BRUTE_FORCE_THRESHOLD, RunFinding};
 use mailsift::limits::Limits;
+use mailsift::output::hashcat::{HashcatSummary, HashcatWriter, mode_name};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
+use mailsift::output::review::{Review, ReviewOptions, ReviewReport};
 use mailsift::output::table::SessionTable;
-use mailsift::session::{MessageBlob, SessionRecord};
+use mailsift::session::{MessageBlob, SessionRecord, Severity};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -59,16 +62,109 @@ struct LimitArgs {
     max_message_bytes: usize,
 }
 
+/// Exit status when `--fail-on` is given and a finding reaches its severity.
+const EXIT_FINDINGS: u8 = 3;
+
+/// A finding severity on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SeverityArg {
+    Info,
+    Low,
+    Medium,
+    High,
+}
+
+impl From<SeverityArg> for Severity {
+    fn from(s: SeverityArg) -> Severity {
+        match s {
+            SeverityArg::Info => Severity::Info,
+            SeverityArg::Low => Severity::Low,
+            SeverityArg::Medium => Severity::Medium,
+            SeverityArg::High => Severity::High,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ReviewArgs {
+    /// Write crackable challenge-response exchanges (CRAM-MD5, APOP, NTLM) as hashcat input
+    /// lines to FILE; the modes are listed on standard error.
+    #[arg(long, value_name = "FILE", conflicts_with = "redact")]
+    hashcat: Option<PathBuf>,
+    /// Mask passwords, tokens and challenge responses in every output.
+    #[arg(long)]
+    redact: bool,
+    /// Exit with status 3 when a finding of this severity or higher exists.
+    #[arg(long, value_name = "SEVERITY", value_enum)]
+    fail_on: Option<SeverityArg>,
+    /// Failed logins from one client IP that make a brute-force finding.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BRUTE_FORCE_THRESHOLD,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    brute_force_threshold: u64,
+}
+
+impl ReviewArgs {
+    fn review(&self, tables: bool) -> Result<Review> {
+        let review = Review::new(ReviewOptions {
+            redact: self.redact,
+            brute_force_threshold: self.brute_force_threshold,
+            tables,
+        });
+        Ok(match &self.hashcat {
+            None => review,
+            Some(path) => {
+                let w = HashcatWriter::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                review.with_hashcat(w)
+            }
+        })
+    }
+
+    /// Reports the hashcat file on standard error; a write failure is an error.
+    fn report_hashcat(&self, outcome: Option<io::Result<HashcatSummary>>) -> Result<()> {
+        let (Some(path), Some(outcome)) = (&self.hashcat, outcome) else {
+            return Ok(());
+        };
+        let summary = outcome.with_context(|| format!("cannot write {}", path.display()))?;
+        let path = path.display();
+        if summary.total() == 0 {
+            print_error(&format!(
+                "hashcat: no crackable challenge-response exchange; {path} is empty"
+            ));
+            return Ok(());
+        }
+        let modes: Vec<String> = summary
+            .lines_per_mode
+            .iter()
+            .map(|(mode, n)| format!("{n} for -m {mode} ({})", mode_name(*mode)))
+            .collect();
+        print_error(&format!(
+            "hashcat: {} lines in {path}: {}",
+            summary.total(),
+            modes.join(", ")
+        ));
+        Ok(())
+    }
+
+    fn fails(&self, report: &ReviewReport) -> bool {
+        self.fail_on.is_some_and(|s| report.fails(s.into()))
+    }
+}
+
 #[derive(Args)]
 struct AnalyzeArgs {
     #[command(flatten)]
     input: InputArgs,
+    #[command(flatten)]
+    review: ReviewArgs,
 }
 
 #[derive(Args)]
 struct ExportArgs {
     #[command(flatten)]
     input: InputArgs,
+    #[command(flatten)]
+    review: ReviewArgs,
     /// Write JSON here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -110,10 +206,13 @@ struct CliSink {
     json: JsonOut,
     /// First write error; later sessions are dropped once output failed.
     error: Option<io::Error>,
+    /// Sees every session first (findings, hashcat, redaction).
+    review: Review,
 }
 
 impl SessionSink for CliSink {
-    fn session(&mut self, rec: SessionRecord) {
+    fn session(&mut self, mut rec: SessionRecord) {
+        self.review.session(&mut rec);
         if let Some(t) = self.table.as_mut() {
             t.add(&rec);
         }
@@ -146,11 +245,22 @@ fn run_inputs(input: &InputArgs, sink: &mut CliSink) -> Result<engine::RunSummar
     Ok(summary)
 }
 
-fn finish_json(json: JsonOut, inputs: &[InputSummary], stats: &EngineStats) -> io::Result<()> {
+fn finish_json(
+    json: JsonOut,
+    inputs: &[InputSummary],
+    stats: &EngineStats,
+    run_findings: Vec<RunFinding>,
+) -> io::Result<()> {
     match json {
         JsonOut::None => Ok(()),
-        JsonOut::Document(w) => w.finish(inputs, stats).map(|_| ()),
-        JsonOut::Ndjson(w) => w.finish().map(|_| ()),
+        JsonOut::Document(mut w) => {
+            w.run_findings(run_findings);
+            w.finish(inputs, stats).map(|_| ())
+        }
+        JsonOut::Ndjson(mut w) => {
+            w.run_findings(&run_findings)?;
+            w.finish().map(|_| ())
+        }
     }
 }
 
@@ -167,8 +277,11 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         table: Some(SessionTable::new()),
         json: JsonOut::None,
         error: None,
+        review: args.review.review(true)?,
     };
     let summary = run_inputs(&args.input, &mut sink)?;
+    let mut report = sink.review.finish();
+    args.review.report_hashcat(report.hashcat.take())?;
     let mut out = io::stdout().lock();
     let mut table = sink.table.take().unwrap_or_default();
     let r = (|| -> io::Result<()> {
@@ -182,10 +295,37 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
             summary.stats.sessions,
             summary.stats.reassembly.missing
         )?;
+        if let Some(creds) = report.credentials.as_mut() {
+            if creds.is_empty() {
+                writeln!(out, "\nCredentials: none seen")?;
+            } else {
+                writeln!(
+                    out,
+                    "\nCredentials ({} attempts in {} rows)",
+                    creds.attempts(),
+                    creds.len()
+                )?;
+                writeln!(out, "{}", creds.render())?;
+                if creds.not_shown() > 0 {
+                    writeln!(out, "({} more attempts not shown)", creds.not_shown())?;
+                }
+            }
+        }
+        if let Some(findings) = report.findings.as_mut() {
+            if findings.is_empty() {
+                writeln!(out, "\nFindings: none")?;
+            } else {
+                writeln!(out, "\nFindings ({})", findings.summary())?;
+                writeln!(out, "{}", findings.render())?;
+                if findings.not_shown() > 0 {
+                    writeln!(out, "({} more findings not shown)", findings.not_shown())?;
+                }
+            }
+        }
         out.flush()
     })();
     ok_unless_real(r)?;
-    Ok(exit_code(&summary))
+    Ok(exit_code(&summary, args.review.fails(&report)))
 }
 
 fn export(args: ExportArgs) -> Result<ExitCode> {
@@ -204,22 +344,34 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         table: None,
         json,
         error: None,
+        review: args.review.review(false)?,
     };
     let summary = run_inputs(&args.input, &mut sink)?;
+    let mut report = sink.review.finish();
+    args.review.report_hashcat(report.hashcat.take())?;
+    let fails = args.review.fails(&report);
     if let Some(e) = sink.error.take() {
         ok_unless_real(Err(e))?;
-        return Ok(exit_code(&summary));
+        return Ok(exit_code(&summary, fails));
     }
-    ok_unless_real(finish_json(sink.json, &summary.inputs, &summary.stats))?;
-    Ok(exit_code(&summary))
+    ok_unless_real(finish_json(
+        sink.json,
+        &summary.inputs,
+        &summary.stats,
+        report.run_findings,
+    ))?;
+    Ok(exit_code(&summary, fails))
 }
 
-fn exit_code(summary: &engine::RunSummary) -> ExitCode {
-    if summary.any_input_read() {
-        ExitCode::SUCCESS
-    } else {
+/// 1 when no input could be read, else 3 when `--fail-on` was reached, else 0.
+fn exit_code(summary: &engine::RunSummary, findings_fail: bool) -> ExitCode {
+    if !summary.any_input_read() {
         print_error("no input could be read");
         ExitCode::FAILURE
+    } else if findings_fail {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -13,7 +13,7 @@ use crate::proto::hashcat::{
 use crate::session::SessionRecord;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::hash::{Hash, Hasher};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -51,7 +51,7 @@ pub struct HashcatWriter<W: Write> {
     summary: HashcatSummary,
 }
 
-impl HashcatWriter<BufWriter<File>> {
+impl HashcatWriter<Box<dyn Write>> {
     /// Creates (or truncates) `path`; on Unix it is readable by its owner only, since the
     /// lines are as good as passwords to whoever cracks them.
     pub fn create(path: &Path) -> io::Result<Self> {
@@ -62,7 +62,9 @@ impl HashcatWriter<BufWriter<File>> {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        Ok(HashcatWriter::new(BufWriter::new(options.open(path)?)))
+        Ok(HashcatWriter::new(Box::new(BufWriter::new(
+            options.open(path)?,
+        ))))
     }
 }
 
