@@ -15,7 +15,8 @@
 //! of each password, so a secret echoed somewhere unexpected is masked too. Free-text scrubbing
 //! only looks for secrets of at least [`MIN_SCRUB_CHARS`] characters: shorter ones would mask
 //! ordinary words. User names, challenges, nonces and message contents are not secrets and
-//! are kept.
+//! are kept as they are, even when a password happens to equal a user name or a word in a
+//! message (masking those would hide who logged in while telling the reader the password).
 
 use crate::session::{Direction, EventKind, SessionRecord};
 use base64::Engine as _;
@@ -244,12 +245,6 @@ fn scrub_free_text(rec: &mut SessionRecord, secrets: &[String]) {
     }
     if let Some(greeting) = rec.pop3.as_mut().and_then(|p| p.greeting.as_mut()) {
         scrub(greeting, secrets);
-    }
-    for c in &mut rec.credentials {
-        // A user name holding a secret is a client mistake worth hiding too.
-        if let Some(u) = c.username.as_mut() {
-            scrub(u, secrets);
-        }
     }
 }
 
