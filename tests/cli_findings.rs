@@ -330,3 +330,27 @@ fn run_level_findings_reach_the_document_the_ndjson_stream_and_the_table() {
     assert_eq!(doc["findings"][0]["severity"], "medium");
     let _ = std::fs::remove_file(pcap);
 }
+
+#[test]
+#[ignore = "needs the SMTP dissector; un-ignore once it is merged"]
+fn hashcat_line_for_smtp_cram_md5_recomputes_from_the_password() {
+    let file = temp_path("smtp-cram.txt");
+    let out = mailsift(&[
+        "export",
+        "--hashcat",
+        &file.display().to_string(),
+        &capture("smtp-auth-cram-md5.pcap"),
+    ]);
+    assert_eq!(status(&out), 0, "{}", stderr(&out));
+    let text = std::fs::read_to_string(&file).expect("hashcat file");
+    let _ = std::fs::remove_file(&file);
+    let line = text.trim_end();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let rest = line.strip_prefix("$cram_md5$").expect("mode 10200 line");
+    let (challenge, response) = rest.split_once('$').expect("two fields");
+    let challenge = STANDARD.decode(challenge).expect("base64");
+    let response = String::from_utf8(STANDARD.decode(response).expect("base64")).unwrap();
+    let (user, digest) = response.rsplit_once(' ').expect("user SP digest");
+    assert_eq!(user, "alice@mailsift.test");
+    assert_eq!(digest, hmac_md5_hex("Wonderland-42", &challenge));
+}

@@ -241,3 +241,136 @@ fn stls_accepted_then_no_tls_is_a_failed_upgrade() {
     assert!(rules.contains(&"starttls-failed"), "{rules:?}");
     assert!(!rules.contains(&"starttls-not-used"));
 }
+
+// ----- SMTP: these need the SMTP dissector (the branch still has a line transcript for SMTP);
+// ----- run them with `cargo test -- --ignored` once it is merged, then drop the `ignore`.
+
+fn rules_per_session(sessions: &[SessionRecord]) -> Vec<Vec<&str>> {
+    sessions
+        .iter()
+        .map(|r| r.findings.iter().map(|f| f.rule.as_str()).collect())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the SMTP dissector; un-ignore once it is merged"]
+fn smtp_captures_findings() {
+    let plain = capture("smtp-auth-plain.pcap");
+    assert_eq!(
+        creds(&plain[0]),
+        [cred(
+            "PLAIN",
+            "alice@mailsift.test",
+            Some("Wonderland-42"),
+            true
+        )]
+    );
+    assert_eq!(
+        creds(&plain[1]),
+        [cred("PLAIN", "bob", Some("Builder-7"), true)]
+    );
+    let cleartext_auth = vec![
+        "starttls-not-used",
+        "auth-without-tls",
+        "cleartext-password",
+    ];
+    assert_eq!(
+        rules_per_session(&plain),
+        [cleartext_auth.clone(), cleartext_auth.clone()]
+    );
+    assert_eq!(plain[0].findings[0].severity, Severity::Medium);
+
+    let login = capture("smtp-auth-login.pcap");
+    assert_eq!(
+        creds(&login[0]),
+        [cred("LOGIN", "bob", Some("Builder-7"), true)]
+    );
+    assert_eq!(
+        rules_per_session(&login),
+        [cleartext_auth.clone(), cleartext_auth.clone()]
+    );
+
+    let fail = capture("smtp-auth-fail.pcap");
+    assert_eq!(
+        creds(&fail[0]),
+        [
+            cred(
+                "PLAIN",
+                "alice@mailsift.test",
+                Some("Not-The-Password-0"),
+                false
+            ),
+            cred("PLAIN", "alice@mailsift.test", Some("Wonderland-42"), true)
+        ]
+    );
+    assert_eq!(
+        rules_per_session(&fail),
+        [
+            vec![
+                "starttls-not-used",
+                "auth-without-tls",
+                "cleartext-password",
+                "login-after-failures"
+            ],
+            cleartext_auth
+        ]
+    );
+
+    let cram = capture("smtp-auth-cram-md5.pcap");
+    assert_eq!(
+        rules_per_session(&cram),
+        [vec![
+            "starttls-not-used",
+            "auth-without-tls",
+            "crackable-challenge-response"
+        ]]
+    );
+
+    // No AUTH on port 25, STARTTLS offered and ignored: low.
+    let smtp_plain = capture("smtp-plain.pcap");
+    assert_eq!(rules_per_session(&smtp_plain), [vec!["starttls-not-used"]]);
+    assert_eq!(smtp_plain[0].findings[0].severity, Severity::Low);
+
+    for name in ["smtp-starttls.pcap", "smtps-465.pcap"] {
+        for r in capture(name) {
+            assert_eq!(findings(&r), [], "{name}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs the SMTP dissector; un-ignore once it is merged"]
+fn smtp_big_base64_attachment_after_a_login_gives_exactly_one_credential() {
+    let message = message_with_big_attachment();
+    let pkts = Conversation::new(
+        "198.51.100.22:50002".parse().unwrap(),
+        "192.0.2.25:587".parse().unwrap(),
+    )
+    .server("220 mail.example.test ESMTP\r\n")
+    .client("EHLO client.example.test\r\n")
+    .server("250-mail.example.test\r\n250 AUTH PLAIN LOGIN\r\n")
+    .client("AUTH PLAIN AGJvYgBCdWlsZGVyLTc=\r\n")
+    .server("235 2.7.0 Authentication successful\r\n")
+    .client("MAIL FROM:<bob@example.test>\r\n")
+    .server("250 2.1.0 Ok\r\n")
+    .client("RCPT TO:<alice@example.test>\r\n")
+    .server("250 2.1.5 Ok\r\n")
+    .client("DATA\r\n")
+    .server("354 End data with <CR><LF>.<CR><LF>\r\n")
+    .client(format!("{message}.\r\n"))
+    .server("250 2.0.0 Ok: queued\r\n")
+    .client("QUIT\r\n")
+    .server("221 2.0.0 Bye\r\n")
+    .packets();
+    let s = run_packets("smtp-big-attachment.pcap", &pkts);
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        creds(&s[0]),
+        [cred("PLAIN", "bob", Some("Builder-7"), true)]
+    );
+    assert_eq!(s[0].messages.len(), 1);
+    assert_eq!(
+        rules_per_session(&s),
+        [vec!["auth-without-tls", "cleartext-password"]]
+    );
+}
