@@ -200,7 +200,14 @@ fn events_in_time_order(rec: &SessionRecord) -> Vec<&Event> {
     events
 }
 
-/// Traffic text made safe for a one-line message: control characters escaped, length capped.
+/// Whether `c` reorders displayed text (bidirectional embeddings, overrides, isolates, marks):
+/// a hostile user name could otherwise make a message or table row read differently.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Traffic text made safe for a one-line message: control and bidirectional-control
+/// characters escaped, length capped.
 pub fn quoted(text: &str) -> String {
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
@@ -208,7 +215,7 @@ pub fn quoted(text: &str) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() {
+        if c.is_control() || is_bidi_control(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);

@@ -251,6 +251,15 @@ fn a_password_without_user_and_odd_names_stay_one_line() {
     assert!(f.iter().all(|f| !f.message.contains(['\n', '\u{1b}'])));
 }
 
+#[test]
+fn quoted_text_is_capped_and_cannot_reorder_a_line() {
+    assert_eq!(quoted("ali\u{202e}ce"), "ali\\u{202e}ce");
+    assert_eq!(quoted("Grüße"), "Grüße");
+    let long = quoted(&"x".repeat(200));
+    assert_eq!(long.chars().count(), MAX_QUOTED_CHARS + 1);
+    assert!(long.ends_with('…'));
+}
+
 // ----- crackable-challenge-response -----------------------------------------------------
 
 #[test]
