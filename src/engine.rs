@@ -521,6 +521,7 @@ fn finish(
             "flow table full: session ended early",
         );
     }
+    crate::findings::assess(rec);
     // Dissectors may parse one side ahead of the other; present events in capture-time order.
     rec.events.sort_by_key(|e| e.ts);
     stats.reassembly.add(conn.streams.client.stats());

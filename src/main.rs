@@ -4,11 +4,14 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mailsift::capture::InputSummary;
 use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
+use mailsift::findings::{DEFAULT_BRUTE_FORCE_THRESHOLD, RunFinding};
 use mailsift::limits::Limits;
 use mailsift::output::extract::{ExtractError, Extractor};
+use mailsift::output::hashcat::{HashcatSummary, HashcatWriter, mode_name};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
+use mailsift::output::review::{Review, ReviewOptions, ReviewReport};
 use mailsift::output::table::SessionTable;
-use mailsift::session::{MessageBlob, SessionRecord};
+use mailsift::session::{MessageBlob, SessionRecord, Severity};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -63,16 +66,109 @@ struct LimitArgs {
     max_message_bytes: usize,
 }
 
+/// Exit status when `--fail-on` is given and a finding reaches its severity.
+const EXIT_FINDINGS: u8 = 3;
+
+/// A finding severity on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SeverityArg {
+    Info,
+    Low,
+    Medium,
+    High,
+}
+
+impl From<SeverityArg> for Severity {
+    fn from(s: SeverityArg) -> Severity {
+        match s {
+            SeverityArg::Info => Severity::Info,
+            SeverityArg::Low => Severity::Low,
+            SeverityArg::Medium => Severity::Medium,
+            SeverityArg::High => Severity::High,
+        }
+    }
+}
+
+#[derive(Args)]
+struct ReviewArgs {
+    /// Write crackable challenge-response exchanges (CRAM-MD5, APOP, NTLM) as hashcat input
+    /// lines to FILE; the modes are listed on standard error.
+    #[arg(long, value_name = "FILE", conflicts_with = "redact")]
+    hashcat: Option<PathBuf>,
+    /// Mask passwords, tokens and challenge responses in every output.
+    #[arg(long)]
+    redact: bool,
+    /// Exit with status 3 when a finding of this severity or higher exists.
+    #[arg(long, value_name = "SEVERITY", value_enum)]
+    fail_on: Option<SeverityArg>,
+    /// Failed logins from one client IP that make a brute-force finding.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BRUTE_FORCE_THRESHOLD,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    brute_force_threshold: u64,
+}
+
+impl ReviewArgs {
+    fn review(&self, tables: bool) -> Result<Review> {
+        let review = Review::new(ReviewOptions {
+            redact: self.redact,
+            brute_force_threshold: self.brute_force_threshold,
+            tables,
+        });
+        Ok(match &self.hashcat {
+            None => review,
+            Some(path) => {
+                let w = HashcatWriter::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                review.with_hashcat(w)
+            }
+        })
+    }
+
+    /// Reports the hashcat file on standard error; a write failure is an error.
+    fn report_hashcat(&self, outcome: Option<io::Result<HashcatSummary>>) -> Result<()> {
+        let (Some(path), Some(outcome)) = (&self.hashcat, outcome) else {
+            return Ok(());
+        };
+        let summary = outcome.with_context(|| format!("cannot write {}", path.display()))?;
+        let path = path.display();
+        if summary.total() == 0 {
+            print_error(&format!(
+                "hashcat: no crackable challenge-response exchange; {path} is empty"
+            ));
+            return Ok(());
+        }
+        let modes: Vec<String> = summary
+            .lines_per_mode
+            .iter()
+            .map(|(mode, n)| format!("{n} for -m {mode} ({})", mode_name(*mode)))
+            .collect();
+        print_error(&format!(
+            "hashcat: {} lines in {path}: {}",
+            summary.total(),
+            modes.join(", ")
+        ));
+        Ok(())
+    }
+
+    fn fails(&self, report: &ReviewReport) -> bool {
+        self.fail_on.is_some_and(|s| report.fails(s.into()))
+    }
+}
+
 #[derive(Args)]
 struct AnalyzeArgs {
     #[command(flatten)]
     input: InputArgs,
+    #[command(flatten)]
+    review: ReviewArgs,
 }
 
 #[derive(Args)]
 struct ExportArgs {
     #[command(flatten)]
     input: InputArgs,
+    #[command(flatten)]
+    review: ReviewArgs,
     /// Write JSON here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -110,6 +206,8 @@ struct SniffArgs {
     /// Bytes kept of each packet.
     #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
     snaplen: u32,
+    #[command(flatten)]
+    review: ReviewArgs,
 }
 
 fn config_from(input: &InputArgs) -> Result<EngineConfig> {
@@ -142,10 +240,17 @@ struct CliSink {
     error: Option<io::Error>,
     /// First extraction error; extraction stops after it.
     extract_error: Option<ExtractError>,
+    /// Sees every session first (findings, hashcat, redaction).
+    review: Review,
 }
 
 impl CliSink {
-    fn new(table: Option<SessionTable>, json: JsonOut, input: &InputArgs) -> Result<Self> {
+    fn new(
+        table: Option<SessionTable>,
+        json: JsonOut,
+        input: &InputArgs,
+        review: Review,
+    ) -> Result<Self> {
         let extractor = match &input.extract {
             Some(dir) => Some(Extractor::create(dir)?),
             None => None,
@@ -156,6 +261,7 @@ impl CliSink {
             extractor,
             error: None,
             extract_error: None,
+            review,
         })
     }
 
@@ -179,7 +285,8 @@ impl CliSink {
 }
 
 impl SessionSink for CliSink {
-    fn session(&mut self, rec: SessionRecord) {
+    fn session(&mut self, mut rec: SessionRecord) {
+        self.review.session(&mut rec);
         if let Some(t) = self.table.as_mut() {
             t.add(&rec);
         }
@@ -221,11 +328,22 @@ fn run_inputs(input: &InputArgs, sink: &mut CliSink) -> Result<engine::RunSummar
     Ok(summary)
 }
 
-fn finish_json(json: JsonOut, inputs: &[InputSummary], stats: &EngineStats) -> io::Result<()> {
+fn finish_json(
+    json: JsonOut,
+    inputs: &[InputSummary],
+    stats: &EngineStats,
+    run_findings: Vec<RunFinding>,
+) -> io::Result<()> {
     match json {
         JsonOut::None => Ok(()),
-        JsonOut::Document(w) => w.finish(inputs, stats).map(|_| ()),
-        JsonOut::Ndjson(w) => w.finish().map(|_| ()),
+        JsonOut::Document(mut w) => {
+            w.run_findings(run_findings);
+            w.finish(inputs, stats).map(|_| ())
+        }
+        JsonOut::Ndjson(mut w) => {
+            w.run_findings(&run_findings)?;
+            w.finish().map(|_| ())
+        }
     }
 }
 
@@ -237,27 +355,65 @@ fn ok_unless_real(r: io::Result<()>) -> Result<()> {
     }
 }
 
+/// Prints the sessions table, then the credentials and findings tables.
+fn print_tables(
+    table: &mut SessionTable,
+    stats: &EngineStats,
+    report: &mut ReviewReport,
+) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "Sessions ({})", table.len())?;
+    writeln!(out, "{}", table.render())?;
+    writeln!(
+        out,
+        "{} packets, {} mail packets, {} sessions, {} bytes missing",
+        stats.packets, stats.mail_packets, stats.sessions, stats.reassembly.missing
+    )?;
+    if let Some(creds) = report.credentials.as_mut() {
+        if creds.is_empty() {
+            writeln!(out, "\nCredentials: none seen")?;
+        } else {
+            writeln!(
+                out,
+                "\nCredentials ({} attempts in {} rows)",
+                creds.attempts(),
+                creds.len()
+            )?;
+            writeln!(out, "{}", creds.render())?;
+            if creds.not_shown() > 0 {
+                writeln!(out, "({} more attempts not shown)", creds.not_shown())?;
+            }
+        }
+    }
+    if let Some(findings) = report.findings.as_mut() {
+        if findings.is_empty() {
+            writeln!(out, "\nFindings: none")?;
+        } else {
+            writeln!(out, "\nFindings ({})", findings.summary())?;
+            writeln!(out, "{}", findings.render())?;
+            if findings.not_shown() > 0 {
+                writeln!(out, "({} more findings not shown)", findings.not_shown())?;
+            }
+        }
+    }
+    out.flush()
+}
+
 fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
-    let mut sink = CliSink::new(Some(SessionTable::new()), JsonOut::None, &args.input)?;
+    let review = args.review.review(true)?;
+    let mut sink = CliSink::new(
+        Some(SessionTable::new()),
+        JsonOut::None,
+        &args.input,
+        review,
+    )?;
     let summary = run_inputs(&args.input, &mut sink)?;
     sink.finish_extraction()?;
-    let mut out = io::stdout().lock();
+    let mut report = sink.review.finish();
+    args.review.report_hashcat(report.hashcat.take())?;
     let mut table = sink.table.take().unwrap_or_default();
-    let r = (|| -> io::Result<()> {
-        writeln!(out, "Sessions ({})", table.len())?;
-        writeln!(out, "{}", table.render())?;
-        writeln!(
-            out,
-            "{} packets, {} mail packets, {} sessions, {} bytes missing",
-            summary.stats.packets,
-            summary.stats.mail_packets,
-            summary.stats.sessions,
-            summary.stats.reassembly.missing
-        )?;
-        out.flush()
-    })();
-    ok_unless_real(r)?;
-    Ok(exit_code(&summary))
+    ok_unless_real(print_tables(&mut table, &summary.stats, &mut report))?;
+    Ok(exit_code(&summary, args.review.fails(&report)))
 }
 
 fn export(args: ExportArgs) -> Result<ExitCode> {
@@ -272,23 +428,35 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     } else {
         JsonOut::Document(DocumentWriter::new(out)?)
     };
-    let mut sink = CliSink::new(None, json, &args.input)?;
+    let review = args.review.review(false)?;
+    let mut sink = CliSink::new(None, json, &args.input, review)?;
     let summary = run_inputs(&args.input, &mut sink)?;
     sink.finish_extraction()?;
+    let mut report = sink.review.finish();
+    args.review.report_hashcat(report.hashcat.take())?;
+    let fails = args.review.fails(&report);
     if let Some(e) = sink.error.take() {
         ok_unless_real(Err(e))?;
-        return Ok(exit_code(&summary));
+        return Ok(exit_code(&summary, fails));
     }
-    ok_unless_real(finish_json(sink.json, &summary.inputs, &summary.stats))?;
-    Ok(exit_code(&summary))
+    ok_unless_real(finish_json(
+        sink.json,
+        &summary.inputs,
+        &summary.stats,
+        report.run_findings,
+    ))?;
+    Ok(exit_code(&summary, fails))
 }
 
-fn exit_code(summary: &engine::RunSummary) -> ExitCode {
-    if summary.any_input_read() {
-        ExitCode::SUCCESS
-    } else {
+/// 1 when no input could be read, else 3 when `--fail-on` was reached, else 0.
+fn exit_code(summary: &engine::RunSummary, findings_fail: bool) -> ExitCode {
+    if !summary.any_input_read() {
         print_error("no input could be read");
         ExitCode::FAILURE
+    } else if findings_fail {
+        ExitCode::from(EXIT_FINDINGS)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -350,6 +518,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         extractor: None,
         error: None,
         extract_error: None,
+        review: args.review.review(!args.ndjson)?,
     };
     let mut engine = engine::Engine::new(config);
     let mut src: Box<dyn PacketSource> = match args.count {
@@ -361,21 +530,18 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         print_error(e);
     }
     let stats = engine.finish(&mut sink);
+    let mut report = sink.review.finish();
+    args.review.report_hashcat(report.hashcat.take())?;
     if let Some(e) = sink.error.take() {
         ok_unless_real(Err(e))?;
     }
-    ok_unless_real(finish_json(sink.json, &[input], &stats))?;
+    let run_findings = std::mem::take(&mut report.run_findings);
+    ok_unless_real(finish_json(sink.json, &[input], &stats, run_findings))?;
     if let Some(mut table) = sink.table.take() {
-        let mut out = io::stdout().lock();
-        ok_unless_real((|| -> io::Result<()> {
-            writeln!(out, "Sessions ({})", table.len())?;
-            writeln!(out, "{}", table.render())?;
-            writeln!(
-                out,
-                "{} packets, {} mail packets, {} sessions",
-                stats.packets, stats.mail_packets, stats.sessions
-            )
-        })())?;
+        ok_unless_real(print_tables(&mut table, &stats, &mut report))?;
+    }
+    if args.review.fails(&report) {
+        return Ok(ExitCode::from(EXIT_FINDINGS));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,10 @@
 //! Outputs: they read finished session records and never parse traffic.
 
+pub mod credentials;
 pub mod extract;
+pub mod findings;
+pub mod hashcat;
 pub mod json;
+pub mod redact;
+pub mod review;
 pub mod table;

@@ -20,7 +20,8 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-fn new_table(header: &[&str]) -> Table {
+/// A table in the house style with the given header.
+pub(crate) fn new_table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
