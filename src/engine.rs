@@ -523,7 +523,11 @@ fn finish(
     }
     crate::findings::assess(rec);
     // Dissectors may parse one side ahead of the other; present events in capture-time order.
-    rec.events.sort_by_key(|e| e.ts);
+    // Ties (same packet time on both sides, common on loopback) break by side, so the order
+    // never depends on which direction the capture delivered first.
+    rec.events.sort_by_key(|e| (e.ts, e.from));
+    rec.anomalies
+        .sort_by(|a, b| (a.ts, a.from, &a.kind).cmp(&(b.ts, b.from, &b.kind)));
     stats.reassembly.add(conn.streams.client.stats());
     stats.reassembly.add(conn.streams.server.stats());
     stats.sessions += 1;

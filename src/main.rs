@@ -6,6 +6,7 @@ use mailsift::capture::InputSummary;
 use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
 use mailsift::findings::{DEFAULT_BRUTE_FORCE_THRESHOLD, RunFinding};
 use mailsift::limits::Limits;
+use mailsift::output::activity::ActivityTables;
 use mailsift::output::extract::{ExtractError, Extractor};
 use mailsift::output::hashcat::{HashcatSummary, HashcatWriter, mode_name};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
@@ -234,6 +235,8 @@ enum JsonOut {
 
 struct CliSink {
     table: Option<SessionTable>,
+    /// SMTP, POP3 and message tables, kept alongside the sessions table.
+    activity: Option<ActivityTables>,
     json: JsonOut,
     extractor: Option<Extractor>,
     /// First write error; later sessions are dropped once output failed.
@@ -256,6 +259,7 @@ impl CliSink {
             None => None,
         };
         Ok(CliSink {
+            activity: table.as_ref().map(|_| ActivityTables::new()),
             table,
             json,
             extractor,
@@ -288,6 +292,9 @@ impl SessionSink for CliSink {
     fn session(&mut self, mut rec: SessionRecord) {
         self.review.session(&mut rec);
         if let Some(t) = self.table.as_mut() {
+            t.add(&rec);
+        }
+        if let Some(t) = self.activity.as_mut() {
             t.add(&rec);
         }
         if self.error.is_some() {
@@ -358,6 +365,7 @@ fn ok_unless_real(r: io::Result<()>) -> Result<()> {
 /// Prints the sessions table, then the credentials and findings tables.
 fn print_tables(
     table: &mut SessionTable,
+    activity: &mut ActivityTables,
     stats: &EngineStats,
     report: &mut ReviewReport,
 ) -> io::Result<()> {
@@ -369,6 +377,7 @@ fn print_tables(
         "{} packets, {} mail packets, {} sessions, {} bytes missing",
         stats.packets, stats.mail_packets, stats.sessions, stats.reassembly.missing
     )?;
+    write!(out, "{}", activity.render())?;
     if let Some(creds) = report.credentials.as_mut() {
         if creds.is_empty() {
             writeln!(out, "\nCredentials: none seen")?;
@@ -412,7 +421,13 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take())?;
     let mut table = sink.table.take().unwrap_or_default();
-    ok_unless_real(print_tables(&mut table, &summary.stats, &mut report))?;
+    let mut activity = sink.activity.take().unwrap_or_default();
+    ok_unless_real(print_tables(
+        &mut table,
+        &mut activity,
+        &summary.stats,
+        &mut report,
+    ))?;
     Ok(exit_code(&summary, args.review.fails(&report)))
 }
 
@@ -513,6 +528,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     };
     let table = (!args.ndjson).then(SessionTable::new);
     let mut sink = CliSink {
+        activity: table.as_ref().map(|_| ActivityTables::new()),
         table,
         json,
         extractor: None,
@@ -538,7 +554,8 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     let run_findings = std::mem::take(&mut report.run_findings);
     ok_unless_real(finish_json(sink.json, &[input], &stats, run_findings))?;
     if let Some(mut table) = sink.table.take() {
-        ok_unless_real(print_tables(&mut table, &stats, &mut report))?;
+        let mut activity = sink.activity.take().unwrap_or_default();
+        ok_unless_real(print_tables(&mut table, &mut activity, &stats, &mut report))?;
     }
     if args.review.fails(&report) {
         return Ok(ExitCode::from(EXIT_FINDINGS));

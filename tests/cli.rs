@@ -38,6 +38,28 @@ fn analyze_prints_a_sessions_table() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("Sessions (2)"), "{out}");
     assert!(out.contains("127.0.0.1:110"), "{out}");
+    assert!(out.contains("POP3 sessions (2)"), "{out}");
+}
+
+#[test]
+fn analyze_shows_smtp_pop3_and_message_tables() {
+    let a = captures_dir().join("smtp-mime.pcap");
+    let b = captures_dir().join("pop3-mailbox.pcap");
+    let o = mailsift(&["analyze", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "SMTP sessions (1)",
+        "client.mailsift.test",
+        "POP3 sessions (1)",
+        "2 [4, 5] committed",
+        "Messages (7)",
+        "Grüße aus Köln – Test mit Anhängen",
+        "logo.png",
+        "pop3 TOP",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Outputs: they read finished session records and never parse traffic.
 
+pub mod activity;
 pub mod credentials;
 pub mod extract;
 pub mod findings;
