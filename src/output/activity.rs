@@ -89,7 +89,7 @@ impl Rows {
     }
 
     fn render(&mut self, header: &[&str], right: &[usize]) -> String {
-        self.rows.sort_by(|a, b| a.0.cmp(&b.0));
+        self.rows.sort_by_key(|r| r.0);
         let mut t = new_table(header);
         for (_, cells) in &self.rows {
             t.add_row(cells.iter().map(Cell::new));
