@@ -50,6 +50,10 @@ struct InputArgs {
     /// Write every message (.eml) and attachment into a new run folder under DIR, with a manifest.json.
     #[arg(long, value_name = "DIR")]
     extract: Option<PathBuf>,
+    /// Threads decoding messages beside the one reading packets (default: one per core);
+    /// 1 does everything on one thread. The output is the same for any number.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -229,8 +233,8 @@ fn config_from(input: &InputArgs) -> Result<EngineConfig> {
 /// Where finished sessions go for one command.
 enum JsonOut {
     None,
-    Document(DocumentWriter<Box<dyn Write>>),
-    Ndjson(NdjsonWriter<Box<dyn Write>>),
+    Document(DocumentWriter<Box<dyn Write + Send>>),
+    Ndjson(NdjsonWriter<Box<dyn Write + Send>>),
 }
 
 struct CliSink {
@@ -329,9 +333,18 @@ fn print_error(line: &str) {
 fn run_inputs(input: &InputArgs, sink: &mut CliSink) -> Result<engine::RunSummary> {
     let config = config_from(input)?;
     let mut filter = engine::build_filter(input.bpf.as_deref())?;
-    let summary = engine::run_files(&input.captures, config, &mut filter, sink, &mut |e| {
-        print_error(e)
-    });
+    let threads = match input.threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let summary = engine::run_files_threaded(
+        &input.captures,
+        config,
+        threads,
+        &mut filter,
+        sink,
+        &mut |e| print_error(e),
+    );
     Ok(summary)
 }
 
@@ -432,7 +445,7 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
 }
 
 fn export(args: ExportArgs) -> Result<ExitCode> {
-    let out: Box<dyn Write> = match &args.output {
+    let out: Box<dyn Write + Send> = match &args.output {
         Some(p) => Box::new(BufWriter::new(
             File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),

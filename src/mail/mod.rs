@@ -17,7 +17,10 @@ mod mime;
 mod transfer;
 mod urls;
 
-pub use collector::{Envelope, MessageCollector};
+pub use collector::{
+    DecodeOutput, DecodeSlot, DecodeWork, DeferredMessage, DeferredState, Envelope,
+    MessageCollector, resolve_deferred,
+};
 pub use headers::{AddressRecord, HeaderField, HeaderSummary, ReceivedHop};
 pub use mime::{
     AttachmentContent, AttachmentRecord, DecodedMessage, MimeProblem, MimeSummary, PartRecord,
