@@ -37,7 +37,7 @@ const BASE64_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// A multipart message: a text part with URLs and a base64 attachment of 6 to 60 KiB.
-fn message(rng: &mut Rng, n: usize) -> String {
+pub fn message(rng: &mut Rng, n: usize) -> String {
     let mut body = String::new();
     body.push_str(&format!(
         "From: Sender {n} <sender{n}@example.test>\r\nTo: rcpt{n}@example.test\r\n\
