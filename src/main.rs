@@ -18,6 +18,11 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: MIME decoding allocates and frees many short-lived
+/// buffers on several threads, and glibc's malloc spent about 8% of an export's CPU on them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Turns network captures into readable, trustworthy accounts of SMTP and POP3 traffic.
 #[derive(Parser)]
 #[command(name = "mailsift", version, about, max_term_width = 100)]
