@@ -352,7 +352,7 @@ impl<'l> Walk<'l> {
             depth: 0,
             complete,
         }];
-        let mut visited: HashSet<(usize, u32)> = HashSet::new();
+        let mut visited: HashSet<(usize, u32), foldhash::fast::RandomState> = HashSet::default();
         while let Some(item) = stack.pop() {
             match item {
                 Item::Message {

@@ -10,7 +10,7 @@ const MAX_URL_LEN: usize = 4096;
 /// Collects URLs across a message's text parts.
 #[derive(Debug)]
 pub(crate) struct UrlCollector {
-    seen: HashSet<String>,
+    seen: HashSet<String, foldhash::fast::RandomState>,
     urls: Vec<String>,
     max: usize,
     /// More distinct URLs were found than `max`.
@@ -21,7 +21,7 @@ impl UrlCollector {
     /// A collector keeping at most `max` distinct URLs.
     pub(crate) fn new(max: usize) -> Self {
         UrlCollector {
-            seen: HashSet::new(),
+            seen: HashSet::default(),
             urls: Vec::new(),
             max,
             truncated: false,
