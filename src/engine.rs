@@ -355,6 +355,7 @@ fn new_flow(
     let mut rec = SessionRecord::new(index, protocol, client, server, ts);
     rec.max_events = l.max_events_per_session;
     rec.defer_decoding = defer_decoding;
+    rec.content_hashes = l.content_hashes;
     let conn = TcpConnection::new(
         client,
         server,

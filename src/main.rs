@@ -335,8 +335,14 @@ fn print_error(line: &str) {
     eprintln!("mailsift: {line}");
 }
 
-fn run_inputs(input: &InputArgs, sink: &mut CliSink) -> Result<engine::RunSummary> {
-    let config = config_from(input)?;
+/// Runs the inputs into `sink`; `content_hashes` is off when no output shows message hashes.
+fn run_inputs(
+    input: &InputArgs,
+    sink: &mut CliSink,
+    content_hashes: bool,
+) -> Result<engine::RunSummary> {
+    let mut config = config_from(input)?;
+    config.limits.content_hashes = content_hashes;
     let mut filter = engine::build_filter(input.bpf.as_deref())?;
     let threads = match input.threads {
         Some(n) => usize::from(n),
@@ -434,7 +440,8 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         &args.input,
         review,
     )?;
-    let summary = run_inputs(&args.input, &mut sink)?;
+    // The tables show no hash, and extraction hashes the files it writes itself.
+    let summary = run_inputs(&args.input, &mut sink, false)?;
     sink.finish_extraction()?;
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take())?;
@@ -463,7 +470,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     };
     let review = args.review.review(false)?;
     let mut sink = CliSink::new(None, json, &args.input, review)?;
-    let summary = run_inputs(&args.input, &mut sink)?;
+    let summary = run_inputs(&args.input, &mut sink, true)?;
     sink.finish_extraction()?;
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take())?;
@@ -523,7 +530,11 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         ports.add_spec(spec)?;
     }
     let config = EngineConfig {
-        limits: Limits::default(),
+        limits: Limits {
+            // Tables show no hash; NDJSON lines carry them.
+            content_hashes: args.ndjson,
+            ..Limits::default()
+        },
         ports,
     };
     let src = LiveSource::open(&device, args.snaplen, !args.no_promisc, args.bpf.as_deref())?;

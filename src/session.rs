@@ -466,6 +466,9 @@ pub struct SessionRecord {
     /// Messages whose decoding was left for later; resolved before the session is reported.
     #[serde(skip)]
     pub deferred: Vec<crate::mail::DeferredMessage>,
+    /// Whether messages, parts and attachments are hashed (see [`crate::limits::Limits::content_hashes`]).
+    #[serde(skip)]
+    pub content_hashes: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -506,6 +509,7 @@ impl SessionRecord {
             max_events: usize::MAX,
             defer_decoding: false,
             deferred: Vec::new(),
+            content_hashes: true,
         }
     }
 

@@ -143,6 +143,7 @@ impl MessageCollector {
             mime: None,
         });
         let work = DecodeWork {
+            hashes: rec.content_hashes,
             hasher: self.overflowed.then_some(self.hasher),
             kept: self.kept,
             complete: complete && !truncated,
@@ -167,6 +168,8 @@ impl MessageCollector {
 /// The costly half of finishing a message: hashing it and decoding its MIME structure.
 #[derive(Debug, Clone)]
 pub struct DecodeWork {
+    /// Whether the message and its parts are hashed.
+    hashes: bool,
     /// The hash so far when the content outgrew `kept`; `None` when `kept` is all of it.
     hasher: Option<Sha256>,
     kept: Vec<u8>,
@@ -185,14 +188,16 @@ pub struct DecodeOutput {
 
 impl DecodeWork {
     /// Hashes and decodes the message (the part that may run on another thread).
-    pub fn run(self) -> DecodeOutput {
-        let digest = match self.hasher {
-            Some(h) => h.finalize(),
-            None => Sha256::digest(&self.kept),
+    pub fn run(mut self) -> DecodeOutput {
+        let sha256 = match (self.hashes, self.hasher) {
+            (false, _) => String::new(),
+            (true, Some(h)) => hex::encode(h.finalize()),
+            (true, None) => hex::encode(Sha256::digest(&self.kept)),
         };
+        self.mime.content_hashes &= self.hashes;
         let decoded = decode(&self.kept, self.complete, &self.mime, self.keep_bytes);
         DecodeOutput {
-            sha256: hex::encode(digest),
+            sha256,
             decoded,
             kept: self.keep_bytes.then_some(self.kept),
         }
