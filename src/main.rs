@@ -14,7 +14,7 @@ use mailsift::output::review::{Review, ReviewOptions, ReviewReport};
 use mailsift::output::table::SessionTable;
 use mailsift::session::{MessageBlob, SessionRecord, Severity};
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -393,9 +393,15 @@ fn print_tables(
     stats: &EngineStats,
     report: &mut ReviewReport,
 ) -> io::Result<()> {
-    let mut out = io::stdout().lock();
+    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     writeln!(out, "Sessions ({})", table.len())?;
-    writeln!(out, "{}", table.render())?;
+    if io::stdout().is_terminal() {
+        writeln!(out, "{}", table.render())?;
+    } else {
+        // The same text, streamed: a big capture's table is not built in memory first.
+        table.write_plain(&mut out)?;
+        writeln!(out)?;
+    }
     writeln!(
         out,
         "{} packets, {} mail packets, {} sessions, {} bytes missing",
