@@ -508,7 +508,14 @@ fn pass_blobs(rec: &mut SessionRecord, sink: &mut dyn SessionSink) {
 
 /// Hands the messages `rec` left for later to the decoding workers.
 fn submit_deferred(rec: &mut SessionRecord, offload: &Offload) {
-    for d in &mut rec.deferred {
+    // Messages are only ever appended, so those not yet handed on are at the end: a long
+    // session with thousands of messages costs nothing per packet for the earlier ones.
+    let first_waiting = rec
+        .deferred
+        .iter()
+        .rposition(|d| !d.is_waiting())
+        .map_or(0, |i| i + 1);
+    for d in rec.deferred.iter_mut().skip(first_waiting) {
         let slot = DecodeSlot::default();
         if let Some(work) = d.submit(slot.clone())
             && let Err(std::sync::mpsc::SendError((work, slot))) = offload.jobs.send((work, slot))

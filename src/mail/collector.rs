@@ -227,6 +227,11 @@ pub struct DeferredMessage {
 }
 
 impl DeferredMessage {
+    /// Whether the work is still here (not yet handed to another thread).
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.state, DeferredState::Waiting(_))
+    }
+
     /// Takes the work out for another thread, leaving `slot` to wait on; `None` if already taken.
     pub fn submit(&mut self, slot: DecodeSlot) -> Option<DecodeWork> {
         match std::mem::replace(&mut self.state, DeferredState::Submitted(slot)) {
