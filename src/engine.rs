@@ -152,6 +152,40 @@ type MailFlow = Flow<MailSession>;
 struct Offload {
     jobs: SyncSender<(DecodeWork, DecodeSlot)>,
     done: SyncSender<SessionRecord>,
+    queued: Arc<QueuedBytes>,
+}
+
+/// Message bytes waiting in the decoding queue, bounded so that a run of huge messages cannot
+/// pile up in memory while the workers are busy.
+struct QueuedBytes {
+    bytes: Mutex<usize>,
+    freed: std::sync::Condvar,
+    limit: usize,
+}
+
+impl QueuedBytes {
+    fn new(limit: usize) -> Self {
+        QueuedBytes {
+            bytes: Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+            limit,
+        }
+    }
+
+    /// Waits until `n` more bytes fit (a message larger than the limit waits for an empty queue).
+    fn acquire(&self, n: usize) {
+        let mut queued = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        while *queued > 0 && *queued + n > self.limit {
+            queued = self.freed.wait(queued).unwrap_or_else(|p| p.into_inner());
+        }
+        *queued += n;
+    }
+
+    fn release(&self, n: usize) {
+        let mut queued = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        *queued = queued.saturating_sub(n);
+        self.freed.notify_all();
+    }
 }
 
 /// Drives packets through the pipeline into finished sessions.
@@ -517,11 +551,14 @@ fn submit_deferred(rec: &mut SessionRecord, offload: &Offload) {
         .map_or(0, |i| i + 1);
     for d in rec.deferred.iter_mut().skip(first_waiting) {
         let slot = DecodeSlot::default();
-        if let Some(work) = d.submit(slot.clone())
-            && let Err(std::sync::mpsc::SendError((work, slot))) = offload.jobs.send((work, slot))
-        {
-            // No worker left to take it: do it here.
-            slot.fill(work);
+        if let Some(work) = d.submit(slot.clone()) {
+            let len = work.len();
+            offload.queued.acquire(len);
+            if let Err(std::sync::mpsc::SendError((work, slot))) = offload.jobs.send((work, slot)) {
+                // No worker left to take it: do it here.
+                offload.queued.release(len);
+                slot.fill(work);
+            }
         }
     }
 }
@@ -684,6 +721,9 @@ fn run_one_file(
     }
 }
 
+/// Message bytes that may wait for a decoding worker at once (beyond the ones being decoded).
+const QUEUED_MESSAGE_BYTES: usize = 64 << 20;
+
 /// A sink for the engine side of a threaded run, which reports sessions through its reporter.
 struct NoSink;
 
@@ -712,13 +752,18 @@ pub fn run_files_threaded(
         // Bounded queues keep memory flat: the reader waits when decoding falls behind.
         let (jobs, job_queue) = sync_channel::<(DecodeWork, DecodeSlot)>(threads * 4);
         let job_queue = Arc::new(Mutex::new(job_queue));
+        let queued = Arc::new(QueuedBytes::new(QUEUED_MESSAGE_BYTES));
         for _ in 0..threads {
             let queue = Arc::clone(&job_queue);
+            let queued = Arc::clone(&queued);
             scope.spawn(move || {
                 loop {
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     match next {
-                        Ok((work, slot)) => slot.fill(work),
+                        Ok((work, slot)) => {
+                            queued.release(work.len());
+                            slot.fill(work);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -731,7 +776,7 @@ pub fn run_files_threaded(
             }
         });
         let mut engine = Engine::new(config);
-        engine.offload = Some(Offload { jobs, done });
+        engine.offload = Some(Offload { jobs, done, queued });
         let mut inputs = Vec::with_capacity(paths.len());
         for path in paths {
             inputs.push(run_one_file(

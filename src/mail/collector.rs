@@ -187,6 +187,16 @@ pub struct DecodeOutput {
 }
 
 impl DecodeWork {
+    /// Bytes of message content the work holds.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
     /// Hashes and decodes the message (the part that may run on another thread).
     pub fn run(mut self) -> DecodeOutput {
         let sha256 = match (self.hashes, self.hasher) {
