@@ -795,3 +795,32 @@ pub fn run_files_threaded(
         RunSummary { inputs, stats }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn queued_bytes_wait_for_room_but_admit_a_big_message_alone() {
+        let q = Arc::new(QueuedBytes::new(100));
+        // Larger than the limit, but the queue is empty: admitted at once.
+        q.acquire(250);
+        let admitted = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (q, admitted) = (Arc::clone(&q), Arc::clone(&admitted));
+            std::thread::spawn(move || {
+                q.acquire(10);
+                admitted.store(true, Ordering::SeqCst);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!admitted.load(Ordering::SeqCst), "admitted past the limit");
+        q.release(250);
+        waiter.join().expect("waiter");
+        assert!(admitted.load(Ordering::SeqCst));
+        q.acquire(90);
+        q.release(100);
+        assert_eq!(*q.bytes.lock().expect("lock"), 0);
+    }
+}
