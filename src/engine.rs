@@ -4,7 +4,9 @@
 //! per direction -> [`Dissector`] -> [`SessionRecord`] -> [`SessionSink`].
 //! All time comes from packet timestamps, so a capture always replays the same way.
 
-use crate::capture::{CaptureError, InputSummary, LinkType, Packet, PacketFilter, PacketSource};
+use crate::capture::{
+    CaptureError, InputSummary, LinkType, Packet, PacketFilter, PacketSource, SourceItem,
+};
 use crate::limits::Limits;
 use crate::mail::{DecodeSlot, DecodeWork, resolve_deferred};
 use crate::net::decode::{DecodeStats, Decoded, Decoder, TcpSegment};
@@ -226,8 +228,12 @@ impl Engine {
         let mut unsupported: BTreeSet<LinkType> = BTreeSet::new();
         let mut notes: Vec<String> = Vec::new();
         loop {
-            let pkt = match src.next_packet() {
-                Ok(Some(p)) => p,
+            let pkt = match src.next_item() {
+                Ok(Some(SourceItem::Packet(p))) => p,
+                Ok(Some(SourceItem::Idle(ts))) => {
+                    self.advance_clock(ts, sink);
+                    continue;
+                }
                 Ok(None) => break,
                 Err(e) => {
                     notes.push(e.to_string());
@@ -325,6 +331,26 @@ impl Engine {
         if !was_closed && let Some(at) = flow.conn.closed_at {
             flows.mark_closing(key, at);
         }
+    }
+
+    /// Moves the capture clock to `ts` with no packet (a quiet live interface), finishing the
+    /// sessions that closed or went idle by then.
+    pub fn advance_clock(&mut self, ts: Timestamp, sink: &mut dyn SessionSink) {
+        if ts <= self.now {
+            return;
+        }
+        self.now = ts;
+        let Engine {
+            flows,
+            ooo_total,
+            stats,
+            offload,
+            ..
+        } = self;
+        let offload = offload.as_ref();
+        flows.expire(ts, |f, end| {
+            finish(f, end, ts, stats, ooo_total, offload, sink)
+        });
     }
 
     /// Ends the run: finishes every open session and returns the run's figures.

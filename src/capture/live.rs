@@ -4,7 +4,7 @@
 //! does not fire on a quiet Linux interface (TPACKET_V3 waits for a block), and a stop flag
 //! (set by Ctrl-C, for instance) must end the capture promptly.
 
-use super::{CaptureError, InputSummary, LinkType, Packet, PacketSource};
+use super::{CaptureError, InputSummary, LinkType, Packet, PacketSource, SourceItem};
 use crate::time::Timestamp;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,6 +15,9 @@ const READ_TIMEOUT_MS: i32 = 200;
 
 /// Pause after an empty non-blocking read; short enough to add no visible latency.
 const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// How long a quiet interface waits before an idle tick lets ended sessions be reported.
+const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Kernel buffer requested for the capture; a large one rides out bursts without drops.
 const KERNEL_BUFFER_BYTES: i32 = 16 << 20;
@@ -40,6 +43,8 @@ pub struct LiveSource {
     /// cannot be returned from inside the retry loop that timeouts need.
     packet: Vec<u8>,
     finished: bool,
+    /// When the last packet or idle tick was handed out.
+    last_activity: std::time::Instant,
     summary: InputSummary,
 }
 
@@ -89,6 +94,7 @@ impl LiveSource {
             stop: Arc::new(AtomicBool::new(false)),
             packet: Vec::new(),
             finished: false,
+            last_activity: std::time::Instant::now(),
             summary,
         })
     }
@@ -140,15 +146,23 @@ impl LiveSource {
     }
 }
 
-impl PacketSource for LiveSource {
-    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
-        let (ts, orig_len) = loop {
+/// What one step of the capture loop produced, without borrowing the source.
+enum Step {
+    Packet { ts: Timestamp, orig_len: u32 },
+    Idle(Timestamp),
+    End,
+}
+
+impl LiveSource {
+    /// Waits for the next packet, or for an idle tick when none came for [`IDLE_TICK`].
+    fn step(&mut self, ticks: bool) -> Result<Step, CaptureError> {
+        loop {
             if self.finished {
-                return Ok(None);
+                return Ok(Step::End);
             }
             if self.stop.load(Ordering::Relaxed) {
                 self.finish();
-                return Ok(None);
+                return Ok(Step::End);
             }
             match self.capture.next_packet() {
                 Ok(p) => {
@@ -160,14 +174,24 @@ impl PacketSource for LiveSource {
                             .saturating_mul(1_000_000_000)
                             .saturating_add(i64::from(tv.tv_usec).saturating_mul(1_000)),
                     );
+                    let orig_len = p.header.len;
                     self.packet.clear();
                     self.packet.extend_from_slice(p.data);
-                    break (ts, p.header.len);
+                    self.last_activity = std::time::Instant::now();
+                    self.summary.packets += 1;
+                    self.summary.bytes += self.packet.len() as u64;
+                    return Ok(Step::Packet { ts, orig_len });
                 }
-                Err(pcap::Error::TimeoutExpired) => std::thread::sleep(IDLE_SLEEP),
+                Err(pcap::Error::TimeoutExpired) => {
+                    if ticks && self.last_activity.elapsed() >= IDLE_TICK {
+                        self.last_activity = std::time::Instant::now();
+                        return Ok(Step::Idle(wall_clock()));
+                    }
+                    std::thread::sleep(IDLE_SLEEP);
+                }
                 Err(pcap::Error::NoMorePackets) => {
                     self.finish();
-                    return Ok(None);
+                    return Ok(Step::End);
                 }
                 Err(e) => {
                     self.finish();
@@ -177,15 +201,43 @@ impl PacketSource for LiveSource {
                     });
                 }
             }
-        };
-        self.summary.packets += 1;
-        self.summary.bytes += self.packet.len() as u64;
-        Ok(Some(Packet {
+        }
+    }
+
+    fn packet(&self, ts: Timestamp, orig_len: u32) -> Packet<'_> {
+        Packet {
             ts,
             link: self.link,
             data: &self.packet,
             orig_len,
-        }))
+        }
+    }
+}
+
+/// The current time as a capture timestamp: libpcap stamps packets with the same clock.
+fn wall_clock() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX))
+}
+
+impl PacketSource for LiveSource {
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        match self.step(false)? {
+            Step::Packet { ts, orig_len } => Ok(Some(self.packet(ts, orig_len))),
+            Step::Idle(_) | Step::End => Ok(None),
+        }
+    }
+
+    fn next_item(&mut self) -> Result<Option<SourceItem<'_>>, CaptureError> {
+        match self.step(true)? {
+            Step::Packet { ts, orig_len } => {
+                Ok(Some(SourceItem::Packet(self.packet(ts, orig_len))))
+            }
+            Step::Idle(ts) => Ok(Some(SourceItem::Idle(ts))),
+            Step::End => Ok(None),
+        }
     }
 
     fn summary(&self) -> InputSummary {

@@ -145,6 +145,16 @@ pub struct InputSummary {
     pub errors: Vec<String>,
 }
 
+/// What a source yields: a packet, or word that time passed with none (live capture only).
+#[derive(Debug, Clone, Copy)]
+pub enum SourceItem<'a> {
+    /// A captured packet.
+    Packet(Packet<'a>),
+    /// No packet arrived for a while; the capture clock now reads this time. It lets sessions
+    /// that ended on a quiet interface be finished and reported without waiting for traffic.
+    Idle(Timestamp),
+}
+
 /// Anything that yields packets: a capture file or a live interface.
 pub trait PacketSource {
     /// The next packet; `Ok(None)` at the end.
@@ -152,6 +162,12 @@ pub trait PacketSource {
     /// After an `Err` the source is finished: the error is reported and the engine moves on
     /// to the next input, keeping everything read so far.
     fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError>;
+
+    /// The next packet or idle tick; `Ok(None)` at the end. Files never go idle, so by
+    /// default this is [`PacketSource::next_packet`].
+    fn next_item(&mut self) -> Result<Option<SourceItem<'_>>, CaptureError> {
+        Ok(self.next_packet()?.map(SourceItem::Packet))
+    }
 
     /// Figures so far, for the report.
     fn summary(&self) -> InputSummary;
@@ -186,6 +202,18 @@ impl<S: PacketSource> PacketSource for Take<S> {
         }
         self.left -= 1;
         self.inner.next_packet()
+    }
+
+    fn next_item(&mut self) -> Result<Option<SourceItem<'_>>, CaptureError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let item = self.inner.next_item()?;
+        // Only packets count towards the limit; idle ticks pass through.
+        if matches!(item, Some(SourceItem::Packet(_))) {
+            self.left -= 1;
+        }
+        Ok(item)
     }
 
     fn summary(&self) -> InputSummary {
