@@ -7,7 +7,7 @@
 use crate::capture::{
     CaptureError, InputSummary, LinkType, Packet, PacketFilter, PacketSource, SourceItem,
 };
-use crate::limits::Limits;
+use crate::limits::{Limits, RetentionBudget};
 use crate::mail::{DecodeSlot, DecodeWork, resolve_deferred};
 use crate::net::decode::{DecodeStats, Decoded, Decoder, TcpSegment};
 use crate::net::flow::{Flow, FlowEnd, FlowKey, FlowStats, FlowTable, TcpConnection};
@@ -139,6 +139,19 @@ pub struct EngineStats {
     pub flows: FlowStats,
     /// Reassembly counters.
     pub reassembly: ReassemblyTotals,
+    /// Use of the retention budget shared by all sessions.
+    pub retention: RetentionStats,
+}
+
+/// How the run used its budget for message content and events kept across sessions.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RetentionStats {
+    /// The budget in bytes.
+    pub limit_bytes: u64,
+    /// The most bytes held at once.
+    pub peak_bytes: u64,
+    /// Times content or an event was not kept because the budget was spent.
+    pub refusals: u64,
 }
 
 /// Application state of a flow: the record being built and the dissector building it.
@@ -203,7 +216,9 @@ pub struct Engine {
 
 impl Engine {
     /// A new engine.
-    pub fn new(config: EngineConfig) -> Self {
+    pub fn new(mut config: EngineConfig) -> Self {
+        // Each run counts its own retention; engines never share a budget.
+        config.limits.budget = RetentionBudget::new(config.limits.max_retained_bytes);
         let l = &config.limits;
         Engine {
             decoder: Decoder::new(l),
@@ -362,13 +377,19 @@ impl Engine {
             now,
             decoder,
             offload,
-            ..
+            config,
         } = &mut self;
         let offload = offload.as_ref();
         let now = *now;
         flows.drain(|f, end| finish(f, end, now, stats, ooo_total, offload, sink));
         stats.decode = decoder.stats().clone();
         stats.flows = flows.stats();
+        let budget = &config.limits.budget;
+        stats.retention = RetentionStats {
+            limit_bytes: budget.limit().unwrap_or(0) as u64,
+            peak_bytes: budget.peak() as u64,
+            refusals: budget.refusals(),
+        };
         self.stats
     }
 
@@ -416,6 +437,8 @@ fn new_flow(
     rec.max_events = l.max_events_per_session;
     rec.defer_decoding = defer_decoding;
     rec.content_hashes = l.content_hashes;
+    rec.max_event_bytes = l.max_event_bytes_per_session;
+    rec.budget = l.budget.clone();
     let conn = TcpConnection::new(
         client,
         server,
@@ -638,6 +661,7 @@ fn finish(
     stats.reassembly.add(conn.streams.server.stats());
     stats.sessions += 1;
     let mut rec = app.rec;
+    rec.release_retained();
     if let Some(o) = offload {
         submit_deferred(&mut rec, o);
         match o.done.send(rec) {

@@ -1,5 +1,8 @@
 //! Resource limits: every buffer in mailsift has one, and hitting it is reported, never fatal.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
 /// Bounds on memory and state, shared by the engine and the dissectors.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -33,6 +36,13 @@ pub struct Limits {
     pub keep_message_bytes: bool,
     /// Bounds on MIME decoding of messages.
     pub mime: crate::mail::MimeLimits,
+    /// Bytes retained across all open sessions (message content kept for decoding, events);
+    /// past it, later content is hashed and counted but not kept, and events are counted only.
+    pub max_retained_bytes: usize,
+    /// Bytes of events kept per session; more are counted.
+    pub max_event_bytes_per_session: usize,
+    /// The run's shared count against `max_retained_bytes`; the engine installs a fresh one.
+    pub budget: RetentionBudget,
     /// Whether messages and their parts are hashed (MD5, SHA-1, SHA-256). Off, their hash
     /// fields stay empty: for outputs that show none of them, such as `analyze`'s tables.
     pub content_hashes: bool,
@@ -56,7 +66,120 @@ impl Default for Limits {
             max_pending_commands: 1000,
             keep_message_bytes: false,
             mime: crate::mail::MimeLimits::default(),
+            max_retained_bytes: 512 << 20,
+            max_event_bytes_per_session: 32 << 20,
+            budget: RetentionBudget::unlimited(),
             content_hashes: true,
         }
+    }
+}
+
+/// A count of bytes retained across all sessions of a run, against one limit. Clones share
+/// the count, so each dissector and record holds a handle; each releases what it reserved.
+#[derive(Debug, Clone, Default)]
+pub struct RetentionBudget(Option<Arc<BudgetCount>>);
+
+#[derive(Debug)]
+struct BudgetCount {
+    limit: usize,
+    used: AtomicUsize,
+    peak: AtomicUsize,
+    refusals: AtomicU64,
+}
+
+impl RetentionBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        RetentionBudget(Some(Arc::new(BudgetCount {
+            limit,
+            used: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            refusals: AtomicU64::new(0),
+        })))
+    }
+
+    /// No limit and no count (unit tests, single dissectors).
+    pub fn unlimited() -> Self {
+        RetentionBudget(None)
+    }
+
+    /// Reserves `n` bytes; false (and nothing reserved) when that would pass the limit.
+    pub fn try_reserve(&self, n: usize) -> bool {
+        let Some(c) = &self.0 else {
+            return true;
+        };
+        // One engine thread reserves; relaxed ordering is enough for a count.
+        let used = c.used.load(Ordering::Relaxed);
+        match used.checked_add(n) {
+            Some(total) if total <= c.limit => {
+                c.used.store(total, Ordering::Relaxed);
+                c.peak.fetch_max(total, Ordering::Relaxed);
+                true
+            }
+            _ => {
+                c.refusals.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Returns `n` reserved bytes.
+    pub fn release(&self, n: usize) {
+        if let Some(c) = &self.0 {
+            let used = c.used.load(Ordering::Relaxed);
+            c.used.store(used.saturating_sub(n), Ordering::Relaxed);
+        }
+    }
+
+    /// The limit, or `None` when unlimited.
+    pub fn limit(&self) -> Option<usize> {
+        self.0.as_ref().map(|c| c.limit)
+    }
+
+    /// Bytes reserved now.
+    pub fn used(&self) -> usize {
+        self.0
+            .as_ref()
+            .map_or(0, |c| c.used.load(Ordering::Relaxed))
+    }
+
+    /// The most bytes reserved at once.
+    pub fn peak(&self) -> usize {
+        self.0
+            .as_ref()
+            .map_or(0, |c| c.peak.load(Ordering::Relaxed))
+    }
+
+    /// Reservations refused because the limit was reached.
+    pub fn refusals(&self) -> u64 {
+        self.0
+            .as_ref()
+            .map_or(0, |c| c.refusals.load(Ordering::Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_refuses_past_its_limit_and_recovers_on_release() {
+        let b = RetentionBudget::new(100);
+        let shared = b.clone();
+        assert!(b.try_reserve(60));
+        assert!(!shared.try_reserve(41));
+        assert!(shared.try_reserve(40));
+        assert_eq!(b.used(), 100);
+        b.release(60);
+        assert!(shared.try_reserve(50));
+        assert_eq!((b.used(), b.peak(), b.refusals()), (90, 100, 1));
+        assert!(!b.try_reserve(usize::MAX));
+    }
+
+    #[test]
+    fn unlimited_budget_always_grants() {
+        let b = RetentionBudget::unlimited();
+        assert!(b.try_reserve(usize::MAX));
+        assert_eq!((b.used(), b.limit()), (0, None));
     }
 }

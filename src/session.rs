@@ -237,6 +237,31 @@ pub enum EventKind {
     },
 }
 
+impl EventKind {
+    /// Heap bytes the event holds beyond its own size, for the memory bounds.
+    pub fn heap_bytes(&self) -> usize {
+        fn opt(s: &Option<String>) -> usize {
+            s.as_ref().map_or(0, String::capacity)
+        }
+        match self {
+            EventKind::Line { text } => text.capacity(),
+            EventKind::Command { verb, arg } => verb.capacity() + opt(arg),
+            EventKind::Reply {
+                enhanced, lines, ..
+            } => {
+                opt(enhanced)
+                    + lines.capacity() * std::mem::size_of::<String>()
+                    + lines.iter().map(String::capacity).sum::<usize>()
+            }
+            EventKind::Status {
+                text, resp_code, ..
+            } => text.capacity() + opt(resp_code),
+            EventKind::AuthData { raw } => raw.capacity(),
+            EventKind::MessageData { .. } | EventKind::TlsStart { .. } | EventKind::Gap { .. } => 0,
+        }
+    }
+}
+
 /// Mechanism-specific fields of a credential, all optional.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CredentialDetails {
@@ -469,6 +494,15 @@ pub struct SessionRecord {
     /// Whether messages, parts and attachments are hashed (see [`crate::limits::Limits::content_hashes`]).
     #[serde(skip)]
     pub content_hashes: bool,
+    /// Most bytes of events kept; later events are counted in `events_dropped`.
+    #[serde(skip)]
+    pub max_event_bytes: usize,
+    /// Bytes of the events kept, as estimated by [`EventKind::heap_bytes`].
+    #[serde(skip)]
+    pub event_bytes: usize,
+    /// The run's retention budget; `event_bytes` are reserved against it until the session ends.
+    #[serde(skip)]
+    pub budget: crate::limits::RetentionBudget,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -510,25 +544,55 @@ impl SessionRecord {
             defer_decoding: false,
             deferred: Vec::new(),
             content_hashes: true,
+            max_event_bytes: usize::MAX,
+            event_bytes: 0,
+            budget: crate::limits::RetentionBudget::unlimited(),
         }
     }
 
-    /// Appends an event, or counts it as dropped past the event limit.
+    /// Appends an event, or counts it as dropped past the event limits (number and bytes per
+    /// session, and the run's retention budget).
     pub fn push_event(&mut self, ts: Timestamp, from: Direction, kind: EventKind) {
-        if self.events.len() >= self.max_events {
+        let cost = std::mem::size_of::<Event>() + kind.heap_bytes();
+        let refusal = if self.events.len() >= self.max_events {
+            Some((
+                "event_limit",
+                format!("more than {} events", self.max_events),
+            ))
+        } else if self.event_bytes.saturating_add(cost) > self.max_event_bytes {
+            Some((
+                "event_limit",
+                format!("more than {} bytes of events", self.max_event_bytes),
+            ))
+        } else if !self.budget.try_reserve(cost) {
+            let limit = self.budget.limit().unwrap_or(0);
+            Some((
+                "memory_budget",
+                format!("the {limit}-byte budget for content kept across sessions was spent"),
+            ))
+        } else {
+            None
+        };
+        if let Some((kind, why)) = refusal {
             if self.events_dropped == 0 {
-                let limit = self.max_events;
                 self.anomaly(
                     ts,
                     Some(from),
-                    "event_limit",
-                    format!("more than {limit} events; later events are counted, not kept"),
+                    kind,
+                    format!("{why}; later events are counted, not kept"),
                 );
             }
             self.events_dropped += 1;
             return;
         }
+        self.event_bytes += cost;
         self.events.push(Event { ts, from, kind });
+    }
+
+    /// Returns the bytes this record reserved against the run's budget: the session is
+    /// finished, and its record leaves the engine's care.
+    pub fn release_retained(&mut self) {
+        self.budget.release(std::mem::take(&mut self.event_bytes));
     }
 
     /// Records an anomaly, folding repeats of the same kind and side into a count.

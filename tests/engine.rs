@@ -394,3 +394,90 @@ fn idle_ticks_finish_closed_sessions_on_a_quiet_interface() {
     engine.finish(&mut sink);
     assert_eq!(sink.reported_with_left, vec![1]);
 }
+
+fn large_message_sessions(count: usize, body: &str, stagger_secs: i64) -> Vec<SynthPacket> {
+    let mut pkts = Vec::new();
+    for i in 0..count {
+        let conv = Conversation::new(
+            format!("192.0.2.{}:{}", 10 + i, 40000 + i).parse().unwrap(),
+            "192.0.2.200:25".parse().unwrap(),
+        )
+        .start(Timestamp::from_parts(
+            1_700_000_000 + stagger_secs * i as i64,
+            0,
+        ))
+        .mss(1400)
+        .server("220 mx ESMTP\r\n")
+        .client("HELO c\r\n")
+        .server("250 mx\r\n")
+        .client("MAIL FROM:<a@example.test>\r\n")
+        .server("250 ok\r\n")
+        .client("RCPT TO:<b@example.test>\r\n")
+        .server("250 ok\r\n")
+        .client("DATA\r\n")
+        .server("354 go\r\n")
+        .client(format!("{body}.\r\n"))
+        .server("250 queued\r\n");
+        pkts.extend(conv.packets());
+    }
+    pkts.sort_by_key(|p| p.ts);
+    pkts
+}
+
+fn run_with_budget(
+    name: &str,
+    pkts: &[SynthPacket],
+    budget: usize,
+) -> (
+    Vec<mailsift::session::SessionRecord>,
+    mailsift::engine::RunSummary,
+) {
+    let path = write_pcap(name, pkts);
+    let mut config = EngineConfig::default();
+    config.limits.max_retained_bytes = budget;
+    let out = run_with(std::slice::from_ref(&path), config);
+    let _ = std::fs::remove_file(path);
+    out
+}
+
+/// Many sessions send large messages at once: what they keep for decoding and their events
+/// stay within the run's retention budget, and each message is still measured and hashed whole.
+#[test]
+fn concurrent_large_messages_stay_within_the_retention_budget() {
+    use sha2::{Digest, Sha256};
+    const SESSIONS: usize = 40;
+    const BUDGET: usize = 2 << 20;
+    let body = ("x".repeat(98) + "\r\n").repeat(2000);
+    let want = hex::encode(Sha256::digest(body.as_bytes()));
+
+    // Same start times: the sessions' packets interleave, so all 40 messages of 200 KB are
+    // open at once, more than the budget holds.
+    let (sessions, summary) = run_with_budget(
+        "budget-concurrent.pcap",
+        &large_message_sessions(SESSIONS, &body, 0),
+        BUDGET,
+    );
+    let retention = summary.stats.retention;
+    assert_eq!(retention.limit_bytes, BUDGET as u64);
+    assert!(retention.peak_bytes <= BUDGET as u64, "{retention:?}");
+    assert!(retention.refusals > 0, "the budget was never reached");
+    assert_eq!(sessions.len(), SESSIONS);
+    for s in &sessions {
+        assert_eq!(s.messages.len(), 1, "session {}", s.id);
+        let m = &s.messages[0];
+        assert_eq!(m.size, body.len() as u64);
+        assert_eq!(m.sha256, want, "hash covers the whole message");
+    }
+    assert!(sessions.iter().any(|s| s.has_anomaly("memory_budget")));
+
+    // One after another, each session returns what it kept: the same budget suffices.
+    let (sessions, summary) = run_with_budget(
+        "budget-sequential.pcap",
+        &large_message_sessions(SESSIONS, &body, 60),
+        BUDGET,
+    );
+    assert_eq!(summary.stats.retention.refusals, 0);
+    assert_eq!(sessions.len(), SESSIONS);
+    assert!(sessions.iter().all(|s| !s.has_anomaly("memory_budget")));
+    assert!(sessions.iter().all(|s| s.messages[0].sha256 == want));
+}

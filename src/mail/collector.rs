@@ -7,7 +7,7 @@
 //! record.
 
 use super::{MimeLimits, decode};
-use crate::limits::Limits;
+use crate::limits::{Limits, RetentionBudget};
 use crate::session::{Direction, MessageBlob, MessageRecord, MessageSource, SessionRecord};
 use crate::time::Timestamp;
 use sha2::{Digest, Sha256};
@@ -26,8 +26,36 @@ pub struct Envelope {
     pub uidl: Option<String>,
 }
 
-/// Accumulates one message's content as it streams: hashes all of it, keeps a bounded prefix.
+/// How much of each message to keep: a bound per message and the run's shared budget.
 #[derive(Debug, Clone)]
+pub struct KeepBounds {
+    /// Most bytes kept of one message.
+    pub max_bytes: usize,
+    /// The run's budget across sessions.
+    pub budget: RetentionBudget,
+}
+
+impl KeepBounds {
+    /// The bounds the run's limits set.
+    pub fn from_limits(limits: &Limits) -> Self {
+        KeepBounds {
+            max_bytes: limits.max_message_bytes,
+            budget: limits.budget.clone(),
+        }
+    }
+
+    /// Starts a message within these bounds.
+    pub fn collector(&self, source: MessageSource, ts: Timestamp) -> MessageCollector {
+        MessageCollector::new(source, ts, self.max_bytes).with_budget(self.budget.clone())
+    }
+}
+
+/// Accumulates one message's content as it streams: hashes all of it, keeps a bounded prefix.
+///
+/// The kept bytes are reserved against the run's [`RetentionBudget`] and returned when the
+/// message is finished (or the collector dropped); once the budget is spent, later content
+/// is hashed and counted but not kept, as past `max_keep`.
+#[derive(Debug)]
 pub struct MessageCollector {
     source: MessageSource,
     /// Hash of the content; the kept prefix is only fed in once bytes beyond it arrive, so a
@@ -41,6 +69,17 @@ pub struct MessageCollector {
     mime: MimeLimits,
     first_seen: Timestamp,
     last_seen: Timestamp,
+    budget: RetentionBudget,
+    /// Bytes of `kept` reserved against `budget`.
+    reserved: usize,
+    /// Whether the budget refused bytes this message would have kept.
+    budget_refused: bool,
+}
+
+impl Drop for MessageCollector {
+    fn drop(&mut self) {
+        self.budget.release(self.reserved);
+    }
 }
 
 impl MessageCollector {
@@ -56,12 +95,23 @@ impl MessageCollector {
             mime: MimeLimits::default(),
             first_seen: ts,
             last_seen: ts,
+            budget: RetentionBudget::unlimited(),
+            reserved: 0,
+            budget_refused: false,
         }
+    }
+
+    /// Reserves the kept bytes against `budget`, shared with the run's other sessions.
+    pub fn with_budget(mut self, budget: RetentionBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Starts a message bounded by the run's limits (message bytes kept and MIME limits).
     pub fn from_limits(source: MessageSource, ts: Timestamp, limits: &Limits) -> Self {
-        Self::new(source, ts, limits.max_message_bytes).with_mime_limits(limits.mime.clone())
+        KeepBounds::from_limits(limits)
+            .collector(source, ts)
+            .with_mime_limits(limits.mime.clone())
     }
 
     /// Uses these MIME decoding limits instead of the defaults.
@@ -73,8 +123,21 @@ impl MessageCollector {
     /// Adds content bytes (already dot-unstuffed where the protocol stuffs).
     pub fn push(&mut self, bytes: &[u8], ts: Timestamp) {
         self.size += bytes.len() as u64;
-        let room = self.max_keep.saturating_sub(self.kept.len());
-        let (keep, rest) = bytes.split_at(room.min(bytes.len()));
+        let mut room = self
+            .max_keep
+            .saturating_sub(self.kept.len())
+            .min(bytes.len());
+        if room > 0 {
+            if self.budget.try_reserve(room) {
+                self.reserved += room;
+            } else {
+                // Keep nothing more: a message kept in pieces would decode as a different one.
+                self.budget_refused = true;
+                self.max_keep = self.kept.len();
+                room = 0;
+            }
+        }
+        let (keep, rest) = bytes.split_at(room);
         self.kept.extend_from_slice(keep);
         if !rest.is_empty() {
             if !self.overflowed {
@@ -103,7 +166,7 @@ impl MessageCollector {
     /// defers decoding (and `keep_bytes` is not set), the record's hash and MIME fields are
     /// filled in later by [`DeferredMessage::resolve`].
     pub fn finish(
-        self,
+        mut self,
         envelope: Envelope,
         complete: bool,
         keep_bytes: bool,
@@ -116,7 +179,20 @@ impl MessageCollector {
             MessageSource::Data | MessageSource::Bdat => Direction::Client,
             MessageSource::Retr | MessageSource::Top => Direction::Server,
         };
-        if truncated {
+        if self.budget_refused {
+            let limit = self.budget.limit().unwrap_or(0);
+            rec.anomaly(
+                self.last_seen,
+                Some(from),
+                "memory_budget",
+                format!(
+                    "the {limit}-byte budget for content kept across sessions was spent: \
+                     message of {} bytes decoded from its first {} only",
+                    self.size,
+                    self.kept.len()
+                ),
+            );
+        } else if truncated {
             rec.anomaly(
                 self.last_seen,
                 Some(from),
@@ -142,12 +218,14 @@ impl MessageCollector {
             complete,
             mime: None,
         });
+        // From here the bytes belong to the decoding step, whose queue has its own bound.
+        self.budget.release(std::mem::take(&mut self.reserved));
         let work = DecodeWork {
             hashes: rec.content_hashes,
-            hasher: self.overflowed.then_some(self.hasher),
-            kept: self.kept,
+            hasher: self.overflowed.then(|| self.hasher.clone()),
+            kept: std::mem::take(&mut self.kept),
             complete: complete && !truncated,
-            mime: self.mime,
+            mime: std::mem::take(&mut self.mime),
             keep_bytes,
         };
         let deferred = DeferredMessage {

@@ -18,7 +18,7 @@ mod transfer;
 mod urls;
 
 pub use collector::{
-    DecodeOutput, DecodeSlot, DecodeWork, DeferredMessage, DeferredState, Envelope,
+    DecodeOutput, DecodeSlot, DecodeWork, DeferredMessage, DeferredState, Envelope, KeepBounds,
     MessageCollector, resolve_deferred,
 };
 pub use headers::{AddressRecord, HeaderField, HeaderSummary, ReceivedHop};

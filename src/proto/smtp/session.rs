@@ -54,7 +54,7 @@ use super::command::{
 };
 use super::reply::{Capabilities, parse_capabilities, parse_enhanced, parse_reply_line};
 use crate::limits::Limits;
-use crate::mail::{Envelope, MessageCollector};
+use crate::mail::{Envelope, KeepBounds, MessageCollector};
 use crate::proto::Dissector;
 use crate::proto::line::{Line, LineEnding, LineFramer};
 use crate::proto::sasl::SaslExchange;
@@ -190,22 +190,22 @@ impl OpenMessage {
         }
     }
 
-    fn push(&mut self, bytes: &[u8], ts: Timestamp, max_keep: usize) {
+    fn push(&mut self, bytes: &[u8], ts: Timestamp, keep: &KeepBounds) {
         if bytes.is_empty() {
             return;
         }
         let source = self.source;
         self.collector
-            .get_or_insert_with(|| MessageCollector::new(source, ts, max_keep))
+            .get_or_insert_with(|| keep.collector(source, ts))
             .push(bytes, ts);
     }
 
-    fn close(self, end_ts: Timestamp, max_keep: usize, index: Option<usize>) -> EndedMessage {
+    fn close(self, end_ts: Timestamp, keep: &KeepBounds, index: Option<usize>) -> EndedMessage {
         let source = self.source;
         EndedMessage {
             collector: self
                 .collector
-                .unwrap_or_else(|| MessageCollector::new(source, end_ts, max_keep)),
+                .unwrap_or_else(|| keep.collector(source, end_ts)),
             complete: self.complete,
             end_ts,
             index,
@@ -492,7 +492,7 @@ fn resolution_for(step: &Step, code: u16) -> Resolution {
 struct Core {
     max_line_len: usize,
     max_pending: usize,
-    max_message: usize,
+    keep: KeepBounds,
     keep_bytes: bool,
 
     client: ClientMode,
@@ -548,7 +548,7 @@ impl SmtpDissector {
             core: Core {
                 max_line_len: limits.max_line_len.max(1),
                 max_pending: limits.max_pending_commands.max(1),
-                max_message: limits.max_message_bytes,
+                keep: KeepBounds::from_limits(limits),
                 keep_bytes: limits.keep_message_bytes,
                 client: ClientMode::Commands,
                 client_hold: Hold::default(),
@@ -601,7 +601,7 @@ impl SmtpDissector {
         let mut input = data;
         while !input.is_empty() {
             let core = &mut self.core;
-            let max_keep = core.max_message;
+            let keep = &core.keep;
             match &mut core.client {
                 ClientMode::Paused => break,
                 ClientMode::Stopped => input = &[],
@@ -613,7 +613,7 @@ impl SmtpDissector {
                     let DataBody {
                         unstuffer, message, ..
                     } = &mut **body;
-                    match unstuffer.feed(input, &mut |s| message.push(s, ts, max_keep)) {
+                    match unstuffer.feed(input, &mut |s| message.push(s, ts, keep)) {
                         Some(end) => {
                             input = input.get(end.consumed..).unwrap_or_default();
                             core.end_body(end.canonical, ts, rec);
@@ -628,7 +628,7 @@ impl SmtpDissector {
                     let (chunk, rest) = input.split_at(n);
                     core.bdat
                         .get_or_insert_with(|| OpenMessage::new(MessageSource::Bdat))
-                        .push(chunk, ts, max_keep);
+                        .push(chunk, ts, keep);
                     input = rest;
                     if done {
                         core.chunk_done(last, ts, rec);
@@ -1959,7 +1959,7 @@ impl Core {
     ) -> EndedMessage {
         let index = (self.messages_ended < MAX_MESSAGES).then_some(self.messages_ended);
         self.messages_ended += 1;
-        let ended = open.close(ts, self.max_message, index);
+        let ended = open.close(ts, &self.keep, index);
         match index {
             Some(index) => rec.push_event(
                 ts,
