@@ -66,7 +66,7 @@ impl Default for Limits {
             max_pending_commands: 1000,
             keep_message_bytes: false,
             mime: crate::mail::MimeLimits::default(),
-            max_retained_bytes: 512 << 20,
+            max_retained_bytes: 256 << 20,
             max_event_bytes_per_session: 32 << 20,
             budget: RetentionBudget::unlimited(),
             content_hashes: true,
@@ -141,6 +141,13 @@ impl RetentionBudget {
         self.0
             .as_ref()
             .map_or(0, |c| c.used.load(Ordering::Relaxed))
+    }
+
+    /// Bytes that can still be reserved.
+    pub fn available(&self) -> usize {
+        self.0.as_ref().map_or(usize::MAX, |c| {
+            c.limit.saturating_sub(c.used.load(Ordering::Relaxed))
+        })
     }
 
     /// The most bytes reserved at once.

@@ -70,7 +70,7 @@ pub struct MessageCollector {
     first_seen: Timestamp,
     last_seen: Timestamp,
     budget: RetentionBudget,
-    /// Bytes of `kept` reserved against `budget`.
+    /// Bytes reserved against `budget`: the capacity of `kept`.
     reserved: usize,
     /// Whether the budget refused bytes this message would have kept.
     budget_refused: bool,
@@ -127,14 +127,27 @@ impl MessageCollector {
             .max_keep
             .saturating_sub(self.kept.len())
             .min(bytes.len());
-        if room > 0 {
-            if self.budget.try_reserve(room) {
-                self.reserved += room;
+        let need = self.kept.len() + room;
+        if room > 0 && need > self.reserved {
+            // Count the allocation, not just the bytes: grow geometrically when the budget
+            // allows, else exactly, else keep nothing more (a message kept in pieces would
+            // decode as a different one).
+            let roomy = need.max(self.reserved * 2).min(self.max_keep.max(need));
+            let cap = if self.budget.available() >= roomy - self.reserved {
+                roomy
             } else {
-                // Keep nothing more: a message kept in pieces would decode as a different one.
-                self.budget_refused = true;
-                self.max_keep = self.kept.len();
-                room = 0;
+                need
+            };
+            match self.budget.try_reserve(cap - self.reserved).then_some(cap) {
+                Some(cap) => {
+                    self.kept.reserve_exact(cap - self.kept.len());
+                    self.reserved = cap;
+                }
+                None => {
+                    self.budget_refused = true;
+                    self.max_keep = self.kept.len();
+                    room = 0;
+                }
             }
         }
         let (keep, rest) = bytes.split_at(room);

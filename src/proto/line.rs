@@ -3,6 +3,8 @@
 //! Lines are split on LF only: a CR that is not followed by LF stays inside the line, so a
 //! CRLF split across two segments is never mistaken for two line ends.
 
+use crate::limits::RetentionBudget;
+
 /// How a line ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineEnding {
@@ -48,8 +50,15 @@ impl Line<'_> {
     }
 }
 
+/// Bytes of an unfinished line a framer holds without asking the run's budget: about the
+/// RFCs' line limit, so only long SASL tokens and hostile traffic draw on the budget.
+const FREE_LINE_BYTES: usize = 1024;
+
 /// Splits a stream into lines; holds at most `max_len` bytes of an unfinished line.
-#[derive(Debug, Clone)]
+///
+/// Beyond [`FREE_LINE_BYTES`], held bytes are reserved against the run's retention budget;
+/// when it refuses, the line is cut there as if it had reached `max_len`.
+#[derive(Debug)]
 pub struct LineFramer {
     buf: Vec<u8>,
     max_len: usize,
@@ -57,6 +66,17 @@ pub struct LineFramer {
     last_was_cr: bool,
     /// `buf` holds a line already returned; clear it on the next call.
     returned: bool,
+    /// The budget refused to hold more of this line: the rest of it is discarded.
+    cut: bool,
+    budget: RetentionBudget,
+    /// Bytes of `buf` beyond [`FREE_LINE_BYTES`] reserved against `budget`.
+    reserved: usize,
+}
+
+impl Drop for LineFramer {
+    fn drop(&mut self) {
+        self.budget.release(self.reserved);
+    }
 }
 
 impl LineFramer {
@@ -68,12 +88,27 @@ impl LineFramer {
             discarded: 0,
             last_was_cr: false,
             returned: false,
+            cut: false,
+            budget: RetentionBudget::unlimited(),
+            reserved: 0,
         }
+    }
+
+    /// Reserves held bytes beyond a small allowance against `budget`, shared with the run.
+    pub fn with_budget(mut self, budget: RetentionBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     fn reset_if_returned(&mut self) {
         if self.returned {
+            self.budget.release(std::mem::take(&mut self.reserved));
+            if self.buf.capacity() > FREE_LINE_BYTES {
+                // A long line's allocation would otherwise outlive it, unaccounted.
+                self.buf = Vec::new();
+            }
             self.buf.clear();
+            self.cut = false;
             self.discarded = 0;
             self.last_was_cr = false;
             self.returned = false;
@@ -98,8 +133,34 @@ impl LineFramer {
         if chunk.is_empty() {
             return;
         }
-        let room = self.max_len.saturating_sub(self.buf.len());
-        let take = room.min(chunk.len());
+        let room = if self.cut {
+            0
+        } else {
+            self.max_len.saturating_sub(self.buf.len())
+        };
+        let mut take = room.min(chunk.len());
+        let need = self.buf.len() + take;
+        if need > self.buf.capacity() && need > FREE_LINE_BYTES {
+            // Grow geometrically as Vec would, but count the allocation, not just the bytes.
+            let cap = need
+                .max(self.buf.capacity() * 2)
+                .min(self.max_len.max(need));
+            let beyond_free = cap - FREE_LINE_BYTES;
+            if beyond_free <= self.reserved || self.budget.try_reserve(beyond_free - self.reserved)
+            {
+                self.reserved = self.reserved.max(beyond_free);
+                self.buf.reserve_exact(cap - self.buf.len());
+            } else {
+                // Cut the line at what is already held, as at `max_len`; the rest is counted.
+                take = self
+                    .buf
+                    .capacity()
+                    .max(FREE_LINE_BYTES)
+                    .saturating_sub(self.buf.len());
+                take = take.min(chunk.len());
+                self.cut = true;
+            }
+        }
         self.buf.extend_from_slice(&chunk[..take]);
         self.discarded += (chunk.len() - take) as u64;
         self.last_was_cr = chunk[chunk.len() - 1] == b'\r';
@@ -179,6 +240,45 @@ fn memchr_lf(s: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lines_draw_on_the_budget_and_are_cut_when_it_is_spent() {
+        let budget = RetentionBudget::new(8192);
+        let mut framer = LineFramer::new(1 << 20).with_budget(budget.clone());
+        let piece = [b'a'; 1000];
+        let mut fed = 0;
+        for _ in 0..40 {
+            let mut input = &piece[..];
+            assert!(framer.next_line(&mut input).is_none());
+            fed += piece.len();
+        }
+        assert!(budget.used() <= 8192 && budget.refusals() > 0);
+        let mut end = &b"tail\r\n"[..];
+        let line = framer.next_line(&mut end).expect("line");
+        let kept = line.bytes.len();
+        assert!(kept <= FREE_LINE_BYTES + 8192, "{kept}");
+        assert!(
+            line.bytes.iter().all(|&b| b == b'a'),
+            "no hole in the kept prefix"
+        );
+        assert_eq!(kept as u64 + line.discarded, fed as u64 + 4);
+        // The next line starts afresh and the reservation is returned.
+        let mut next = &b"short\r\n"[..];
+        assert_eq!(framer.next_line(&mut next).expect("line").bytes, b"short");
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn dropping_a_framer_returns_its_reservation() {
+        let budget = RetentionBudget::new(1 << 20);
+        let mut framer = LineFramer::new(1 << 20).with_budget(budget.clone());
+        let big = vec![b'x'; 50_000];
+        let mut input = &big[..];
+        assert!(framer.next_line(&mut input).is_none());
+        assert!(budget.used() > 0);
+        drop(framer);
+        assert_eq!(budget.used(), 0);
+    }
 
     fn collect(framer: &mut LineFramer, chunks: &[&[u8]]) -> Vec<(Vec<u8>, LineEnding, u64)> {
         let mut out = Vec::new();

@@ -17,8 +17,8 @@ impl TranscriptDissector {
     pub fn new(limits: &Limits) -> Self {
         TranscriptDissector {
             framers: PerDirection {
-                client: LineFramer::new(limits.max_line_len),
-                server: LineFramer::new(limits.max_line_len),
+                client: LineFramer::new(limits.max_line_len).with_budget(limits.budget.clone()),
+                server: LineFramer::new(limits.max_line_len).with_budget(limits.budget.clone()),
             },
         }
     }

@@ -301,9 +301,9 @@ impl Side {
         self.spoke_pop3 = true;
     }
 
-    fn new(max_line_len: usize) -> Self {
+    fn new(limits: &Limits) -> Self {
         Side {
-            framer: LineFramer::new(max_line_len),
+            framer: LineFramer::new(limits.max_line_len).with_budget(limits.budget.clone()),
             inbox: Inbox::default(),
             done: false,
             stopped: false,
@@ -592,8 +592,8 @@ impl Pop3Dissector {
             ended: false,
             handshake_seen: false,
             degraded: false,
-            client: Side::new(limits.max_line_len),
-            server: Side::new(limits.max_line_len),
+            client: Side::new(limits),
+            server: Side::new(limits),
             server_phase: ServerPhase::Greeting,
             held: None,
             client_after_gap: false,
@@ -1736,7 +1736,7 @@ impl Pop3Dissector {
         rec: &mut SessionRecord,
     ) {
         let listing = |listing| BodySink::Listing {
-            framer: LineFramer::new(self.max_line_len),
+            framer: LineFramer::new(self.max_line_len).with_budget(self.keep.budget.clone()),
             listing,
         };
         let sink = match request {

@@ -66,6 +66,9 @@ use std::collections::VecDeque;
 
 /// Client bytes held while waiting for a reply; beyond this the likely reading is assumed.
 pub const PAUSED_BYTES_CAP: usize = 1 << 20;
+
+/// Held bytes a session keeps without asking the run's budget.
+const FREE_HELD_BYTES: usize = 16 << 10;
 /// Consecutive unparseable lines after which a direction is declared not SMTP.
 pub const NOT_SMTP_LINES: u32 = 12;
 /// Lines kept per reply event; more are counted.
@@ -506,6 +509,10 @@ struct Core {
 
     server: ServerMode,
     server_hold: Hold,
+    /// Held bytes of both sides beyond [`FREE_HELD_BYTES`] reserved against the run's budget.
+    hold_reserved: usize,
+    /// The budget refused the held bytes: a paused side must move on as if over its bound.
+    holds_over_budget: bool,
     server_started: bool,
     server_sanity: Sanity,
     reply: Option<ReplyBuilder>,
@@ -543,8 +550,8 @@ impl SmtpDissector {
     /// A dissector for a new session, bounded by `limits`.
     pub fn new(limits: &Limits) -> Self {
         SmtpDissector {
-            client_lines: LineFramer::new(limits.max_line_len),
-            server_lines: LineFramer::new(limits.max_line_len),
+            client_lines: LineFramer::new(limits.max_line_len).with_budget(limits.budget.clone()),
+            server_lines: LineFramer::new(limits.max_line_len).with_budget(limits.budget.clone()),
             core: Core {
                 max_line_len: limits.max_line_len.max(1),
                 max_pending: limits.max_pending_commands.max(1),
@@ -558,6 +565,8 @@ impl SmtpDissector {
                 bdat: None,
                 server: ServerMode::Replies,
                 server_hold: Hold::default(),
+                hold_reserved: 0,
+                holds_over_budget: false,
                 server_started: false,
                 server_sanity: Sanity::default(),
                 reply: None,
@@ -840,6 +849,7 @@ impl SmtpDissector {
     /// Runs held bytes and reply matching until nothing more can move.
     fn pump(&mut self, rec: &mut SessionRecord) {
         loop {
+            self.core.account_holds();
             if self.replay_client(rec) || self.replay_server(rec) {
                 continue;
             }
@@ -885,6 +895,12 @@ impl SmtpDissector {
         self.core.server_line(line, ts, rec);
         self.server_lines.clear();
         true
+    }
+}
+
+impl Drop for SmtpDissector {
+    fn drop(&mut self) {
+        self.core.keep.budget.release(self.core.hold_reserved);
     }
 }
 
@@ -955,6 +971,22 @@ impl Dissector for SmtpDissector {
 }
 
 impl Core {
+    /// Keeps the reservation for held bytes in step with what both sides hold.
+    fn account_holds(&mut self) {
+        let need =
+            (self.client_hold.bytes + self.server_hold.bytes).saturating_sub(FREE_HELD_BYTES);
+        if need > self.hold_reserved {
+            self.holds_over_budget = !self.keep.budget.try_reserve(need - self.hold_reserved);
+            if !self.holds_over_budget {
+                self.hold_reserved = need;
+            }
+        } else {
+            self.keep.budget.release(self.hold_reserved - need);
+            self.hold_reserved = need;
+            self.holds_over_budget = false;
+        }
+    }
+
     /// Sets a direction up on its first bytes: a stream not seen from its start re-synchronises.
     fn start(&mut self, dir: Direction, rec: &SessionRecord) {
         match dir {
@@ -2055,7 +2087,8 @@ impl Core {
         if !matches!(self.client, ClientMode::Paused) {
             return false;
         }
-        let overflow = self.client_hold.bytes > PAUSED_BYTES_CAP;
+        let overflow = self.client_hold.bytes > PAUSED_BYTES_CAP
+            || (self.holds_over_budget && !self.client_hold.is_empty());
         let Some(p) = self.pending.back() else {
             self.client = ClientMode::Commands;
             return true;
@@ -2070,7 +2103,7 @@ impl Core {
                 ts,
                 Some(Direction::Client),
                 "paused_client_overflow",
-                "over 1 MiB sent while waiting for a reply; the likely reply was assumed",
+                "over 1 MiB (or the run's memory budget) sent while waiting for a reply; the likely reply was assumed",
             );
         }
         if let Some(p) = self.pending.back_mut() {
@@ -2103,7 +2136,9 @@ impl Core {
     /// A server paused on a 220 past the bound reads on: as TLS if its next bytes look like
     /// TLS, as replies otherwise.
     fn resolve_server_overflow(&mut self, rec: &mut SessionRecord) -> bool {
-        if self.server != ServerMode::Paused || self.server_hold.bytes <= PAUSED_BYTES_CAP {
+        let over = self.server_hold.bytes > PAUSED_BYTES_CAP
+            || (self.holds_over_budget && !self.server_hold.is_empty());
+        if self.server != ServerMode::Paused || !over {
             return false;
         }
         let ts = self.replies.back().map_or(Timestamp::default(), |r| r.ts);
@@ -2111,7 +2146,7 @@ impl Core {
             ts,
             Some(Direction::Server),
             "paused_server_overflow",
-            "over 1 MiB sent after a 220 that no command claimed yet; the likely reading was taken",
+            "over 1 MiB (or the run's memory budget) sent after a 220 that no command claimed yet; the likely reading was taken",
         );
         if let Some(r) = self.replies.back_mut()
             && r.greeting == Greeting::Maybe

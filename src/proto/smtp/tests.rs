@@ -1219,6 +1219,37 @@ fn paused_client_overflow_assumes_the_body() {
 }
 
 #[test]
+fn paused_client_past_the_run_budget_assumes_the_body_early() {
+    // 200 KB held is far below the 1 MiB bound, but more than the run's budget allows.
+    let mut body = Vec::new();
+    for _ in 0..5_000 {
+        body.extend_from_slice(b"0123456789012345678901234567890123456789\r\n");
+    }
+    body.extend_from_slice(b".\r\nQUIT\r\n");
+    let segs = [
+        s("220 mx\r\n"),
+        c("MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n"),
+        cb(&body),
+        s("250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n221 bye\r\n"),
+    ];
+    let budget = crate::limits::RetentionBudget::new(64 << 10);
+    let limits = Limits {
+        budget: budget.clone(),
+        ..Limits::default()
+    };
+    let rec = run_timed(&timed(&segs), &limits, true);
+    assert!(rec.has_anomaly("paused_client_overflow"));
+    assert_eq!(rec.messages.len(), 1);
+    assert_eq!(rec.messages[0].size, 5_000 * 42);
+    assert_eq!(commands(&rec).last().map(String::as_str), Some("QUIT"));
+    assert!(budget.peak() <= 64 << 10);
+    // Without the budget the same session waits for the replies and needs no assumption.
+    let rec = run(&segs);
+    assert!(!rec.has_anomaly("paused_client_overflow"));
+    assert_eq!(rec.messages[0].size, 5_000 * 42);
+}
+
+#[test]
 fn hostile_bytes_never_panic() {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let alphabet: &[&[u8]] = &[
