@@ -186,3 +186,26 @@ fn a_closed_pipe_is_a_clean_exit() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn threads_option_gives_the_same_export_and_tables() {
+    let captures: Vec<String> = bundled_captures()
+        .iter()
+        .map(|p| p.to_str().unwrap().to_string())
+        .collect();
+    let run = |command: &str, threads: &str| {
+        let mut args = vec![command, "--threads", threads];
+        args.extend(captures.iter().map(String::as_str));
+        let o = mailsift(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o.stdout
+    };
+    for command in ["export", "analyze"] {
+        let one = run(command, "1");
+        assert!(one.len() > 1000);
+        assert_eq!(one, run(command, "2"), "{command} --threads 2");
+        assert_eq!(one, run(command, "3"), "{command} --threads 3");
+    }
+    let o = mailsift(&["export", "--threads", "0", captures[0].as_str()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

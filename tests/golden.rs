@@ -90,3 +90,56 @@ fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> S
         _ => format!("{at}: expected {a}, got {b}"),
     }
 }
+
+/// Drops every `sha256`, `sha1` and `md5` key under `messages`.
+fn without_message_hashes(mut doc: serde_json::Value) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for key in ["sha256", "sha1", "md5"] {
+                    map.remove(key);
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    for session in doc["sessions"].as_array_mut().unwrap() {
+        strip(&mut session["messages"]);
+    }
+    doc
+}
+
+#[test]
+fn without_content_hashes_only_the_message_hashes_change() {
+    let mut config = EngineConfig::default();
+    config.limits.content_hashes = false;
+    let mut hashed_messages = 0;
+    for capture in bundled_captures() {
+        let name = capture.file_name().unwrap().to_string_lossy().to_string();
+        let with = normalise(export_document(
+            std::slice::from_ref(&capture),
+            EngineConfig::default(),
+        ));
+        let without = normalise(export_document(
+            std::slice::from_ref(&capture),
+            config.clone(),
+        ));
+        for session in without["sessions"].as_array().unwrap() {
+            for m in session["messages"].as_array().unwrap() {
+                assert_eq!(m["sha256"], "", "{name}: message hashed");
+                for a in m["attachments"].as_array().unwrap() {
+                    assert_eq!(a["md5"], "", "{name}: attachment hashed");
+                }
+                hashed_messages += 1;
+            }
+        }
+        assert_eq!(
+            without_message_hashes(with),
+            without_message_hashes(without),
+            "{name}"
+        );
+    }
+    assert!(hashed_messages > 5);
+}

@@ -51,7 +51,7 @@ pub struct HashcatWriter<W: Write> {
     summary: HashcatSummary,
 }
 
-impl HashcatWriter<Box<dyn Write>> {
+impl HashcatWriter<Box<dyn Write + Send>> {
     /// Creates (or truncates) `path`; on Unix it is readable by its owner only, since the
     /// lines are as good as passwords to whoever cracks them.
     pub fn create(path: &Path) -> io::Result<Self> {

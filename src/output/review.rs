@@ -39,7 +39,7 @@ impl Default for ReviewOptions {
 pub struct Review {
     redact: bool,
     logins: LoginTracker,
-    hashcat: Option<HashcatWriter<Box<dyn Write>>>,
+    hashcat: Option<HashcatWriter<Box<dyn Write + Send>>>,
     hashcat_error: Option<io::Error>,
     credentials: Option<CredentialTable>,
     findings: Option<FindingsTable>,
@@ -82,7 +82,7 @@ impl Review {
     }
 
     /// The same review also writing hashcat lines to `writer`.
-    pub fn with_hashcat(mut self, writer: HashcatWriter<Box<dyn Write>>) -> Self {
+    pub fn with_hashcat(mut self, writer: HashcatWriter<Box<dyn Write + Send>>) -> Self {
         self.hashcat = Some(writer);
         self
     }
