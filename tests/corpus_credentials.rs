@@ -96,8 +96,9 @@ const EXTRA_CREDENTIALS: &[(&str, &str, &str, usize, &str)] = &[
         1,
         "SMTP AUTH PLAIN, which tshark's credentials tap does not list; this client sends \
          `<name> NUL NUL <password>`, the name in the authorization-identity slot and an empty \
-         authentication identity, so mailsift reports an empty user (RFC 4616 reading) with \
-         the name as authzid and the password",
+         authentication identity; mailsift takes the authorization identity as the user (the \
+         name the server checked the password against), keeps it as authzid and notes it as \
+         a `sasl_malformed` anomaly",
     ),
     (
         "BruteShark/Pcap_Examples/SMTP - Auth Plain.pcap",
@@ -106,8 +107,9 @@ const EXTRA_CREDENTIALS: &[(&str, &str, &str, usize, &str)] = &[
         1,
         "SMTP AUTH PLAIN, which tshark's credentials tap does not list; this client sends \
          `<name> NUL NUL <password>`, the name in the authorization-identity slot and an empty \
-         authentication identity, so mailsift reports an empty user (RFC 4616 reading) with \
-         the name as authzid and the password",
+         authentication identity; mailsift takes the authorization identity as the user (the \
+         name the server checked the password against), keeps it as authzid and notes it as \
+         a `sasl_malformed` anomaly",
     ),
 ];
 
@@ -167,6 +169,8 @@ struct CaptureResult {
     found: usize,
     found_after_b64: usize,
     mailsift: usize,
+    /// mailsift credentials that name a user (a non-empty user name).
+    named: usize,
     /// Extra credentials by (protocol, mechanism).
     extra: BTreeMap<(&'static str, String), usize>,
     mismatches: Vec<Mismatch>,
@@ -205,6 +209,7 @@ fn compare(cap: &Capture) -> CaptureResult {
     let theirs = tshark_credentials(&tshark(&cap.file, &["-q", "-z", "credentials"]));
     r.tshark = theirs.len();
     r.mailsift = ours.len();
+    r.named = ours.iter().filter(|(o, _)| !o.user.is_empty()).count();
     for t in &theirs {
         let decoded = b64_decode(&t.user);
         let hit = ours
@@ -268,6 +273,11 @@ fn every_tshark_credential_is_found() {
             sum(|r| r.mailsift) - extra_total,
             sum(|r| r.mailsift),
         ),
+        Figure::new(
+            "mailsift credentials that name a user",
+            sum(|r| r.named),
+            sum(|r| r.mailsift),
+        ),
     ];
     print_figures("Credentials vs tshark -z credentials", &figures);
     eprintln!(
@@ -320,6 +330,9 @@ fn every_tshark_credential_is_found() {
         "EXTRA_CREDENTIALS rows that no longer occur"
     );
     assert_eq!(figures[0].ratio(), 1.0, "every tshark credential is found");
+    // PLAIN logins that leave the authentication identity empty name their user in the
+    // authorization identity; no credential in the corpus should come out nameless.
+    assert_eq!(figures[3].ratio(), 1.0, "every credential names a user");
 }
 
 #[test]

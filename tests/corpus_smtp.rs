@@ -125,23 +125,6 @@ const EXPECTED_MISMATCHES: &[Expected] = &[
          Subject line); the line-based raw scan misses it",
     ),
     (
-        "suricata-verify/tests/smtp-bug-5989/input.pcap",
-        "tshark_command",
-        2,
-        "MAILSIFT DEFECT (reported): the crafted first server segment (a 220 line followed by \
-         5000 bytes without a line end) hides the server's replies; mailsift keeps the AUTH \
-         LOGIN exchange open and takes the client's MAIL and RCPT lines as SASL responses \
-         (two sasl_malformed anomalies), though LOGIN ends after two responses; tshark and \
-         the raw scan report them as commands",
-    ),
-    (
-        "suricata-verify/tests/smtp-bug-5989/input.pcap",
-        "raw_scan_verb",
-        2,
-        "MAILSIFT DEFECT (reported): MAIL and RCPT taken as SASL responses, see the \
-         tshark_command entry",
-    ),
-    (
         "suricata-verify/tests/smtp-pipelining/input.pcap",
         "tshark_command",
         3,

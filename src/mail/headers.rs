@@ -3,8 +3,13 @@
 use super::MimeLimits;
 use super::mime::MimeProblem;
 use mail_parser::parsers::MessageStream;
-use mail_parser::{Address, DateTime, Header, HeaderName, HeaderValue, Host, Received};
+use mail_parser::{
+    Address, ContentType, DateTime, Header, HeaderName, HeaderValue, Host, Received,
+};
 use serde::Serialize;
+
+/// Anomaly kind for header bytes that are not UTF-8, read as Windows-1252 instead.
+pub(crate) const HEADER_8BIT_NOT_UTF8: &str = "header_8bit_not_utf8";
 
 /// One mailbox of an address list; members of a group carry the group's name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -166,6 +171,9 @@ pub(crate) fn summarize(
             ));
         }
         let (name, value_raw) = name_and_value(h, raw, clip_at);
+        if std::str::from_utf8(field).is_err() {
+            note_8bit(problems, &at, &name);
+        }
         if listing {
             s.headers.push(HeaderField {
                 name,
@@ -186,26 +194,29 @@ pub(crate) fn summarize(
         match &h.name {
             HeaderName::Subject => {
                 // Decoded from the whole field, then clipped like the other decoded values.
-                let whole = String::from_utf8_lossy(field_body(h, raw));
-                s.subject = Some(clip_to(decode_unstructured(&unfold(&whole)), clip_at));
+                let whole = HeaderText::decode(field_body(h, raw));
+                s.subject = Some(clip_to(
+                    decode_unstructured(&unfold(whole.as_str())),
+                    clip_at,
+                ));
                 s.subject_raw = Some(unfolded);
             }
             HeaderName::From => {
-                s.from = addresses(&h.value, limits.max_headers);
+                s.from = field_addresses(h, raw, limits.max_headers);
                 s.from_raw = Some(unfolded);
             }
             HeaderName::Sender => {
-                s.sender = addresses(&h.value, limits.max_headers);
+                s.sender = field_addresses(h, raw, limits.max_headers);
                 s.sender_raw = Some(unfolded);
             }
             HeaderName::ReplyTo => {
-                s.reply_to = addresses(&h.value, limits.max_headers);
+                s.reply_to = field_addresses(h, raw, limits.max_headers);
                 s.reply_to_raw = Some(unfolded);
             }
             HeaderName::To => {
                 extend_bounded(
                     &mut s.to,
-                    addresses(&h.value, limits.max_headers),
+                    field_addresses(h, raw, limits.max_headers),
                     limits.max_headers,
                 );
                 join_raw(&mut s.to_raw, unfolded);
@@ -213,7 +224,7 @@ pub(crate) fn summarize(
             HeaderName::Cc => {
                 extend_bounded(
                     &mut s.cc,
-                    addresses(&h.value, limits.max_headers),
+                    field_addresses(h, raw, limits.max_headers),
                     limits.max_headers,
                 );
                 join_raw(&mut s.cc_raw, unfolded);
@@ -221,7 +232,7 @@ pub(crate) fn summarize(
             HeaderName::Bcc => {
                 extend_bounded(
                     &mut s.bcc,
-                    addresses(&h.value, limits.max_headers),
+                    field_addresses(h, raw, limits.max_headers),
                     limits.max_headers,
                 );
                 join_raw(&mut s.bcc_raw, unfolded);
@@ -312,16 +323,104 @@ fn name_and_value(h: &Header<'_>, raw: &[u8], clip_at: usize) -> (String, String
     let name_end = (h.offset_start as usize).saturating_sub(1);
     let name = raw
         .get(h.offset_field as usize..name_end)
-        .map(|b| String::from_utf8_lossy(b).trim().to_string())
+        .map(|b| HeaderText::decode(b).as_str().trim().to_string())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| h.name.as_str().to_string());
     let value = raw
         .get(h.offset_start as usize..h.offset_end as usize)
         .unwrap_or_default();
-    let value = String::from_utf8_lossy(&value[..value.len().min(clip_at)]);
-    let value = value.trim_start_matches([' ', '\t']);
+    let value = HeaderText::decode(value.get(..utf8_cut(value, clip_at)).unwrap_or(value));
+    let value = value.as_str().trim_start_matches([' ', '\t']);
     let value = value.trim_end_matches(['\r', '\n']);
     (name, value.to_string())
+}
+
+/// Where to cut `bytes` to at most `max`: never inside a UTF-8 sequence, so that clipping
+/// valid text does not make it look like another charset.
+fn utf8_cut(bytes: &[u8], max: usize) -> usize {
+    let cut = bytes.len().min(max);
+    let is_continuation = |i: usize| bytes.get(i).is_some_and(|&b| b & 0xC0 == 0x80);
+    if !is_continuation(cut) {
+        return cut;
+    }
+    // The lead byte of the sequence is at most three bytes back; without one the bytes are
+    // not UTF-8 there and any cut will do.
+    (cut.saturating_sub(3)..cut)
+        .rev()
+        .find(|&i| !is_continuation(i))
+        .filter(|&i| bytes.get(i).is_some_and(|&b| b >= 0xC0))
+        .unwrap_or(cut)
+}
+
+/// Header bytes read as text.
+///
+/// Raw 8-bit header bytes should be UTF-8 (RFC 6532). Old clients write their own code page
+/// instead, most often Windows-1252, which gives every byte a character (ISO 8859-1 text
+/// reads the same), so the text keeps its characters rather than U+FFFD replacements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeaderText<'a> {
+    /// The bytes were UTF-8 (ASCII included).
+    Utf8(&'a str),
+    /// The bytes were not UTF-8 and were read as Windows-1252.
+    Windows1252(String),
+}
+
+impl<'a> HeaderText<'a> {
+    /// Reads header bytes: UTF-8 when they are, Windows-1252 otherwise.
+    pub(crate) fn decode(bytes: &'a [u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => HeaderText::Utf8(text),
+            Err(_) => {
+                let (text, _, _) = encoding_rs::WINDOWS_1252.decode(bytes);
+                HeaderText::Windows1252(text.into_owned())
+            }
+        }
+    }
+
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            HeaderText::Utf8(text) => text,
+            HeaderText::Windows1252(text) => text,
+        }
+    }
+
+    /// Whether the bytes were not UTF-8.
+    pub(crate) fn is_windows_1252(&self) -> bool {
+        matches!(self, HeaderText::Windows1252(_))
+    }
+}
+
+/// Records that `field` of `at` holds 8-bit bytes that are not UTF-8; once per message, as
+/// `problems` is the message's list.
+pub(crate) fn note_8bit(problems: &mut Vec<MimeProblem>, at: &str, field: &str) {
+    if problems.iter().any(|p| p.kind == HEADER_8BIT_NOT_UTF8) {
+        return;
+    }
+    problems.push(MimeProblem::new(
+        HEADER_8BIT_NOT_UTF8,
+        format!("{at} has 8-bit header bytes that are not UTF-8 (first in {field}); read as Windows-1252"),
+    ));
+}
+
+/// The field's value parsed again from its body read by [`HeaderText`], for a field whose
+/// bytes are not UTF-8 (the parser replaced them with U+FFFD); None when they are UTF-8.
+fn reparsed<'b>(
+    body: &[u8],
+    buffer: &'b mut Vec<u8>,
+    parse: fn(&mut MessageStream<'b>) -> HeaderValue<'b>,
+) -> Option<HeaderValue<'b>> {
+    let HeaderText::Windows1252(text) = HeaderText::decode(body) else {
+        return None;
+    };
+    let mut bytes = text.into_bytes();
+    // The parsers stop at the line end that closes the field.
+    if !bytes.ends_with(b"\n") {
+        bytes.extend_from_slice(b"\r\n");
+    }
+    *buffer = bytes;
+    let data: &'b [u8] = buffer;
+    Some(parse(&mut MessageStream::new(data)))
 }
 
 /// RFC 5322 unfolding: a line break followed by white space is removed (the white space stays).
@@ -489,6 +588,36 @@ fn extend_bounded<T>(list: &mut Vec<T>, more: Vec<T>, max: usize) {
     list.extend(more.into_iter().take(room));
 }
 
+/// A field shaped like Content-Type (Content-Disposition too) parsed again from its body
+/// read by [`HeaderText`] when its bytes are not UTF-8; None when they are.
+pub(crate) fn reparsed_content_type<'b>(
+    h: &Header<'_>,
+    raw: &[u8],
+    buffer: &'b mut Vec<u8>,
+) -> Option<ContentType<'b>> {
+    match reparsed(
+        field_body(h, raw),
+        buffer,
+        MessageStream::parse_content_type,
+    )? {
+        HeaderValue::ContentType(ct) => Some(ct),
+        _ => None,
+    }
+}
+
+/// The addresses of an address field, its display names read by [`HeaderText`].
+fn field_addresses(h: &Header<'_>, raw: &[u8], max: usize) -> Vec<AddressRecord> {
+    let mut buffer = Vec::new();
+    match reparsed(
+        field_body(h, raw),
+        &mut buffer,
+        MessageStream::parse_address,
+    ) {
+        Some(value) => addresses(&value, max),
+        None => addresses(&h.value, max),
+    }
+}
+
 fn addresses(v: &HeaderValue<'_>, max: usize) -> Vec<AddressRecord> {
     let mut list = all_addresses(v);
     list.truncate(max);
@@ -625,6 +754,68 @@ mod tests {
             s.headers[0].value,
             "=?UTF-8?B?w4lsw6h2ZQ==?=\r\n =?ISO-8859-1?Q?_caf=E9?= ok"
         );
+    }
+
+    fn summary_of_bytes(msg: &[u8], limits: &MimeLimits) -> (HeaderSummary, Vec<MimeProblem>) {
+        let parsed = MessageParser::default().parse(msg).expect("parses");
+        let mut problems = Vec::new();
+        let s = summarize(&parsed.parts[0].headers, msg, limits, "", &mut problems);
+        (s, problems)
+    }
+
+    #[test]
+    fn header_bytes_that_are_not_utf8_read_as_windows_1252() {
+        // An old client writes its code page raw: 0x92 is a right quote, 0xE9 an e acute.
+        let (s, p) = summary_of_bytes(
+            b"From: Ren\xe9 Dupont <rene@example.fr>\r\nSubject: See What\x92s Next\r\nX-Mailer: Outlook \xa9\r\n\r\nbody",
+            &MimeLimits::default(),
+        );
+        assert_eq!(s.subject.as_deref(), Some("See What\u{2019}s Next"));
+        assert_eq!(s.subject_raw.as_deref(), Some("See What\u{2019}s Next"));
+        assert_eq!(s.headers[1].value, "See What\u{2019}s Next");
+        assert_eq!(s.from[0].name.as_deref(), Some("Ren\u{e9} Dupont"));
+        assert_eq!(s.from[0].address.as_deref(), Some("rene@example.fr"));
+        assert_eq!(s.x_mailer.as_deref(), Some("Outlook \u{a9}"));
+        // Three fields, one problem: once per message is enough to say what happened.
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].kind, HEADER_8BIT_NOT_UTF8);
+        assert!(p[0].detail.contains("first in From"), "{}", p[0].detail);
+
+        // UTF-8 (RFC 6532) is kept as it is and is no problem.
+        let (s, p) = summary_of_bytes(
+            "Subject: caf\u{e9} \u{2019}\r\n\r\n".as_bytes(),
+            &MimeLimits::default(),
+        );
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(s.subject.as_deref(), Some("caf\u{e9} \u{2019}"));
+    }
+
+    #[test]
+    fn clipping_never_makes_utf8_look_like_windows_1252() {
+        let limits = MimeLimits {
+            max_header_block_bytes: 12,
+            ..MimeLimits::default()
+        };
+        // The clip at byte 12 falls inside the three bytes of U+2019.
+        let (s, p) = summary_of_bytes("Subject: abcdefghij\u{2019}xyz\r\n\r\n".as_bytes(), &limits);
+        assert!(p.iter().all(|p| p.kind != HEADER_8BIT_NOT_UTF8), "{p:?}");
+        assert_eq!(s.subject_raw.as_deref(), Some("abcdefghij"));
+        assert_eq!(utf8_cut("a\u{2019}".as_bytes(), 2), 1);
+        assert_eq!(utf8_cut("a\u{2019}".as_bytes(), 4), 4);
+        assert_eq!(utf8_cut(b"a\x92\x92", 2), 2);
+        assert_eq!(utf8_cut(b"", 2), 0);
+    }
+
+    #[test]
+    fn header_text_falls_back_only_when_needed() {
+        assert_eq!(HeaderText::decode(b"plain"), HeaderText::Utf8("plain"));
+        let utf8 = HeaderText::decode("\u{2019}".as_bytes());
+        assert!(!utf8.is_windows_1252());
+        let legacy = HeaderText::decode(b"\x80 \x92 \xff");
+        assert!(legacy.is_windows_1252());
+        assert_eq!(legacy.as_str(), "\u{20ac} \u{2019} \u{ff}");
+        // A UTF-8 sequence cut short is not UTF-8 either: its bytes keep a character each.
+        assert_eq!(HeaderText::decode(b"\xe2\x80").as_str(), "\u{e2}\u{20ac}");
     }
 
     #[test]

@@ -331,6 +331,23 @@ impl<'l> Walk<'l> {
         self.problems.push(MimeProblem::new(kind, detail));
     }
 
+    /// The last field `name` of a part (the one the parser uses), as written and unfolded.
+    fn raw_field(
+        &mut self,
+        part: &MessagePart<'_>,
+        raw: &[u8],
+        name: HeaderName<'static>,
+        at: &str,
+    ) -> Option<String> {
+        let h = part.headers.header(name)?;
+        let bytes = raw.get(h.offset_start as usize..h.offset_end as usize)?;
+        let text = headers::HeaderText::decode(bytes);
+        if text.is_windows_1252() {
+            headers::note_8bit(&mut self.problems, at, h.name.as_str());
+        }
+        Some(headers::unfold(text.as_str()))
+    }
+
     /// Walks a parsed message and builds its summary.
     fn message_tree(&mut self, root: &Message<'_>, complete: bool) -> MimeSummary {
         let header = match root.parts.first() {
@@ -502,19 +519,39 @@ impl<'l> Walk<'l> {
             None => "text/plain".to_string(),
         };
         let disposition = part.content_disposition();
+        // Parameters whose bytes are not UTF-8 came out of the parser with U+FFFD; they are
+        // read again as the header fields are (an 8-bit file name from an old client).
+        let at_part = format!("part {}", at.path);
+        let (mut ct_buffer, mut cd_buffer) = (Vec::new(), Vec::new());
+        let ct_reread = part
+            .headers
+            .header(HeaderName::ContentType)
+            .and_then(|h| headers::reparsed_content_type(h, raw, &mut ct_buffer));
+        let cd_reread = part
+            .headers
+            .header(HeaderName::ContentDisposition)
+            .and_then(|h| headers::reparsed_content_type(h, raw, &mut cd_buffer));
+        let ct_params = ct_reread.as_ref().or(ct);
+        let cd_params = cd_reread.as_ref().or(disposition);
+        let filename = cd_params
+            .and_then(|d| d.attribute("filename"))
+            .or_else(|| ct_params.and_then(|c| c.attribute("name")))
+            .map(str::to_string);
+        let content_type_raw = self.raw_field(part, raw, HeaderName::ContentType, &at_part);
+        let disposition_raw = self.raw_field(part, raw, HeaderName::ContentDisposition, &at_part);
         let cte_text = part.content_transfer_encoding().map(str::to_string);
         let encoding = TransferEncoding::parse(cte_text.as_deref());
         let mut record = PartRecord {
             path: at.path.clone(),
             depth: at.depth,
             content_type: content_type.clone(),
-            content_type_raw: raw_field(part, raw, HeaderName::ContentType),
-            params: params(ct),
+            content_type_raw,
+            params: params(ct_params),
             charset: ct.and_then(|c| c.attribute("charset")).map(str::to_string),
             transfer_encoding: cte_text.as_deref().map(|t| t.trim().to_ascii_lowercase()),
             disposition: disposition.map(|d| d.ctype().to_ascii_lowercase()),
-            disposition_raw: raw_field(part, raw, HeaderName::ContentDisposition),
-            filename: part.attachment_name().map(str::to_string),
+            disposition_raw,
+            filename,
             content_id: part.content_id().map(str::to_string),
             content_description: part.content_description().map(str::to_string),
             declared_size: disposition
@@ -846,13 +883,6 @@ fn params(ct: Option<&ContentType<'_>>) -> BTreeMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The last field `name` of a part (the one the parser uses), as written and unfolded.
-fn raw_field(part: &MessagePart<'_>, raw: &[u8], name: HeaderName<'static>) -> Option<String> {
-    let h = part.headers.header(name)?;
-    let bytes = raw.get(h.offset_start as usize..h.offset_end as usize)?;
-    Some(headers::unfold(&String::from_utf8_lossy(bytes)))
 }
 
 /// Text in a charset, converted to UTF-8 (lossily when the charset is unknown).
@@ -1238,6 +1268,41 @@ inner body with http://inner.example/path
         assert_eq!(d.problems[0].count, 3);
         assert!(d.problems[0].detail.contains("x-bogus-0"));
         assert_eq!(d.summary.decode_problems, d.problems);
+    }
+
+    #[test]
+    fn eight_bit_parameters_read_as_windows_1252() {
+        let mut msg = crlf("Subject: files\nContent-Type: multipart/mixed; boundary=b\n\n--b\n");
+        msg.extend_from_slice(b"Content-Type: application/pdf; name=\"r\xe9sum\xe9.pdf\"\r\n");
+        msg.extend_from_slice(
+            b"Content-Disposition: attachment; filename=\"R\xe9sum\xe9 \x96 final.pdf\"\r\n",
+        );
+        msg.extend_from_slice(&crlf(
+            "\nPDF\n--b\nContent-Type: text/plain; name=ok.txt\n\nt\n--b--\n",
+        ));
+        let d = decode(&msg, true, &limits(), false);
+        let pdf = part(&d.summary, "1");
+        assert_eq!(
+            pdf.filename.as_deref(),
+            Some("R\u{e9}sum\u{e9} \u{2013} final.pdf")
+        );
+        assert_eq!(
+            pdf.params.get("name").map(String::as_str),
+            Some("r\u{e9}sum\u{e9}.pdf")
+        );
+        assert_eq!(
+            pdf.content_type_raw.as_deref(),
+            Some("application/pdf; name=\"r\u{e9}sum\u{e9}.pdf\"")
+        );
+        // A part whose fields are UTF-8 reads as before.
+        assert_eq!(part(&d.summary, "2").filename.as_deref(), Some("ok.txt"));
+        assert_eq!(kinds(&d), vec!["header_8bit_not_utf8"]);
+        assert_eq!(d.problems[0].count, 1);
+        assert!(
+            d.problems[0].detail.contains("part 1"),
+            "{}",
+            d.problems[0].detail
+        );
     }
 
     #[test]

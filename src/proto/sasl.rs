@@ -101,6 +101,15 @@ struct Progress {
     ntlm_challenge_flags: Option<u32>,
 }
 
+/// How a client line is read while an exchange waits for a server reply the capture lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuessedLine {
+    /// Another SASL response.
+    Response,
+    /// A command: the exchange is over.
+    Command,
+}
+
 /// Follows one AUTH exchange from the command to the server's verdict.
 ///
 /// The protocol dissector frames the lines (SMTP `334 ...`, POP3 `+ ...`) and feeds their
@@ -187,6 +196,78 @@ impl SaslExchange {
     /// Malformed steps met so far (bad base64, truncated NTLM message...), for anomalies.
     pub fn problems(&self) -> &[String] {
         &self.problems
+    }
+
+    /// Client responses the mechanism normally sends, the initial response included: the
+    /// messages that carry its credentials (LOGIN: user, password; NTLM: Type 1, Type 3;
+    /// DIGEST-MD5 and SCRAM: two messages; GSSAPI: token, empty answer, security layer;
+    /// PLAIN, CRAM-MD5, XOAUTH2, OAUTHBEARER, EXTERNAL and unknown mechanisms: one).
+    pub fn expected_responses(&self) -> u32 {
+        match self.mechanism {
+            Mechanism::Plain
+            | Mechanism::CramMd5
+            | Mechanism::XOAuth2
+            | Mechanism::OAuthBearer
+            | Mechanism::External
+            | Mechanism::Other(_) => 1,
+            Mechanism::Login | Mechanism::DigestMd5 | Mechanism::Ntlm | Mechanism::Scram(_) => 2,
+            Mechanism::Gssapi => 3,
+        }
+    }
+
+    /// Whether the client has sent every response the mechanism expects, or cancelled.
+    pub fn responses_complete(&self) -> bool {
+        self.details.cancelled || self.progress.client_steps >= self.expected_responses()
+    }
+
+    /// Whether `line` could be a client response of this mechanism: empty, `*`, or base64
+    /// whose content has the mechanism's shape (text for the text mechanisms, an NTLMSSP
+    /// message for NTLM, a GSS-API token for GSSAPI). A bare command verb such as `QUIT` is
+    /// valid base64, but decodes to control bytes, which no text mechanism sends.
+    pub fn could_be_response(&self, line: &str) -> bool {
+        let line = line.trim_ascii();
+        if line.is_empty() || line == "=" || line == "*" {
+            return true;
+        }
+        let Ok(data) = STANDARD_PAD_INDIFFERENT.decode(line) else {
+            return false;
+        };
+        match self.mechanism {
+            Mechanism::Plain => is_text(&data, b"\0"),
+            // Key-value pairs are separated by ^A.
+            Mechanism::XOAuth2 | Mechanism::OAuthBearer => is_text(&data, b"\x01"),
+            Mechanism::Login
+            | Mechanism::CramMd5
+            | Mechanism::DigestMd5
+            | Mechanism::External
+            | Mechanism::Scram(_) => is_text(&data, b""),
+            Mechanism::Ntlm => data.starts_with(ntlm::SIGNATURE),
+            // RFC 2743 and RFC 4121 tokens carry a header of at least 16 bytes.
+            Mechanism::Gssapi => data.len() >= 16,
+            Mechanism::Other(_) => true,
+        }
+    }
+
+    /// How to read a client line when the server reply that would say so is not in the
+    /// capture; `known_command` is whether the protocol parses the line as a known command.
+    ///
+    /// Until the mechanism's responses are all in, a line is a response unless it is a known
+    /// command that cannot be one; after them, a known command or a line that cannot be a
+    /// response ends the exchange (an extra empty line, as after an XOAUTH2 error
+    /// challenge, or a `*` stays a response). Only the client's own lines are consulted, so
+    /// the reading does not depend on how the two directions interleave.
+    pub fn guess_line(&self, line: &str, known_command: bool) -> GuessedLine {
+        let could_be_response = self.could_be_response(line);
+        let command = if self.responses_complete() {
+            known_command || !could_be_response
+        } else {
+            known_command && !could_be_response
+        };
+        if command {
+            GuessedLine::Command
+        } else {
+            GuessedLine::Response
+        }
     }
 
     /// Ends the exchange with the server's verdict (`None` when no verdict was seen).
@@ -282,7 +363,15 @@ impl SaslExchange {
         if !authzid.is_empty() {
             self.details.authzid = Some(self.text(authzid, "authorization identity"));
         }
-        self.username = Some(self.text(authcid, "user name"));
+        if authcid.is_empty() && !authzid.is_empty() {
+            // Some clients put the login name in the first slot; RFC 4616 makes it the
+            // identity to act as, but the server can only have checked the password against
+            // it, so it is the user an analyst is looking for.
+            self.problem("empty authentication identity; authorization identity used as user name");
+            self.username = self.details.authzid.clone();
+        } else {
+            self.username = Some(self.text(authcid, "user name"));
+        }
         self.password = Some(self.text(password, "password"));
     }
 
@@ -792,6 +881,21 @@ fn declares_utf8(directives: &Directives) -> bool {
         .is_some_and(|c| c.eq_ignore_ascii_case(b"utf-8"))
 }
 
+/// Whether decoded bytes read as text: no control characters but tab, CR, LF and the
+/// mechanism's own separators in `allowed`. Bytes that are not UTF-8 are judged as ISO 8859-1,
+/// which older clients send.
+fn is_text(data: &[u8], allowed: &[u8]) -> bool {
+    let acceptable = |c: char| {
+        !c.is_control()
+            || matches!(c, '\t' | '\r' | '\n')
+            || allowed.iter().any(|&a| c == char::from(a))
+    };
+    match std::str::from_utf8(data) {
+        Ok(text) => text.chars().all(acceptable),
+        Err(_) => data.iter().all(|&b| acceptable(char::from(b))),
+    }
+}
+
 fn is_hex_digest(digest: &[u8]) -> bool {
     digest.len() == 32 && digest.iter().all(u8::is_ascii_hexdigit)
 }
@@ -870,6 +974,102 @@ mod tests {
         // A client that then answers properly is still decoded.
         sasl.client_response(&b64("\0u\0p"));
         assert_eq!(sasl.finish(None).username.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn plain_with_only_an_authorization_identity_names_that_user() {
+        // BruteShark-style clients: `name NUL NUL password`.
+        let sasl = start("PLAIN", Some(&b64("alice@example.com\0\0secret")));
+        assert_eq!(
+            sasl.problems(),
+            ["PLAIN: empty authentication identity; authorization identity used as user name"]
+        );
+        let cred = sasl.finish(Some(true));
+        assert_eq!(cred.username.as_deref(), Some("alice@example.com"));
+        assert_eq!(cred.details.authzid.as_deref(), Some("alice@example.com"));
+        assert_eq!(cred.password.as_deref(), Some("secret"));
+
+        // Both empty: nothing to borrow, nothing to note.
+        let sasl = start("PLAIN", Some(&b64("\0\0secret")));
+        no_problems(&sasl);
+        let cred = sasl.finish(None);
+        assert_eq!(cred.username.as_deref(), Some(""));
+        assert_eq!(cred.details.authzid, None);
+    }
+
+    #[test]
+    fn expected_responses_follow_the_mechanism() {
+        let mut login = start("LOGIN", None);
+        assert_eq!(login.expected_responses(), 2);
+        assert!(!login.responses_complete());
+        login.client_response(&b64("tim"));
+        assert!(!login.responses_complete());
+        login.client_response(&b64("secret"));
+        assert!(login.responses_complete());
+
+        // An inline user name is the first of LOGIN's two responses.
+        let login = start("LOGIN", Some(&b64("tim")));
+        assert!(!login.responses_complete());
+        assert!(start("PLAIN", Some(&b64("\0u\0p"))).responses_complete());
+        assert!(!start("PLAIN", None).responses_complete());
+        assert!(start("XOAUTH2", Some(&b64("user=u\x01\x01"))).responses_complete());
+        assert_eq!(start("CRAM-MD5", None).expected_responses(), 1);
+        assert_eq!(start("NTLM", None).expected_responses(), 2);
+        assert_eq!(start("GSSAPI", None).expected_responses(), 3);
+
+        // A cancelled exchange expects nothing more.
+        let mut cancelled = start("LOGIN", None);
+        cancelled.client_response("*");
+        assert!(cancelled.responses_complete());
+    }
+
+    #[test]
+    fn bare_command_verbs_are_not_text_responses() {
+        let login = start("LOGIN", None);
+        for verb in [
+            "QUIT", "DATA", "RSET", "NOOP", "EHLO", "MAIL", "STAT", "CAPA",
+        ] {
+            assert!(!login.could_be_response(verb), "{verb}");
+        }
+        assert!(login.could_be_response(&b64("tim")));
+        assert!(login.could_be_response(&b64("caf\u{e9}")));
+        assert!(login.could_be_response(&b64(b"caf\xe9")));
+        assert!(login.could_be_response(""));
+        assert!(login.could_be_response("*"));
+        assert!(!login.could_be_response("MAIL FROM: <a@b.c>"));
+        assert!(start("PLAIN", None).could_be_response(&b64("\0u\0p")));
+        assert!(!start("LOGIN", None).could_be_response(&b64("\0u\0p")));
+        assert!(start("XOAUTH2", None).could_be_response(&b64("user=u\x01\x01")));
+        assert!(start("NTLM", None).could_be_response(&b64(b"NTLMSSP\0\x01\0\0\0")));
+        assert!(!start("NTLM", None).could_be_response(&b64("tim")));
+        assert!(!start("GSSAPI", None).could_be_response("QUIT"));
+        assert!(start("X-UNKNOWN", None).could_be_response("QUIT"));
+    }
+
+    #[test]
+    fn guessed_lines_end_the_exchange_after_its_responses() {
+        use GuessedLine::{Command, Response};
+        let mut login = start("LOGIN", None);
+        // Before the responses: base64 is a response, and so is a line that is not.
+        assert_eq!(login.guess_line(&b64("tim"), false), Response);
+        assert_eq!(login.guess_line("garbage here", false), Response);
+        // A known command that cannot be a response ends it at any time.
+        assert_eq!(login.guess_line("MAIL FROM: <a@b.c>", true), Command);
+        assert_eq!(login.guess_line("QUIT", true), Command);
+        login.client_response(&b64("tim"));
+        login.client_response(&b64("secret"));
+        // After them: any known command, or anything that cannot be a response.
+        assert_eq!(login.guess_line("MAIL FROM: <a@b.c>", true), Command);
+        assert_eq!(login.guess_line("garbage here", false), Command);
+        assert_eq!(login.guess_line("", false), Response);
+        assert_eq!(login.guess_line(&b64("more"), false), Response);
+
+        // An unknown mechanism keeps a bare verb, which may be its data, for its first answer.
+        let mut other = start("X-UNKNOWN", None);
+        assert_eq!(other.guess_line("QUIT", true), Response);
+        other.client_response(&b64("token"));
+        assert_eq!(other.guess_line("QUIT", true), Command);
+        assert_eq!(other.guess_line(&b64("token"), false), Response);
     }
 
     #[test]

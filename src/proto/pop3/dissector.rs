@@ -21,8 +21,11 @@
 //!   When a side overflows, a `hold_overflow` anomaly is recorded and the session continues
 //!   degraded: nobody waits; replies with no command are reported as `reply_without_command`,
 //!   a command later found to be older than such a reply is not queued, the client reads lines
-//!   after an unanswered `AUTH` as SASL responses until a known command appears, and after an
-//!   unanswered `STLS` switches to TLS if its next byte starts a TLS record.
+//!   after an unanswered `AUTH` as the mechanism sees them ([`SaslExchange::guess_line`]:
+//!   responses until the mechanism's usual count is in, unless a known command that cannot be
+//!   a response comes first; then a known command or a line that cannot be a response ends
+//!   the exchange), and after an unanswered `STLS` switches to TLS if its next byte starts a
+//!   TLS record.
 //!
 //! # Lost commands and the time rule
 //! A client gap (or a mid-stream pickup) puts a `Lost` marker into the queue: an unknown
@@ -68,7 +71,7 @@ use crate::limits::Limits;
 use crate::mail::{Envelope, KeepBounds, MessageCollector};
 use crate::proto::Dissector;
 use crate::proto::line::{LineEnding, LineFramer};
-use crate::proto::sasl::{Mechanism, SaslExchange};
+use crate::proto::sasl::{GuessedLine, Mechanism, SaslExchange};
 use crate::proto::tls::TlsObserver;
 use crate::session::{
     Credential, CredentialDetails, Direction, EventKind, MessageSource, SessionRecord, TlsMode,
@@ -330,8 +333,8 @@ struct AuthFlow {
     fed_challenges: u32,
     responses: u32,
     verdict: Option<bool>,
-    /// The server cannot settle the exchange (gap, overflow, end): client lines are taken as
-    /// responses until one is a known command.
+    /// The server cannot settle the exchange (gap, overflow, end): the mechanism guesses which
+    /// client lines are its responses.
     forced: bool,
     client_moved_on: bool,
 }
@@ -953,7 +956,9 @@ impl Pop3Dissector {
             let is_response = if flow.responses_owed() {
                 true
             } else if forced && !flow.client_moved_on {
-                let command = parse_command(&text).is_some_and(|c| c.verb.is_known());
+                // The mechanism knows how many responses it sends and what they look like.
+                let known = parse_command(&text).is_some_and(|c| c.verb.is_known());
+                let command = flow.exchange.guess_line(&text, known) == GuessedLine::Command;
                 flow.client_moved_on = command;
                 !command
             } else {

@@ -1132,6 +1132,54 @@ fn client_only_capture_keeps_commands_unanswered() {
 }
 
 #[test]
+fn unanswered_auth_ends_after_the_mechanisms_responses() {
+    // LOGIN sends two responses; with no server to end the exchange, the third line is a
+    // command even though it is not a known one.
+    let rec = check(&transcript(&[
+        (C, "AUTH LOGIN\r\n"),
+        (C, "YWxpY2U=\r\n"),
+        (C, "c2VjcmV0\r\n"),
+        (C, "XYZZY now\r\n"),
+        (C, "QUIT\r\n"),
+    ]));
+    assert_eq!(
+        auth_data(&rec),
+        vec![(C, "YWxpY2U=".to_string()), (C, "c2VjcmV0".to_string())]
+    );
+    assert_eq!(
+        commands(&rec),
+        owned(&[
+            ("AUTH", Some("LOGIN")),
+            ("XYZZY", Some("now")),
+            ("QUIT", None)
+        ])
+    );
+    assert_eq!(rec.credentials[0].username.as_deref(), Some("alice"));
+    assert_eq!(rec.credentials[0].password.as_deref(), Some("secret"));
+    assert!(!rec.has_anomaly("sasl_malformed"), "{:?}", rec.anomalies);
+
+    // PLAIN with an initial response has sent everything: the next line is a command, and a
+    // bare verb before LOGIN's responses is one too (it decodes to control bytes).
+    let rec = check(&transcript(&[
+        (C, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+        (C, "XYZZY now\r\n"),
+        (C, "AUTH LOGIN\r\n"),
+        (C, "STAT\r\n"),
+    ]));
+    assert!(auth_data(&rec).is_empty());
+    assert_eq!(
+        commands(&rec),
+        owned(&[
+            ("AUTH", Some("PLAIN AGFsaWNlAHNlY3JldA==")),
+            ("XYZZY", Some("now")),
+            ("AUTH", Some("LOGIN")),
+            ("STAT", None)
+        ])
+    );
+    assert_eq!(rec.credentials[0].username.as_deref(), Some("alice"));
+}
+
+#[test]
 fn hold_overflow_degrades_instead_of_growing() {
     let limits = Limits {
         max_line_len: 8,

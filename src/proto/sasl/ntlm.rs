@@ -4,7 +4,7 @@
 //! never a panic. Views borrow from the message; nothing is copied until the caller decides.
 
 /// `NTLMSSP\0`, the first eight bytes of every message.
-const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
+pub(super) const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
 
 /// Strings are UTF-16LE rather than the OEM code page.
 pub(crate) const NEGOTIATE_UNICODE: u32 = 0x0000_0001;

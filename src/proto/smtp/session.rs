@@ -19,8 +19,12 @@
 //! replies `max_pending_commands` each, lines `max_line_len`. When a bound is hit the most
 //! likely reading is taken and an anomaly says so (only then can the interleaving change the
 //! record): a paused client reads a DATA body unless its next line is unmistakably a command,
-//! a SASL line likewise, TLS after STARTTLS if its next byte starts a TLS record; the same
-//! guesses settle pauses whose reply never came by the end of the capture.
+//! TLS after STARTTLS if its next byte starts a TLS record, and after AUTH or a SASL line
+//! another SASL line as the mechanism sees it ([`SaslExchange::guess_line`]): until the
+//! mechanism's usual responses are in (LOGIN two, PLAIN one...), a line is a response unless
+//! it is a known command that cannot be one; after them a known command, or a line that
+//! cannot be a response, ends the exchange. The same guesses settle pauses whose reply never
+//! came by the end of the capture (e.g. when a crafted segment hides every server reply).
 //!
 //! Envelope rule: a message's envelope is the MAIL path and the RCPT paths of its
 //! transaction that were not rejected, i.e. accepted (2xx/3xx) or never answered; so a capture
@@ -57,7 +61,7 @@ use crate::limits::Limits;
 use crate::mail::{Envelope, KeepBounds, MessageCollector};
 use crate::proto::Dissector;
 use crate::proto::line::{Line, LineEnding, LineFramer};
-use crate::proto::sasl::SaslExchange;
+use crate::proto::sasl::{GuessedLine, SaslExchange};
 use crate::proto::tls::TlsObserver;
 use crate::session::{Direction, EventKind, MessageSource, PerDirection, SessionRecord, TlsMode};
 use crate::time::Timestamp;
@@ -2041,20 +2045,36 @@ impl Core {
 
     /// The most likely reply to a pausing command, judged from the client's held bytes.
     fn guess(&self, step: &Step) -> Resolution {
-        let first_line_is_command = || {
+        let first_line = || {
             let line = self.client_hold.first_line(self.max_line_len);
-            let text = String::from_utf8_lossy(&line);
-            split_command(&text).is_some_and(|c| is_strict_command(&c))
+            String::from_utf8_lossy(&line).into_owned()
         };
+        let is_strict = |text: &str| split_command(text).is_some_and(|c| is_strict_command(&c));
         match step {
-            Step::Data if self.client_hold.is_empty() || first_line_is_command() => {
+            Step::Data if self.client_hold.is_empty() || is_strict(&first_line()) => {
                 Resolution::Commands
             }
             Step::Data => Resolution::Body,
-            Step::Auth if self.client_hold.is_empty() || first_line_is_command() => {
-                Resolution::Commands
+            Step::Auth if self.client_hold.is_empty() => Resolution::Commands,
+            Step::Auth => {
+                let text = first_line();
+                let command = match &self.auth {
+                    // The mechanism knows how many responses it sends and what they look
+                    // like; a command verb with a sloppy argument (`MAIL FROM: <a>`) still
+                    // counts as a command once they are all in.
+                    Some(auth) => {
+                        let known = split_command(&text)
+                            .is_some_and(|c| c.shape == VerbShape::Word && c.verb != Verb::Unknown);
+                        auth.guess_line(&text, known) == GuessedLine::Command
+                    }
+                    None => is_strict(&text),
+                };
+                if command {
+                    Resolution::Commands
+                } else {
+                    Resolution::Sasl
+                }
             }
-            Step::Auth => Resolution::Sasl,
             Step::Starttls if self.client_hold.first_byte().is_some_and(looks_like_tls) => {
                 Resolution::Tls
             }

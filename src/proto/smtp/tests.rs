@@ -820,6 +820,103 @@ fn auth_without_a_reply_has_unknown_outcome() {
     assert_eq!(rec.credentials[0].success, None);
 }
 
+/// A session whose server replies are all hidden: after the greeting, one server line that
+/// never ends (as in a crafted capture) swallows every later reply.
+fn hidden_replies_session(client: &[&str]) -> Vec<Seg> {
+    let mut segs = vec![s("220 mx ESMTP\r\n")];
+    segs.push(s(&"A".repeat(5000)));
+    segs.extend(client.iter().map(|line| c(line)));
+    segs
+}
+
+#[test]
+fn auth_login_without_visible_replies_ends_after_two_responses() {
+    let segs = hidden_replies_session(&[
+        "EHLO c\r\n",
+        "AUTH LOGIN\r\n",
+        "YWxpY2U=\r\n",
+        "c2VjcmV0\r\n",
+        // Sloppy paths (a space after the colon) are not strict commands, but LOGIN has had
+        // its two responses: they are commands, not more SASL.
+        "MAIL FROM: <alice@example.com>\r\n",
+        "RCPT TO: <bob@example.org>\r\n",
+        "DATA\r\n",
+        "Subject: hi\r\n\r\nhello\r\n.\r\n",
+        "QUIT\r\n",
+    ]);
+    let rec = run(&segs);
+    assert_eq!(
+        commands(&rec),
+        vec![
+            "EHLO c",
+            "AUTH LOGIN",
+            "MAIL FROM: <alice@example.com>",
+            "RCPT TO: <bob@example.org>",
+            "DATA",
+            "QUIT"
+        ]
+    );
+    assert_eq!(
+        auth_data(&rec),
+        vec![(C, "YWxpY2U=".to_string()), (C, "c2VjcmV0".to_string())]
+    );
+    assert!(!rec.has_anomaly("sasl_malformed"), "{:?}", rec.anomalies);
+    let cred = &rec.credentials[0];
+    assert_eq!(cred.username.as_deref(), Some("alice"));
+    assert_eq!(cred.password.as_deref(), Some("secret"));
+    assert_eq!(cred.success, None);
+    assert_eq!(rec.messages.len(), 1);
+    let m = &rec.messages[0];
+    assert_eq!(m.mail_from.as_deref(), Some("alice@example.com"));
+    assert_eq!(m.rcpt_to, Some(vec!["bob@example.org".to_string()]));
+    assert_order_independent(&segs, true, 30);
+}
+
+#[test]
+fn guessed_sasl_lines_follow_each_mechanism() {
+    // LOGIN with an inline user name: one more response, then commands.
+    let rec = run(&hidden_replies_session(&[
+        "AUTH LOGIN YWxpY2U=\r\nc2VjcmV0\r\nNOOP\r\nQUIT\r\n",
+    ]));
+    assert_eq!(commands(&rec), vec!["AUTH LOGIN YWxpY2U=", "NOOP", "QUIT"]);
+    assert_eq!(rec.credentials[0].password.as_deref(), Some("secret"));
+
+    // PLAIN with an initial response expects nothing more; without one, one line.
+    let rec = run(&hidden_replies_session(&[
+        "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nMAIL FROM: <a@x.org>\r\n",
+        "AUTH PLAIN\r\nAGJvYgBwdw==\r\nRSET\r\n",
+    ]));
+    assert_eq!(
+        commands(&rec),
+        vec![
+            "AUTH PLAIN AGFsaWNlAHNlY3JldA==",
+            "MAIL FROM: <a@x.org>",
+            "AUTH PLAIN",
+            "RSET"
+        ]
+    );
+    let users: Vec<_> = rec
+        .credentials
+        .iter()
+        .map(|c| c.username.as_deref())
+        .collect();
+    assert_eq!(users, vec![Some("alice"), Some("bob")]);
+
+    // XOAUTH2: the empty line that answers an error challenge is still SASL.
+    let rec = run(&hidden_replies_session(&[
+        "AUTH XOAUTH2 dXNlcj1hbGljZQFhdXRoPUJlYXJlciB0b2tlbgEB\r\n\r\nQUIT\r\n",
+    ]));
+    assert_eq!(commands(&rec).last().map(String::as_str), Some("QUIT"));
+    assert_eq!(auth_data(&rec), vec![(C, String::new())]);
+    assert!(!rec.has_anomaly("empty_command_line"));
+
+    // Before its responses, LOGIN still reads base64 as SASL, but never a bare verb, which
+    // decodes to control bytes.
+    let rec = run(&hidden_replies_session(&["AUTH LOGIN\r\nQUIT\r\n"]));
+    assert_eq!(commands(&rec), vec!["AUTH LOGIN", "QUIT"]);
+    assert!(auth_data(&rec).is_empty());
+}
+
 fn starttls_session() -> Vec<Seg> {
     vec![
         s("220 mx ESMTP\r\n"),
