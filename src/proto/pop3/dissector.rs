@@ -65,7 +65,7 @@ use super::reply::{
     parse_uid_listing,
 };
 use crate::limits::Limits;
-use crate::mail::{Envelope, MessageCollector};
+use crate::mail::{Envelope, MessageCollector, MimeLimits};
 use crate::proto::Dissector;
 use crate::proto::line::{LineEnding, LineFramer};
 use crate::proto::sasl::{Mechanism, SaslExchange};
@@ -409,6 +409,8 @@ pub struct Pop3Dissector {
     max_line_len: usize,
     max_pending: usize,
     max_message_bytes: usize,
+    /// The configured MIME bounds, handed to each message's collector.
+    mime_limits: MimeLimits,
     keep_message_bytes: bool,
     hold_limit: usize,
     started: bool,
@@ -584,6 +586,7 @@ impl Pop3Dissector {
             max_line_len: limits.max_line_len,
             max_pending: limits.max_pending_commands.max(1),
             max_message_bytes: limits.max_message_bytes,
+            mime_limits: limits.mime.clone(),
             keep_message_bytes: limits.keep_message_bytes,
             hold_limit: limits
                 .max_ooo_bytes_per_direction
@@ -1773,6 +1776,7 @@ impl Pop3Dissector {
     /// Feeds body bytes; returns how many belonged to the body.
     fn body_bytes(&mut self, input: &[u8], ts: Timestamp, rec: &mut SessionRecord) -> usize {
         let max_keep = self.max_message_bytes;
+        let mime_limits = &self.mime_limits;
         let ServerPhase::Body(body) = &mut self.server_phase else {
             return 0;
         };
@@ -1785,7 +1789,10 @@ impl Pop3Dissector {
                 let source = *source;
                 scanner.scan(input, |chunk| {
                     collector
-                        .get_or_insert_with(|| MessageCollector::new(source, ts, max_keep))
+                        .get_or_insert_with(|| {
+                            MessageCollector::new(source, ts, max_keep)
+                                .with_mime_limits(mime_limits.clone())
+                        })
                         .push(chunk, ts)
                 })
             }
@@ -1831,8 +1838,10 @@ impl Pop3Dissector {
                 source,
                 number,
             } => {
-                let collector = collector
-                    .unwrap_or_else(|| MessageCollector::new(source, ts, self.max_message_bytes));
+                let collector = collector.unwrap_or_else(|| {
+                    MessageCollector::new(source, ts, self.max_message_bytes)
+                        .with_mime_limits(self.mime_limits.clone())
+                });
                 let uidl = number.and_then(|n| {
                     rec.pop3
                         .as_ref()

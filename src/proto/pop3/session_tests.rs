@@ -700,6 +700,29 @@ fn extraction_hands_on_the_unstuffed_bytes() {
 }
 
 #[test]
+fn configured_mime_limits_apply_to_retrieved_messages() {
+    // Found by fuzzing: the collector was built with the default MIME limits, so a
+    // configured body excerpt cap (here 8 bytes) was ignored.
+    let mut limits = Limits::default();
+    limits.mime.max_body_bytes = 8;
+    let rec = check_with(
+        &transcript(&[
+            (S, "+OK ready\r\n"),
+            (C, "RETR 1\r\n"),
+            (
+                S,
+                "+OK\r\nSubject: x\r\n\r\nA body far longer than eight bytes\r\n.\r\n",
+            ),
+        ]),
+        true,
+        &limits,
+    );
+    let mime = rec.messages[0].mime.as_ref().unwrap();
+    assert_eq!(mime.body_text.as_deref(), Some("A body f"));
+    assert!(mime.body_text_truncated);
+}
+
+#[test]
 fn pipelined_commands_pair_in_order() {
     let rec = check(&transcript(&[
         (S, "+OK ready\r\n"),
