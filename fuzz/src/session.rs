@@ -1,0 +1,355 @@
+//! Dissector sessions from fuzzer bytes: a configuration byte, then stream operations (data,
+//! gap, FIN) tagged with the side that sent them, fed to `proto::new_dissector`.
+//!
+//! Format: byte 0 is a [`SessionConfig`]; then each operation is a control byte `c`:
+//! bit 0 is the side (0 client, 1 server), bits 1-2 the kind: `0` data with a one-byte length,
+//! `1` data with a two-byte length, `2` a gap of a two-byte length (shifted left by 16 when
+//! bit 7 is set), `3` a FIN. Data bytes follow their length; a short input ends the stream.
+
+use crate::input::Reader;
+use mailsift::limits::Limits;
+use mailsift::proto::{Framing, new_dissector};
+use mailsift::session::{Direction, Endpoint, Protocol, SessionRecord};
+use mailsift::time::Timestamp;
+use serde_json::Value;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// Most operations read from one input; the rest is ignored.
+pub const MAX_OPS: usize = 4096;
+
+/// One thing that happens on a TCP session, as a dissector sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamOp<'a> {
+    /// In-order bytes from one side.
+    Data(Direction, &'a [u8]),
+    /// Bytes from one side that were never captured.
+    Gap(Direction, u64),
+    /// One side closed.
+    Fin(Direction),
+}
+
+impl StreamOp<'_> {
+    /// The side the operation belongs to.
+    pub fn dir(&self) -> Direction {
+        match self {
+            StreamOp::Data(d, _) | StreamOp::Gap(d, _) | StreamOp::Fin(d) => *d,
+        }
+    }
+}
+
+/// Reads stream operations until the input (or [`MAX_OPS`]) runs out.
+pub fn parse_ops<'a>(r: &mut Reader<'a>) -> Vec<StreamOp<'a>> {
+    let mut ops = Vec::new();
+    while ops.len() < MAX_OPS {
+        let Some(c) = r.u8() else { break };
+        let dir = if c & 1 == 0 {
+            Direction::Client
+        } else {
+            Direction::Server
+        };
+        let op = match (c >> 1) & 3 {
+            0 => {
+                let len = r.u8().unwrap_or(0);
+                StreamOp::Data(dir, r.take(usize::from(len)))
+            }
+            1 => {
+                let len = r.u16().unwrap_or(0);
+                StreamOp::Data(dir, r.take(usize::from(len)))
+            }
+            2 => {
+                let len = u64::from(r.u16().unwrap_or(1));
+                StreamOp::Gap(dir, if c & 0x80 != 0 { len << 16 } else { len })
+            }
+            _ => StreamOp::Fin(dir),
+        };
+        ops.push(op);
+    }
+    ops
+}
+
+/// Writes stream operations in the format [`parse_ops`] reads (for seeds).
+#[derive(Debug, Default, Clone)]
+pub struct OpsWriter {
+    /// The encoded operations so far.
+    pub bytes: Vec<u8>,
+}
+
+impl OpsWriter {
+    fn side(dir: Direction) -> u8 {
+        match dir {
+            Direction::Client => 0,
+            Direction::Server => 1,
+        }
+    }
+
+    /// Appends `data` from `dir`, split into pieces the format can carry.
+    pub fn data(&mut self, dir: Direction, data: &[u8]) -> &mut Self {
+        for piece in data.chunks(usize::from(u16::MAX)) {
+            if piece.len() <= usize::from(u8::MAX) {
+                self.bytes.push(Self::side(dir));
+                self.bytes.push(piece.len() as u8);
+            } else {
+                self.bytes.push(Self::side(dir) | 2);
+                self.bytes
+                    .extend_from_slice(&(piece.len() as u16).to_le_bytes());
+            }
+            self.bytes.extend_from_slice(piece);
+        }
+        self
+    }
+
+    /// Appends a gap of `len` bytes from `dir` (rounded to what the format can say).
+    pub fn gap(&mut self, dir: Direction, len: u64) -> &mut Self {
+        let (shifted, value) = if len > u64::from(u16::MAX) {
+            (0x80, (len >> 16).min(u64::from(u16::MAX)) as u16)
+        } else {
+            (0, len as u16)
+        };
+        self.bytes.push(Self::side(dir) | 4 | shifted);
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+        self
+    }
+
+    /// Appends a FIN from `dir`.
+    pub fn fin(&mut self, dir: Direction) -> &mut Self {
+        self.bytes.push(Self::side(dir) | 6);
+        self
+    }
+}
+
+/// The options byte at the start of a session input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SessionConfig(pub u8);
+
+impl SessionConfig {
+    /// Tight line length cap.
+    pub const SHORT_LINES: u8 = 0x01;
+    /// Tight event cap.
+    pub const FEW_EVENTS: u8 = 0x02;
+    /// Tight pipelining queue.
+    pub const FEW_PENDING: u8 = 0x04;
+    /// Tight message and MIME limits.
+    pub const SMALL_MESSAGES: u8 = 0x08;
+    /// Hand raw message bytes to the output (extraction).
+    pub const KEEP_MESSAGES: u8 = 0x10;
+    /// TLS from the first byte (ports 465 and 995).
+    pub const IMPLICIT_TLS: u8 = 0x20;
+
+    fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// The limits this byte selects: the defaults, with some made tight to reach their edges.
+    pub fn limits(self) -> Limits {
+        let mut l = Limits::default();
+        if self.has(Self::SHORT_LINES) {
+            l.max_line_len = 40;
+        }
+        if self.has(Self::FEW_EVENTS) {
+            l.max_events_per_session = 24;
+        }
+        if self.has(Self::FEW_PENDING) {
+            l.max_pending_commands = 3;
+        }
+        if self.has(Self::SMALL_MESSAGES) {
+            l.max_message_bytes = 600;
+            l.mime = crate::mime::tight_limits();
+        }
+        l.keep_message_bytes = self.has(Self::KEEP_MESSAGES);
+        l
+    }
+
+    /// How the session starts.
+    pub fn framing(self) -> Framing {
+        if self.has(Self::IMPLICIT_TLS) {
+            Framing::ImplicitTls
+        } else {
+            Framing::Plain
+        }
+    }
+}
+
+/// The time every operation is stamped with, so records of re-chunked runs compare equal.
+pub fn fixed_ts() -> Timestamp {
+    Timestamp::from_parts(1_700_000_000, 0)
+}
+
+/// A fresh record for a session between two fixed endpoints.
+pub fn new_record(protocol: Protocol, limits: &Limits) -> SessionRecord {
+    let port = match protocol {
+        Protocol::Smtp => 25,
+        Protocol::Pop3 => 110,
+    };
+    let mut rec = SessionRecord::new(
+        1,
+        protocol,
+        Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            port: 40000,
+        },
+        Endpoint {
+            ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+            port,
+        },
+        fixed_ts(),
+    );
+    rec.max_events = limits.max_events_per_session;
+    rec
+}
+
+/// A stream operation that owns its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedOp {
+    /// In-order bytes from one side.
+    Data(Direction, Vec<u8>),
+    /// Bytes from one side that were never captured.
+    Gap(Direction, u64),
+    /// One side closed.
+    Fin(Direction),
+}
+
+impl OwnedOp {
+    /// The borrowed form.
+    pub fn as_op(&self) -> StreamOp<'_> {
+        match self {
+            OwnedOp::Data(d, b) => StreamOp::Data(*d, b),
+            OwnedOp::Gap(d, n) => StreamOp::Gap(*d, *n),
+            OwnedOp::Fin(d) => StreamOp::Fin(*d),
+        }
+    }
+}
+
+/// Joins consecutive data operations of the same side: the same byte streams, cut differently.
+pub fn merge_data(ops: &[StreamOp<'_>]) -> Vec<OwnedOp> {
+    let mut out: Vec<OwnedOp> = Vec::new();
+    for op in ops {
+        match *op {
+            StreamOp::Data(dir, bytes) => {
+                if let Some(OwnedOp::Data(d, buf)) = out.last_mut()
+                    && *d == dir
+                {
+                    buf.extend_from_slice(bytes);
+                    continue;
+                }
+                out.push(OwnedOp::Data(dir, bytes.to_vec()));
+            }
+            StreamOp::Gap(dir, len) => out.push(OwnedOp::Gap(dir, len)),
+            StreamOp::Fin(dir) => out.push(OwnedOp::Fin(dir)),
+        }
+    }
+    out
+}
+
+/// Runs a dissector over `ops`, ends it, checks the record and returns its JSON.
+pub fn drive(
+    protocol: Protocol,
+    framing: Framing,
+    limits: &Limits,
+    ops: &[StreamOp<'_>],
+    input_len: usize,
+) -> (Value, usize) {
+    let mut rec = new_record(protocol, limits);
+    let mut dissector = new_dissector(protocol, framing, limits);
+    let ts = fixed_ts();
+    for op in ops {
+        match *op {
+            StreamOp::Data(dir, bytes) => {
+                *rec.bytes.get_mut(dir) += bytes.len() as u64;
+                dissector.on_data(dir, bytes, ts, &mut rec);
+            }
+            StreamOp::Gap(dir, len) => {
+                *rec.missing_bytes.get_mut(dir) += len;
+                dissector.on_gap(dir, len, ts, &mut rec);
+            }
+            StreamOp::Fin(dir) => dissector.on_fin(dir, ts, &mut rec),
+        }
+    }
+    dissector.on_end(ts, &mut rec);
+    let json = crate::check::record(&rec, limits, input_len);
+    (json, rec.blobs.len())
+}
+
+/// The whole check of one input: run it as sent, then with each side's consecutive data joined,
+/// and require the same record (a dissector's result may not depend on where segments end).
+pub fn run(protocol: Protocol, data: &[u8]) {
+    let mut r = Reader::new(data);
+    let config = SessionConfig(r.u8().unwrap_or(0));
+    let limits = config.limits();
+    let framing = config.framing();
+    let ops = parse_ops(&mut r);
+    let (as_sent, blobs) = drive(protocol, framing, &limits, &ops, data.len());
+
+    let merged = merge_data(&ops);
+    let merged_ops: Vec<StreamOp<'_>> = merged.iter().map(OwnedOp::as_op).collect();
+    if merged_ops.len() == ops.len() {
+        return;
+    }
+    let (joined, joined_blobs) = drive(protocol, framing, &limits, &merged_ops, data.len());
+    if let Some(diff) = crate::check::first_difference(&as_sent, &joined) {
+        panic!("record depends on segment boundaries: {diff}");
+    }
+    assert_eq!(
+        blobs, joined_blobs,
+        "message blobs depend on segment boundaries"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_round_trip_through_the_writer() {
+        let long = vec![b'x'; 300];
+        let mut w = OpsWriter::default();
+        w.data(Direction::Server, b"+OK hi\r\n")
+            .data(Direction::Client, &long)
+            .gap(Direction::Client, 5)
+            .gap(Direction::Server, 3 << 16)
+            .fin(Direction::Client);
+        let mut r = Reader::new(&w.bytes);
+        let ops = parse_ops(&mut r);
+        assert_eq!(
+            ops,
+            vec![
+                StreamOp::Data(Direction::Server, b"+OK hi\r\n"),
+                StreamOp::Data(Direction::Client, &long),
+                StreamOp::Gap(Direction::Client, 5),
+                StreamOp::Gap(Direction::Server, 3 << 16),
+                StreamOp::Fin(Direction::Client),
+            ]
+        );
+    }
+
+    #[test]
+    fn merging_joins_only_same_side_neighbours() {
+        let ops = [
+            StreamOp::Data(Direction::Client, b"US"),
+            StreamOp::Data(Direction::Client, b"ER a\r\n"),
+            StreamOp::Data(Direction::Server, b"+OK\r\n"),
+            StreamOp::Gap(Direction::Client, 2),
+            StreamOp::Data(Direction::Client, b"x"),
+        ];
+        let merged = merge_data(&ops);
+        assert_eq!(merged.len(), 4);
+        assert_eq!(
+            merged[0],
+            OwnedOp::Data(Direction::Client, b"USER a\r\n".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_plain_pop3_login_runs_clean() {
+        let mut w = OpsWriter::default();
+        w.data(Direction::Server, b"+OK ready\r\n")
+            .data(Direction::Client, b"USER a")
+            .data(Direction::Client, b"lice\r\n")
+            .data(Direction::Server, b"+OK\r\n")
+            .data(Direction::Client, b"PASS secret\r\n")
+            .data(Direction::Server, b"+OK logged in\r\n");
+        let mut input = vec![0];
+        input.extend_from_slice(&w.bytes);
+        run(Protocol::Pop3, &input);
+        run(Protocol::Smtp, &input);
+    }
+}
