@@ -169,9 +169,79 @@ impl SessionConfig {
     }
 }
 
-/// The time every operation is stamped with, so records of re-chunked runs compare equal.
-pub fn fixed_ts() -> Timestamp {
+/// The capture time of the session's first operation.
+pub fn start_ts() -> Timestamp {
     Timestamp::from_parts(1_700_000_000, 0)
+}
+
+/// A stream operation with the capture time of the packet that carried it.
+pub type Timed<'a> = (Timestamp, StreamOp<'a>);
+
+/// Stamps operation `i` with second `i` after [`start_ts`], as if each came in its own packet.
+pub fn stamp<'a>(ops: &[StreamOp<'a>]) -> Vec<Timed<'a>> {
+    ops.iter()
+        .enumerate()
+        .map(|(i, op)| (start_ts().plus_secs(i as u64), op.clone()))
+        .collect()
+}
+
+/// The same packets with every data operation cut into one-byte pieces (each keeping its
+/// packet's time): how a dissector must cope with the smallest possible segments.
+pub fn bytewise<'a>(ops: &[Timed<'a>]) -> Vec<Timed<'a>> {
+    let mut out = Vec::new();
+    for (ts, op) in ops {
+        match *op {
+            StreamOp::Data(dir, bytes) if bytes.len() > 1 => {
+                out.extend(bytes.chunks(1).map(|b| (*ts, StreamOp::Data(dir, b))));
+            }
+            ref other => out.push((*ts, other.clone())),
+        }
+    }
+    out
+}
+
+/// The same packets with all of `first`'s operations delivered before the other side's.
+pub fn by_direction<'a>(ops: &[Timed<'a>], first: Direction) -> Vec<Timed<'a>> {
+    let mut out: Vec<Timed<'a>> = ops
+        .iter()
+        .filter(|(_, op)| op.dir() == first)
+        .cloned()
+        .collect();
+    out.extend(ops.iter().filter(|(_, op)| op.dir() != first).cloned());
+    out
+}
+
+/// Runs `drive` on variants the dissector contract says cannot change the record and panics on
+/// the first difference from the record of the operations as sent.
+///
+/// Always: each side's bytes cut into one-byte pieces. With `MAILSIFT_FUZZ_INTERLEAVE` set, also
+/// the two sides interleaved differently (all client operations first, or all server ones); on
+/// garbage where a dissector must resynchronise, the choices it makes can depend on how far the
+/// other side has got, so those variants are opt-in. Records that hit the event limit are not
+/// compared across interleavings, since which events are kept depends on arrival order.
+pub fn check_equivalent<'a>(ops: &[Timed<'a>], drive: &mut dyn FnMut(&[Timed<'a>]) -> Value) {
+    let as_sent = drive(ops);
+    let mut variants = vec![("byte by byte", bytewise(ops))];
+    let dropped = as_sent.get("events_dropped").is_some();
+    if std::env::var_os("MAILSIFT_FUZZ_INTERLEAVE").is_some() && !dropped {
+        variants.push(("client first", by_direction(ops, Direction::Client)));
+        variants.push(("server first", by_direction(ops, Direction::Server)));
+    }
+    for (name, variant) in variants {
+        if variant.len() == ops.len() && variant.iter().zip(ops).all(|(a, b)| a == b) {
+            continue;
+        }
+        let got = drive(&variant);
+        if let Some(diff) = crate::check::first_difference(&as_sent, &got) {
+            if let Some(dir) = std::env::var_os("MAILSIFT_FUZZ_DUMP") {
+                let dir = std::path::Path::new(&dir);
+                let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
+                let _ = std::fs::write(dir.join("as-sent.json"), pretty(&as_sent));
+                let _ = std::fs::write(dir.join("variant.json"), pretty(&got));
+            }
+            panic!("record differs when fed {name}: {diff}");
+        }
+    }
 }
 
 /// A fresh record for a session between two fixed endpoints.
@@ -191,7 +261,7 @@ pub fn new_record(protocol: Protocol, limits: &Limits) -> SessionRecord {
             ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
             port,
         },
-        fixed_ts(),
+        start_ts(),
     );
     rec.max_events = limits.max_events_per_session;
     rec
@@ -219,39 +289,21 @@ impl OwnedOp {
     }
 }
 
-/// Joins consecutive data operations of the same side: the same byte streams, cut differently.
-pub fn merge_data(ops: &[StreamOp<'_>]) -> Vec<OwnedOp> {
-    let mut out: Vec<OwnedOp> = Vec::new();
-    for op in ops {
-        match *op {
-            StreamOp::Data(dir, bytes) => {
-                if let Some(OwnedOp::Data(d, buf)) = out.last_mut()
-                    && *d == dir
-                {
-                    buf.extend_from_slice(bytes);
-                    continue;
-                }
-                out.push(OwnedOp::Data(dir, bytes.to_vec()));
-            }
-            StreamOp::Gap(dir, len) => out.push(OwnedOp::Gap(dir, len)),
-            StreamOp::Fin(dir) => out.push(OwnedOp::Fin(dir)),
-        }
-    }
-    out
-}
-
-/// Runs a dissector over `ops`, ends it, checks the record and returns its JSON.
+/// Runs a dissector over `ops`, ends it, sorts its events by time as the engine does, checks
+/// the record and returns its JSON.
 pub fn drive(
     protocol: Protocol,
     framing: Framing,
     limits: &Limits,
-    ops: &[StreamOp<'_>],
+    ops: &[Timed<'_>],
     input_len: usize,
-) -> (Value, usize) {
+) -> Value {
     let mut rec = new_record(protocol, limits);
     let mut dissector = new_dissector(protocol, framing, limits);
-    let ts = fixed_ts();
-    for op in ops {
+    let mut last = start_ts();
+    for (ts, op) in ops {
+        let ts = *ts;
+        last = last.max(ts);
         match *op {
             StreamOp::Data(dir, bytes) => {
                 *rec.bytes.get_mut(dir) += bytes.len() as u64;
@@ -264,34 +316,32 @@ pub fn drive(
             StreamOp::Fin(dir) => dissector.on_fin(dir, ts, &mut rec),
         }
     }
-    dissector.on_end(ts, &mut rec);
-    let json = crate::check::record(&rec, limits, input_len);
-    (json, rec.blobs.len())
+    dissector.on_end(last.plus_secs(1), &mut rec);
+    rec.events.sort_by_key(|e| e.ts);
+    let mut json = crate::check::record(&rec, limits, input_len);
+    // Extraction output is part of what must not change either.
+    let blobs: Vec<(usize, usize)> = rec
+        .blobs
+        .iter()
+        .map(|b| (b.message, b.bytes.len()))
+        .collect();
+    if let Value::Object(map) = &mut json {
+        map.insert("blobs".into(), serde_json::json!(blobs));
+    }
+    json
 }
 
-/// The whole check of one input: run it as sent, then with each side's consecutive data joined,
-/// and require the same record (a dissector's result may not depend on where segments end).
+/// The whole check of one input: the record must respect its bounds, and cutting each side's
+/// bytes differently or interleaving the sides differently must not change it.
 pub fn run(protocol: Protocol, data: &[u8]) {
     let mut r = Reader::new(data);
     let config = SessionConfig(r.u8().unwrap_or(0));
     let limits = config.limits();
     let framing = config.framing();
-    let ops = parse_ops(&mut r);
-    let (as_sent, blobs) = drive(protocol, framing, &limits, &ops, data.len());
-
-    let merged = merge_data(&ops);
-    let merged_ops: Vec<StreamOp<'_>> = merged.iter().map(OwnedOp::as_op).collect();
-    if merged_ops.len() == ops.len() {
-        return;
-    }
-    let (joined, joined_blobs) = drive(protocol, framing, &limits, &merged_ops, data.len());
-    if let Some(diff) = crate::check::first_difference(&as_sent, &joined) {
-        panic!("record depends on segment boundaries: {diff}");
-    }
-    assert_eq!(
-        blobs, joined_blobs,
-        "message blobs depend on segment boundaries"
-    );
+    let ops = stamp(&parse_ops(&mut r));
+    check_equivalent(&ops, &mut |variant| {
+        drive(protocol, framing, &limits, variant, data.len())
+    });
 }
 
 #[cfg(test)]
@@ -322,20 +372,17 @@ mod tests {
     }
 
     #[test]
-    fn merging_joins_only_same_side_neighbours() {
-        let ops = [
+    fn variants_keep_each_side_in_order() {
+        let ops = stamp(&[
             StreamOp::Data(Direction::Client, b"US"),
-            StreamOp::Data(Direction::Client, b"ER a\r\n"),
             StreamOp::Data(Direction::Server, b"+OK\r\n"),
             StreamOp::Gap(Direction::Client, 2),
-            StreamOp::Data(Direction::Client, b"x"),
-        ];
-        let merged = merge_data(&ops);
-        assert_eq!(merged.len(), 4);
-        assert_eq!(
-            merged[0],
-            OwnedOp::Data(Direction::Client, b"USER a\r\n".to_vec())
-        );
+        ]);
+        let split = bytewise(&ops);
+        assert_eq!(split.len(), 2 + 5 + 1);
+        assert!(split[..2].iter().all(|(ts, _)| *ts == ops[0].0));
+        let client_first = by_direction(&ops, Direction::Client);
+        assert_eq!(client_first[1].1, StreamOp::Gap(Direction::Client, 2));
     }
 
     #[test]
