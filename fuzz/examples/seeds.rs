@@ -995,6 +995,23 @@ fn reassembly_seeds(corpus: &mut Corpus) {
     corpus.add("reassembly", "no-syn", &w.bytes);
 }
 
+/// Capture files under `dir`, at any depth.
+fn capture_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.is_dir() {
+            capture_files(&path, out);
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("pcap" | "pcapng" | "cap" | "gz")
+        ) {
+            out.push(path);
+        }
+    }
+}
+
 fn main() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = manifest.join("corpus");
@@ -1016,17 +1033,14 @@ fn main() {
         written: BTreeMap::new(),
     };
     for dir in &capture_dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            eprintln!("seeds: cannot read {}", dir.display());
-            continue;
-        };
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        let mut paths = Vec::new();
+        capture_files(dir, &mut paths);
+        if paths.is_empty() {
+            eprintln!("seeds: no capture files under {}", dir.display());
+        }
         paths.sort();
         for path in paths {
-            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if matches!(ext, "pcap" | "pcapng" | "cap" | "gz") {
-                capture_seeds(&mut corpus, &path, true);
-            }
+            capture_seeds(&mut corpus, &path, true);
         }
     }
     conversation_seeds(&mut corpus);
