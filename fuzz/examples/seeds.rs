@@ -105,7 +105,10 @@ fn push_chunk(ops: &mut Vec<OwnedOp>, dir: Direction, chunk: Chunk<'_>) {
 }
 
 /// Reads a capture file into its mail flows and its packets (link index, frame).
-fn read_capture(path: &Path) -> Option<(Vec<FlowSeeds>, Vec<(usize, Vec<u8>)>)> {
+/// A captured frame: its index in `LINKS` and its bytes.
+type Frame = (usize, Vec<u8>);
+
+fn read_capture(path: &Path) -> Option<(Vec<FlowSeeds>, Vec<Frame>)> {
     let mut src = FileSource::open(path).ok()?;
     let mut decoder = Decoder::new(&Limits::default());
     let mut flows: BTreeMap<(SocketAddr, SocketAddr), FlowSeeds> = BTreeMap::new();
@@ -536,8 +539,14 @@ fn b64(s: &[u8]) -> String {
     STANDARD.encode(s)
 }
 
-/// Scripted dialogues: (is SMTP, turns as (client?, text)).
-fn dialogues() -> Vec<(&'static str, bool, Vec<(bool, Vec<u8>)>)> {
+/// Scripted dialogues.
+/// One side's turn: whether the client sends it, and the bytes.
+type Turn = (bool, Vec<u8>);
+
+/// A named dialogue, SMTP or not (POP3), as its turns.
+type Dialogue = (&'static str, bool, Vec<Turn>);
+
+fn dialogues() -> Vec<Dialogue> {
     let (tls_c, tls_s) = tls_after_hello();
     let c = |s: &str| (true, s.as_bytes().to_vec());
     let s = |s: &str| (false, s.as_bytes().to_vec());
@@ -851,7 +860,7 @@ fn fragment(frame: &[u8], at: usize) -> Option<[Vec<u8>; 2]> {
     let (eth, rest) = frame.split_at(14);
     let ihl = usize::from(rest.first()? & 0x0f) * 4;
     let (ip, payload) = rest.split_at(ihl);
-    if payload.len() <= at || at % 8 != 0 {
+    if payload.len() <= at || !at.is_multiple_of(8) {
         return None;
     }
     let piece = |data: &[u8], offset: usize, more: bool| {

@@ -241,12 +241,11 @@ pub fn check_equivalent<'a>(ops: &[Timed<'a>], drive: &mut dyn FnMut(&[Timed<'a>
             got = without_anomaly_order(&got);
             &interleaved_reference
         };
-        if let Some(diff) = crate::check::first_difference(&as_sent, &got) {
+        if let Some(diff) = crate::check::first_difference(as_sent, &got) {
             if let Some(dir) = std::env::var_os("MAILSIFT_FUZZ_DUMP") {
-                let as_sent = as_sent.clone();
                 let dir = std::path::Path::new(&dir);
                 let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
-                let _ = std::fs::write(dir.join("as-sent.json"), pretty(&as_sent));
+                let _ = std::fs::write(dir.join("as-sent.json"), pretty(as_sent));
                 let _ = std::fs::write(dir.join("variant.json"), pretty(&got));
             }
             panic!("record differs when fed {name}: {diff}");
