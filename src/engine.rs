@@ -6,6 +6,7 @@
 
 use crate::capture::{CaptureError, InputSummary, LinkType, Packet, PacketFilter, PacketSource};
 use crate::limits::Limits;
+use crate::mail::{DecodeSlot, DecodeWork, resolve_deferred};
 use crate::net::decode::{DecodeStats, Decoded, Decoder, TcpSegment};
 use crate::net::flow::{Flow, FlowEnd, FlowKey, FlowStats, FlowTable, TcpConnection};
 use crate::net::reassembly::{Chunk, ReassemblyStats};
@@ -14,6 +15,8 @@ use crate::session::{Direction, Endpoint, MessageBlob, Protocol, SessionRecord, 
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 
 /// Which server ports carry which protocol, and how they start.
 #[derive(Debug, Clone)]
@@ -144,6 +147,47 @@ struct MailSession {
 
 type MailFlow = Flow<MailSession>;
 
+/// Where the engine hands work when it runs with helper threads: message decoding to workers,
+/// finished sessions to the thread that completes and reports them in order.
+struct Offload {
+    jobs: SyncSender<(DecodeWork, DecodeSlot)>,
+    done: SyncSender<SessionRecord>,
+    queued: Arc<QueuedBytes>,
+}
+
+/// Message bytes waiting in the decoding queue, bounded so that a run of huge messages cannot
+/// pile up in memory while the workers are busy.
+struct QueuedBytes {
+    bytes: Mutex<usize>,
+    freed: std::sync::Condvar,
+    limit: usize,
+}
+
+impl QueuedBytes {
+    fn new(limit: usize) -> Self {
+        QueuedBytes {
+            bytes: Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+            limit,
+        }
+    }
+
+    /// Waits until `n` more bytes fit (a message larger than the limit waits for an empty queue).
+    fn acquire(&self, n: usize) {
+        let mut queued = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        while *queued > 0 && *queued + n > self.limit {
+            queued = self.freed.wait(queued).unwrap_or_else(|p| p.into_inner());
+        }
+        *queued += n;
+    }
+
+    fn release(&self, n: usize) {
+        let mut queued = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        *queued = queued.saturating_sub(n);
+        self.freed.notify_all();
+    }
+}
+
 /// Drives packets through the pipeline into finished sessions.
 pub struct Engine {
     config: EngineConfig,
@@ -152,6 +196,7 @@ pub struct Engine {
     ooo_total: usize,
     stats: EngineStats,
     now: Timestamp,
+    offload: Option<Offload>,
 }
 
 impl Engine {
@@ -164,6 +209,7 @@ impl Engine {
             ooo_total: 0,
             stats: EngineStats::default(),
             now: Timestamp::default(),
+            offload: None,
             config,
         }
     }
@@ -231,7 +277,9 @@ impl Engine {
             ooo_total,
             stats,
             now,
+            offload,
         } = self;
+        let offload = offload.as_ref();
         let seg = match decoder.decode(pkt) {
             Ok(Decoded::Tcp(seg)) => seg,
             Ok(Decoded::Other) | Err(_) => return,
@@ -243,7 +291,9 @@ impl Engine {
         }
         stats.mail_packets += 1;
         let now = *now;
-        flows.expire(now, |f, end| finish(f, end, now, stats, ooo_total, sink));
+        flows.expire(now, |f, end| {
+            finish(f, end, now, stats, ooo_total, offload, sink)
+        });
         let key = FlowKey::new((seg.src, seg.src_port), (seg.dst, seg.dst_port));
         let is_new_syn = seg.flags.syn && !seg.flags.ack;
         if let Some(flow) = flows.get_mut(&key) {
@@ -251,20 +301,27 @@ impl Engine {
                 && (flow.conn.closed_at.is_some() || flow.conn.fin.client || flow.conn.fin.server)
                 && flow.conn.client_isn != Some(seg.seq);
             if reused && let Some(old) = flows.remove(&key) {
-                finish(old, FlowEnd::Reused, now, stats, ooo_total, sink);
+                finish(old, FlowEnd::Reused, now, stats, ooo_total, offload, sink);
             }
         }
         if flows.get_mut(&key).is_none() {
-            let Some(flow) = new_flow(config, &seg, key, index, pkt.ts, svc_src, svc_dst) else {
+            let defer = offload.is_some();
+            let Some(flow) = new_flow(config, &seg, key, index, pkt.ts, svc_src, svc_dst, defer)
+            else {
                 return;
             };
-            flows.insert(flow, |f, end| finish(f, end, now, stats, ooo_total, sink));
+            flows.insert(flow, |f, end| {
+                finish(f, end, now, stats, ooo_total, offload, sink)
+            });
         }
         let Some(flow) = flows.get_mut(&key) else {
             return;
         };
         let was_closed = flow.conn.closed_at.is_some();
         handle_segment(flow, &seg, pkt.ts, config, ooo_total, sink);
+        if let Some(o) = offload {
+            submit_deferred(&mut flow.app.rec, o);
+        }
         if !was_closed && let Some(at) = flow.conn.closed_at {
             flows.mark_closing(key, at);
         }
@@ -278,10 +335,12 @@ impl Engine {
             stats,
             now,
             decoder,
+            offload,
             ..
         } = &mut self;
+        let offload = offload.as_ref();
         let now = *now;
-        flows.drain(|f, end| finish(f, end, now, stats, ooo_total, sink));
+        flows.drain(|f, end| finish(f, end, now, stats, ooo_total, offload, sink));
         stats.decode = decoder.stats().clone();
         stats.flows = flows.stats();
         self.stats
@@ -294,6 +353,7 @@ impl Engine {
 }
 
 /// Creates the flow a packet opens, deciding who is client and server.
+#[allow(clippy::too_many_arguments)]
 fn new_flow(
     config: &EngineConfig,
     seg: &TcpSegment<'_>,
@@ -302,6 +362,7 @@ fn new_flow(
     ts: Timestamp,
     svc_src: Option<(Protocol, Framing)>,
     svc_dst: Option<(Protocol, Framing)>,
+    defer_decoding: bool,
 ) -> Option<MailFlow> {
     let src = Endpoint {
         ip: seg.src,
@@ -327,6 +388,8 @@ fn new_flow(
     let (protocol, framing) = svc;
     let mut rec = SessionRecord::new(index, protocol, client, server, ts);
     rec.max_events = l.max_events_per_session;
+    rec.defer_decoding = defer_decoding;
+    rec.content_hashes = l.content_hashes;
     let conn = TcpConnection::new(
         client,
         server,
@@ -477,6 +540,29 @@ fn pass_blobs(rec: &mut SessionRecord, sink: &mut dyn SessionSink) {
     }
 }
 
+/// Hands the messages `rec` left for later to the decoding workers.
+fn submit_deferred(rec: &mut SessionRecord, offload: &Offload) {
+    // Messages are only ever appended, so those not yet handed on are at the end: a long
+    // session with thousands of messages costs nothing per packet for the earlier ones.
+    let first_waiting = rec
+        .deferred
+        .iter()
+        .rposition(|d| !d.is_waiting())
+        .map_or(0, |i| i + 1);
+    for d in rec.deferred.iter_mut().skip(first_waiting) {
+        let slot = DecodeSlot::default();
+        if let Some(work) = d.submit(slot.clone()) {
+            let len = work.len();
+            offload.queued.acquire(len);
+            if let Err(std::sync::mpsc::SendError((work, slot))) = offload.jobs.send((work, slot)) {
+                // No worker left to take it: do it here.
+                offload.queued.release(len);
+                slot.fill(work);
+            }
+        }
+    }
+}
+
 /// Finishes a flow: flushes its streams, closes its dissector and emits its session.
 fn finish(
     flow: MailFlow,
@@ -484,6 +570,7 @@ fn finish(
     now: Timestamp,
     stats: &mut EngineStats,
     ooo_total: &mut usize,
+    offload: Option<&Offload>,
     sink: &mut dyn SessionSink,
 ) {
     let Flow {
@@ -521,13 +608,34 @@ fn finish(
             "flow table full: session ended early",
         );
     }
-    // Dissectors may parse one side ahead of the other; present events in capture-time order.
-    rec.events.sort_by_key(|e| e.ts);
     stats.reassembly.add(conn.streams.client.stats());
     stats.reassembly.add(conn.streams.server.stats());
     stats.sessions += 1;
-    pass_blobs(rec, sink);
-    sink.session(app.rec);
+    let mut rec = app.rec;
+    if let Some(o) = offload {
+        submit_deferred(&mut rec, o);
+        match o.done.send(rec) {
+            Ok(()) => return,
+            // The reporting thread is gone (it panicked): report here instead.
+            Err(std::sync::mpsc::SendError(back)) => rec = back,
+        }
+    }
+    complete_session(rec, sink);
+}
+
+/// Completes a finished session and reports it: fills in the messages whose decoding was
+/// deferred, judges findings, orders events and anomalies, then hands it to `sink`.
+pub fn complete_session(mut rec: SessionRecord, sink: &mut dyn SessionSink) {
+    resolve_deferred(&mut rec);
+    crate::findings::assess(&mut rec);
+    // Dissectors may parse one side ahead of the other; present events in capture-time order.
+    // Ties (same packet time on both sides, common on loopback) break by side, so the order
+    // never depends on which direction the capture delivered first.
+    rec.events.sort_by_key(|e| (e.ts, e.from));
+    rec.anomalies
+        .sort_by(|a, b| (a.ts, a.from, &a.kind).cmp(&(b.ts, b.from, &b.kind)));
+    pass_blobs(&mut rec, sink);
+    sink.session(rec);
 }
 
 /// What a run over several inputs produced besides its sessions.
@@ -578,25 +686,141 @@ pub fn run_files(
     let mut engine = Engine::new(config);
     let mut inputs = Vec::with_capacity(paths.len());
     for path in paths {
-        match crate::capture::file::FileSource::open(path) {
-            Ok(mut src) => {
-                let summary = engine.run_source(&mut src, filter, sink);
-                for e in &summary.errors {
-                    on_error(e);
-                }
-                inputs.push(summary);
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                on_error(&msg);
-                inputs.push(InputSummary {
-                    path: path.display().to_string(),
-                    errors: vec![msg],
-                    ..Default::default()
-                });
-            }
-        }
+        inputs.push(run_one_file(&mut engine, path, filter, sink, on_error));
     }
     let stats = engine.finish(sink);
     RunSummary { inputs, stats }
+}
+
+/// Opens one capture file and runs it through `engine`; a file that cannot be opened is
+/// reported and summarised with its error.
+fn run_one_file(
+    engine: &mut Engine,
+    path: &std::path::Path,
+    filter: &mut Option<Box<dyn PacketFilter>>,
+    sink: &mut dyn SessionSink,
+    on_error: &mut dyn FnMut(&str),
+) -> InputSummary {
+    match crate::capture::file::FileSource::open(path) {
+        Ok(mut src) => {
+            let summary = engine.run_source(&mut src, filter, sink);
+            for e in &summary.errors {
+                on_error(e);
+            }
+            summary
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            on_error(&msg);
+            InputSummary {
+                path: path.display().to_string(),
+                errors: vec![msg],
+                ..Default::default()
+            }
+        }
+    }
+}
+
+/// Message bytes that may wait for a decoding worker at once (beyond the ones being decoded).
+const QUEUED_MESSAGE_BYTES: usize = 64 << 20;
+
+/// A sink for the engine side of a threaded run, which reports sessions through its reporter.
+struct NoSink;
+
+impl SessionSink for NoSink {
+    fn session(&mut self, _rec: SessionRecord) {}
+}
+
+/// Like [`run_files`], with `threads` threads decoding messages beside the one that reads
+/// packets, and finished sessions completed and reported (to `sink`) on another thread.
+///
+/// Flows, reassembly and dissection stay on the calling thread, and sessions reach `sink` in
+/// the same order with the same content for any thread count. With `threads` at most 1, or
+/// when message bytes are kept for extraction, this is [`run_files`].
+pub fn run_files_threaded(
+    paths: &[std::path::PathBuf],
+    config: EngineConfig,
+    threads: usize,
+    filter: &mut Option<Box<dyn PacketFilter>>,
+    sink: &mut (dyn SessionSink + Send),
+    on_error: &mut dyn FnMut(&str),
+) -> RunSummary {
+    if threads <= 1 || config.limits.keep_message_bytes {
+        return run_files(paths, config, filter, sink, on_error);
+    }
+    std::thread::scope(|scope| {
+        // Bounded queues keep memory flat: the reader waits when decoding falls behind.
+        let (jobs, job_queue) = sync_channel::<(DecodeWork, DecodeSlot)>(threads * 4);
+        let job_queue = Arc::new(Mutex::new(job_queue));
+        let queued = Arc::new(QueuedBytes::new(QUEUED_MESSAGE_BYTES));
+        for _ in 0..threads {
+            let queue = Arc::clone(&job_queue);
+            let queued = Arc::clone(&queued);
+            scope.spawn(move || {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    match next {
+                        Ok((work, slot)) => {
+                            queued.release(work.len());
+                            slot.fill(work);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+        let (done, finished) = sync_channel::<SessionRecord>(64);
+        let reporter = scope.spawn(move || {
+            for rec in finished {
+                complete_session(rec, sink);
+            }
+        });
+        let mut engine = Engine::new(config);
+        engine.offload = Some(Offload { jobs, done, queued });
+        let mut inputs = Vec::with_capacity(paths.len());
+        for path in paths {
+            inputs.push(run_one_file(
+                &mut engine,
+                path,
+                filter,
+                &mut NoSink,
+                on_error,
+            ));
+        }
+        // Finishing drops the queues' senders, so the reporter and the workers end.
+        let stats = engine.finish(&mut NoSink);
+        if let Err(panic) = reporter.join() {
+            std::panic::resume_unwind(panic);
+        }
+        RunSummary { inputs, stats }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn queued_bytes_wait_for_room_but_admit_a_big_message_alone() {
+        let q = Arc::new(QueuedBytes::new(100));
+        // Larger than the limit, but the queue is empty: admitted at once.
+        q.acquire(250);
+        let admitted = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (q, admitted) = (Arc::clone(&q), Arc::clone(&admitted));
+            std::thread::spawn(move || {
+                q.acquire(10);
+                admitted.store(true, Ordering::SeqCst);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!admitted.load(Ordering::SeqCst), "admitted past the limit");
+        q.release(250);
+        waiter.join().expect("waiter");
+        assert!(admitted.load(Ordering::SeqCst));
+        q.acquire(90);
+        q.release(100);
+        assert_eq!(*q.bytes.lock().expect("lock"), 0);
+    }
 }

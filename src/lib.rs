@@ -1,10 +1,12 @@
 //! mailsift: turns network captures into readable, trustworthy accounts of SMTP and POP3 traffic.
 //!
 //! The pipeline: [`capture`] (packet sources) -> [`net`] (decode, flows, reassembly) ->
-//! [`proto`] (dissectors) -> [`session`] records -> [`output`]. [`engine`] drives it.
+//! [`proto`] (dissectors) -> [`session`] records -> [`output`]. [`engine`] drives it;
+//! [`findings`] judges each finished session.
 
 pub mod capture;
 pub mod engine;
+pub mod findings;
 pub mod limits;
 pub mod mail;
 pub mod net;

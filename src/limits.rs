@@ -33,6 +33,9 @@ pub struct Limits {
     pub keep_message_bytes: bool,
     /// Bounds on MIME decoding of messages.
     pub mime: crate::mail::MimeLimits,
+    /// Whether messages and their parts are hashed (MD5, SHA-1, SHA-256). Off, their hash
+    /// fields stay empty: for outputs that show none of them, such as `analyze`'s tables.
+    pub content_hashes: bool,
 }
 
 impl Default for Limits {
@@ -53,6 +56,7 @@ impl Default for Limits {
             max_pending_commands: 1000,
             keep_message_bytes: false,
             mime: crate::mail::MimeLimits::default(),
+            content_hashes: true,
         }
     }
 }

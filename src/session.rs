@@ -460,6 +460,15 @@ pub struct SessionRecord {
     /// Most events kept; later ones are counted in `events_dropped`.
     #[serde(skip)]
     pub max_events: usize,
+    /// Whether finished messages leave their MIME decoding and hashing for later (another thread).
+    #[serde(skip)]
+    pub defer_decoding: bool,
+    /// Messages whose decoding was left for later; resolved before the session is reported.
+    #[serde(skip)]
+    pub deferred: Vec<crate::mail::DeferredMessage>,
+    /// Whether messages, parts and attachments are hashed (see [`crate::limits::Limits::content_hashes`]).
+    #[serde(skip)]
+    pub content_hashes: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -498,6 +507,9 @@ impl SessionRecord {
             events_dropped: 0,
             blobs: Vec::new(),
             max_events: usize::MAX,
+            defer_decoding: false,
+            deferred: Vec::new(),
+            content_hashes: true,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod synth;
+pub mod workload;
 
 use crate::time::Timestamp;
 use serde::Serialize;
@@ -163,4 +164,35 @@ pub trait PacketSource {
 pub trait PacketFilter {
     /// Whether `pkt` passes the filter.
     fn matches(&mut self, pkt: &Packet<'_>) -> bool;
+}
+
+/// Wraps a source to end it after a number of packets (`sniff --count`).
+pub struct Take<S> {
+    inner: S,
+    left: u64,
+}
+
+impl<S: PacketSource> Take<S> {
+    /// Ends `inner` after `count` packets.
+    pub fn new(inner: S, count: u64) -> Self {
+        Take { inner, left: count }
+    }
+}
+
+impl<S: PacketSource> PacketSource for Take<S> {
+    fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        self.inner.next_packet()
+    }
+
+    fn summary(&self) -> InputSummary {
+        self.inner.summary()
+    }
+
+    fn note_error(&mut self, message: String) {
+        self.inner.note_error(message);
+    }
 }

@@ -1,10 +1,17 @@
 //! Streaming collection of one message: hash everything, keep a bounded prefix, decode at the end.
+//!
+//! Decoding and hashing a message costs far more than dissecting the commands around it, so a
+//! session record may ask for it to be deferred ([`SessionRecord::defer_decoding`]): the
+//! collector then leaves a [`DeferredMessage`] that another thread runs, and the record is
+//! completed with [`DeferredMessage::resolve`] before it is reported. Both ways give the same
+//! record.
 
 use super::{MimeLimits, decode};
 use crate::limits::Limits;
 use crate::session::{Direction, MessageBlob, MessageRecord, MessageSource, SessionRecord};
 use crate::time::Timestamp;
 use sha2::{Digest, Sha256};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Where a message came from, for its record.
 #[derive(Debug, Clone, Default)]
@@ -23,7 +30,11 @@ pub struct Envelope {
 #[derive(Debug, Clone)]
 pub struct MessageCollector {
     source: MessageSource,
+    /// Hash of the content; the kept prefix is only fed in once bytes beyond it arrive, so a
+    /// message that fits is hashed in one pass when it is decoded (possibly on another thread).
     hasher: Sha256,
+    /// Whether `kept` has been fed to `hasher` (the message outgrew the bytes kept).
+    overflowed: bool,
     size: u64,
     kept: Vec<u8>,
     max_keep: usize,
@@ -38,6 +49,7 @@ impl MessageCollector {
         MessageCollector {
             source,
             hasher: Sha256::new(),
+            overflowed: false,
             size: 0,
             kept: Vec::new(),
             max_keep,
@@ -60,10 +72,17 @@ impl MessageCollector {
 
     /// Adds content bytes (already dot-unstuffed where the protocol stuffs).
     pub fn push(&mut self, bytes: &[u8], ts: Timestamp) {
-        self.hasher.update(bytes);
         self.size += bytes.len() as u64;
         let room = self.max_keep.saturating_sub(self.kept.len());
-        self.kept.extend_from_slice(&bytes[..room.min(bytes.len())]);
+        let (keep, rest) = bytes.split_at(room.min(bytes.len()));
+        self.kept.extend_from_slice(keep);
+        if !rest.is_empty() {
+            if !self.overflowed {
+                self.hasher.update(&self.kept);
+                self.overflowed = true;
+            }
+            self.hasher.update(rest);
+        }
         self.last_seen = ts;
     }
 
@@ -80,7 +99,9 @@ impl MessageCollector {
     /// Ends the message: decodes it, appends its record to `rec`, and returns its index.
     ///
     /// Decoding problems become anomalies of the session. When `keep_bytes` is set, the content
-    /// and the decoded attachments are also handed on as a blob for extraction.
+    /// and the decoded attachments are also handed on as a blob for extraction. When `rec`
+    /// defers decoding (and `keep_bytes` is not set), the record's hash and MIME fields are
+    /// filled in later by [`DeferredMessage::resolve`].
     pub fn finish(
         self,
         envelope: Envelope,
@@ -107,18 +128,6 @@ impl MessageCollector {
                 ),
             );
         }
-        let decoded = decode(&self.kept, complete && !truncated, &self.mime, keep_bytes);
-        for p in &decoded.problems {
-            // Every occurrence counts on the session, which folds them by kind too.
-            for _ in 0..p.count {
-                rec.anomaly(
-                    self.last_seen,
-                    Some(from),
-                    p.kind,
-                    format!("message {index}: {}", p.detail),
-                );
-            }
-        }
         rec.messages.push(MessageRecord {
             index,
             source: self.source,
@@ -129,18 +138,201 @@ impl MessageCollector {
             number: envelope.number,
             uidl: envelope.uidl,
             size: self.size,
-            sha256: hex::encode(self.hasher.finalize()),
+            sha256: String::new(),
             complete,
-            mime: Some(decoded.summary),
+            mime: None,
         });
-        if keep_bytes {
+        let work = DecodeWork {
+            hashes: rec.content_hashes,
+            hasher: self.overflowed.then_some(self.hasher),
+            kept: self.kept,
+            complete: complete && !truncated,
+            mime: self.mime,
+            keep_bytes,
+        };
+        let deferred = DeferredMessage {
+            index,
+            from,
+            at: self.last_seen,
+            state: DeferredState::Waiting(Box::new(work)),
+        };
+        if rec.defer_decoding && !keep_bytes {
+            rec.deferred.push(deferred);
+        } else {
+            deferred.resolve(rec);
+        }
+        index
+    }
+}
+
+/// The costly half of finishing a message: hashing it and decoding its MIME structure.
+#[derive(Debug, Clone)]
+pub struct DecodeWork {
+    /// Whether the message and its parts are hashed.
+    hashes: bool,
+    /// The hash so far when the content outgrew `kept`; `None` when `kept` is all of it.
+    hasher: Option<Sha256>,
+    kept: Vec<u8>,
+    complete: bool,
+    mime: MimeLimits,
+    keep_bytes: bool,
+}
+
+/// What [`DecodeWork::run`] produced, ready to be written into the session record.
+#[derive(Debug)]
+pub struct DecodeOutput {
+    sha256: String,
+    decoded: super::DecodedMessage,
+    kept: Option<Vec<u8>>,
+}
+
+impl DecodeWork {
+    /// Bytes of message content the work holds.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// Hashes and decodes the message (the part that may run on another thread).
+    pub fn run(mut self) -> DecodeOutput {
+        let sha256 = match (self.hashes, self.hasher) {
+            (false, _) => String::new(),
+            (true, Some(h)) => hex::encode(h.finalize()),
+            (true, None) => hex::encode(Sha256::digest(&self.kept)),
+        };
+        self.mime.content_hashes &= self.hashes;
+        let decoded = decode(&self.kept, self.complete, &self.mime, self.keep_bytes);
+        DecodeOutput {
+            sha256,
+            decoded,
+            kept: self.keep_bytes.then_some(self.kept),
+        }
+    }
+}
+
+/// Where a deferred message's decoding stands.
+#[derive(Debug, Clone)]
+pub enum DeferredState {
+    /// Not started: whoever resolves the message runs it.
+    Waiting(Box<DecodeWork>),
+    /// Handed to another thread, which fills the slot.
+    Submitted(DecodeSlot),
+}
+
+/// A message recorded in a session whose hash and MIME fields are still to be filled in.
+#[derive(Debug, Clone)]
+pub struct DeferredMessage {
+    /// Its index in the session's messages.
+    pub index: usize,
+    /// The side that sent its content (decoding problems are reported on it).
+    pub from: Direction,
+    /// Time of its last content byte (the time of its decoding problems).
+    pub at: Timestamp,
+    /// The work, or where its result will appear.
+    pub state: DeferredState,
+}
+
+impl DeferredMessage {
+    /// Whether the work is still here (not yet handed to another thread).
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.state, DeferredState::Waiting(_))
+    }
+
+    /// Takes the work out for another thread, leaving `slot` to wait on; `None` if already taken.
+    pub fn submit(&mut self, slot: DecodeSlot) -> Option<DecodeWork> {
+        match std::mem::replace(&mut self.state, DeferredState::Submitted(slot)) {
+            DeferredState::Waiting(work) => Some(*work),
+            previous => {
+                self.state = previous;
+                None
+            }
+        }
+    }
+
+    /// Runs (or waits for) the decoding and writes its result into `rec`, as [`MessageCollector::finish`]
+    /// would have. A panic of the thread that ran it is raised again here.
+    pub fn resolve(self, rec: &mut SessionRecord) {
+        let out = match self.state {
+            DeferredState::Waiting(work) => work.run(),
+            DeferredState::Submitted(slot) => match slot.wait() {
+                Ok(out) => out,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+        };
+        let DecodeOutput {
+            sha256,
+            decoded,
+            kept,
+        } = out;
+        let index = self.index;
+        for p in &decoded.problems {
+            // Every occurrence counts on the session, which folds them by kind too.
+            for _ in 0..p.count {
+                rec.anomaly(
+                    self.at,
+                    Some(self.from),
+                    p.kind,
+                    format!("message {index}: {}", p.detail),
+                );
+            }
+        }
+        if let Some(m) = rec.messages.get_mut(index) {
+            m.sha256 = sha256;
+            m.mime = Some(decoded.summary);
+        }
+        if let Some(bytes) = kept {
             rec.blobs.push(MessageBlob {
                 message: index,
-                bytes: self.kept,
+                bytes,
                 attachments: decoded.attachments,
             });
         }
-        index
+    }
+}
+
+/// Resolves every deferred message of `rec`, in the order they ended.
+pub fn resolve_deferred(rec: &mut SessionRecord) {
+    for d in std::mem::take(&mut rec.deferred) {
+        d.resolve(rec);
+    }
+}
+
+type SlotValue = Option<std::thread::Result<DecodeOutput>>;
+
+/// A one-shot place where another thread leaves a [`DecodeOutput`] (or its panic).
+#[derive(Clone, Default)]
+pub struct DecodeSlot(Arc<(Mutex<SlotValue>, Condvar)>);
+
+impl std::fmt::Debug for DecodeSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DecodeSlot")
+    }
+}
+
+impl DecodeSlot {
+    /// Runs `work`, catching a panic, and leaves the outcome for [`DecodeSlot::wait`].
+    pub fn fill(&self, work: DecodeWork) {
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work.run()));
+        let (lock, ready) = &*self.0;
+        let mut value = lock.lock().unwrap_or_else(|p| p.into_inner());
+        *value = Some(out);
+        ready.notify_all();
+    }
+
+    /// Blocks until the slot is filled and takes the outcome.
+    fn wait(self) -> std::thread::Result<DecodeOutput> {
+        let (lock, ready) = &*self.0;
+        let mut value = lock.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(out) = value.take() {
+                return out;
+            }
+            value = ready.wait(value).unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
@@ -249,5 +441,38 @@ mod tests {
         assert_eq!(m.sha256, hex::encode(Sha256::digest(MSG)));
         assert!(r.has_anomaly("message_too_large"));
         assert_eq!(m.mime.as_ref().map(|s| s.decoded_bytes), Some(20));
+    }
+
+    #[test]
+    fn deferred_decoding_on_another_thread_gives_the_same_record() {
+        let finish = |defer: bool, max_keep: usize| {
+            let mut r = rec();
+            r.defer_decoding = defer;
+            let mut c = MessageCollector::new(MessageSource::Retr, Timestamp(1), max_keep);
+            c.push(&MSG[..7], Timestamp(1));
+            c.push(&MSG[7..], Timestamp(2));
+            c.push(
+                b"Content-Type: text/plain; charset=x-nonsense\r\n",
+                Timestamp(3),
+            );
+            c.finish(Envelope::default(), true, false, &mut r);
+            r
+        };
+        for max_keep in [1 << 20, 30] {
+            let direct = finish(false, max_keep);
+            assert!(direct.deferred.is_empty());
+            let mut deferred = finish(true, max_keep);
+            assert_eq!(deferred.deferred.len(), 1);
+            assert!(deferred.messages[0].mime.is_none());
+            let slot = DecodeSlot::default();
+            let work = deferred.deferred[0].submit(slot.clone()).expect("work");
+            std::thread::spawn(move || slot.fill(work))
+                .join()
+                .expect("worker");
+            resolve_deferred(&mut deferred);
+            let json = |r: &SessionRecord| serde_json::to_string(r).expect("json");
+            assert_eq!(json(&direct), json(&deferred));
+            assert!(!deferred.messages[0].sha256.is_empty());
+        }
     }
 }

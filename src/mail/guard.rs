@@ -128,7 +128,7 @@ struct Scan<'a, 't> {
     /// Finds `--`; built once because building a searcher costs more than a short search.
     dashes: memmem::Finder<'static>,
     boundaries: Vec<Boundary>,
-    boundary_index: HashMap<Vec<u8>, usize>,
+    boundary_index: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
     longest_boundary: usize,
     /// Declarations whose first delimiter has not been seen, weighted; and their offsets.
     pending: u128,
@@ -157,7 +157,7 @@ impl<'a, 't> Scan<'a, 't> {
             totals,
             dashes: memmem::Finder::new(b"--"),
             boundaries: Vec::new(),
-            boundary_index: HashMap::new(),
+            boundary_index: HashMap::default(),
             longest_boundary: 0,
             pending: 0,
             pending_offsets: 0,

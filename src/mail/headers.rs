@@ -185,9 +185,9 @@ pub(crate) fn summarize(
         }
         match &h.name {
             HeaderName::Subject => {
-                s.subject = text_of(&h.value)
-                    .or_else(|| decode_text(&unfolded))
-                    .map(|t| clip_to(t, clip_at));
+                // Decoded from the whole field, then clipped like the other decoded values.
+                let whole = String::from_utf8_lossy(field_body(h, raw));
+                s.subject = Some(clip_to(decode_unstructured(&unfold(&whole)), clip_at));
                 s.subject_raw = Some(unfolded);
             }
             HeaderName::From => {
@@ -301,6 +301,12 @@ fn field_bytes<'r>(h: &Header<'_>, raw: &'r [u8]) -> &'r [u8] {
         .unwrap_or_default()
 }
 
+/// The field body as written, whole.
+fn field_body<'r>(h: &Header<'_>, raw: &'r [u8]) -> &'r [u8] {
+    raw.get(h.offset_start as usize..h.offset_end as usize)
+        .unwrap_or_default()
+}
+
 /// The field name and body as written, the body clipped to `clip_at` bytes.
 fn name_and_value(h: &Header<'_>, raw: &[u8], clip_at: usize) -> (String, String) {
     let name_end = (h.offset_start as usize).saturating_sub(1);
@@ -331,6 +337,111 @@ pub(crate) fn unfold(value: &str) -> String {
     out.trim().to_string()
 }
 
+/// Decodes RFC 2047 encoded words in an unfolded unstructured field body, keeping its white
+/// space as written (RFC 5322 3.2.5 gives runs of blanks in unstructured text no special
+/// meaning); only the blanks between two adjacent encoded words go (RFC 2047 6.2). A word
+/// that does not decode (unknown charset, bad encoding) is kept as written.
+pub(crate) fn decode_unstructured(unfolded: &str) -> String {
+    if !unfolded.contains("=?") {
+        return unfolded.to_string();
+    }
+    let mut out = String::with_capacity(unfolded.len());
+    let mut rest = unfolded;
+    let mut blanks = "";
+    let mut after_encoded = false;
+    while !rest.is_empty() {
+        let word_start = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+        if word_start > 0 {
+            blanks = &rest[..word_start];
+            rest = &rest[word_start..];
+            continue;
+        }
+        let word_len = rest.find([' ', '\t']).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(word_len);
+        rest = tail;
+        let decoded = decode_encoded_words(word);
+        if !(after_encoded && decoded.is_some()) {
+            out.push_str(blanks);
+        }
+        blanks = "";
+        after_encoded = decoded.is_some();
+        match decoded {
+            Some(text) => out.push_str(&text),
+            None => out.push_str(word),
+        }
+    }
+    out.push_str(blanks);
+    out
+}
+
+/// Decodes a blank-free word made only of encoded words (`=?cs?B?..?=`, possibly several
+/// written back to back, as some mailers do), or None when it is anything else.
+fn decode_encoded_words(word: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = word;
+    while !rest.is_empty() {
+        let body = rest.strip_prefix("=?")?;
+        let (charset, body) = body.split_once('?')?;
+        let (encoding, body) = body.split_once('?')?;
+        let end = body.find("?=")?;
+        let text = &body[..end];
+        rest = &body[end + 2..];
+        let bytes = match encoding {
+            "B" | "b" => {
+                use base64::Engine;
+                let config = base64::engine::GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
+                base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, config)
+                    .decode(text)
+                    .ok()?
+            }
+            "Q" | "q" => q_decode(text),
+            _ => return None,
+        };
+        // RFC 2231 allows a language after `*` in the charset name.
+        let charset = charset.split('*').next().unwrap_or(charset);
+        let decoder = mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes());
+        let plain = ["utf-8", "utf8", "us-ascii", "ascii"];
+        match decoder {
+            Some(decode) => out.push_str(&decode(&bytes)),
+            None if plain.iter().any(|p| charset.eq_ignore_ascii_case(p)) => {
+                out.push_str(&String::from_utf8_lossy(&bytes))
+            }
+            None => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The Q encoding of RFC 2047 4.2: `_` is a space, `=XX` a byte; a bad escape stays as written.
+fn q_decode(text: &str) -> Vec<u8> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let escaped = (c == b'=')
+            .then(|| b.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (c, escaped) {
+            (_, Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'_', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, None) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Decodes RFC 2047 encoded words in unstructured text (adjacent words are joined).
 pub(crate) fn decode_text(raw: &str) -> Option<String> {
     let mut bytes = Vec::with_capacity(raw.len() + 2);
@@ -338,14 +449,6 @@ pub(crate) fn decode_text(raw: &str) -> Option<String> {
     bytes.extend_from_slice(b"\r\n");
     match MessageStream::new(&bytes).parse_unstructured() {
         HeaderValue::Text(t) => Some(t.into_owned()),
-        HeaderValue::TextList(l) => Some(l.join(" ")),
-        _ => None,
-    }
-}
-
-fn text_of(v: &HeaderValue<'_>) -> Option<String> {
-    match v {
-        HeaderValue::Text(t) => Some(t.to_string()),
         HeaderValue::TextList(l) => Some(l.join(" ")),
         _ => None,
     }
@@ -522,6 +625,19 @@ mod tests {
             s.headers[0].value,
             "=?UTF-8?B?w4lsw6h2ZQ==?=\r\n =?ISO-8859-1?Q?_caf=E9?= ok"
         );
+    }
+
+    #[test]
+    fn subject_keeps_its_own_white_space() {
+        let (s, _) = summary(
+            "Subject: a    =?iso-8859-1?Q?caf=E9?= =?iso-8859-1?B?IG5vaXI=?=\r\n     z\r\n\r\n",
+        );
+        assert_eq!(s.subject.as_deref(), Some("a    café noir     z"));
+        let (s, _) = summary("Subject: =?utf-8?q?a__?=  =?UTF-8?B?Yg==?==?utf-8?q?c?= d\r\n\r\n");
+        assert_eq!(s.subject.as_deref(), Some("a  bc d"));
+        // A charset nobody knows leaves the word as written.
+        let (s, _) = summary("Subject: x =?x-unknown?q?y?=  z\r\n\r\n");
+        assert_eq!(s.subject.as_deref(), Some("x =?x-unknown?q?y?=  z"));
     }
 
     #[test]

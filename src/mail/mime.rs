@@ -352,7 +352,7 @@ impl<'l> Walk<'l> {
             depth: 0,
             complete,
         }];
-        let mut visited: HashSet<(usize, u32)> = HashSet::new();
+        let mut visited: HashSet<(usize, u32), foldhash::fast::RandomState> = HashSet::default();
         while let Some(item) = stack.pop() {
             match item {
                 Item::Message {
@@ -602,9 +602,14 @@ impl<'l> Walk<'l> {
                     raw.len(),
                 );
                 let bytes = decoded.bytes;
-                let sha256 = hex::encode(Sha256::digest(&bytes));
+                let hashes = self.limits.content_hashes;
+                let sha256 = if hashes {
+                    hex::encode(Sha256::digest(&bytes))
+                } else {
+                    String::new()
+                };
                 record.size = Some(bytes.len() as u64);
-                record.sha256 = Some(sha256.clone());
+                record.sha256 = hashes.then(|| sha256.clone());
                 if let PartType::Message(nested) = body {
                     record.message = nested.parts.first().map(|p| {
                         Box::new(headers::summarize(
@@ -658,10 +663,14 @@ impl<'l> Walk<'l> {
                         || record.disposition.as_deref() == Some("attachment")
                         || record.filename.is_some());
                 if is_attachment {
-                    let (md5, sha1) = (
-                        hex::encode(Md5::digest(&bytes)),
-                        hex::encode(Sha1::digest(&bytes)),
-                    );
+                    let (md5, sha1) = if hashes {
+                        (
+                            hex::encode(Md5::digest(&bytes)),
+                            hex::encode(Sha1::digest(&bytes)),
+                        )
+                    } else {
+                        (String::new(), String::new())
+                    };
                     self.attachments.push(AttachmentRecord {
                         path: at.path.clone(),
                         filename: record.filename.clone(),
@@ -773,7 +782,10 @@ impl<'l> Walk<'l> {
                 declared_size: None,
                 encoded_size: data.len() as u64,
                 size: Some(data.len() as u64),
-                sha256: Some(hex::encode(Sha256::digest(data))),
+                sha256: self
+                    .limits
+                    .content_hashes
+                    .then(|| hex::encode(Sha256::digest(data))),
                 complete,
                 message: None,
             }],

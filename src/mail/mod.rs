@@ -17,7 +17,10 @@ mod mime;
 mod transfer;
 mod urls;
 
-pub use collector::{Envelope, MessageCollector};
+pub use collector::{
+    DecodeOutput, DecodeSlot, DecodeWork, DeferredMessage, DeferredState, Envelope,
+    MessageCollector, resolve_deferred,
+};
 pub use headers::{AddressRecord, HeaderField, HeaderSummary, ReceivedHop};
 pub use mime::{
     AttachmentContent, AttachmentRecord, DecodedMessage, MimeProblem, MimeSummary, PartRecord,
@@ -48,6 +51,9 @@ pub struct MimeLimits {
     /// Bytes the parser may re-scan for boundaries that never come, plus the quadratic cost of
     /// parameter continuations: a time bound.
     pub max_scan_work: u64,
+    /// Whether parts and attachments get their MD5, SHA-1 and SHA-256 (off where no output
+    /// shows them, as in `analyze`'s tables: hashing is a third of the decoding cost).
+    pub content_hashes: bool,
 }
 
 impl Default for MimeLimits {
@@ -63,6 +69,7 @@ impl Default for MimeLimits {
             max_header_tokens: 500_000,
             max_header_blocks: 10_000,
             max_scan_work: 512 << 20,
+            content_hashes: true,
         }
     }
 }

@@ -121,12 +121,15 @@ fn base64_lenient(raw: &[u8]) -> Decoded<'static> {
     }
 }
 
-/// Quoted-printable per RFC 2045 6.7: `=XX` (either case), soft line breaks, trailing blanks
-/// of a line dropped; a bad escape is kept literally and counted.
+/// Quoted-printable per RFC 2045 6.7: `=XX` (either case), soft line breaks, literal trailing
+/// blanks of a line dropped (encoded ones, `=20`, kept); a bad escape is kept literally and
+/// counted.
 fn quoted_printable_lenient(raw: &[u8]) -> Decoded<'static> {
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = Vec::with_capacity(raw.len());
     let mut invalid = 0usize;
+    // Output before this length came from escapes or line breaks: blanks there are content.
+    let mut encoded_end = 0usize;
     let mut i = 0;
     while i < raw.len() {
         let c = raw[i];
@@ -136,6 +139,7 @@ fn quoted_printable_lenient(raw: &[u8]) -> Decoded<'static> {
                 let l = raw.get(i + 2).copied();
                 if let (Some(hv), Some(lv)) = (h.and_then(hex), l.and_then(hex)) {
                     out.push(hv << 4 | lv);
+                    encoded_end = out.len();
                     i += 3;
                     continue;
                 }
@@ -162,11 +166,13 @@ fn quoted_printable_lenient(raw: &[u8]) -> Decoded<'static> {
                 }
             }
             b'\r' | b'\n' => {
-                // Blanks before a hard line break are transport padding.
-                while matches!(out.last(), Some(b' ' | b'\t')) {
+                // Literal blanks before a hard line break are transport padding; blanks the
+                // sender encoded (`=20` at the end of a line) are what RFC 2045 protects.
+                while out.len() > encoded_end && matches!(out.last(), Some(b' ' | b'\t')) {
                     out.pop();
                 }
                 out.push(c);
+                encoded_end = out.len();
                 i += 1;
             }
             _ => {
@@ -242,6 +248,14 @@ mod tests {
         let d = quoted_printable_lenient(b"caf=E9 =\r\nau lait  \r\n=ZZ=3d");
         assert_eq!(&*d.bytes, b"caf\xe9 au lait\r\n=ZZ=");
         assert_eq!(d.invalid, 1);
+    }
+
+    #[test]
+    fn quoted_printable_keeps_encoded_trailing_blanks() {
+        // `=20` before a line break is content; the literal blank after it is padding.
+        let d = quoted_printable_lenient(b"options:=20\r\nb =20 \r\nc=09\r\n");
+        assert_eq!(&*d.bytes, b"options: \r\nb  \r\nc\t\r\n");
+        assert_eq!(d.invalid, 0);
     }
 
     #[test]

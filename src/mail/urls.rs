@@ -10,7 +10,7 @@ const MAX_URL_LEN: usize = 4096;
 /// Collects URLs across a message's text parts.
 #[derive(Debug)]
 pub(crate) struct UrlCollector {
-    seen: HashSet<String>,
+    seen: HashSet<String, foldhash::fast::RandomState>,
     urls: Vec<String>,
     max: usize,
     /// More distinct URLs were found than `max`.
@@ -21,7 +21,7 @@ impl UrlCollector {
     /// A collector keeping at most `max` distinct URLs.
     pub(crate) fn new(max: usize) -> Self {
         UrlCollector {
-            seen: HashSet::new(),
+            seen: HashSet::default(),
             urls: Vec::new(),
             max,
             truncated: false,
@@ -37,7 +37,7 @@ impl UrlCollector {
     pub(crate) fn scan(&mut self, text: &str, html: bool) {
         let bytes = text.as_bytes();
         let mut starts: Vec<usize> = Vec::new();
-        for (i, _) in text.match_indices("://") {
+        for i in memchr::memmem::find_iter(bytes, b"://") {
             let mut s = i;
             while s > 0 && bytes[s - 1].is_ascii_alphanumeric() {
                 s -= 1;
@@ -47,7 +47,7 @@ impl UrlCollector {
                 starts.push(s);
             }
         }
-        for (i, _) in text.match_indices("www.") {
+        for i in memchr::memmem::find_iter(bytes, b"www.") {
             let bounded = i == 0
                 || !(bytes[i - 1].is_ascii_alphanumeric()
                     || bytes[i - 1] == b'/'
@@ -62,10 +62,7 @@ impl UrlCollector {
             if s < covered {
                 continue;
             }
-            let end = text[s..]
-                .char_indices()
-                .find(|&(_, c)| ends_url(c))
-                .map_or(text.len(), |(j, _)| s + j);
+            let end = url_end(text, s);
             covered = end;
             let candidate = &text[s..end];
             let decoded;
@@ -108,6 +105,50 @@ impl UrlCollector {
         self.urls.push(url.to_string());
     }
 }
+
+/// Where the URL starting at byte `from` of `text` ends: the first character for which
+/// [`ends_url`] holds, or the end. ASCII bytes are looked up in a table; only other characters
+/// are decoded.
+fn url_end(text: &str, from: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = from;
+    while let Some(&b) = bytes.get(i) {
+        if b.is_ascii() {
+            if ENDS_URL_ASCII[usize::from(b)] {
+                return i;
+            }
+            i += 1;
+        } else {
+            // `i` is on a character boundary: it only ever moves by whole characters.
+            let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
+                return bytes.len();
+            };
+            if ends_url(c) {
+                return i;
+            }
+            i += c.len_utf8();
+        }
+    }
+    bytes.len()
+}
+
+/// [`ends_url`] for every ASCII character.
+static ENDS_URL_ASCII: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        let whitespace = matches!(b, 0x09..=0x0d | 0x20);
+        let control = b < 0x20 || b == 0x7f;
+        table[b] = whitespace
+            || control
+            || matches!(
+                b as u8,
+                b'"' | b'\'' | b'<' | b'>' | b'`' | b'{' | b'}' | b'|' | b'\\' | b'^'
+            );
+        b += 1;
+    }
+    table
+};
 
 /// Characters that cannot be part of a URL written in text or in an HTML attribute.
 fn ends_url(c: char) -> bool {
@@ -240,5 +281,36 @@ mod tests {
     fn schemes_without_host_and_others_are_ignored() {
         let (u, _) = urls("javascript://x http:// cid:abc data://q", false, 10);
         assert!(u.is_empty(), "{u:?}");
+    }
+
+    #[test]
+    fn ascii_table_agrees_with_ends_url() {
+        for b in 0u8..128 {
+            assert_eq!(
+                ENDS_URL_ASCII[usize::from(b)],
+                ends_url(char::from(b)),
+                "{b:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn url_end_matches_the_char_by_char_search() {
+        let samples = [
+            "http://a.example/ü\u{a0}x",
+            "https://b.example/p?q=1\u{2028}next",
+            "www.c.example/\u{85}z",
+            "ftp://d.example/日本語>tail",
+            "http://e.example/plain",
+            "http://f.example/\u{7f}x",
+            "http://g.example/\u{3000}wide space",
+        ];
+        for text in samples {
+            let want = text
+                .char_indices()
+                .find(|&(_, c)| ends_url(c))
+                .map_or(text.len(), |(j, _)| j);
+            assert_eq!(url_end(text, 0), want, "{text:?}");
+        }
     }
 }

@@ -173,7 +173,7 @@ impl LineFramer {
 }
 
 fn memchr_lf(s: &[u8]) -> Option<usize> {
-    s.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', s)
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ pub fn new_dissector(protocol: Protocol, framing: Framing, limits: &Limits) -> B
     match framing {
         Framing::ImplicitTls => Box::new(tls::ImplicitTlsDissector::new(limits)),
         Framing::Plain => match protocol {
-            Protocol::Smtp => Box::new(transcript::TranscriptDissector::new(limits)),
+            Protocol::Smtp => Box::new(smtp::SmtpDissector::new(limits)),
             Protocol::Pop3 => Box::new(pop3::Pop3Dissector::new(limits)),
         },
     }

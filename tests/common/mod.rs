@@ -75,3 +75,38 @@ pub fn corpus_dir() -> Option<PathBuf> {
 pub fn events_json(rec: &SessionRecord) -> serde_json::Value {
     serde_json::to_value(&rec.events).unwrap()
 }
+
+/// Every capture bundled in `captures/`, sorted by name.
+pub fn bundled_captures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(captures_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.ends_with(".pcap") || n.ends_with(".pcapng")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The export document for `paths`, exactly as `mailsift export` writes it.
+pub fn export_document(paths: &[PathBuf], config: EngineConfig) -> serde_json::Value {
+    struct Doc(Option<mailsift::output::json::DocumentWriter<Vec<u8>>>);
+    impl SessionSink for Doc {
+        fn session(&mut self, rec: SessionRecord) {
+            self.0.as_mut().unwrap().session(&rec).unwrap();
+        }
+    }
+    let mut doc = Doc(Some(
+        mailsift::output::json::DocumentWriter::new(Vec::new()).unwrap(),
+    ));
+    let summary = engine::run_files(paths, config, &mut None, &mut doc, &mut |_| {});
+    let bytes = doc
+        .0
+        .take()
+        .unwrap()
+        .finish(&summary.inputs, &summary.stats)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}

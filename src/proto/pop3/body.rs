@@ -139,7 +139,7 @@ impl DotScanner {
                 }
                 ScanState::InLine => {
                     let rest = &input[i..];
-                    match rest.iter().position(|&b| b == b'\n') {
+                    match memchr::memchr(b'\n', rest) {
                         None => {
                             self.last_was_cr = rest.last() == Some(&b'\r');
                             i = input.len();

@@ -1,0 +1,204 @@
+//! Throughput of the whole pipeline and of its hot parts, on synthetic captures made at start.
+//!
+//! `cargo bench` runs everything; `cargo bench -- export` only the whole-pipeline runs. The
+//! capture size is 48 MiB unless `MAILSIFT_BENCH_MIB` says otherwise.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use mailsift::capture::file::FileSource;
+use mailsift::capture::synth::Rng;
+use mailsift::capture::workload::{self, Workload};
+use mailsift::capture::{Packet, PacketSource};
+use mailsift::engine::{self, EngineConfig, SessionSink};
+use mailsift::limits::Limits;
+use mailsift::net::decode::Decoder;
+use mailsift::output::json::DocumentWriter;
+use mailsift::proto::{Framing, new_dissector};
+use mailsift::session::{Direction, Endpoint, Protocol, SessionRecord};
+use mailsift::time::Timestamp;
+use std::hint::black_box;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn bench_mib() -> u64 {
+    std::env::var("MAILSIFT_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48)
+}
+
+/// A capture written once per process under the temp dir (so it is read from the page cache).
+fn capture_file(name: &str, workload: Workload) -> (PathBuf, Vec<u8>) {
+    let bytes = workload.to_bytes();
+    let path =
+        std::env::temp_dir().join(format!("mailsift-bench-{}-{name}.pcap", std::process::id()));
+    std::fs::write(&path, &bytes).expect("write the bench capture");
+    (path, bytes)
+}
+
+/// Serializes every session as `mailsift export` does, into nothing.
+struct ExportSink(Option<DocumentWriter<std::io::Sink>>);
+
+impl SessionSink for ExportSink {
+    fn session(&mut self, rec: SessionRecord) {
+        if let Some(w) = self.0.as_mut() {
+            let _ = w.session(&rec);
+        }
+    }
+}
+
+fn export(path: &Path, threads: usize) -> u64 {
+    let mut sink = ExportSink(Some(DocumentWriter::new(std::io::sink()).expect("writer")));
+    let summary = engine::run_files_threaded(
+        &[path.to_path_buf()],
+        EngineConfig::default(),
+        threads,
+        &mut None,
+        &mut sink,
+        &mut |_| {},
+    );
+    if let Some(w) = sink.0.take() {
+        let _ = w.finish(&summary.inputs, &summary.stats);
+    }
+    summary.stats.sessions
+}
+
+fn whole_pipeline(c: &mut Criterion) {
+    let mib = bench_mib();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut group = c.benchmark_group("export");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    for (name, other_percent) in [("mail_only", 0u8), ("mixed_75pct_other", 75)] {
+        let workload = Workload {
+            target_bytes: mib << 20,
+            other_percent,
+            seed: 42,
+        };
+        let (path, bytes) = capture_file(name, workload);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        let mut counts = vec![1];
+        if cores > 1 {
+            counts.push(cores);
+        }
+        for threads in counts {
+            group.bench_with_input(
+                BenchmarkId::new(name, format!("{threads}t")),
+                &threads,
+                |b, &t| b.iter(|| black_box(export(&path, t))),
+            );
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    group.finish();
+}
+
+/// Every packet of an in-memory capture, for the per-packet stages.
+fn for_each_packet(bytes: &[u8], mut f: impl FnMut(&Packet<'_>)) {
+    let mut src =
+        FileSource::from_reader("bench", Box::new(Cursor::new(bytes.to_vec()))).expect("capture");
+    while let Ok(Some(p)) = src.next_packet() {
+        f(&p);
+    }
+}
+
+fn stages(c: &mut Criterion) {
+    let workload = Workload {
+        target_bytes: 16 << 20,
+        other_percent: 50,
+        seed: 9,
+    };
+    let bytes = workload.to_bytes();
+    let mut group = c.benchmark_group("stage");
+    group.sample_size(20);
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    group.bench_function("read_capture", |b| {
+        b.iter(|| {
+            let mut n = 0u64;
+            for_each_packet(&bytes, |p| n += p.data.len() as u64);
+            black_box(n)
+        })
+    });
+    group.bench_function("read_and_decode", |b| {
+        let limits = Limits::default();
+        b.iter(|| {
+            let mut decoder = Decoder::new(&limits);
+            let mut n = 0u64;
+            for_each_packet(&bytes, |p| {
+                if decoder.decode(p).is_ok() {
+                    n += 1;
+                }
+            });
+            black_box(n)
+        })
+    });
+    group.finish();
+
+    // The SMTP dissector alone, fed one session's client and server bytes in segments.
+    let mut rng = Rng::new(5);
+    let mut client = Vec::new();
+    client.extend_from_slice(b"EHLO bench.example\r\n");
+    for m in 0..4 {
+        client.extend_from_slice(
+            b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n",
+        );
+        client.extend_from_slice(workload::message(&mut rng, m).as_bytes());
+        client.extend_from_slice(b".\r\n");
+    }
+    client.extend_from_slice(b"QUIT\r\n");
+    let replies: &[&[u8]] = &[
+        b"220 mx ESMTP\r\n",
+        b"250-mx\r\n250 PIPELINING\r\n",
+        b"250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n",
+        b"250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n",
+        b"250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n",
+        b"250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n",
+        b"221 bye\r\n",
+    ];
+    let ep = |port| Endpoint {
+        ip: "192.0.2.1".parse().expect("ip"),
+        port,
+    };
+    let mut group = c.benchmark_group("dissect");
+    group.sample_size(20);
+    group.throughput(Throughput::Bytes(client.len() as u64));
+    for (name, limits) in [
+        ("smtp_with_mime", Limits::default()),
+        ("smtp_deferred_mime", Limits::default()),
+    ] {
+        let defer = name.ends_with("deferred_mime");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut rec =
+                    SessionRecord::new(1, Protocol::Smtp, ep(40000), ep(25), Timestamp(0));
+                rec.defer_decoding = defer;
+                let mut d = new_dissector(Protocol::Smtp, Framing::Plain, &limits);
+                for r in replies.iter().take(2) {
+                    d.on_data(Direction::Server, r, Timestamp(1), &mut rec);
+                }
+                for chunk in client.chunks(1460) {
+                    d.on_data(Direction::Client, chunk, Timestamp(2), &mut rec);
+                }
+                for r in replies.iter().skip(2) {
+                    d.on_data(Direction::Server, r, Timestamp(3), &mut rec);
+                }
+                d.on_end(Timestamp(4), &mut rec);
+                black_box(rec.messages.len() + rec.deferred.len())
+            })
+        });
+    }
+    group.finish();
+
+    // MIME decoding and hashing of one message with a base64 attachment.
+    let msg = workload::message(&mut Rng::new(11), 1);
+    let mut group = c.benchmark_group("mime");
+    group.throughput(Throughput::Bytes(msg.len() as u64));
+    let limits = mailsift::mail::MimeLimits::default();
+    group.bench_function("decode_message", |b| {
+        b.iter(|| black_box(mailsift::mail::decode(msg.as_bytes(), true, &limits, false)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, whole_pipeline, stages);
+criterion_main!(benches);

@@ -1,0 +1,917 @@
+//! Security findings: rules over a finished [`SessionRecord`] (applied by the engine when a
+//! session ends, see [`assess`]) and run-level rules over the logins of all sessions
+//! ([`LoginTracker`]: brute force, a login after failures from the same client in other
+//! sessions).
+//!
+//! Rule ids are stable, kebab-case and part of the JSON contract; see [`Rule`]. Messages are
+//! one line and never contain a secret (only user names, mechanisms and protocol facts), so
+//! redaction never has to rewrite them.
+//!
+//! Repeated attempts are folded: one finding per rule, mechanism and user name in a session,
+//! with the count in the message, so a brute-force session does not flood the list.
+
+use crate::proto::hashcat::hashcat_line;
+use crate::proto::tls::{AlertLevel, ClientHelloInfo, TlsVersion};
+use crate::session::{
+    Credential, Direction, Event, EventKind, Finding, Protocol, SessionRecord, Severity, TlsMode,
+};
+use crate::time::Timestamp;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// Failed logins from one client IP that make a `brute-force` finding, unless configured.
+pub const DEFAULT_BRUTE_FORCE_THRESHOLD: u64 = 5;
+
+/// Most client IPs whose logins the run keeps counting; later clients are counted in a
+/// `login-tracking-limit` finding instead, so hostile traffic cannot grow memory without end.
+pub const MAX_TRACKED_CLIENTS: usize = 100_000;
+
+/// Most failed-login user names remembered per client for the brute-force message.
+const MAX_REMEMBERED_USERS: usize = 5;
+
+/// Most session ids listed in one run-level finding.
+const MAX_LISTED_SESSIONS: usize = 32;
+
+/// Longest user name or other traffic text quoted in a message, in characters.
+const MAX_QUOTED_CHARS: usize = 80;
+
+/// The fatal alert level of the TLS alert protocol (RFC 8446 section 6).
+const FATAL: AlertLevel = AlertLevel(2);
+
+/// A security rule; its [`id`](Rule::id) is what findings carry in `rule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    /// A password readable on the wire (USER/PASS, AUTH PLAIN or LOGIN outside TLS). High.
+    CleartextPassword,
+    /// CRAM-MD5, APOP, DIGEST-MD5 or NTLM outside TLS: the password can be cracked offline. Medium.
+    CrackableChallengeResponse,
+    /// An XOAUTH2 or OAUTHBEARER token readable on the wire (replayable). High.
+    CleartextBearerToken,
+    /// The server offered STARTTLS/STLS and the client did not use it. Medium with credentials
+    /// in clear text, low otherwise.
+    StarttlsNotUsed,
+    /// STARTTLS/STLS answered with an error. Medium (a downgrade signal).
+    StarttlsRefused,
+    /// TLS began after STARTTLS/STLS but its handshake did not complete. Medium.
+    StarttlsFailed,
+    /// Authentication on an SMTP port without TLS. Medium.
+    AuthWithoutTls,
+    /// A TLS version below 1.2 negotiated, or the client offering nothing newer. Medium.
+    WeakTlsVersion,
+    /// The server's certificate is self-signed. Low.
+    SelfSignedCertificate,
+    /// The server's certificate was expired (or not yet valid) at the time of the session. Low.
+    ExpiredCertificate,
+    /// Many failed logins from one client IP in the run. Medium.
+    BruteForce,
+    /// A successful login after failed ones, in one session or across sessions of one client.
+    /// Medium; high when the failures reach the brute-force threshold.
+    LoginAfterFailures,
+    /// More clients logged in than the run keeps counting; run-level rules are incomplete. Info.
+    LoginTrackingLimit,
+}
+
+impl Rule {
+    /// Every rule, in documentation order.
+    pub const ALL: [Rule; 13] = [
+        Rule::CleartextPassword,
+        Rule::CrackableChallengeResponse,
+        Rule::CleartextBearerToken,
+        Rule::StarttlsNotUsed,
+        Rule::StarttlsRefused,
+        Rule::StarttlsFailed,
+        Rule::AuthWithoutTls,
+        Rule::WeakTlsVersion,
+        Rule::SelfSignedCertificate,
+        Rule::ExpiredCertificate,
+        Rule::BruteForce,
+        Rule::LoginAfterFailures,
+        Rule::LoginTrackingLimit,
+    ];
+
+    /// The stable kebab-case id, e.g. `cleartext-password`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::CleartextPassword => "cleartext-password",
+            Rule::CrackableChallengeResponse => "crackable-challenge-response",
+            Rule::CleartextBearerToken => "cleartext-bearer-token",
+            Rule::StarttlsNotUsed => "starttls-not-used",
+            Rule::StarttlsRefused => "starttls-refused",
+            Rule::StarttlsFailed => "starttls-failed",
+            Rule::AuthWithoutTls => "auth-without-tls",
+            Rule::WeakTlsVersion => "weak-tls-version",
+            Rule::SelfSignedCertificate => "self-signed-certificate",
+            Rule::ExpiredCertificate => "expired-certificate",
+            Rule::BruteForce => "brute-force",
+            Rule::LoginAfterFailures => "login-after-failures",
+            Rule::LoginTrackingLimit => "login-tracking-limit",
+        }
+    }
+
+    fn finding(self, severity: Severity, ts: Timestamp, message: String) -> Finding {
+        Finding {
+            rule: self.id().to_string(),
+            severity,
+            message,
+            ts,
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+// Severity lives in the session contract; its names and parsing belong with the rules.
+impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 4] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+    ];
+
+    /// Lower-case name as used in JSON and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A severity name that is none of `info`, `low`, `medium`, `high`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown severity {0:?}: expected info, low, medium or high")]
+pub struct SeverityError(pub String);
+
+impl FromStr for Severity {
+    type Err = SeverityError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| SeverityError(s.to_string()))
+    }
+}
+
+/// Runs every session rule on `rec` and appends the findings (ordered by time).
+pub fn assess(rec: &mut SessionRecord) {
+    let mut found = session_findings(rec);
+    rec.findings.append(&mut found);
+}
+
+/// The findings of every session rule for `rec`, ordered by time then rule id.
+pub fn session_findings(rec: &SessionRecord) -> Vec<Finding> {
+    let mut out = Vec::new();
+    credential_exposure(rec, &mut out);
+    let events = events_in_time_order(rec);
+    starttls_not_used(rec, &events, &mut out);
+    starttls_refused(rec, &events, &mut out);
+    starttls_failed(rec, &mut out);
+    auth_without_tls(rec, &mut out);
+    weak_tls_version(rec, &mut out);
+    certificate(rec, &mut out);
+    login_after_failures(rec, &mut out);
+    out.sort_by(|a, b| (a.ts, &a.rule).cmp(&(b.ts, &b.rule)));
+    out
+}
+
+/// The events sorted by time without reordering the record (the engine sorts it after the
+/// rules ran; dissectors may have parsed one side ahead of the other).
+fn events_in_time_order(rec: &SessionRecord) -> Vec<&Event> {
+    let mut events: Vec<&Event> = rec.events.iter().collect();
+    events.sort_by_key(|e| e.ts);
+    events
+}
+
+/// Whether `c` reorders displayed text (bidirectional embeddings, overrides, isolates, marks):
+/// a hostile user name could otherwise make a message or table row read differently.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Traffic text made safe for a one-line message: control and bidirectional-control
+/// characters escaped, length capped.
+pub fn quoted(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_QUOTED_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || is_bidi_control(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn user_shown(username: Option<&str>) -> String {
+    match username {
+        Some(u) if !u.is_empty() => quoted(u),
+        Some(_) => "an empty user name".to_string(),
+        None => "an unknown user".to_string(),
+    }
+}
+
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Smtp => "SMTP",
+        Protocol::Pop3 => "POP3",
+    }
+}
+
+/// How a mechanism is named in messages: `USER/PASS`, `APOP`, `AUTH PLAIN`.
+pub fn mechanism_label(mechanism: &str) -> String {
+    match mechanism {
+        "USER" => "USER/PASS".to_string(),
+        "APOP" => "APOP".to_string(),
+        m => format!("AUTH {}", quoted(m)),
+    }
+}
+
+/// What a credential exposes to anyone reading the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Exposure {
+    Password,
+    ChallengeResponse,
+    BearerToken,
+}
+
+fn is_challenge_response(mechanism: &str) -> bool {
+    matches!(mechanism, "CRAM-MD5" | "APOP" | "DIGEST-MD5" | "NTLM")
+}
+
+fn exposure(c: &Credential) -> Option<Exposure> {
+    if c.encrypted {
+        return None;
+    }
+    let d = &c.details;
+    match c.mechanism.as_str() {
+        "XOAUTH2" | "OAUTHBEARER" => d.token.as_ref().map(|_| Exposure::BearerToken),
+        m if is_challenge_response(m) => {
+            (d.response.is_some() || d.nt_response.is_some()).then_some(Exposure::ChallengeResponse)
+        }
+        _ => c.password.as_ref().map(|_| Exposure::Password),
+    }
+}
+
+/// Outcomes of a group of attempts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Outcomes {
+    first: Option<Timestamp>,
+    attempts: u64,
+    succeeded: u64,
+    failed: u64,
+}
+
+impl Outcomes {
+    fn add(&mut self, c: &Credential) {
+        self.first = Some(self.first.map_or(c.ts, |t| t.min(c.ts)));
+        self.attempts += 1;
+        match c.success {
+            Some(true) => self.succeeded += 1,
+            Some(false) => self.failed += 1,
+            None => {}
+        }
+    }
+
+    fn describe(&self) -> String {
+        let unknown = self.attempts - self.succeeded - self.failed;
+        if self.attempts == 1 {
+            return match (self.succeeded, self.failed) {
+                (1, _) => "login succeeded".to_string(),
+                (_, 1) => "login failed".to_string(),
+                _ => "no verdict seen".to_string(),
+            };
+        }
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (self.succeeded, "succeeded"),
+            (self.failed, "failed"),
+            (unknown, "without a verdict"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        format!("{} attempts: {}", self.attempts, parts.join(", "))
+    }
+}
+
+fn credential_exposure(rec: &SessionRecord, out: &mut Vec<Finding>) {
+    type Key<'a> = (Exposure, &'a str, Option<&'a str>);
+    let mut groups: BTreeMap<Key<'_>, (Outcomes, &Credential)> = BTreeMap::new();
+    for c in &rec.credentials {
+        let Some(kind) = exposure(c) else {
+            continue;
+        };
+        let key = (kind, c.mechanism.as_str(), c.username.as_deref());
+        groups
+            .entry(key)
+            .or_insert_with(|| (Outcomes::default(), c))
+            .0
+            .add(c);
+    }
+    let proto = protocol_name(rec.protocol);
+    for ((kind, mechanism, username), (outcomes, first)) in groups {
+        let user = user_shown(username);
+        let mech = mechanism_label(mechanism);
+        let outcome = outcomes.describe();
+        let ts = outcomes.first.unwrap_or(rec.first_seen);
+        let finding = match kind {
+            Exposure::Password => Rule::CleartextPassword.finding(
+                Severity::High,
+                ts,
+                format!("password for {user} sent in clear text over {proto} {mech} ({outcome})"),
+            ),
+            Exposure::ChallengeResponse => {
+                let hint = hashcat_line(first)
+                    .map(|l| format!(", hashcat -m {}", l.mode))
+                    .unwrap_or_default();
+                Rule::CrackableChallengeResponse.finding(
+                    Severity::Medium,
+                    ts,
+                    format!(
+                        "{mech} challenge and response for {user} sent outside TLS over {proto}: \
+                         the password can be cracked offline ({outcome}{hint})"
+                    ),
+                )
+            }
+            Exposure::BearerToken => Rule::CleartextBearerToken.finding(
+                Severity::High,
+                ts,
+                format!(
+                    "bearer token for {user} sent in clear text over {proto} {mech}: \
+                     replayable until it expires ({outcome})"
+                ),
+            ),
+        };
+        out.push(finding);
+    }
+}
+
+/// The upgrade command of the session's protocol.
+fn starttls_verb(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Smtp => "STARTTLS",
+        Protocol::Pop3 => "STLS",
+    }
+}
+
+fn is_starttls_command(e: &Event, verb: &str) -> bool {
+    e.from == Direction::Client
+        && matches!(&e.kind, EventKind::Command { verb: v, .. } if v.eq_ignore_ascii_case(verb))
+}
+
+/// When the server offered the upgrade: an SMTP EHLO reply listing STARTTLS, or a POP3 CAPA
+/// reply listing STLS (the reply after the first CAPA, else the session start).
+fn starttls_offered(rec: &SessionRecord, events: &[&Event]) -> Option<Timestamp> {
+    match rec.protocol {
+        Protocol::Smtp => events.iter().find_map(|e| match &e.kind {
+            EventKind::Reply {
+                code: 250, lines, ..
+            } if e.from == Direction::Server
+                && lines.iter().any(|l| {
+                    l.split_ascii_whitespace()
+                        .next()
+                        .is_some_and(|w| w.eq_ignore_ascii_case("STARTTLS"))
+                }) =>
+            {
+                Some(e.ts)
+            }
+            _ => None,
+        }),
+        Protocol::Pop3 => {
+            let offered = rec
+                .pop3
+                .as_ref()
+                .and_then(|p| p.capabilities.as_ref())
+                .is_some_and(|c| c.stls);
+            if !offered {
+                return None;
+            }
+            let capa = events.iter().position(|e| {
+                e.from == Direction::Client
+                    && matches!(&e.kind, EventKind::Command { verb, .. } if verb == "CAPA")
+            });
+            let reply = capa.and_then(|i| {
+                events
+                    .get(i + 1..)?
+                    .iter()
+                    .find(|e| e.from == Direction::Server)
+            });
+            Some(reply.map_or(rec.first_seen, |e| e.ts))
+        }
+    }
+}
+
+fn sent_credentials_in_clear(rec: &SessionRecord) -> bool {
+    rec.credentials
+        .iter()
+        .any(|c| !c.encrypted && !c.details.cancelled)
+}
+
+fn starttls_not_used(rec: &SessionRecord, events: &[&Event], out: &mut Vec<Finding>) {
+    let verb = starttls_verb(rec.protocol);
+    let used = rec.tls.is_some() || events.iter().any(|e| is_starttls_command(e, verb));
+    if used {
+        return;
+    }
+    let Some(ts) = starttls_offered(rec, events) else {
+        return;
+    };
+    let (severity, consequence) = if sent_credentials_in_clear(rec) {
+        (
+            Severity::Medium,
+            "credentials then went over the wire in clear text",
+        )
+    } else {
+        (Severity::Low, "the session stayed in clear text")
+    };
+    out.push(Rule::StarttlsNotUsed.finding(
+        severity,
+        ts,
+        format!("server offered {verb} but the client did not use it; {consequence}"),
+    ));
+}
+
+/// A server answer as text, for messages (`454 4.7.0 TLS not available`, `-ERR busy`).
+fn answer_text(e: &Event) -> Option<(bool, String)> {
+    match &e.kind {
+        EventKind::Reply { code, lines, .. } => {
+            let first = lines.first().map(String::as_str).unwrap_or("");
+            Some((*code >= 400, quoted(format!("{code} {first}").trim_end())))
+        }
+        EventKind::Status { ok, text, .. } => {
+            let sign = if *ok { "+OK" } else { "-ERR" };
+            Some((!ok, quoted(format!("{sign} {text}").trim_end())))
+        }
+        _ => None,
+    }
+}
+
+fn starttls_refused(rec: &SessionRecord, events: &[&Event], out: &mut Vec<Finding>) {
+    let verb = starttls_verb(rec.protocol);
+    for (i, e) in events.iter().enumerate() {
+        if !is_starttls_command(e, verb) {
+            continue;
+        }
+        let answer = events
+            .get(i + 1..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.from == Direction::Server)
+            .find_map(|r| answer_text(r).map(|a| (r.ts, a)));
+        if let Some((ts, (true, text))) = answer {
+            let after = if sent_credentials_in_clear(rec) {
+                "; credentials were sent in clear text"
+            } else {
+                ""
+            };
+            out.push(Rule::StarttlsRefused.finding(
+                Severity::Medium,
+                ts,
+                format!(
+                    "server refused {verb} with \"{text}\"; the session stayed in clear text \
+                     (possible downgrade){after}"
+                ),
+            ));
+            // One refusal tells the story; retries would only repeat it.
+            return;
+        }
+    }
+}
+
+fn starttls_failed(rec: &SessionRecord, out: &mut Vec<Finding>) {
+    let Some(tls) = rec.tls.as_ref().filter(|t| t.mode == TlsMode::Starttls) else {
+        return;
+    };
+    let verb = starttls_verb(rec.protocol);
+    let hs = &tls.handshake;
+    let fatal = hs.alerts.iter().find(|a| a.level == FATAL);
+    let whole_capture = rec.missing_bytes.client == 0 && rec.missing_bytes.server == 0;
+    let why = if rec.has_anomaly("not_tls") {
+        "the bytes after the upgrade were not TLS".to_string()
+    } else if hs.established {
+        return;
+    } else if let Some(alert) = fatal {
+        let name = alert.description.name().unwrap_or("unknown");
+        format!(
+            "the {} sent the fatal alert {name} during the handshake",
+            alert.from.as_str()
+        )
+    } else if whole_capture {
+        "the TLS handshake never completed".to_string()
+    } else {
+        // Bytes are missing, so an unfinished handshake may only be unseen.
+        return;
+    };
+    out.push(Rule::StarttlsFailed.finding(
+        Severity::Medium,
+        tls.started,
+        format!(
+            "{verb} was accepted but TLS did not start: {why} (possible downgrade or interception)"
+        ),
+    ));
+}
+
+fn auth_without_tls(rec: &SessionRecord, out: &mut Vec<Finding>) {
+    if rec.protocol != Protocol::Smtp {
+        return;
+    }
+    let mut first: Option<Timestamp> = None;
+    let mut mechanisms: Vec<&str> = Vec::new();
+    for c in rec
+        .credentials
+        .iter()
+        .filter(|c| !c.encrypted && !c.details.cancelled)
+    {
+        first = Some(first.map_or(c.ts, |t| t.min(c.ts)));
+        if !mechanisms.contains(&c.mechanism.as_str()) {
+            mechanisms.push(&c.mechanism);
+        }
+    }
+    let Some(ts) = first else {
+        return;
+    };
+    let list = quoted(&mechanisms.join(", "));
+    out.push(Rule::AuthWithoutTls.finding(
+        Severity::Medium,
+        ts,
+        format!(
+            "authentication (AUTH {list}) on SMTP port {} without TLS",
+            rec.server.port
+        ),
+    ));
+}
+
+/// The highest version a ClientHello offered: the best of supported_versions, else its
+/// legacy_version.
+fn offered_max(ch: &ClientHelloInfo) -> TlsVersion {
+    ch.supported_versions
+        .iter()
+        .copied()
+        .filter(|v| v.rank().is_some())
+        .max_by_key(|v| v.rank())
+        .unwrap_or(ch.legacy_version)
+}
+
+fn weak_tls_version(rec: &SessionRecord, out: &mut Vec<Finding>) {
+    let Some(tls) = &rec.tls else {
+        return;
+    };
+    let hs = &tls.handshake;
+    let message = match (hs.version, &hs.client_hello) {
+        (Some(v), _) if v.is_below_tls12() => {
+            format!("{v} negotiated; versions below TLS 1.2 are deprecated (RFC 8996)")
+        }
+        (None, Some(ch)) if offered_max(ch).is_below_tls12() => format!(
+            "client offered at most {}; versions below TLS 1.2 are deprecated (RFC 8996)",
+            offered_max(ch)
+        ),
+        _ => return,
+    };
+    out.push(Rule::WeakTlsVersion.finding(Severity::Medium, tls.started, message));
+}
+
+fn certificate(rec: &SessionRecord, out: &mut Vec<Finding>) {
+    let Some(tls) = &rec.tls else {
+        return;
+    };
+    let Some(cert) = &tls.handshake.certificate else {
+        return;
+    };
+    let subject = quoted(&cert.subject);
+    if cert.self_signed {
+        out.push(Rule::SelfSignedCertificate.finding(
+            Severity::Low,
+            tls.started,
+            format!(
+                "server certificate {subject} is self-signed: clients that accept it cannot tell \
+                 the server from an interceptor"
+            ),
+        ));
+    }
+    let at = tls.started;
+    let problem = if at > cert.not_after {
+        Some(format!("expired on {}", cert.not_after))
+    } else if at < cert.not_before {
+        Some(format!("not valid until {}", cert.not_before))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        out.push(Rule::ExpiredCertificate.finding(
+            Severity::Low,
+            at,
+            format!("server certificate {subject} {problem} (session at {at})"),
+        ));
+    }
+}
+
+fn login_after_failures(rec: &SessionRecord, out: &mut Vec<Finding>) {
+    let mut attempts: Vec<&Credential> = rec
+        .credentials
+        .iter()
+        .filter(|c| c.success.is_some())
+        .collect();
+    attempts.sort_by_key(|c| c.ts);
+    let mut failures = 0u64;
+    for c in attempts {
+        if c.success == Some(false) {
+            failures += 1;
+            continue;
+        }
+        if failures == 0 {
+            continue;
+        }
+        let severity = if failures >= DEFAULT_BRUTE_FORCE_THRESHOLD {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        let plural = if failures == 1 { "" } else { "s" };
+        out.push(Rule::LoginAfterFailures.finding(
+            severity,
+            c.ts,
+            format!(
+                "login as {} ({}) succeeded after {failures} failed attempt{plural} in this session",
+                user_shown(c.username.as_deref()),
+                mechanism_label(&c.mechanism)
+            ),
+        ));
+        return;
+    }
+}
+
+/// A finding about the whole run rather than one session.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunFinding {
+    /// The finding.
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// The client IP it concerns, if one.
+    pub client: Option<IpAddr>,
+    /// Ids of the sessions involved (at most a few dozen).
+    pub sessions: Vec<u64>,
+}
+
+/// One login attempt remembered by the tracker.
+#[derive(Debug, Clone)]
+struct Mark {
+    ts: Timestamp,
+    session: u64,
+    username: Option<String>,
+}
+
+/// The best two marks from distinct sessions (earliest or latest, by `better`).
+///
+/// Enough to decide exactly whether some failure precedes some success of another session:
+/// if the earliest failure and the latest success share a session, the runner-up on either
+/// side is from another session and still brackets the pair.
+#[derive(Debug, Clone, Default)]
+struct BestTwo(Vec<Mark>);
+
+impl BestTwo {
+    fn offer(&mut self, mark: Mark, better: fn(Timestamp, Timestamp) -> bool) {
+        if let Some(same) = self.0.iter_mut().find(|m| m.session == mark.session) {
+            if better(mark.ts, same.ts) {
+                *same = mark;
+            }
+        } else {
+            self.0.push(mark);
+        }
+        self.0.sort_by(|a, b| {
+            if better(a.ts, b.ts) {
+                std::cmp::Ordering::Less
+            } else if better(b.ts, a.ts) {
+                std::cmp::Ordering::Greater
+            } else {
+                a.session.cmp(&b.session)
+            }
+        });
+        self.0.truncate(2);
+    }
+}
+
+/// What the run knows about one client's logins.
+#[derive(Debug, Clone, Default)]
+struct ClientLogins {
+    failures: u64,
+    first_failure: Option<Timestamp>,
+    last_failure: Option<Timestamp>,
+    failure_sessions: Vec<u64>,
+    more_failure_sessions: u64,
+    users: Vec<String>,
+    more_users: bool,
+    earliest_failures: BestTwo,
+    latest_successes: BestTwo,
+}
+
+/// Counts logins per client IP across the run, for the run-level rules (`brute-force`,
+/// `login-after-failures` across sessions). Feed it every finished session.
+#[derive(Debug, Clone)]
+pub struct LoginTracker {
+    threshold: u64,
+    client_limit: usize,
+    clients: HashMap<IpAddr, ClientLogins>,
+    untracked_clients: u64,
+    first_untracked: Option<Timestamp>,
+}
+
+impl Default for LoginTracker {
+    fn default() -> Self {
+        LoginTracker::new(DEFAULT_BRUTE_FORCE_THRESHOLD)
+    }
+}
+
+impl LoginTracker {
+    /// A tracker that reports brute force at `threshold` failed logins per client (at least 1).
+    pub fn new(threshold: u64) -> Self {
+        LoginTracker {
+            threshold: threshold.max(1),
+            client_limit: MAX_TRACKED_CLIENTS,
+            clients: HashMap::new(),
+            untracked_clients: 0,
+            first_untracked: None,
+        }
+    }
+
+    /// The same tracker counting at most `limit` clients (default [`MAX_TRACKED_CLIENTS`]).
+    pub fn with_client_limit(mut self, limit: usize) -> Self {
+        self.client_limit = limit;
+        self
+    }
+
+    /// Counts the login attempts of a finished session.
+    pub fn observe(&mut self, rec: &SessionRecord) {
+        if !rec.credentials.iter().any(|c| c.success.is_some()) {
+            return;
+        }
+        let full = self.clients.len() >= self.client_limit;
+        let client = match self.clients.get_mut(&rec.client.ip) {
+            Some(c) => c,
+            None if full => {
+                self.untracked_clients += 1;
+                let ts = rec.first_seen;
+                self.first_untracked = Some(self.first_untracked.map_or(ts, |t| t.min(ts)));
+                return;
+            }
+            None => self.clients.entry(rec.client.ip).or_default(),
+        };
+        let mut session_failed = false;
+        for c in &rec.credentials {
+            let mark = || Mark {
+                ts: c.ts,
+                session: rec.id,
+                username: c.username.clone(),
+            };
+            match c.success {
+                Some(false) => {
+                    session_failed = true;
+                    client.failures += 1;
+                    client.first_failure = Some(client.first_failure.map_or(c.ts, |t| t.min(c.ts)));
+                    client.last_failure = Some(client.last_failure.map_or(c.ts, |t| t.max(c.ts)));
+                    if let Some(u) = &c.username
+                        && !client.users.contains(u)
+                    {
+                        if client.users.len() < MAX_REMEMBERED_USERS {
+                            client.users.push(u.clone());
+                        } else {
+                            client.more_users = true;
+                        }
+                    }
+                    client.earliest_failures.offer(mark(), |a, b| a < b);
+                }
+                Some(true) => client.latest_successes.offer(mark(), |a, b| a > b),
+                None => {}
+            }
+        }
+        if session_failed {
+            if client.failure_sessions.len() < MAX_LISTED_SESSIONS {
+                client.failure_sessions.push(rec.id);
+            } else {
+                client.more_failure_sessions += 1;
+            }
+        }
+    }
+
+    /// The run-level findings, ordered by time.
+    pub fn finish(self) -> Vec<RunFinding> {
+        let mut out = Vec::new();
+        for (ip, c) in &self.clients {
+            if c.failures >= self.threshold {
+                out.push(self.brute_force(*ip, c));
+            }
+            if let Some(f) = self.cross_session_success(*ip, c) {
+                out.push(f);
+            }
+        }
+        if self.untracked_clients > 0 {
+            out.push(RunFinding {
+                finding: Rule::LoginTrackingLimit.finding(
+                    Severity::Info,
+                    self.first_untracked.unwrap_or_default(),
+                    format!(
+                        "logins of {} more clients were not counted (limit of {} clients): \
+                         brute-force and login-after-failures findings may be missing",
+                        self.untracked_clients, self.client_limit
+                    ),
+                ),
+                client: None,
+                sessions: Vec::new(),
+            });
+        }
+        out.sort_by(|a, b| {
+            (a.finding.ts, &a.finding.rule, a.client).cmp(&(
+                b.finding.ts,
+                &b.finding.rule,
+                b.client,
+            ))
+        });
+        out
+    }
+
+    fn brute_force(&self, ip: IpAddr, c: &ClientLogins) -> RunFinding {
+        let mut sessions = c.failure_sessions.clone();
+        sessions.sort_unstable();
+        let session_count = sessions.len() as u64 + c.more_failure_sessions;
+        let mut users: Vec<String> = c.users.iter().map(|u| quoted(u)).collect();
+        if c.more_users {
+            users.push("others".to_string());
+        }
+        let users = if users.is_empty() {
+            String::new()
+        } else {
+            format!(" (users: {})", users.join(", "))
+        };
+        let first = c.first_failure.unwrap_or_default();
+        let last = c.last_failure.unwrap_or_default();
+        let plural = if session_count == 1 { "" } else { "s" };
+        RunFinding {
+            finding: Rule::BruteForce.finding(
+                Severity::Medium,
+                first,
+                format!(
+                    "{} failed logins from {ip} in {session_count} session{plural} between {first} \
+                     and {last}{users}",
+                    c.failures
+                ),
+            ),
+            client: Some(ip),
+            sessions,
+        }
+    }
+
+    fn cross_session_success(&self, ip: IpAddr, c: &ClientLogins) -> Option<RunFinding> {
+        let (failure, success) = c.earliest_failures.0.iter().find_map(|f| {
+            c.latest_successes
+                .0
+                .iter()
+                .find(|s| s.session != f.session && f.ts < s.ts)
+                .map(|s| (f, s))
+        })?;
+        let severity = if c.failures >= self.threshold {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        Some(RunFinding {
+            finding: Rule::LoginAfterFailures.finding(
+                severity,
+                success.ts,
+                format!(
+                    "login as {} from {ip} succeeded (session {}) after failed logins from the same \
+                     client in other sessions ({} failures in the run)",
+                    user_shown(success.username.as_deref()),
+                    success.session,
+                    c.failures
+                ),
+            ),
+            client: Some(ip),
+            sessions: vec![failure.session, success.session],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

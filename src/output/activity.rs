@@ -1,0 +1,316 @@
+//! Per-protocol views for `analyze`: what each SMTP and POP3 session did, and every message.
+
+use super::table::new_table;
+use crate::mail::AddressRecord;
+use crate::session::{Credential, MessageRecord, Protocol, SessionRecord, TlsMode};
+use crate::time::Timestamp;
+use comfy_table::{Cell, CellAlignment};
+
+/// Most rows kept per table; later ones are counted, so huge captures stay cheap to report.
+pub const MAX_ROWS: usize = 5_000;
+
+/// Longest text shown in a cell, in characters (the JSON keeps everything).
+const MAX_CELL_CHARS: usize = 60;
+
+fn clip(s: &str) -> String {
+    let mut out: String = s.chars().take(MAX_CELL_CHARS).collect();
+    if s.chars().count() > MAX_CELL_CHARS {
+        out.push('…');
+    }
+    // A cell is one line: control characters from the wire never reach the terminal.
+    out.chars()
+        .map(|c| if c.is_control() { '·' } else { c })
+        .collect()
+}
+
+/// Up to `n` items joined, with "+k" for the rest.
+fn list(items: &[String], n: usize) -> String {
+    if items.is_empty() {
+        return "-".into();
+    }
+    let mut s = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > n {
+        s.push_str(&format!(" +{}", items.len() - n));
+    }
+    clip(&s)
+}
+
+fn tls_state(rec: &SessionRecord, offered: bool) -> String {
+    match rec.tls.as_ref().map(|t| t.mode) {
+        Some(TlsMode::Implicit) => "implicit".into(),
+        Some(TlsMode::Starttls) => "starttls".into(),
+        None if offered => "offered, not used".into(),
+        None => "none".into(),
+    }
+}
+
+/// "user (ok)" for the last attempt of a session, with the number of attempts.
+fn login(creds: &[Credential]) -> String {
+    let Some(last) = creds.last() else {
+        return "-".into();
+    };
+    let user = last.username.as_deref().unwrap_or("?");
+    let outcome = match last.success {
+        Some(true) => "ok",
+        Some(false) => "failed",
+        None => "no reply",
+    };
+    let mut s = format!("{} {} ({outcome})", last.mechanism, clip(user));
+    if creds.len() > 1 {
+        s.push_str(&format!(", {} attempts", creds.len()));
+    }
+    s
+}
+
+fn addresses(list: &[AddressRecord]) -> Vec<String> {
+    list.iter()
+        .map(|a| match (&a.name, &a.address) {
+            (_, Some(addr)) => addr.clone(),
+            (Some(n), None) => n.clone(),
+            (None, None) => "?".into(),
+        })
+        .collect()
+}
+
+/// Rows with a sort key, capped at [`MAX_ROWS`].
+#[derive(Debug, Default)]
+struct Rows {
+    rows: Vec<((Timestamp, u64, usize), Vec<String>)>,
+    not_shown: u64,
+}
+
+impl Rows {
+    fn push(&mut self, key: (Timestamp, u64, usize), cells: Vec<String>) {
+        if self.rows.len() >= MAX_ROWS {
+            self.not_shown += 1;
+        } else {
+            self.rows.push((key, cells));
+        }
+    }
+
+    fn render(&mut self, header: &[&str], right: &[usize]) -> String {
+        self.rows.sort_by_key(|r| r.0);
+        let mut t = new_table(header);
+        for (_, cells) in &self.rows {
+            t.add_row(cells.iter().map(Cell::new));
+        }
+        for &c in right {
+            if let Some(col) = t.column_mut(c) {
+                col.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+        let mut s = t.to_string();
+        if self.not_shown > 0 {
+            s.push_str(&format!("\n({} more rows not shown)", self.not_shown));
+        }
+        s
+    }
+}
+
+/// The SMTP, POP3 and message tables of `analyze`, filled as sessions finish.
+#[derive(Debug, Default)]
+pub struct ActivityTables {
+    smtp: Rows,
+    pop3: Rows,
+    messages: Rows,
+}
+
+impl ActivityTables {
+    /// Empty tables.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a finished session's rows.
+    pub fn add(&mut self, rec: &SessionRecord) {
+        let key = (rec.first_seen, rec.id, 0);
+        match rec.protocol {
+            Protocol::Smtp => {
+                let s = rec.smtp.as_ref();
+                let mut senders: Vec<String> = Vec::new();
+                let mut rcpts: Vec<String> = Vec::new();
+                for m in &rec.messages {
+                    if let Some(f) = &m.mail_from
+                        && !senders.contains(f)
+                    {
+                        senders.push(if f.is_empty() { "<>".into() } else { f.clone() });
+                    }
+                    for r in m.rcpt_to.iter().flatten() {
+                        if !rcpts.contains(r) {
+                            rcpts.push(r.clone());
+                        }
+                    }
+                }
+                self.smtp.push(
+                    key,
+                    vec![
+                        rec.id.to_string(),
+                        format!("{} → {}", rec.client, rec.server),
+                        clip(s.and_then(|s| s.helo.as_deref()).unwrap_or("-")),
+                        list(&senders, 2),
+                        list(&rcpts, 3),
+                        login(&rec.credentials),
+                        rec.messages.len().to_string(),
+                        tls_state(rec, s.is_some_and(|s| s.starttls_offered)),
+                    ],
+                );
+            }
+            Protocol::Pop3 => {
+                let p = rec.pop3.as_ref();
+                let numbers = |set: Option<&std::collections::BTreeSet<u64>>| -> Vec<String> {
+                    set.map(|s| s.iter().map(u64::to_string).collect())
+                        .unwrap_or_default()
+                };
+                let retrieved = numbers(p.map(|p| &p.mailbox.retrieved));
+                let deleted = numbers(p.map(|p| &p.mailbox.deleted));
+                let committed = p.is_some_and(|p| p.mailbox.deletions_committed);
+                let stls_offered = p
+                    .and_then(|p| p.capabilities.as_ref())
+                    .is_some_and(|c| c.stls);
+                self.pop3.push(
+                    key,
+                    vec![
+                        rec.id.to_string(),
+                        format!("{} → {}", rec.client, rec.server),
+                        clip(p.and_then(|p| p.user.as_deref()).unwrap_or("-")),
+                        login(&rec.credentials),
+                        tls_state(rec, stls_offered),
+                        format!("{} [{}]", retrieved.len(), list(&retrieved, 8)),
+                        if deleted.is_empty() {
+                            "-".into()
+                        } else {
+                            format!(
+                                "{} [{}]{}",
+                                deleted.len(),
+                                list(&deleted, 8),
+                                if committed {
+                                    " committed"
+                                } else {
+                                    " not committed"
+                                }
+                            )
+                        },
+                    ],
+                );
+            }
+        }
+        for m in &rec.messages {
+            self.messages
+                .push((m.first_seen, rec.id, m.index), message_row(rec, m));
+        }
+    }
+
+    /// Renders the tables that have rows, each under a heading.
+    pub fn render(&mut self) -> String {
+        let mut out = String::new();
+        if !self.smtp.rows.is_empty() {
+            out.push_str(&format!("\nSMTP sessions ({})\n", self.smtp.rows.len()));
+            out.push_str(&self.smtp.render(
+                &[
+                    "id",
+                    "client → server",
+                    "helo",
+                    "sender",
+                    "recipients",
+                    "auth",
+                    "msgs",
+                    "tls",
+                ],
+                &[6],
+            ));
+            out.push('\n');
+        }
+        if !self.pop3.rows.is_empty() {
+            out.push_str(&format!("\nPOP3 sessions ({})\n", self.pop3.rows.len()));
+            out.push_str(&self.pop3.render(
+                &[
+                    "id",
+                    "client → server",
+                    "user",
+                    "login",
+                    "tls",
+                    "retrieved",
+                    "deleted",
+                ],
+                &[],
+            ));
+            out.push('\n');
+        }
+        if !self.messages.rows.is_empty() {
+            out.push_str(&format!("\nMessages ({})\n", self.messages.rows.len()));
+            out.push_str(&self.messages.render(
+                &[
+                    "time (UTC)",
+                    "session",
+                    "proto",
+                    "from",
+                    "to",
+                    "subject",
+                    "size",
+                    "attachments",
+                ],
+                &[1, 6],
+            ));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn message_row(rec: &SessionRecord, m: &MessageRecord) -> Vec<String> {
+    let header = m.mime.as_ref().map(|x| &x.header);
+    let from = header.map(|h| addresses(&h.from)).unwrap_or_default();
+    let mut to = header.map(|h| addresses(&h.to)).unwrap_or_default();
+    if to.is_empty()
+        && let Some(r) = &m.rcpt_to
+    {
+        to = r.clone();
+    }
+    let attachments: Vec<String> = m
+        .mime
+        .as_ref()
+        .map(|x| {
+            x.attachments
+                .iter()
+                .map(|a| a.filename.clone().unwrap_or_else(|| a.content_type.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut size = super::table::human_bytes(m.size);
+    if !m.complete {
+        size.push_str(" (partial)");
+    }
+    vec![
+        m.first_seen.to_string(),
+        rec.id.to_string(),
+        format!("{} {}", rec.protocol.as_str(), source_name(m)),
+        list(&from, 2),
+        list(&to, 3),
+        clip(header.and_then(|h| h.subject.as_deref()).unwrap_or("-")),
+        size,
+        list(&attachments, 3),
+    ]
+}
+
+fn source_name(m: &MessageRecord) -> &'static str {
+    match m.source {
+        crate::session::MessageSource::Data => "DATA",
+        crate::session::MessageSource::Bdat => "BDAT",
+        crate::session::MessageSource::Retr => "RETR",
+        crate::session::MessageSource::Top => "TOP",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_one_line_and_bounded() {
+        let s = clip(&format!("a\r\nb\x1b[31m{}", "x".repeat(200)));
+        assert!(!s.contains('\n') && !s.contains('\x1b'));
+        assert!(s.chars().count() <= MAX_CELL_CHARS + 1);
+        assert_eq!(list(&["a".into(), "b".into(), "c".into()], 2), "a, b +1");
+        assert_eq!(list(&[], 2), "-");
+    }
+}

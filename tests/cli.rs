@@ -1,0 +1,211 @@
+//! Command-line behaviour: errors name the file, exit codes, output formats.
+
+mod common;
+
+use common::*;
+use mailsift::capture::synth::{Conversation, pcap_bytes};
+use std::process::{Command, Output, Stdio};
+
+fn mailsift(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mailsift"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn good_capture(name: &str) -> std::path::PathBuf {
+    let conv = Conversation::new(
+        "192.0.2.1:40000".parse().unwrap(),
+        "192.0.2.2:110".parse().unwrap(),
+    )
+    .server("+OK ready\r\n")
+    .client("QUIT\r\n")
+    .server("+OK bye\r\n");
+    let p = temp_path(name);
+    std::fs::write(&p, pcap_bytes(&conv.packets())).unwrap();
+    p
+}
+
+#[test]
+fn analyze_prints_a_sessions_table() {
+    let p = captures_dir().join("pop3-user-pass.pcap");
+    let o = mailsift(&["analyze", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Sessions (2)"), "{out}");
+    assert!(out.contains("127.0.0.1:110"), "{out}");
+    assert!(out.contains("POP3 sessions (2)"), "{out}");
+}
+
+#[test]
+fn analyze_shows_smtp_pop3_and_message_tables() {
+    let a = captures_dir().join("smtp-mime.pcap");
+    let b = captures_dir().join("pop3-mailbox.pcap");
+    let o = mailsift(&["analyze", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "SMTP sessions (1)",
+        "client.mailsift.test",
+        "POP3 sessions (1)",
+        "2 [4, 5] committed",
+        "Messages (7)",
+        "Grüße aus Köln – Test mit Anhängen",
+        "logo.png",
+        "pop3 TOP",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+}
+
+#[test]
+fn a_missing_file_is_one_line_naming_it_and_fails_only_when_nothing_was_read() {
+    let o = mailsift(&["analyze", "/nonexistent/x.pcap"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("/nonexistent/x.pcap"), "{err}");
+    assert!(err.lines().count() <= 3, "{err}");
+
+    let good = good_capture("good.pcap");
+    let o = mailsift(&["export", "/nonexistent/x.pcap", good.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/nonexistent/x.pcap"));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["inputs"][0]["errors"].as_array().unwrap().len(), 1);
+    assert!(doc["inputs"][0]["format"].is_null());
+}
+
+#[test]
+fn a_file_that_is_not_a_capture_is_named() {
+    let p = temp_path("notes.txt");
+    std::fs::write(&p, b"Subject: not a capture\r\n\r\nhello\r\n").unwrap();
+    let o = mailsift(&["analyze", p.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(p.to_str().unwrap()) && err.contains("not a pcap"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_truncated_capture_keeps_what_was_read_and_names_the_offset() {
+    let good = good_capture("full.pcap");
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = temp_path("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 7]).unwrap();
+    let o = mailsift(&["export", cut.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("truncated") && err.contains("offset"), "{err}");
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["sessions"].as_array().unwrap().len(), 1);
+    assert!(doc["sessions"][0]["events"].as_array().unwrap().len() >= 2);
+}
+
+#[test]
+fn an_unsupported_link_type_is_an_error_for_that_file_only() {
+    let good = good_capture("good2.pcap");
+    let mut bytes = std::fs::read(&good).unwrap();
+    bytes[20..24].copy_from_slice(&147u32.to_le_bytes()); // LINKTYPE_USER0
+    let odd = temp_path("user0.pcap");
+    std::fs::write(&odd, &bytes).unwrap();
+    let o = mailsift(&["export", odd.to_str().unwrap(), good.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("user0.pcap") && err.contains("link type 147"),
+        "{err}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["sessions"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn export_to_a_file_and_as_ndjson() {
+    let p = captures_dir().join("pop3-user-pass.pcap");
+    let out = temp_path("out.json");
+    let o = mailsift(&["export", p.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(doc["sessions"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["inputs"][0]["format"], "pcap");
+
+    let o = mailsift(&["export", "--ndjson", p.to_str().unwrap()]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["protocol"], "pop3");
+    }
+}
+
+#[test]
+fn bad_port_mapping_is_a_clear_error() {
+    let good = good_capture("good3.pcap");
+    let o = mailsift(&["analyze", "--port", "imap=143", good.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("imap=143"), "{}", stderr(&o));
+}
+
+#[test]
+fn bpf_filter_applies_to_files() {
+    let p = captures_dir().join("sll2-mixed.pcap");
+    let o = mailsift(&["export", "--bpf", "tcp port 110", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let protos: Vec<&str> = doc["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["protocol"].as_str().unwrap())
+        .collect();
+    assert_eq!(protos, vec!["pop3"]);
+    let o = mailsift(&["export", "--bpf", "tcp port banana", p.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("banana"));
+}
+
+#[test]
+fn a_closed_pipe_is_a_clean_exit() {
+    let p = captures_dir().join("pop3-mailbox.pcap");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailsift"))
+        .args(["export", p.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn threads_option_gives_the_same_export_and_tables() {
+    let captures: Vec<String> = bundled_captures()
+        .iter()
+        .map(|p| p.to_str().unwrap().to_string())
+        .collect();
+    let run = |command: &str, threads: &str| {
+        let mut args = vec![command, "--threads", threads];
+        args.extend(captures.iter().map(String::as_str));
+        let o = mailsift(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        o.stdout
+    };
+    for command in ["export", "analyze"] {
+        let one = run(command, "1");
+        assert!(one.len() > 1000);
+        assert_eq!(one, run(command, "2"), "{command} --threads 2");
+        assert_eq!(one, run(command, "3"), "{command} --threads 3");
+    }
+    let o = mailsift(&["export", "--threads", "0", captures[0].as_str()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

@@ -1,0 +1,60 @@
+//! The export document of every bundled capture validates against the published JSON Schema.
+
+mod common;
+
+use common::*;
+use mailsift::engine::EngineConfig;
+use std::path::Path;
+
+fn schema() -> serde_json::Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/mailsift-export.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn assert_valid(validator: &jsonschema::Validator, doc: &serde_json::Value, what: &str) {
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .take(10)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{what}: {errors:#?}");
+}
+
+#[test]
+fn every_bundled_capture_exports_valid_json() {
+    let schema = schema();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let mut sessions = 0;
+    for capture in bundled_captures() {
+        let doc = export_document(std::slice::from_ref(&capture), EngineConfig::default());
+        sessions += doc["sessions"].as_array().unwrap().len();
+        assert_valid(&validator, &doc, &capture.display().to_string());
+    }
+    assert!(
+        sessions >= 20,
+        "only {sessions} sessions across the bundled captures"
+    );
+}
+
+#[test]
+fn an_ndjson_line_validates_as_a_session() {
+    let mut schema = schema();
+    let defs = schema["$defs"].take();
+    let session_schema = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$defs": defs,
+        "$ref": "#/$defs/session",
+    });
+    let validator = jsonschema::validator_for(&session_schema).expect("schema compiles");
+    let doc = export_document(
+        &[captures_dir().join("pop3-mailbox.pcap")],
+        EngineConfig::default(),
+    );
+    for s in doc["sessions"].as_array().unwrap() {
+        assert_valid(&validator, s, "session");
+    }
+    // And the schema is not vacuous: a session without its id fails.
+    let mut bad = doc["sessions"][0].clone();
+    bad.as_object_mut().unwrap().remove("id");
+    assert!(!validator.is_valid(&bad));
+}
