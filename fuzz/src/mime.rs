@@ -1,7 +1,8 @@
 //! MIME decoding from fuzzer bytes: an options byte, then the message handed to `mail::decode`.
 //!
 //! Options: bit 0 says the message is complete, bit 1 asks for attachment contents, bit 2
-//! selects [`tight_limits`] so every limit is within the fuzzer's reach.
+//! selects [`tight_limits`] so every limit is within the fuzzer's reach, bit 3 turns content
+//! hashing off (as `analyze` does).
 
 use mailsift::mail::{MimeLimits, MimeSummary, decode};
 
@@ -11,6 +12,8 @@ pub const COMPLETE: u8 = 0x01;
 pub const ATTACHMENTS: u8 = 0x02;
 /// Tight-limits flag.
 pub const TIGHT: u8 = 0x04;
+/// No-content-hashes flag.
+pub const NO_HASHES: u8 = 0x08;
 
 /// MIME limits small enough for short fuzz inputs to hit each of them.
 pub fn tight_limits() -> MimeLimits {
@@ -25,6 +28,7 @@ pub fn tight_limits() -> MimeLimits {
         max_header_tokens: 64,
         max_header_blocks: 8,
         max_scan_work: 16 << 10,
+        content_hashes: true,
     }
 }
 
@@ -69,11 +73,12 @@ pub fn run(data: &[u8]) {
     let Some((&options, message)) = data.split_first() else {
         return;
     };
-    let limits = if options & TIGHT != 0 {
+    let mut limits = if options & TIGHT != 0 {
         tight_limits()
     } else {
         MimeLimits::default()
     };
+    limits.content_hashes = options & NO_HASHES == 0;
     let decoded = decode(
         message,
         options & COMPLETE != 0,
@@ -81,6 +86,11 @@ pub fn run(data: &[u8]) {
         options & ATTACHMENTS != 0,
     );
     check_summary(&decoded.summary, &limits, message.len());
+    let hashed = decoded.summary.parts.iter().any(|p| p.sha256.is_some());
+    assert!(
+        limits.content_hashes || !hashed,
+        "a part hash when hashes are off"
+    );
     if options & ATTACHMENTS == 0 {
         assert!(decoded.attachments.is_empty(), "contents nobody asked for");
     } else {
