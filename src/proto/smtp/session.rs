@@ -54,7 +54,7 @@ use super::command::{
 };
 use super::reply::{Capabilities, parse_capabilities, parse_enhanced, parse_reply_line};
 use crate::limits::Limits;
-use crate::mail::{Envelope, MessageCollector};
+use crate::mail::{Envelope, MessageCollector, MimeLimits};
 use crate::proto::Dissector;
 use crate::proto::line::{Line, LineEnding, LineFramer};
 use crate::proto::sasl::SaslExchange;
@@ -200,12 +200,19 @@ impl OpenMessage {
             .push(bytes, ts);
     }
 
-    fn close(self, end_ts: Timestamp, max_keep: usize, index: Option<usize>) -> EndedMessage {
+    fn close(
+        self,
+        end_ts: Timestamp,
+        max_keep: usize,
+        mime: &MimeLimits,
+        index: Option<usize>,
+    ) -> EndedMessage {
         let source = self.source;
         EndedMessage {
             collector: self
                 .collector
-                .unwrap_or_else(|| MessageCollector::new(source, end_ts, max_keep)),
+                .unwrap_or_else(|| MessageCollector::new(source, end_ts, max_keep))
+                .with_mime_limits(mime.clone()),
             complete: self.complete,
             end_ts,
             index,
@@ -493,6 +500,8 @@ struct Core {
     max_line_len: usize,
     max_pending: usize,
     max_message: usize,
+    /// Bounds on decoding each message, from the run's limits.
+    mime: MimeLimits,
     keep_bytes: bool,
 
     client: ClientMode,
@@ -549,6 +558,7 @@ impl SmtpDissector {
                 max_line_len: limits.max_line_len.max(1),
                 max_pending: limits.max_pending_commands.max(1),
                 max_message: limits.max_message_bytes,
+                mime: limits.mime.clone(),
                 keep_bytes: limits.keep_message_bytes,
                 client: ClientMode::Commands,
                 client_hold: Hold::default(),
@@ -1959,7 +1969,7 @@ impl Core {
     ) -> EndedMessage {
         let index = (self.messages_ended < MAX_MESSAGES).then_some(self.messages_ended);
         self.messages_ended += 1;
-        let ended = open.close(ts, self.max_message, index);
+        let ended = open.close(ts, self.max_message, &self.mime, index);
         match index {
             Some(index) => rec.push_event(
                 ts,
