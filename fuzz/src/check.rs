@@ -2,7 +2,7 @@
 //! names the first difference (so a failed equivalence check says where to look).
 
 use mailsift::limits::Limits;
-use mailsift::session::{MAX_ANOMALY_KINDS, SessionRecord};
+use mailsift::session::{MAX_ANOMALY_KINDS, MessageBlob, SessionRecord};
 use serde_json::Value;
 
 /// Checks the bounds of a finished record and returns its JSON (which must serialise).
@@ -44,15 +44,20 @@ pub fn record(rec: &SessionRecord, limits: &Limits, input_len: usize) -> Value {
             tls.handshake.alerts.len()
         );
     }
-    for blob in &rec.blobs {
-        assert!(
-            blob.bytes.len() <= limits.max_message_bytes.max(input_len),
-            "message blob of {} bytes",
-            blob.bytes.len()
-        );
+    for b in &rec.blobs {
+        blob(b, limits, input_len);
     }
     let text = serde_json::to_string(rec).expect("a session record always serialises");
     serde_json::from_str(&text).expect("a session record serialises to valid JSON")
+}
+
+/// Checks the bounds of one message blob handed on for extraction.
+pub fn blob(blob: &MessageBlob, limits: &Limits, input_len: usize) {
+    assert!(
+        blob.bytes.len() <= limits.max_message_bytes.max(input_len),
+        "message blob of {} bytes",
+        blob.bytes.len()
+    );
 }
 
 /// The path and values of the first difference between two JSON values, or `None` if equal.

@@ -27,7 +27,10 @@ fn drive(mode: TlsMode, first: Direction, ops: &[Timed<'_>], input_len: usize) -
         }
     }
     observer.finish(last.plus_secs(1), &mut rec);
-    rec.events.sort_by_key(|e| e.ts);
+    // Ordered as the engine orders every finished record.
+    rec.events.sort_by_key(|e| (e.ts, e.from));
+    rec.anomalies
+        .sort_by(|a, b| (a.ts, a.from, &a.kind).cmp(&(b.ts, b.from, &b.kind)));
     let tls = rec
         .tls
         .as_ref()
