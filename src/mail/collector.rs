@@ -33,6 +33,8 @@ pub struct KeepBounds {
     pub max_bytes: usize,
     /// The run's budget across sessions.
     pub budget: RetentionBudget,
+    /// Bounds on decoding each message.
+    pub mime: MimeLimits,
 }
 
 impl KeepBounds {
@@ -41,12 +43,15 @@ impl KeepBounds {
         KeepBounds {
             max_bytes: limits.max_message_bytes,
             budget: limits.budget.clone(),
+            mime: limits.mime.clone(),
         }
     }
 
     /// Starts a message within these bounds.
     pub fn collector(&self, source: MessageSource, ts: Timestamp) -> MessageCollector {
-        MessageCollector::new(source, ts, self.max_bytes).with_budget(self.budget.clone())
+        MessageCollector::new(source, ts, self.max_bytes)
+            .with_budget(self.budget.clone())
+            .with_mime_limits(self.mime.clone())
     }
 }
 
@@ -109,9 +114,7 @@ impl MessageCollector {
 
     /// Starts a message bounded by the run's limits (message bytes kept and MIME limits).
     pub fn from_limits(source: MessageSource, ts: Timestamp, limits: &Limits) -> Self {
-        KeepBounds::from_limits(limits)
-            .collector(source, ts)
-            .with_mime_limits(limits.mime.clone())
+        KeepBounds::from_limits(limits).collector(source, ts)
     }
 
     /// Uses these MIME decoding limits instead of the defaults.

@@ -226,9 +226,21 @@ enum ServerPhase {
     /// Inside a dot-terminated body.
     Body(Box<Body>),
     /// A gap swallowed the reply to STLS: the next bytes show whether TLS began.
-    StlsOutcome { partial_line_skipped: bool },
+    StlsOutcome { cut_line: CutLine },
     /// After an accepted STLS.
     Tls,
+}
+
+/// Where the server stream stands relative to the line a gap cut, while the STLS outcome is
+/// unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CutLine {
+    /// Nothing seen since the gap.
+    Unknown,
+    /// Inside the rest of the cut line (which may span segments), skipping to its LF.
+    Skipping,
+    /// Past it: the next byte decides.
+    Skipped,
 }
 
 /// Something the server side could not interpret yet (it needs the client's commands).
@@ -1199,22 +1211,24 @@ impl Pop3Dissector {
                     let n = self.body_bytes(input, ts, rec);
                     input = &input[n..];
                 }
-                ServerPhase::StlsOutcome {
-                    partial_line_skipped,
-                } => {
+                ServerPhase::StlsOutcome { cut_line } => {
                     let first = input[0];
-                    if !*partial_line_skipped
-                        && first != b'+'
-                        && first != b'-'
-                        && is_text_byte(first)
-                    {
-                        // The rest of the reply line the gap cut.
+                    let in_cut_line = *cut_line == CutLine::Skipping
+                        || (*cut_line == CutLine::Unknown
+                            && first != b'+'
+                            && first != b'-'
+                            && is_text_byte(first));
+                    if in_cut_line {
+                        // The rest of the reply line the gap cut; it may end in a later segment.
                         match input.iter().position(|&b| b == b'\n') {
                             Some(p) => {
                                 input = &input[p + 1..];
-                                *partial_line_skipped = true;
+                                *cut_line = CutLine::Skipped;
                             }
-                            None => return data.len(),
+                            None => {
+                                *cut_line = CutLine::Skipping;
+                                return data.len();
+                            }
                         }
                         continue;
                     }
@@ -1923,7 +1937,7 @@ impl Pop3Dissector {
             }
             ServerPhase::StlsOutcome { .. } => {
                 self.server_phase = ServerPhase::StlsOutcome {
-                    partial_line_skipped: false,
+                    cut_line: CutLine::Unknown,
                 };
             }
             ServerPhase::Greeting => {
@@ -1959,7 +1973,7 @@ impl Pop3Dissector {
                 match request {
                     Request::Stls => {
                         self.server_phase = ServerPhase::StlsOutcome {
-                            partial_line_skipped: false,
+                            cut_line: CutLine::Unknown,
                         };
                     }
                     Request::SaslAuth => {

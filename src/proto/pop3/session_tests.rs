@@ -700,6 +700,54 @@ fn extraction_hands_on_the_unstuffed_bytes() {
 }
 
 #[test]
+fn stls_reply_cut_by_a_gap_is_skipped_across_segments() {
+    // Found by fuzzing: after a gap swallowed the STLS reply, the rest of the cut line was
+    // skipped only within one segment; the next segment's first byte was taken for the start
+    // of what follows, so the record depended on where the segment ended.
+    let rec = check(&[
+        Chunk::Data(S, Timestamp::from_parts(1, 0), b"+OK ready\r\n".to_vec()),
+        Chunk::Data(C, Timestamp::from_parts(2, 0), b"STLS\r\n".to_vec()),
+        gap(S, 3, 100),
+        Chunk::Data(S, Timestamp::from_parts(4, 0), b"\xe9\\>\x7f".to_vec()),
+        Chunk::Data(
+            S,
+            Timestamp::from_parts(5, 0),
+            b"ply\r\n+OK bye\r\n".to_vec(),
+        ),
+    ]);
+    // The cut line's rest is dropped whole, so the next line is read as a status line.
+    assert!(
+        statuses(&rec).iter().any(|s| s.0 && s.1 == "bye"),
+        "{:?}",
+        statuses(&rec)
+    );
+    assert!(!rec.has_anomaly("stls_reply_lost"));
+}
+
+#[test]
+fn configured_mime_limits_apply_to_retrieved_messages() {
+    // Found by fuzzing: the collector was built with the default MIME limits, so a
+    // configured body excerpt cap (here 8 bytes) was ignored.
+    let mut limits = Limits::default();
+    limits.mime.max_body_bytes = 8;
+    let rec = check_with(
+        &transcript(&[
+            (S, "+OK ready\r\n"),
+            (C, "RETR 1\r\n"),
+            (
+                S,
+                "+OK\r\nSubject: x\r\n\r\nA body far longer than eight bytes\r\n.\r\n",
+            ),
+        ]),
+        true,
+        &limits,
+    );
+    let mime = rec.messages[0].mime.as_ref().unwrap();
+    assert_eq!(mime.body_text.as_deref(), Some("A body f"));
+    assert!(mime.body_text_truncated);
+}
+
+#[test]
 fn pipelined_commands_pair_in_order() {
     let rec = check(&transcript(&[
         (S, "+OK ready\r\n"),

@@ -1775,3 +1775,35 @@ fn smtp_anomalies(rec: &SessionRecord) -> Vec<&crate::session::Anomaly> {
         .filter(|a| !a.kind.starts_with("tls_") && !a.kind.starts_with("mime_"))
         .collect()
 }
+
+#[test]
+fn messages_are_decoded_with_the_configured_mime_limits() {
+    // Found by fuzzing: DATA and BDAT messages were decoded with the default MIME limits,
+    // so a run's own bounds (here a 16-byte body excerpt) did not apply to SMTP.
+    let mut limits = Limits::default();
+    limits.mime.max_body_bytes = 16;
+    let body = "Subject: hi\r\n\r\n".to_string() + &"z".repeat(100) + "\r\n";
+    let mut rec = run_timed(
+        &timed(&[
+            s("220 mx\r\n"),
+            c("MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n"),
+            s("250 ok\r\n250 ok\r\n354 go\r\n"),
+            c(&format!("{body}.\r\n")),
+            s("250 ok\r\n"),
+            c(&format!(
+                "MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nBDAT {} LAST\r\n{body}",
+                body.len()
+            )),
+            s("250 ok\r\n250 ok\r\n250 ok\r\n"),
+        ]),
+        &limits,
+        true,
+    );
+    crate::mail::resolve_deferred(&mut rec);
+    assert_eq!(rec.messages.len(), 2);
+    for m in &rec.messages {
+        let mime = m.mime.as_ref().expect("decoded");
+        assert_eq!(mime.body_text.as_deref(), Some("zzzzzzzzzzzzzzzz"));
+        assert!(mime.body_text_truncated);
+    }
+}

@@ -537,7 +537,8 @@ fn on_certificate(body: &[u8], dir: Direction, ts: Timestamp, rec: &mut SessionR
 /// A session that is TLS from its first byte (SMTPS 465, POP3S 995).
 #[derive(Debug, Default)]
 pub struct ImplicitTlsDissector {
-    observer: Option<TlsObserver>,
+    /// The observer, and the side whose byte started the session.
+    observer: Option<(TlsObserver, Direction)>,
 }
 
 impl ImplicitTlsDissector {
@@ -545,23 +546,49 @@ impl ImplicitTlsDissector {
     pub fn new(_limits: &Limits) -> Self {
         ImplicitTlsDissector { observer: None }
     }
+
+    /// The observer, started at the session's first byte: the earliest one handed over by
+    /// either side (the client's on a tie, as it speaks first in TLS), so the start does not
+    /// depend on which side's bytes the capture happened to deliver first.
+    fn observer(
+        &mut self,
+        dir: Direction,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) -> &mut TlsObserver {
+        let (observer, started_by) = self
+            .observer
+            .get_or_insert_with(|| (TlsObserver::start(TlsMode::Implicit, dir, ts, rec), dir));
+        let rank = |d: Direction| d == Direction::Server;
+        if let Some(tls) = rec.tls.as_mut()
+            && (ts, rank(dir)) < (tls.started, rank(*started_by))
+        {
+            tls.started = ts;
+            *started_by = dir;
+            if let Some(event) = rec
+                .events
+                .iter_mut()
+                .find(|e| matches!(e.kind, EventKind::TlsStart { .. }))
+            {
+                event.ts = ts;
+                event.from = dir;
+            }
+        }
+        observer
+    }
 }
 
 impl Dissector for ImplicitTlsDissector {
     fn on_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
-        self.observer
-            .get_or_insert_with(|| TlsObserver::start(TlsMode::Implicit, dir, ts, rec))
-            .on_data(dir, data, ts, rec);
+        self.observer(dir, ts, rec).on_data(dir, data, ts, rec);
     }
 
     fn on_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
-        self.observer
-            .get_or_insert_with(|| TlsObserver::start(TlsMode::Implicit, dir, ts, rec))
-            .on_gap(dir, len, ts, rec);
+        self.observer(dir, ts, rec).on_gap(dir, len, ts, rec);
     }
 
     fn on_end(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
-        if let Some(observer) = self.observer.as_mut() {
+        if let Some((observer, _)) = self.observer.as_mut() {
             observer.finish(ts, rec);
         }
     }

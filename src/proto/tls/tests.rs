@@ -224,6 +224,31 @@ fn direction_order_does_not_matter() {
 }
 
 #[test]
+fn implicit_start_is_the_earliest_byte_whatever_side_comes_first() {
+    // Found by fuzzing (interleaving check): the start and its event were those of whichever
+    // side's bytes were processed first, so the record changed with the delivery order.
+    let (c, s) = tls12_session();
+    let client_first = run_implicit(&[&c], &[&s]);
+    let mut rec = new_record(Protocol::Smtp, 465);
+    let mut d = ImplicitTlsDissector::new(&Limits::default());
+    d.on_data(Direction::Server, &s, Timestamp(2), &mut rec);
+    d.on_data(Direction::Client, &c, Timestamp(1), &mut rec);
+    d.on_end(Timestamp(3), &mut rec);
+    assert_eq!(rec.tls.as_ref().unwrap().started, Timestamp(1));
+    let start = rec
+        .events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::TlsStart { .. }))
+        .unwrap();
+    assert_eq!((start.ts, start.from), (Timestamp(1), Direction::Client));
+    rec.events.sort_by_key(|e| e.ts);
+    assert_eq!(
+        serde_json::to_value(&rec).unwrap(),
+        serde_json::to_value(&client_first).unwrap()
+    );
+}
+
+#[test]
 fn tls13_with_hello_retry_request() {
     let mut client = record(22, 0x0301, &ClientHelloSpec::modern().message());
     client.extend(record(20, 0x0303, &[1]));

@@ -1,0 +1,9 @@
+//! Bytes as a capture file through the whole engine, every session serialised.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    mailsift_fuzz::tolerate_caught_mime_parser_panics();
+    mailsift_fuzz::capture::pipeline(data);
+});

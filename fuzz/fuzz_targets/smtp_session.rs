@@ -1,0 +1,10 @@
+//! Bytes as an SMTP session: client and server chunks, gaps and FINs, then the end.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mailsift::session::Protocol;
+
+fuzz_target!(|data: &[u8]| {
+    mailsift_fuzz::tolerate_caught_mime_parser_panics();
+    mailsift_fuzz::session::run(Protocol::Smtp, data);
+});
