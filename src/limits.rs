@@ -51,7 +51,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_flows: 262_144,
+            max_flows: 131_072,
             flow_idle_timeout_secs: 600,
             closed_linger_secs: 5,
             max_ooo_bytes_per_direction: 1 << 20,

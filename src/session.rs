@@ -459,13 +459,13 @@ pub struct SessionRecord {
     /// Whether the handshake was seen (false: picked up mid-stream).
     pub handshake_seen: bool,
     /// TLS state, or null when the session stayed in clear text.
-    pub tls: Option<TlsInfo>,
+    pub tls: Option<Box<TlsInfo>>,
     /// SMTP summary (helo, capabilities, transaction state), on SMTP sessions.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub smtp: Option<crate::proto::smtp::SmtpSummary>,
+    pub smtp: Option<Box<crate::proto::smtp::SmtpSummary>>,
     /// POP3 summary (user, mailbox view), on POP3 sessions.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pop3: Option<crate::proto::pop3::Pop3Summary>,
+    pub pop3: Option<Box<crate::proto::pop3::Pop3Summary>>,
     /// Commands, replies and other events in stream order.
     pub events: Vec<Event>,
     /// Authentication attempts.

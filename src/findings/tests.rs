@@ -107,12 +107,12 @@ fn status(rec: &mut SessionRecord, ts: i64, ok: bool, text: &str) {
 }
 
 fn start_tls(rec: &mut SessionRecord, mode: TlsMode, ts: i64) -> &mut TlsHandshake {
-    rec.tls = Some(TlsInfo {
+    rec.tls = Some(Box::new(TlsInfo {
         mode,
         started: at(ts),
         encrypted_bytes: PerDirection::default(),
         handshake: TlsHandshake::default(),
-    });
+    }));
     &mut rec.tls.as_mut().unwrap().handshake
 }
 
@@ -409,10 +409,10 @@ fn pop3_stls_in_capa_and_ignored() {
     status(&mut r, 2, true, "");
     let mut caps = Capabilities::default();
     caps.add_line("STLS");
-    r.pop3 = Some(Pop3Summary {
+    r.pop3 = Some(Box::new(Pop3Summary {
         capabilities: Some(caps),
         ..Default::default()
-    });
+    }));
     r.credentials.push(password(3, "USER", "alice", Some(true)));
     let f = only(&r, Rule::StarttlsNotUsed);
     assert_eq!(f.len(), 1);

@@ -146,7 +146,9 @@ pub struct FlowStats {
 
 /// All live flows, with bounded size and capture-time expiry.
 pub struct FlowTable<T> {
-    flows: HashMap<FlowKey, Flow<T>, foldhash::fast::RandomState>,
+    /// Boxed: a flow is a few kilobytes, and the map keeps spare slots; unboxed, each spare
+    /// slot would cost a whole flow.
+    flows: HashMap<FlowKey, Box<Flow<T>>, foldhash::fast::RandomState>,
     /// Flows in the order they closed, to finish them after the linger time.
     closing: VecDeque<(Timestamp, FlowKey)>,
     max_flows: usize,
@@ -182,7 +184,7 @@ impl<T> FlowTable<T> {
 
     /// The flow with this key.
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow<T>> {
-        self.flows.get_mut(key)
+        self.flows.get_mut(key).map(|f| &mut **f)
     }
 
     /// Removes a flow (for port reuse); the caller finishes it.
@@ -191,7 +193,7 @@ impl<T> FlowTable<T> {
         if f.is_some() {
             self.stats.port_reuse += 1;
         }
-        f
+        f.map(|f| *f)
     }
 
     /// Adds a flow; when the table is full, the least recently active flows are evicted first
@@ -213,12 +215,12 @@ impl<T> FlowTable<T> {
             for (_, _, key) in ages {
                 if let Some(f) = self.flows.remove(&key) {
                     self.stats.evicted += 1;
-                    evicted(f, FlowEnd::Evicted);
+                    evicted(*f, FlowEnd::Evicted);
                 }
             }
         }
         self.stats.created += 1;
-        self.flows.insert(flow.key, flow);
+        self.flows.insert(flow.key, Box::new(flow));
         self.stats.peak = self.stats.peak.max(self.flows.len() as u64);
     }
 
@@ -241,7 +243,7 @@ impl<T> FlowTable<T> {
                 .is_some_and(|f| f.conn.closed_at.is_some_and(|c| c <= closed));
             if ready && let Some(f) = self.flows.remove(&key) {
                 self.stats.closed += 1;
-                done(f, FlowEnd::Closed);
+                done(*f, FlowEnd::Closed);
             }
         }
         // Idle flows are rare enough that a sweep every tenth of the timeout is plenty.
@@ -265,18 +267,18 @@ impl<T> FlowTable<T> {
         for (_, key) in idle {
             if let Some(f) = self.flows.remove(&key) {
                 self.stats.timed_out += 1;
-                done(f, FlowEnd::Idle);
+                done(*f, FlowEnd::Idle);
             }
         }
     }
 
     /// Removes every flow, oldest first (end of capture).
     pub fn drain(&mut self, mut done: impl FnMut(Flow<T>, FlowEnd)) {
-        let mut all: Vec<Flow<T>> = self.flows.drain().map(|(_, f)| f).collect();
+        let mut all: Vec<Box<Flow<T>>> = self.flows.drain().map(|(_, f)| f).collect();
         all.sort_by_key(|f| f.conn.first_packet);
         self.closing.clear();
         for f in all {
-            done(f, FlowEnd::EndOfCapture);
+            done(*f, FlowEnd::EndOfCapture);
         }
     }
 

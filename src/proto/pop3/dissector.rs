@@ -457,7 +457,7 @@ fn is_tls_record_start(b: u8) -> bool {
 }
 
 fn summary(rec: &mut SessionRecord) -> &mut Pop3Summary {
-    rec.pop3.get_or_insert_with(Pop3Summary::default)
+    rec.pop3.get_or_insert_with(Box::default)
 }
 
 fn set_success(rec: &mut SessionRecord, cred: usize, ok: bool) {

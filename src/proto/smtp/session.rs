@@ -2252,6 +2252,6 @@ impl Core {
         }
         self.client_hold = Hold::default();
         self.server_hold = Hold::default();
-        rec.smtp = Some(self.summary.clone());
+        rec.smtp = Some(Box::new(self.summary.clone()));
     }
 }

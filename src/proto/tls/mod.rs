@@ -180,12 +180,12 @@ impl Default for TlsObserver {
 impl TlsObserver {
     /// Starts TLS on `rec` at `ts`: sets `rec.tls` and records the switch as an event from `dir`.
     pub fn start(mode: TlsMode, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) -> Self {
-        rec.tls = Some(TlsInfo {
+        rec.tls = Some(Box::new(TlsInfo {
             mode,
             started: ts,
             encrypted_bytes: PerDirection::default(),
             handshake: TlsHandshake::default(),
-        });
+        }));
         rec.push_event(ts, dir, EventKind::TlsStart { mode });
         TlsObserver::default()
     }
