@@ -438,6 +438,7 @@ fn new_flow(
     rec.defer_decoding = defer_decoding;
     rec.content_hashes = l.content_hashes;
     rec.max_event_bytes = l.max_event_bytes_per_session;
+    rec.max_messages = l.max_messages_per_session;
     rec.budget = l.budget.clone();
     let conn = TcpConnection::new(
         client,

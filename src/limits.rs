@@ -30,6 +30,8 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Events kept per session; more are counted.
     pub max_events_per_session: usize,
+    /// Messages recorded per session; more are counted.
+    pub max_messages_per_session: usize,
     /// Commands awaiting a reply (pipelining) per session.
     pub max_pending_commands: usize,
     /// Whether dissectors hand raw message bytes to the output (for `--extract`).
@@ -63,6 +65,7 @@ impl Default for Limits {
             max_line_len: 64 << 10,
             max_message_bytes: 64 << 20,
             max_events_per_session: 100_000,
+            max_messages_per_session: 100_000,
             max_pending_commands: 1000,
             keep_message_bytes: false,
             mime: crate::mail::MimeLimits::default(),

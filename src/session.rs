@@ -430,6 +430,23 @@ pub struct MessageBlob {
     pub attachments: Vec<crate::mail::AttachmentContent>,
 }
 
+/// How much of a message the session records (see [`SessionRecord::admit_message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageAdmission {
+    /// A full record, MIME structure decoded.
+    Decoded,
+    /// Envelope, size and hash, without the MIME structure.
+    HashOnly,
+    /// No record; counted in `messages_dropped`.
+    Dropped,
+}
+
+/// Budget charged for any message record: the record and its envelope.
+const MESSAGE_RECORD_BASE_COST: usize = 1024;
+
+/// Most of a message's size charged for its decoded record (headers, excerpts, parts).
+const MESSAGE_RECORD_MAX_CONTENT_COST: usize = 48 << 10;
+
 /// Cap on anomalies of distinct kinds per session, so a hostile flow cannot grow the list.
 pub const MAX_ANOMALY_KINDS: usize = 256;
 
@@ -479,6 +496,9 @@ pub struct SessionRecord {
     /// Events dropped after the per-session event limit.
     #[serde(skip_serializing_if = "is_zero")]
     pub events_dropped: u64,
+    /// Messages not recorded past the per-session limit or the run's retention budget.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub messages_dropped: u64,
     /// Message bytes waiting for the extraction output; drained by the engine.
     #[serde(skip)]
     pub blobs: Vec<MessageBlob>,
@@ -500,6 +520,12 @@ pub struct SessionRecord {
     /// Bytes of the events kept, as estimated by [`EventKind::heap_bytes`].
     #[serde(skip)]
     pub event_bytes: usize,
+    /// Most messages recorded; later ones are counted in `messages_dropped`.
+    #[serde(skip)]
+    pub max_messages: usize,
+    /// Bytes reserved against `budget` (events and message records) until the session ends.
+    #[serde(skip)]
+    pub reserved_bytes: usize,
     /// The run's retention budget; `event_bytes` are reserved against it until the session ends.
     #[serde(skip)]
     pub budget: crate::limits::RetentionBudget,
@@ -539,6 +565,7 @@ impl SessionRecord {
             findings: Vec::new(),
             anomalies: Vec::new(),
             events_dropped: 0,
+            messages_dropped: 0,
             blobs: Vec::new(),
             max_events: usize::MAX,
             defer_decoding: false,
@@ -546,6 +573,8 @@ impl SessionRecord {
             content_hashes: true,
             max_event_bytes: usize::MAX,
             event_bytes: 0,
+            max_messages: usize::MAX,
+            reserved_bytes: 0,
             budget: crate::limits::RetentionBudget::unlimited(),
         }
     }
@@ -586,13 +615,69 @@ impl SessionRecord {
             return;
         }
         self.event_bytes += cost;
+        self.reserved_bytes += cost;
         self.events.push(Event { ts, from, kind });
+    }
+
+    /// Whether a message of `content_bytes` gets a record, and how much of one: within the
+    /// per-session limit and the run's retention budget. A message the budget cannot hold
+    /// decoded is recorded with its size and hash only; past the limit, or when not even
+    /// that fits, it is counted in `messages_dropped`. Refusals are reported.
+    pub fn admit_message(
+        &mut self,
+        ts: Timestamp,
+        from: Direction,
+        content_bytes: u64,
+    ) -> MessageAdmission {
+        // A decoded record holds the headers, body excerpts and part list: about the size of
+        // a small message, never more than the excerpt and header bounds allow.
+        let decoded_cost = MESSAGE_RECORD_BASE_COST
+            + usize::try_from(content_bytes).map_or(MESSAGE_RECORD_MAX_CONTENT_COST, |n| {
+                n.min(MESSAGE_RECORD_MAX_CONTENT_COST)
+            });
+        let budget_note = |limit: Option<usize>| {
+            format!(
+                "the {}-byte budget for content kept across sessions was spent",
+                limit.unwrap_or(0)
+            )
+        };
+        if self.messages.len() >= self.max_messages {
+            let why = format!(
+                "more than {} messages; later ones are counted, not recorded",
+                self.max_messages
+            );
+            self.anomaly(ts, Some(from), "message_limit", why);
+        } else if self.budget.try_reserve(decoded_cost) {
+            self.reserved_bytes += decoded_cost;
+            return MessageAdmission::Decoded;
+        } else if self.budget.try_reserve(MESSAGE_RECORD_BASE_COST) {
+            self.reserved_bytes += MESSAGE_RECORD_BASE_COST;
+            let why = budget_note(self.budget.limit());
+            self.anomaly(
+                ts,
+                Some(from),
+                "memory_budget",
+                format!("{why}; messages are recorded with size and hash only"),
+            );
+            return MessageAdmission::HashOnly;
+        } else {
+            let why = budget_note(self.budget.limit());
+            self.anomaly(
+                ts,
+                Some(from),
+                "memory_budget",
+                format!("{why}; later messages are counted, not recorded"),
+            );
+        }
+        self.messages_dropped += 1;
+        MessageAdmission::Dropped
     }
 
     /// Returns the bytes this record reserved against the run's budget: the session is
     /// finished, and its record leaves the engine's care.
     pub fn release_retained(&mut self) {
-        self.budget.release(std::mem::take(&mut self.event_bytes));
+        self.budget
+            .release(std::mem::take(&mut self.reserved_bytes));
     }
 
     /// Records an anomaly, folding repeats of the same kind and side into a count.
@@ -653,6 +738,36 @@ mod tests {
             },
             Timestamp::from_parts(1, 0),
         )
+    }
+
+    #[test]
+    fn message_records_draw_on_the_budget_and_return_it_at_the_end() {
+        let budget = crate::limits::RetentionBudget::new(8 << 10);
+        let mut r = rec();
+        r.budget = budget.clone();
+        let t = Timestamp(5);
+        let admit = |r: &mut SessionRecord, bytes| r.admit_message(t, Direction::Client, bytes);
+        assert_eq!(admit(&mut r, 100), MessageAdmission::Decoded);
+        assert_eq!(budget.used(), MESSAGE_RECORD_BASE_COST + 100);
+        // A huge message is charged its capped record cost, which this budget cannot hold;
+        // a record without the MIME structure still fits, until it no longer does.
+        assert_eq!(admit(&mut r, 1 << 30), MessageAdmission::HashOnly);
+        assert!(r.has_anomaly("memory_budget"));
+        let mut outcomes = Vec::new();
+        for _ in 0..8 {
+            outcomes.push(admit(&mut r, 1 << 30));
+        }
+        assert_eq!(outcomes.last(), Some(&MessageAdmission::Dropped));
+        assert!(budget.used() <= 8 << 10);
+        assert_eq!(
+            r.messages_dropped as usize,
+            outcomes
+                .iter()
+                .filter(|&&o| o == MessageAdmission::Dropped)
+                .count()
+        );
+        r.release_retained();
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]

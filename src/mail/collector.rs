@@ -79,6 +79,8 @@ pub struct MessageCollector {
     reserved: usize,
     /// Whether the budget refused bytes this message would have kept.
     budget_refused: bool,
+    /// Whether the message's MIME structure is to be decoded.
+    decode_mime: bool,
 }
 
 impl Drop for MessageCollector {
@@ -103,6 +105,7 @@ impl MessageCollector {
             budget: RetentionBudget::unlimited(),
             reserved: 0,
             budget_refused: false,
+            decode_mime: true,
         }
     }
 
@@ -163,6 +166,20 @@ impl MessageCollector {
             self.hasher.update(rest);
         }
         self.last_seen = ts;
+    }
+
+    /// Returns the kept bytes' reservation now that the message is complete: from here they
+    /// belong to the decoding step, whose queue has its own bound, and the budget they free
+    /// should go to the message's record first. Nothing more is kept after this.
+    pub fn release_budget(&mut self) {
+        self.budget.release(std::mem::take(&mut self.reserved));
+        self.max_keep = self.kept.len();
+    }
+
+    /// Records the message with its size and hash only, without decoding its MIME structure:
+    /// the run's budget cannot hold a decoded record.
+    pub fn skip_mime(&mut self) {
+        self.decode_mime = false;
     }
 
     /// Content bytes so far.
@@ -243,6 +260,7 @@ impl MessageCollector {
             complete: complete && !truncated,
             mime: std::mem::take(&mut self.mime),
             keep_bytes,
+            decode_mime: self.decode_mime,
         };
         let deferred = DeferredMessage {
             index,
@@ -270,13 +288,15 @@ pub struct DecodeWork {
     complete: bool,
     mime: MimeLimits,
     keep_bytes: bool,
+    /// Whether the MIME structure is decoded (off when the run's budget cannot hold it).
+    decode_mime: bool,
 }
 
 /// What [`DecodeWork::run`] produced, ready to be written into the session record.
 #[derive(Debug)]
 pub struct DecodeOutput {
     sha256: String,
-    decoded: super::DecodedMessage,
+    decoded: Option<super::DecodedMessage>,
     kept: Option<Vec<u8>>,
 }
 
@@ -299,7 +319,9 @@ impl DecodeWork {
             (true, None) => hex::encode(Sha256::digest(&self.kept)),
         };
         self.mime.content_hashes &= self.hashes;
-        let decoded = decode(&self.kept, self.complete, &self.mime, self.keep_bytes);
+        let decoded = self
+            .decode_mime
+            .then(|| decode(&self.kept, self.complete, &self.mime, self.keep_bytes));
         DecodeOutput {
             sha256,
             decoded,
@@ -363,6 +385,19 @@ impl DeferredMessage {
             kept,
         } = out;
         let index = self.index;
+        let Some(decoded) = decoded else {
+            if let Some(m) = rec.messages.get_mut(index) {
+                m.sha256 = sha256;
+            }
+            if let Some(bytes) = kept {
+                rec.blobs.push(MessageBlob {
+                    message: index,
+                    bytes,
+                    attachments: Vec::new(),
+                });
+            }
+            return;
+        };
         for p in &decoded.problems {
             // Every occurrence counts on the session, which folds them by kind too.
             for _ in 0..p.count {

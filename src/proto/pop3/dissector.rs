@@ -74,7 +74,8 @@ use crate::proto::line::{LineEnding, LineFramer};
 use crate::proto::sasl::{GuessedLine, Mechanism, SaslExchange};
 use crate::proto::tls::TlsObserver;
 use crate::session::{
-    Credential, CredentialDetails, Direction, EventKind, MessageSource, SessionRecord, TlsMode,
+    Credential, CredentialDetails, Direction, EventKind, MessageAdmission, MessageSource,
+    SessionRecord, TlsMode,
 };
 use crate::time::Timestamp;
 use std::collections::VecDeque;
@@ -1863,15 +1864,23 @@ impl Pop3Dissector {
                     ..Envelope::default()
                 };
                 let complete = complete && source == MessageSource::Retr;
-                let index = collector.finish(envelope, complete, self.keep_message_bytes, rec);
-                rec.push_event(
-                    ts,
-                    Direction::Server,
-                    EventKind::MessageData {
-                        message: index,
-                        bytes: size,
-                    },
-                );
+                let mut collector = collector;
+                collector.release_budget();
+                let admission = rec.admit_message(ts, Direction::Server, size);
+                if admission != MessageAdmission::Dropped {
+                    if admission == MessageAdmission::HashOnly {
+                        collector.skip_mime();
+                    }
+                    let index = collector.finish(envelope, complete, self.keep_message_bytes, rec);
+                    rec.push_event(
+                        ts,
+                        Direction::Server,
+                        EventKind::MessageData {
+                            message: index,
+                            bytes: size,
+                        },
+                    );
+                }
                 if let Some(n) = number {
                     let mb = &mut summary(rec).mailbox;
                     let marked = match source {

@@ -63,7 +63,9 @@ use crate::proto::Dissector;
 use crate::proto::line::{Line, LineEnding, LineFramer};
 use crate::proto::sasl::{GuessedLine, SaslExchange};
 use crate::proto::tls::TlsObserver;
-use crate::session::{Direction, EventKind, MessageSource, PerDirection, SessionRecord, TlsMode};
+use crate::session::{
+    Direction, EventKind, MessageAdmission, MessageSource, PerDirection, SessionRecord, TlsMode,
+};
 use crate::time::Timestamp;
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -79,8 +81,6 @@ pub const NOT_SMTP_LINES: u32 = 12;
 pub const MAX_REPLY_LINES: usize = 256;
 /// Recipients kept per transaction envelope.
 pub const MAX_RECIPIENTS: usize = 10_000;
-/// Messages recorded per session; later ones are counted in an anomaly.
-pub const MAX_MESSAGES: usize = 100_000;
 /// Credentials recorded per session (AUTH attempts); later ones are counted in an anomaly.
 pub const MAX_CREDENTIALS: usize = 10_000;
 /// Longest content of a line RFC 5321 allows (1000 octets with CRLF).
@@ -205,6 +205,11 @@ impl OpenMessage {
         self.collector
             .get_or_insert_with(|| keep.collector(source, ts))
             .push(bytes, ts);
+    }
+
+    /// Content bytes so far.
+    fn size(&self) -> u64 {
+        self.collector.as_ref().map_or(0, MessageCollector::size)
     }
 
     fn close(self, end_ts: Timestamp, keep: &KeepBounds, index: Option<usize>) -> EndedMessage {
@@ -1989,28 +1994,34 @@ impl Core {
     /// itself waits for the message's place in the command order.
     fn close_message(
         &mut self,
-        open: OpenMessage,
+        mut open: OpenMessage,
         ts: Timestamp,
         rec: &mut SessionRecord,
     ) -> EndedMessage {
-        let index = (self.messages_ended < MAX_MESSAGES).then_some(self.messages_ended);
-        self.messages_ended += 1;
-        let ended = open.close(ts, &self.keep, index);
-        match index {
-            Some(index) => rec.push_event(
+        let size = open.size();
+        if let Some(c) = open.collector.as_mut() {
+            c.release_budget();
+        }
+        // Recorded messages are numbered in the order they end, which is the order they are
+        // recorded in; one refused here is counted by the record and leaves no gap.
+        let admission = rec.admit_message(ts, Direction::Client, size);
+        let index = (admission != MessageAdmission::Dropped).then(|| {
+            self.messages_ended += 1;
+            self.messages_ended - 1
+        });
+        let mut ended = open.close(ts, &self.keep, index);
+        if admission == MessageAdmission::HashOnly {
+            ended.collector.skip_mime();
+        }
+        if let Some(index) = index {
+            rec.push_event(
                 ts,
                 Direction::Client,
                 EventKind::MessageData {
                     message: index,
                     bytes: ended.collector.size(),
                 },
-            ),
-            None => rec.anomaly(
-                ts,
-                Some(Direction::Client),
-                "message_limit",
-                format!("more than {MAX_MESSAGES} messages; later ones are counted, not kept"),
-            ),
+            );
         }
         ended
     }

@@ -50,6 +50,7 @@ fn new_rec(handshake_seen: bool, limits: &Limits) -> SessionRecord {
     );
     rec.handshake_seen = handshake_seen;
     rec.max_events = limits.max_events_per_session;
+    rec.max_messages = limits.max_messages_per_session;
     rec
 }
 
@@ -1806,4 +1807,37 @@ fn messages_are_decoded_with_the_configured_mime_limits() {
         assert_eq!(mime.body_text.as_deref(), Some("zzzzzzzzzzzzzzzz"));
         assert!(mime.body_text_truncated);
     }
+}
+
+#[test]
+fn messages_past_the_session_limit_are_counted_not_recorded() {
+    let mut client = String::new();
+    let mut server = String::from("220 mx\r\n");
+    for i in 0..5 {
+        client.push_str(&format!(
+            "MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\nSubject: {i}\r\n\r\nbody {i}\r\n.\r\n"
+        ));
+        server.push_str("250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n");
+    }
+    client.push_str("QUIT\r\n");
+    server.push_str("221 bye\r\n");
+    let limits = Limits {
+        max_messages_per_session: 3,
+        ..Limits::default()
+    };
+    let rec = run_timed(&timed(&[s(&server), c(&client)]), &limits, true);
+    assert_eq!(rec.messages.len(), 3);
+    assert_eq!(rec.messages_dropped, 2);
+    assert!(rec.has_anomaly("message_limit"));
+    assert!(!rec.has_anomaly("message_index_mismatch"));
+    let indexes: Vec<usize> = rec
+        .events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::MessageData { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(indexes, [0, 1, 2]);
+    assert_eq!(rec.smtp.as_ref().unwrap().messages_accepted, 5);
 }
