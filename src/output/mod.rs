@@ -2,10 +2,12 @@
 
 pub mod activity;
 pub mod credentials;
+pub mod ecs;
 pub mod extract;
 pub mod findings;
 pub mod hashcat;
 pub mod json;
+pub mod naming;
 pub mod redact;
 pub mod review;
 pub mod table;
