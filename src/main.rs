@@ -7,6 +7,7 @@ use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
 use mailsift::findings::{DEFAULT_BRUTE_FORCE_THRESHOLD, RunFinding};
 use mailsift::limits::Limits;
 use mailsift::output::activity::ActivityTables;
+use mailsift::output::ecs::EcsWriter;
 use mailsift::output::extract::{ExtractError, Extractor};
 use mailsift::output::hashcat::{HashcatSummary, HashcatWriter, mode_name};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
@@ -179,12 +180,37 @@ struct ExportArgs {
     input: InputArgs,
     #[command(flatten)]
     review: ReviewArgs,
-    /// Write JSON here instead of standard output.
+    /// Write the export here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// One session object per line instead of one document.
-    #[arg(long)]
+    /// What to write: one JSON document (default), one JSON session per line, or Elastic
+    /// Common Schema events (one per line).
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    format: Option<ExportFormat>,
+    /// One session object per line instead of one document (the same as `--format ndjson`).
+    #[arg(long, conflicts_with = "format")]
     ndjson: bool,
+}
+
+/// The formats `export` writes to standard output or `--output`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    /// One JSON document: sessions, inputs, stats, run findings.
+    Json,
+    /// One JSON session per line, then the run findings.
+    Ndjson,
+    /// Elastic Common Schema events, one per line.
+    Ecs,
+}
+
+impl ExportArgs {
+    fn format(&self) -> ExportFormat {
+        match (self.format, self.ndjson) {
+            (Some(f), _) => f,
+            (None, true) => ExportFormat::Ndjson,
+            (None, false) => ExportFormat::Json,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -240,6 +266,7 @@ enum JsonOut {
     None,
     Document(DocumentWriter<Box<dyn Write + Send>>),
     Ndjson(NdjsonWriter<Box<dyn Write + Send>>),
+    Ecs(EcsWriter<Box<dyn Write + Send>>),
 }
 
 struct CliSink {
@@ -313,6 +340,7 @@ impl SessionSink for CliSink {
             JsonOut::None => Ok(()),
             JsonOut::Document(w) => w.session(&rec),
             JsonOut::Ndjson(w) => w.session(&rec),
+            JsonOut::Ecs(w) => w.session(&rec),
         };
         if let Err(e) = r {
             self.error = Some(e);
@@ -372,6 +400,10 @@ fn finish_json(
             w.finish(inputs, stats).map(|_| ())
         }
         JsonOut::Ndjson(mut w) => {
+            w.run_findings(&run_findings)?;
+            w.finish().map(|_| ())
+        }
+        JsonOut::Ecs(mut w) => {
             w.run_findings(&run_findings)?;
             w.finish().map(|_| ())
         }
@@ -469,10 +501,10 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         )),
         None => Box::new(BufWriter::new(io::stdout())),
     };
-    let json = if args.ndjson {
-        JsonOut::Ndjson(NdjsonWriter::new(out))
-    } else {
-        JsonOut::Document(DocumentWriter::new(out)?)
+    let json = match args.format() {
+        ExportFormat::Json => JsonOut::Document(DocumentWriter::new(out)?),
+        ExportFormat::Ndjson => JsonOut::Ndjson(NdjsonWriter::new(out)),
+        ExportFormat::Ecs => JsonOut::Ecs(EcsWriter::new(out)),
     };
     let review = args.review.review(false)?;
     let mut sink = CliSink::new(None, json, &args.input, review)?;
