@@ -13,6 +13,7 @@ use mailsift::output::hashcat::{HashcatSummary, HashcatWriter, mode_name};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
 use mailsift::output::review::{Review, ReviewOptions, ReviewReport};
 use mailsift::output::table::SessionTable;
+use mailsift::output::zeek::{LOG_FILES, ZeekLogs};
 use mailsift::session::{MessageBlob, SessionRecord, Severity};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -190,6 +191,10 @@ struct ExportArgs {
     /// One session object per line instead of one document (the same as `--format ndjson`).
     #[arg(long, conflicts_with = "format")]
     ndjson: bool,
+    /// Also write Zeek-style logs (smtp.log, pop3.log, mail_files.log, credentials.log,
+    /// findings.log) into DIR; alone, it replaces the JSON on standard output.
+    #[arg(long, value_name = "DIR")]
+    zeek: Option<PathBuf>,
 }
 
 /// The formats `export` writes to standard output or `--output`.
@@ -204,6 +209,11 @@ enum ExportFormat {
 }
 
 impl ExportArgs {
+    /// Whether the stream format goes out: unless only report files were asked for.
+    fn streams(&self) -> bool {
+        self.format.is_some() || self.ndjson || self.output.is_some() || self.zeek.is_none()
+    }
+
     fn format(&self) -> ExportFormat {
         match (self.format, self.ndjson) {
             (Some(f), _) => f,
@@ -269,6 +279,61 @@ enum JsonOut {
     Ecs(EcsWriter<Box<dyn Write + Send>>),
 }
 
+/// Report files written beside the main output (Zeek logs).
+#[derive(Default)]
+struct FileOutputs {
+    zeek: Option<ZeekLogs>,
+    /// First write error; the reports stop after it.
+    error: Option<anyhow::Error>,
+}
+
+impl FileOutputs {
+    fn create(zeek: Option<&PathBuf>) -> Result<Self> {
+        let zeek = match zeek {
+            Some(dir) => Some(
+                ZeekLogs::create(dir)
+                    .with_context(|| format!("cannot create the Zeek logs in {}", dir.display()))?,
+            ),
+            None => None,
+        };
+        Ok(FileOutputs { zeek, error: None })
+    }
+
+    fn session(&mut self, rec: &SessionRecord) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Some(z) = self.zeek.as_mut()
+            && let Err(e) = z.session(rec)
+        {
+            self.error = Some(anyhow::Error::new(e).context("cannot write the Zeek logs"));
+        }
+    }
+
+    /// Finishes every report and says where each went.
+    fn finish(self, run_findings: &[RunFinding]) -> Result<()> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if let Some(mut z) = self.zeek {
+            z.run_findings(run_findings)
+                .context("cannot write the Zeek logs")?;
+            let s = z.finish().context("cannot write the Zeek logs")?;
+            let counts: Vec<String> = LOG_FILES
+                .iter()
+                .zip(s.rows)
+                .map(|(name, n)| format!("{name} {n}"))
+                .collect();
+            eprintln!(
+                "mailsift: Zeek logs in {}: {}",
+                s.dir.display(),
+                counts.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
 struct CliSink {
     table: Option<SessionTable>,
     /// SMTP, POP3 and message tables, kept alongside the sessions table.
@@ -281,6 +346,8 @@ struct CliSink {
     extract_error: Option<ExtractError>,
     /// Sees every session first (findings, hashcat, redaction).
     review: Review,
+    /// Zeek logs and the HTML report.
+    files: FileOutputs,
 }
 
 impl CliSink {
@@ -302,6 +369,7 @@ impl CliSink {
             error: None,
             extract_error: None,
             review,
+            files: FileOutputs::default(),
         })
     }
 
@@ -333,6 +401,7 @@ impl SessionSink for CliSink {
         if let Some(t) = self.activity.as_mut() {
             t.add(&rec);
         }
+        self.files.session(&rec);
         if self.error.is_some() {
             return;
         }
@@ -502,17 +571,20 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         None => Box::new(BufWriter::new(io::stdout())),
     };
     let json = match args.format() {
+        _ if !args.streams() => JsonOut::None,
         ExportFormat::Json => JsonOut::Document(DocumentWriter::new(out)?),
         ExportFormat::Ndjson => JsonOut::Ndjson(NdjsonWriter::new(out)),
         ExportFormat::Ecs => JsonOut::Ecs(EcsWriter::new(out)),
     };
     let review = args.review.review(false)?;
     let mut sink = CliSink::new(None, json, &args.input, review)?;
+    sink.files = FileOutputs::create(args.zeek.as_ref())?;
     let summary = run_inputs(&args.input, &mut sink, true)?;
     sink.finish_extraction()?;
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take())?;
     let fails = args.review.fails(&report);
+    std::mem::take(&mut sink.files).finish(&report.run_findings)?;
     if let Some(e) = sink.error.take() {
         ok_unless_real(Err(e))?;
         return Ok(exit_code(&summary, fails));
@@ -602,6 +674,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         error: None,
         extract_error: None,
         review: args.review.review(!args.ndjson)?,
+        files: FileOutputs::default(),
     };
     let mut engine = engine::Engine::new(config);
     let mut src: Box<dyn PacketSource> = match args.count {

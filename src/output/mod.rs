@@ -11,3 +11,4 @@ pub mod naming;
 pub mod redact;
 pub mod review;
 pub mod table;
+pub mod zeek;
