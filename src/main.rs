@@ -10,6 +10,7 @@ use mailsift::output::activity::ActivityTables;
 use mailsift::output::ecs::EcsWriter;
 use mailsift::output::extract::{ExtractError, Extractor};
 use mailsift::output::hashcat::{HashcatSummary, HashcatWriter, mode_name};
+use mailsift::output::html::{HtmlLimits, HtmlReport};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
 use mailsift::output::review::{Review, ReviewOptions, ReviewReport};
 use mailsift::output::table::SessionTable;
@@ -173,6 +174,10 @@ struct AnalyzeArgs {
     input: InputArgs,
     #[command(flatten)]
     review: ReviewArgs,
+    /// Also write a self-contained HTML report (summary, findings, credentials, sessions
+    /// with transcripts and messages) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -195,6 +200,10 @@ struct ExportArgs {
     /// findings.log) into DIR; alone, it replaces the JSON on standard output.
     #[arg(long, value_name = "DIR")]
     zeek: Option<PathBuf>,
+    /// Also write a self-contained HTML report to FILE; alone, it replaces the JSON on
+    /// standard output.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 /// The formats `export` writes to standard output or `--output`.
@@ -211,7 +220,10 @@ enum ExportFormat {
 impl ExportArgs {
     /// Whether the stream format goes out: unless only report files were asked for.
     fn streams(&self) -> bool {
-        self.format.is_some() || self.ndjson || self.output.is_some() || self.zeek.is_none()
+        self.format.is_some()
+            || self.ndjson
+            || self.output.is_some()
+            || (self.zeek.is_none() && self.html.is_none())
     }
 
     fn format(&self) -> ExportFormat {
@@ -279,16 +291,17 @@ enum JsonOut {
     Ecs(EcsWriter<Box<dyn Write + Send>>),
 }
 
-/// Report files written beside the main output (Zeek logs).
+/// Report files written beside the main output (Zeek logs, the HTML report).
 #[derive(Default)]
 struct FileOutputs {
     zeek: Option<ZeekLogs>,
+    html: Option<HtmlReport>,
     /// First write error; the reports stop after it.
     error: Option<anyhow::Error>,
 }
 
 impl FileOutputs {
-    fn create(zeek: Option<&PathBuf>) -> Result<Self> {
+    fn create(zeek: Option<&PathBuf>, html: Option<&PathBuf>, redacted: bool) -> Result<Self> {
         let zeek = match zeek {
             Some(dir) => Some(
                 ZeekLogs::create(dir)
@@ -296,7 +309,23 @@ impl FileOutputs {
             ),
             None => None,
         };
-        Ok(FileOutputs { zeek, error: None })
+        let html = match html {
+            Some(path) => Some(
+                HtmlReport::create(path, redacted, HtmlLimits::default())
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(FileOutputs {
+            zeek,
+            html,
+            error: None,
+        })
+    }
+
+    /// Whether some report shows message and attachment hashes.
+    fn shows_hashes(&self) -> bool {
+        self.zeek.is_some() || self.html.is_some()
     }
 
     fn session(&mut self, rec: &SessionRecord) {
@@ -307,13 +336,39 @@ impl FileOutputs {
             && let Err(e) = z.session(rec)
         {
             self.error = Some(anyhow::Error::new(e).context("cannot write the Zeek logs"));
+            return;
+        }
+        if let Some(h) = self.html.as_mut()
+            && let Err(e) = h.session(rec)
+        {
+            self.error = Some(anyhow::Error::new(e).context("cannot write the HTML report"));
         }
     }
 
     /// Finishes every report and says where each went.
-    fn finish(self, run_findings: &[RunFinding]) -> Result<()> {
+    fn finish(
+        self,
+        inputs: &[InputSummary],
+        stats: &EngineStats,
+        run_findings: &[RunFinding],
+    ) -> Result<()> {
         if let Some(e) = self.error {
             return Err(e);
+        }
+        if let Some(h) = self.html {
+            let s = h
+                .finish(inputs, stats, run_findings)
+                .context("cannot write the HTML report")?;
+            let omitted = if s.events_omitted > 0 {
+                format!(" ({} transcript events left out)", s.events_omitted)
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "mailsift: HTML report in {}: {} sessions{omitted}",
+                s.path.display(),
+                s.sessions_shown
+            );
         }
         if let Some(mut z) = self.zeek {
             z.run_findings(run_findings)
@@ -547,11 +602,18 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         &args.input,
         review,
     )?;
+    sink.files = FileOutputs::create(None, args.html.as_ref(), args.review.redact)?;
     // The tables show no hash, and extraction hashes the files it writes itself.
-    let summary = run_inputs(&args.input, &mut sink, false)?;
+    let hashes = sink.files.shows_hashes();
+    let summary = run_inputs(&args.input, &mut sink, hashes)?;
     sink.finish_extraction()?;
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take())?;
+    std::mem::take(&mut sink.files).finish(
+        &summary.inputs,
+        &summary.stats,
+        &report.run_findings,
+    )?;
     let mut table = sink.table.take().unwrap_or_default();
     let mut activity = sink.activity.take().unwrap_or_default();
     ok_unless_real(print_tables(
@@ -578,13 +640,17 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
     };
     let review = args.review.review(false)?;
     let mut sink = CliSink::new(None, json, &args.input, review)?;
-    sink.files = FileOutputs::create(args.zeek.as_ref())?;
+    sink.files = FileOutputs::create(args.zeek.as_ref(), args.html.as_ref(), args.review.redact)?;
     let summary = run_inputs(&args.input, &mut sink, true)?;
     sink.finish_extraction()?;
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take())?;
     let fails = args.review.fails(&report);
-    std::mem::take(&mut sink.files).finish(&report.run_findings)?;
+    std::mem::take(&mut sink.files).finish(
+        &summary.inputs,
+        &summary.stats,
+        &report.run_findings,
+    )?;
     if let Some(e) = sink.error.take() {
         ok_unless_real(Err(e))?;
         return Ok(exit_code(&summary, fails));

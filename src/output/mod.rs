@@ -6,6 +6,7 @@ pub mod ecs;
 pub mod extract;
 pub mod findings;
 pub mod hashcat;
+pub mod html;
 pub mod json;
 pub mod naming;
 pub mod redact;
