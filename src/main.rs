@@ -7,11 +7,14 @@ use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
 use mailsift::findings::{DEFAULT_BRUTE_FORCE_THRESHOLD, RunFinding};
 use mailsift::limits::Limits;
 use mailsift::output::activity::ActivityTables;
+use mailsift::output::ecs::EcsWriter;
 use mailsift::output::extract::{ExtractError, Extractor};
 use mailsift::output::hashcat::{HashcatSummary, HashcatWriter, mode_name};
+use mailsift::output::html::{HtmlLimits, HtmlReport};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
 use mailsift::output::review::{Review, ReviewOptions, ReviewReport};
 use mailsift::output::table::SessionTable;
+use mailsift::output::zeek::{LOG_FILES, ZeekLogs};
 use mailsift::session::{MessageBlob, SessionRecord, Severity};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
@@ -171,6 +174,10 @@ struct AnalyzeArgs {
     input: InputArgs,
     #[command(flatten)]
     review: ReviewArgs,
+    /// Also write a self-contained HTML report (summary, findings, credentials, sessions
+    /// with transcripts and messages) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -179,12 +186,53 @@ struct ExportArgs {
     input: InputArgs,
     #[command(flatten)]
     review: ReviewArgs,
-    /// Write JSON here instead of standard output.
+    /// Write the export here instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// One session object per line instead of one document.
-    #[arg(long)]
+    /// What to write: one JSON document (default), one JSON session per line, or Elastic
+    /// Common Schema events (one per line).
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    format: Option<ExportFormat>,
+    /// One session object per line instead of one document (the same as `--format ndjson`).
+    #[arg(long, conflicts_with = "format")]
     ndjson: bool,
+    /// Also write Zeek-style logs (smtp.log, pop3.log, mail_files.log, credentials.log,
+    /// findings.log) into DIR; alone, it replaces the JSON on standard output.
+    #[arg(long, value_name = "DIR")]
+    zeek: Option<PathBuf>,
+    /// Also write a self-contained HTML report to FILE; alone, it replaces the JSON on
+    /// standard output.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+/// The formats `export` writes to standard output or `--output`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExportFormat {
+    /// One JSON document: sessions, inputs, stats, run findings.
+    Json,
+    /// One JSON session per line, then the run findings.
+    Ndjson,
+    /// Elastic Common Schema events, one per line.
+    Ecs,
+}
+
+impl ExportArgs {
+    /// Whether the stream format goes out: unless only report files were asked for.
+    fn streams(&self) -> bool {
+        self.format.is_some()
+            || self.ndjson
+            || self.output.is_some()
+            || (self.zeek.is_none() && self.html.is_none())
+    }
+
+    fn format(&self) -> ExportFormat {
+        match (self.format, self.ndjson) {
+            (Some(f), _) => f,
+            (None, true) => ExportFormat::Ndjson,
+            (None, false) => ExportFormat::Json,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -240,6 +288,105 @@ enum JsonOut {
     None,
     Document(DocumentWriter<Box<dyn Write + Send>>),
     Ndjson(NdjsonWriter<Box<dyn Write + Send>>),
+    Ecs(EcsWriter<Box<dyn Write + Send>>),
+}
+
+/// Report files written beside the main output (Zeek logs, the HTML report).
+#[derive(Default)]
+struct FileOutputs {
+    zeek: Option<ZeekLogs>,
+    html: Option<HtmlReport>,
+    /// First write error; the reports stop after it.
+    error: Option<anyhow::Error>,
+}
+
+impl FileOutputs {
+    fn create(zeek: Option<&PathBuf>, html: Option<&PathBuf>, redacted: bool) -> Result<Self> {
+        let zeek = match zeek {
+            Some(dir) => Some(
+                ZeekLogs::create(dir)
+                    .with_context(|| format!("cannot create the Zeek logs in {}", dir.display()))?,
+            ),
+            None => None,
+        };
+        let html = match html {
+            Some(path) => Some(
+                HtmlReport::create(path, redacted, HtmlLimits::default())
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(FileOutputs {
+            zeek,
+            html,
+            error: None,
+        })
+    }
+
+    /// Whether some report shows message and attachment hashes.
+    fn shows_hashes(&self) -> bool {
+        self.zeek.is_some() || self.html.is_some()
+    }
+
+    fn session(&mut self, rec: &SessionRecord) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Some(z) = self.zeek.as_mut()
+            && let Err(e) = z.session(rec)
+        {
+            self.error = Some(anyhow::Error::new(e).context("cannot write the Zeek logs"));
+            return;
+        }
+        if let Some(h) = self.html.as_mut()
+            && let Err(e) = h.session(rec)
+        {
+            self.error = Some(anyhow::Error::new(e).context("cannot write the HTML report"));
+        }
+    }
+
+    /// Finishes every report and says where each went.
+    fn finish(
+        self,
+        inputs: &[InputSummary],
+        stats: &EngineStats,
+        run_findings: &[RunFinding],
+    ) -> Result<()> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if let Some(h) = self.html {
+            let s = h
+                .finish(inputs, stats, run_findings)
+                .context("cannot write the HTML report")?;
+            let omitted = if s.events_omitted > 0 {
+                format!(" ({} transcript events left out)", s.events_omitted)
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "mailsift: HTML report in {}: {} sessions{omitted}",
+                s.path.display(),
+                s.sessions_shown
+            );
+        }
+        if let Some(mut z) = self.zeek {
+            z.run_findings(run_findings)
+                .context("cannot write the Zeek logs")?;
+            let s = z.finish().context("cannot write the Zeek logs")?;
+            let counts: Vec<String> = LOG_FILES
+                .iter()
+                .zip(s.rows)
+                .map(|(name, n)| format!("{name} {n}"))
+                .collect();
+            eprintln!(
+                "mailsift: Zeek logs in {}: {}",
+                s.dir.display(),
+                counts.join(", ")
+            );
+        }
+        Ok(())
+    }
 }
 
 struct CliSink {
@@ -254,6 +401,8 @@ struct CliSink {
     extract_error: Option<ExtractError>,
     /// Sees every session first (findings, hashcat, redaction).
     review: Review,
+    /// Zeek logs and the HTML report.
+    files: FileOutputs,
 }
 
 impl CliSink {
@@ -275,6 +424,7 @@ impl CliSink {
             error: None,
             extract_error: None,
             review,
+            files: FileOutputs::default(),
         })
     }
 
@@ -306,6 +456,7 @@ impl SessionSink for CliSink {
         if let Some(t) = self.activity.as_mut() {
             t.add(&rec);
         }
+        self.files.session(&rec);
         if self.error.is_some() {
             return;
         }
@@ -313,6 +464,7 @@ impl SessionSink for CliSink {
             JsonOut::None => Ok(()),
             JsonOut::Document(w) => w.session(&rec),
             JsonOut::Ndjson(w) => w.session(&rec),
+            JsonOut::Ecs(w) => w.session(&rec),
         };
         if let Err(e) = r {
             self.error = Some(e);
@@ -372,6 +524,10 @@ fn finish_json(
             w.finish(inputs, stats).map(|_| ())
         }
         JsonOut::Ndjson(mut w) => {
+            w.run_findings(&run_findings)?;
+            w.finish().map(|_| ())
+        }
+        JsonOut::Ecs(mut w) => {
             w.run_findings(&run_findings)?;
             w.finish().map(|_| ())
         }
@@ -446,11 +602,18 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         &args.input,
         review,
     )?;
+    sink.files = FileOutputs::create(None, args.html.as_ref(), args.review.redact)?;
     // The tables show no hash, and extraction hashes the files it writes itself.
-    let summary = run_inputs(&args.input, &mut sink, false)?;
+    let hashes = sink.files.shows_hashes();
+    let summary = run_inputs(&args.input, &mut sink, hashes)?;
     sink.finish_extraction()?;
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take())?;
+    std::mem::take(&mut sink.files).finish(
+        &summary.inputs,
+        &summary.stats,
+        &report.run_findings,
+    )?;
     let mut table = sink.table.take().unwrap_or_default();
     let mut activity = sink.activity.take().unwrap_or_default();
     ok_unless_real(print_tables(
@@ -469,18 +632,25 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         )),
         None => Box::new(BufWriter::new(io::stdout())),
     };
-    let json = if args.ndjson {
-        JsonOut::Ndjson(NdjsonWriter::new(out))
-    } else {
-        JsonOut::Document(DocumentWriter::new(out)?)
+    let json = match args.format() {
+        _ if !args.streams() => JsonOut::None,
+        ExportFormat::Json => JsonOut::Document(DocumentWriter::new(out)?),
+        ExportFormat::Ndjson => JsonOut::Ndjson(NdjsonWriter::new(out)),
+        ExportFormat::Ecs => JsonOut::Ecs(EcsWriter::new(out)),
     };
     let review = args.review.review(false)?;
     let mut sink = CliSink::new(None, json, &args.input, review)?;
+    sink.files = FileOutputs::create(args.zeek.as_ref(), args.html.as_ref(), args.review.redact)?;
     let summary = run_inputs(&args.input, &mut sink, true)?;
     sink.finish_extraction()?;
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take())?;
     let fails = args.review.fails(&report);
+    std::mem::take(&mut sink.files).finish(
+        &summary.inputs,
+        &summary.stats,
+        &report.run_findings,
+    )?;
     if let Some(e) = sink.error.take() {
         ok_unless_real(Err(e))?;
         return Ok(exit_code(&summary, fails));
@@ -570,6 +740,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         error: None,
         extract_error: None,
         review: args.review.review(!args.ndjson)?,
+        files: FileOutputs::default(),
     };
     let mut engine = engine::Engine::new(config);
     let mut src: Box<dyn PacketSource> = match args.count {

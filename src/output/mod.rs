@@ -2,10 +2,14 @@
 
 pub mod activity;
 pub mod credentials;
+pub mod ecs;
 pub mod extract;
 pub mod findings;
 pub mod hashcat;
+pub mod html;
 pub mod json;
+pub mod naming;
 pub mod redact;
 pub mod review;
 pub mod table;
+pub mod zeek;
