@@ -509,7 +509,6 @@ fn exit_code(summary: &engine::RunSummary, findings_fail: bool) -> ExitCode {
 #[cfg(feature = "live")]
 fn sniff(args: SniffArgs) -> Result<ExitCode> {
     use mailsift::capture::live::LiveSource;
-    use mailsift::capture::{PacketSource, Take};
     use std::sync::atomic::Ordering;
 
     if args.list_interfaces {
@@ -543,7 +542,10 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         },
         ports,
     };
-    let src = LiveSource::open(&device, args.snaplen, !args.no_promisc, args.bpf.as_deref())?;
+    let mut src = LiveSource::open(&device, args.snaplen, !args.no_promisc, args.bpf.as_deref())?;
+    if let Some(n) = args.count {
+        src = src.with_packet_limit(n);
+    }
     let stop = src.stop_flag();
     let on_signal = stop.clone();
     ctrlc::set_handler(move || on_signal.store(true, Ordering::Relaxed))
@@ -572,14 +574,12 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         review: args.review.review(!args.ndjson)?,
     };
     let mut engine = engine::Engine::new(config);
-    let mut src: Box<dyn PacketSource> = match args.count {
-        Some(n) => Box::new(Take::new(src, n)),
-        None => Box::new(src),
-    };
-    let input = engine.run_source(src.as_mut(), &mut None, &mut sink);
+    let input = engine.run_source(&mut src, &mut None, &mut sink);
     for e in &input.errors {
         print_error(e);
     }
+    // Like tcpdump's closing count: says the capture ended and what it saw.
+    print_error(&format!("{} packets captured on {device}", input.packets));
     let stats = engine.finish(&mut sink);
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take())?;
