@@ -548,6 +548,8 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     }
     let stop = src.stop_flag();
     let on_signal = stop.clone();
+    // SIGINT, and (feature `termination`) SIGTERM and SIGHUP too: `kill`, `timeout` or a
+    // closed terminal end the capture cleanly, with the tables and the last lines written.
     ctrlc::set_handler(move || on_signal.store(true, Ordering::Relaxed))
         .context("cannot install the Ctrl-C handler")?;
     if let Some(secs) = args.duration {

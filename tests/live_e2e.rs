@@ -138,12 +138,18 @@ fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     }
 }
 
-/// Sends SIGINT, as Ctrl-C does (through bash's builtin `kill`: no extra package needed).
+/// Sends SIGINT, as Ctrl-C does.
 fn interrupt(child: &Child) {
+    signal(child, "INT");
+}
+
+/// Sends a signal (through bash's builtin `kill`: no extra package needed).
+fn signal(child: &Child, name: &str) {
     let sent = Command::new("bash")
-        .args(["-c", "kill -INT \"$1\"", "bash", &child.id().to_string()])
+        .args(["-c", "kill -s \"$1\" \"$2\"", "bash", name])
+        .arg(child.id().to_string())
         .status();
-    assert!(sent.is_ok_and(|s| s.success()), "cannot send SIGINT");
+    assert!(sent.is_ok_and(|s| s.success()), "cannot send SIG{name}");
 }
 
 /// A background process that is killed when the test ends, however it ends.
@@ -865,6 +871,44 @@ fn sniff_stops_after_count() {
     let _ = std::fs::remove_dir_all(err_file.parent().unwrap_or(Path::new("/nonexistent")));
     assert!(status.success(), "exit status {status}: {log}");
     assert!(log.contains("2 packets captured on lo"), "{log}");
+}
+
+/// SIGTERM (`kill`, `timeout`) ends a capture as cleanly as Ctrl-C: status 0, tables printed.
+#[test]
+fn sniff_stops_cleanly_on_sigterm() {
+    if skip("live SIGTERM test", cannot_capture()) {
+        return;
+    }
+    let quiet_port = free_ports()[0];
+    let dir = unique_dir();
+    let err_file = dir.join("sniff.err");
+    let mut sniff = Background(
+        Command::new(MAILSIFT)
+            .args(["sniff", "-i", "lo"])
+            .args(["--bpf", &format!("tcp port {quiet_port}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&err_file).expect("stderr file"))
+            .spawn()
+            .expect("start mailsift sniff"),
+    );
+    let lines = line_reader(&mut sniff.0);
+    wait_for_text(
+        &err_file,
+        "capturing on lo",
+        &mut sniff.0,
+        Duration::from_secs(20),
+    );
+    signal(&sniff.0, "TERM");
+    let status = wait_for(&mut sniff.0, Duration::from_secs(10)).expect("sniff ends on SIGTERM");
+    let log = std::fs::read_to_string(&err_file).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "exit status {status}: {log}");
+    let mut stdout = String::new();
+    while let Ok((_, line)) = lines.recv_timeout(Duration::from_secs(5)) {
+        stdout.push_str(&line);
+    }
+    assert!(stdout.contains("Sessions (0)"), "{stdout}");
 }
 
 /// `--duration` ends a capture on a quiet interface by itself, with status 0.
