@@ -254,6 +254,8 @@ struct CliSink {
     extract_error: Option<ExtractError>,
     /// Sees every session first (findings, hashcat, redaction).
     review: Review,
+    /// Set when output fails, to end a live capture whose reader went away (`| head -1`).
+    stop_on_output_error: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl CliSink {
@@ -275,6 +277,7 @@ impl CliSink {
             error: None,
             extract_error: None,
             review,
+            stop_on_output_error: None,
         })
     }
 
@@ -316,6 +319,9 @@ impl SessionSink for CliSink {
         };
         if let Err(e) = r {
             self.error = Some(e);
+            if let Some(stop) = &self.stop_on_output_error {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 
@@ -574,6 +580,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         error: None,
         extract_error: None,
         review: args.review.review(!args.ndjson)?,
+        stop_on_output_error: Some(stop.clone()),
     };
     let mut engine = engine::Engine::new(config);
     let input = engine.run_source(&mut src, &mut None, &mut sink);

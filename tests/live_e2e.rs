@@ -911,6 +911,51 @@ fn sniff_stops_cleanly_on_sigterm() {
     assert!(stdout.contains("Sessions (0)"), "{stdout}");
 }
 
+/// When the reader of `--ndjson` goes away (`sniff --ndjson | head -1`), the capture ends at
+/// the next session instead of running on with nowhere to write.
+#[test]
+fn sniff_stops_when_its_output_is_closed() {
+    if skip("live closed-output test", cannot_capture()) {
+        return;
+    }
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind on 127.0.0.1");
+    let port = listener.local_addr().expect("bound address").port();
+    let dir = unique_dir();
+    let err_file = dir.join("sniff.err");
+    let mut sniff = Background(
+        Command::new(MAILSIFT)
+            .args(["sniff", "-i", "lo", "--ndjson"])
+            .args(["--bpf", &format!("tcp port {port}")])
+            .args(["--port", &format!("smtp={port}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&err_file).expect("stderr file"))
+            .spawn()
+            .expect("start mailsift sniff"),
+    );
+    wait_for_text(
+        &err_file,
+        "capturing on lo",
+        &mut sniff.0,
+        Duration::from_secs(20),
+    );
+    drop(sniff.0.stdout.take());
+    // One short SMTP-looking session, closed from both sides.
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    server.write_all(b"220 lab ESMTP\r\n").expect("greeting");
+    client.write_all(b"QUIT\r\n").expect("QUIT");
+    server.write_all(b"221 bye\r\n").expect("reply");
+    drop(client);
+    drop(server);
+    let status = wait_for(&mut sniff.0, Duration::from_secs(20));
+    let log = std::fs::read_to_string(&err_file).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    let status = status.unwrap_or_else(|| panic!("sniff kept running without a reader: {log}"));
+    assert!(status.success(), "exit status {status}: {log}");
+}
+
 /// `--duration` ends a capture on a quiet interface by itself, with status 0.
 #[test]
 fn sniff_stops_after_duration() {
