@@ -42,6 +42,14 @@ WRONG_PW = "Not-The-Password-0"
 HOST4 = "127.0.0.1"
 HELO = "client.mailsift.test"
 
+# Standard port -> port the lab's server really listens on (--port-map, for
+# servers moved to free high ports; generate.sh uses the standard ones).
+PORT_MAP = {}
+
+
+def port(standard):
+    return PORT_MAP.get(standard, standard)
+
 
 # ---------------------------------------------------------------------------
 # Source files
@@ -300,8 +308,8 @@ def read_eml(src, name):
         return f.read().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def smtp(port=25, host=HOST4):
-    s = smtplib.SMTP(host, port, local_hostname=HELO, timeout=30)
+def smtp(std_port=25, host=HOST4):
+    s = smtplib.SMTP(host, port(std_port), local_hostname=HELO, timeout=30)
     s.ehlo()
     return s
 
@@ -437,7 +445,7 @@ def c_smtp_starttls_submission(a):
 
 
 def c_smtps(a):
-    s = smtplib.SMTP_SSL(HOST4, 465, local_hostname=HELO, timeout=30, context=tls_context(a))
+    s = smtplib.SMTP_SSL(HOST4, port(465), local_hostname=HELO, timeout=30, context=tls_context(a))
     s.ehlo()
     s.user, s.password = ALICE, ALICE_PW
     s.auth("PLAIN", s.auth_plain)
@@ -446,12 +454,12 @@ def c_smtps(a):
 
 
 def c_pop3_user_pass(a):
-    p = poplib.POP3(HOST4, 110, timeout=30)
+    p = poplib.POP3(HOST4, port(110), timeout=30)
     p.user(ALICE)
     p.pass_(ALICE_PW)
     print("  ", p.stat())
     p.quit()
-    p = poplib.POP3(HOST4, 110, timeout=30)
+    p = poplib.POP3(HOST4, port(110), timeout=30)
     p.user(BOB)
     try:
         p.pass_(WRONG_PW)
@@ -463,7 +471,7 @@ def c_pop3_user_pass(a):
 
 
 def c_pop3_apop(a):
-    p = poplib.POP3(HOST4, 110, timeout=30)
+    p = poplib.POP3(HOST4, port(110), timeout=30)
     assert p.timestamp.search(p.welcome), "no APOP timestamp in the greeting"
     p.apop(ALICE, ALICE_PW)
     print("  ", p.stat())
@@ -475,7 +483,7 @@ def c_pop3_auth_list_plain_ir(a):
     # answered with a dot-terminated list), then AUTH PLAIN with an initial
     # response (RFC 5034).  poplib has no public AUTH API, so this uses its
     # command helpers.
-    p = poplib.POP3(HOST4, 110, timeout=30)
+    p = poplib.POP3(HOST4, port(110), timeout=30)
     resp, mechs, _ = p._longcmd("AUTH")
     print("  ", resp, mechs)
     ir = base64.b64encode(f"\0{BOB}\0{BOB_PW}".encode()).decode()
@@ -485,7 +493,7 @@ def c_pop3_auth_list_plain_ir(a):
 
 
 def c_pop3_mailbox(a):
-    p = poplib.POP3(HOST4, 110, timeout=30)
+    p = poplib.POP3(HOST4, port(110), timeout=30)
     print("  ", p.capa())
     p.user(ALICE)
     p.pass_(ALICE_PW)
@@ -506,7 +514,7 @@ def c_pop3_mailbox(a):
 
 
 def c_pop3_stls(a):
-    p = poplib.POP3(HOST4, 110, timeout=30)
+    p = poplib.POP3(HOST4, port(110), timeout=30)
     p.stls(context=tls_context(a))  # sends CAPA itself to check for STLS
     print("  ", p.capa())
     p.user(ALICE)
@@ -516,7 +524,7 @@ def c_pop3_stls(a):
 
 
 def c_pop3s(a):
-    p = poplib.POP3_SSL(HOST4, 995, timeout=30, context=tls_context(a))
+    p = poplib.POP3_SSL(HOST4, port(995), timeout=30, context=tls_context(a))
     p.user(ALICE)
     p.pass_(ALICE_PW)
     print("  ", p.stat(), p.list())
@@ -524,7 +532,7 @@ def c_pop3s(a):
 
 
 def c_pop3_bob_list(a):
-    p = poplib.POP3(HOST4, 110, timeout=30)
+    p = poplib.POP3(HOST4, port(110), timeout=30)
     p.user(BOB)
     p.pass_(BOB_PW)
     print("  ", p.stat(), p.list())
@@ -560,7 +568,13 @@ def main():
     c.add_argument("name", choices=sorted(CLIENTS))
     c.add_argument("--src", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "source"))
     c.add_argument("--ca")
+    c.add_argument("--port-map", default="", metavar="STD=PORT,...",
+                   help="connect to PORT where the standard port STD is meant, e.g. 25=2525,110=2110")
     a = ap.parse_args()
+    if a.cmd == "client":
+        for item in filter(None, a.port_map.split(",")):
+            std, real = item.split("=")
+            PORT_MAP[int(std)] = int(real)
     if a.cmd == "sources":
         write_sources(a.dir)
     else:

@@ -403,6 +403,8 @@ struct CliSink {
     review: Review,
     /// Zeek logs and the HTML report.
     files: FileOutputs,
+    /// Set when output fails, to end a live capture whose reader went away (`| head -1`).
+    stop_on_output_error: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl CliSink {
@@ -425,6 +427,7 @@ impl CliSink {
             extract_error: None,
             review,
             files: FileOutputs::default(),
+            stop_on_output_error: None,
         })
     }
 
@@ -468,6 +471,9 @@ impl SessionSink for CliSink {
         };
         if let Err(e) = r {
             self.error = Some(e);
+            if let Some(stop) = &self.stop_on_output_error {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 
@@ -679,7 +685,6 @@ fn exit_code(summary: &engine::RunSummary, findings_fail: bool) -> ExitCode {
 #[cfg(feature = "live")]
 fn sniff(args: SniffArgs) -> Result<ExitCode> {
     use mailsift::capture::live::LiveSource;
-    use mailsift::capture::{PacketSource, Take};
     use std::sync::atomic::Ordering;
 
     if args.list_interfaces {
@@ -713,9 +718,14 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         },
         ports,
     };
-    let src = LiveSource::open(&device, args.snaplen, !args.no_promisc, args.bpf.as_deref())?;
+    let mut src = LiveSource::open(&device, args.snaplen, !args.no_promisc, args.bpf.as_deref())?;
+    if let Some(n) = args.count {
+        src = src.with_packet_limit(n);
+    }
     let stop = src.stop_flag();
     let on_signal = stop.clone();
+    // SIGINT, and (feature `termination`) SIGTERM and SIGHUP too: `kill`, `timeout` or a
+    // closed terminal end the capture cleanly, with the tables and the last lines written.
     ctrlc::set_handler(move || on_signal.store(true, Ordering::Relaxed))
         .context("cannot install the Ctrl-C handler")?;
     if let Some(secs) = args.duration {
@@ -741,16 +751,15 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         extract_error: None,
         review: args.review.review(!args.ndjson)?,
         files: FileOutputs::default(),
+        stop_on_output_error: Some(stop.clone()),
     };
     let mut engine = engine::Engine::new(config);
-    let mut src: Box<dyn PacketSource> = match args.count {
-        Some(n) => Box::new(Take::new(src, n)),
-        None => Box::new(src),
-    };
-    let input = engine.run_source(src.as_mut(), &mut None, &mut sink);
+    let input = engine.run_source(&mut src, &mut None, &mut sink);
     for e in &input.errors {
         print_error(e);
     }
+    // Like tcpdump's closing count: says the capture ended and what it saw.
+    print_error(&format!("{} packets captured on {device}", input.packets));
     let stats = engine.finish(&mut sink);
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take())?;

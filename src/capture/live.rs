@@ -39,6 +39,8 @@ pub struct LiveSource {
     capture: pcap::Capture<pcap::Active>,
     link: LinkType,
     stop: Arc<AtomicBool>,
+    /// Packets after which the capture ends by itself (`sniff --count`), if any.
+    packet_limit: Option<u64>,
     /// The current packet, copied out of libpcap's buffer: a borrow of the capture handle
     /// cannot be returned from inside the retry loop that timeouts need.
     packet: Vec<u8>,
@@ -92,6 +94,7 @@ impl LiveSource {
             capture,
             link,
             stop: Arc::new(AtomicBool::new(false)),
+            packet_limit: None,
             packet: Vec::new(),
             finished: false,
             last_activity: std::time::Instant::now(),
@@ -102,6 +105,14 @@ impl LiveSource {
     /// Uses `flag` (for example one set by a Ctrl-C handler) to end the capture.
     pub fn with_stop_flag(mut self, flag: Arc<AtomicBool>) -> Self {
         self.stop = flag;
+        self
+    }
+
+    /// Ends the capture after `count` packets. Unlike wrapping the source in
+    /// [`super::Take`], the capture then ends through the same path as a stop, which notes
+    /// the packets the kernel dropped.
+    pub fn with_packet_limit(mut self, count: u64) -> Self {
+        self.packet_limit = Some(count);
         self
     }
 
@@ -160,7 +171,10 @@ impl LiveSource {
             if self.finished {
                 return Ok(Step::End);
             }
-            if self.stop.load(Ordering::Relaxed) {
+            let limit_reached = self
+                .packet_limit
+                .is_some_and(|limit| self.summary.packets >= limit);
+            if limit_reached || self.stop.load(Ordering::Relaxed) {
                 self.finish();
                 return Ok(Step::End);
             }
@@ -302,6 +316,39 @@ mod tests {
         assert!(matches!(src.next_packet(), Ok(None)));
         stopper.join().unwrap();
         assert_eq!(src.summary().format.as_deref(), Some("live"));
+    }
+
+    #[test]
+    fn packet_limit_ends_the_capture() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let filter = format!("tcp port {port}");
+        let Some(src) = open_loopback(Some(&filter)) else {
+            return;
+        };
+        let mut src = src.with_packet_limit(2);
+        let flag = src.stop_flag();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        // The handshake alone is three packets; a stuck capture is stopped after 5 s.
+        let client = std::thread::spawn(move || {
+            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let _ = listener.accept();
+            if finished.recv_timeout(Duration::from_secs(5)).is_err() {
+                flag.store(true, Ordering::Relaxed);
+            }
+            drop(s);
+        });
+        let started = Instant::now();
+        let mut packets = 0;
+        while let Ok(Some(_)) = src.next_packet() {
+            packets += 1;
+        }
+        let _ = done.send(());
+        assert_eq!(packets, 2);
+        assert!(started.elapsed() < Duration::from_secs(4));
+        assert_eq!(src.summary().packets, 2);
+        assert!(matches!(src.next_packet(), Ok(None)));
+        client.join().unwrap();
     }
 
     #[test]
