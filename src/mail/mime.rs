@@ -3,13 +3,11 @@
 use super::headers::{self, HeaderSummary};
 use super::transfer::{self, TransferEncoding};
 use super::urls::UrlCollector;
-use super::{MimeLimits, guard};
+use super::{MimeLimits, digest, guard};
 use mail_parser::{
     ContentType, GetHeader, HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
-use md5::Md5;
 use serde::Serialize;
-use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -640,11 +638,16 @@ impl<'l> Walk<'l> {
                 );
                 let bytes = decoded.bytes;
                 let hashes = self.limits.content_hashes;
-                let sha256 = if hashes {
-                    hex::encode(Sha256::digest(&bytes))
-                } else {
-                    String::new()
-                };
+                let is_attachment = at.body_role == BodyRole::None
+                    && (at.message.attachments.contains(&at.id)
+                        || record.disposition.as_deref() == Some("attachment")
+                        || record.filename.is_some());
+                // An attachment's three hashes come from one pass over its bytes.
+                let digests = hashes.then(|| digest::content_digests(&bytes, is_attachment));
+                let sha256 = digests
+                    .as_ref()
+                    .map(|d| hex::encode(d.sha256))
+                    .unwrap_or_default();
                 record.size = Some(bytes.len() as u64);
                 record.sha256 = hashes.then(|| sha256.clone());
                 if let PartType::Message(nested) = body {
@@ -695,18 +698,10 @@ impl<'l> Walk<'l> {
                         at.body_role,
                     );
                 }
-                let is_attachment = at.body_role == BodyRole::None
-                    && (at.message.attachments.contains(&at.id)
-                        || record.disposition.as_deref() == Some("attachment")
-                        || record.filename.is_some());
                 if is_attachment {
-                    let (md5, sha1) = if hashes {
-                        (
-                            hex::encode(Md5::digest(&bytes)),
-                            hex::encode(Sha1::digest(&bytes)),
-                        )
-                    } else {
-                        (String::new(), String::new())
+                    let (md5, sha1) = match digests.and_then(|d| d.md5_sha1) {
+                        Some((md5, sha1)) => (hex::encode(md5), hex::encode(sha1)),
+                        None => (String::new(), String::new()),
                     };
                     self.attachments.push(AttachmentRecord {
                         path: at.path.clone(),
@@ -916,6 +911,8 @@ fn split_body(body: Option<(String, bool)>) -> (Option<String>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use md5::Md5;
+    use sha1::Sha1;
     use std::time::{Duration, Instant};
 
     fn limits() -> MimeLimits {
