@@ -13,6 +13,9 @@ use mailsift::time::Timestamp;
 use std::io::BufWriter;
 use std::net::SocketAddr;
 
+/// The packets of flow number `i`.
+type FlowPackets = dyn Fn(usize) -> Vec<SynthPacket>;
+
 fn client(i: usize) -> SocketAddr {
     let port = 1024 + (i % 60_000) as u16;
     let ip = std::net::Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8);
@@ -39,7 +42,7 @@ fn number(arg: Option<&String>) -> usize {
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let (flows, out, per_flow): (usize, &String, Box<dyn Fn(usize) -> Vec<SynthPacket>>) =
+    let (flows, out, per_flow): (usize, &String, Box<FlowPackets>) =
         match args.get(1).map(String::as_str) {
             Some("long-lines") => {
                 let segments = number(args.get(3));
