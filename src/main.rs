@@ -501,6 +501,8 @@ fn run_inputs(
 ) -> Result<engine::RunSummary> {
     let mut config = config_from(input)?;
     config.limits.content_hashes = content_hashes;
+    // Outputs that show no hash show no decoded content either, unless files are extracted.
+    config.limits.mime.decode_content = content_hashes || config.limits.keep_message_bytes;
     let mut filter = engine::build_filter(input.bpf.as_deref())?;
     let threads = match input.threads {
         Some(n) => usize::from(n),
@@ -710,14 +712,15 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     for spec in &args.ports {
         ports.add_spec(spec)?;
     }
-    let config = EngineConfig {
+    let mut config = EngineConfig {
         limits: Limits {
-            // Tables show no hash; NDJSON lines carry them.
+            // Tables show no hash and no decoded content; NDJSON lines carry both.
             content_hashes: args.ndjson,
             ..Limits::default()
         },
         ports,
     };
+    config.limits.mime.decode_content = args.ndjson;
     let mut src = LiveSource::open(&device, args.snaplen, !args.no_promisc, args.bpf.as_deref())?;
     if let Some(n) = args.count {
         src = src.with_packet_limit(n);

@@ -171,6 +171,39 @@ pub struct DecodedMessage {
     pub attachments: Vec<AttachmentContent>,
 }
 
+/// The message with every `Content-Transfer-Encoding: base64` header turned into `binary`
+/// (the same length, so every offset stays), for a parse that leaves bodies encoded.
+fn without_base64_decoding(data: &[u8]) -> Cow<'_, [u8]> {
+    const FIELD: &[u8] = b"content-transfer-encoding:";
+    let finder = memchr::memmem::Finder::new(b"ransfer-");
+    let mut out: Option<Vec<u8>> = None;
+    for hit in finder.find_iter(data) {
+        // The hit sits at offset 9 of the field name, which must start a line.
+        let Some(start) = hit.checked_sub(9) else {
+            continue;
+        };
+        let at_line_start = start == 0 || data[start - 1] == b'\n';
+        let field = data.get(start..start + FIELD.len());
+        if !at_line_start || !field.is_some_and(|f| f.eq_ignore_ascii_case(FIELD)) {
+            continue;
+        }
+        let value_start = start + FIELD.len();
+        let line_end =
+            memchr::memchr(b'\n', &data[value_start..]).map_or(data.len(), |n| value_start + n);
+        let value = &data[value_start..line_end];
+        let token = value.iter().position(|b| !b.is_ascii_whitespace());
+        if let Some(t) = token
+            && value
+                .get(t..t + 6)
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"base64"))
+        {
+            let copy = out.get_or_insert_with(|| data.to_vec());
+            copy[value_start + t..value_start + t + 6].copy_from_slice(b"binary");
+        }
+    }
+    out.map_or(Cow::Borrowed(data), Cow::Owned)
+}
+
 /// Decodes a message's headers and MIME structure, as far as its bytes go.
 ///
 /// `complete` says whether `bytes` is the whole message (false after a gap, for POP3 TOP or at
@@ -213,6 +246,11 @@ pub fn decode(
             ));
             return finish(MimeSummary::default(), problems, Vec::new());
         }
+    }
+    let undecoded;
+    if !limits.decode_content {
+        undecoded = without_base64_decoding(data);
+        data = &undecoded;
     }
     let parsed = catch_unwind(AssertUnwindSafe(|| MessageParser::default().parse(data)));
     let mut walk = Walk::new(limits, want_attachments);
@@ -935,6 +973,68 @@ mod tests {
     }
 
     const PDF: &[u8] = b"%PDF-1.4\n%\xc7\xec\x8f\xa2\nfake pdf body\n";
+
+    #[test]
+    fn base64_headers_become_binary_of_the_same_length() {
+        let msg = crlf(
+            "Subject: x\nContent-Transfer-Encoding:  BASE64 \n\nQUJD\n\
+             content-transfer-encoding: base64\nX-Content-Transfer-Encoding: base64\n\
+             Content-Transfer-Encoding: quoted-printable\n",
+        );
+        let out = without_base64_decoding(&msg);
+        assert_eq!(out.len(), msg.len());
+        let text = String::from_utf8(out.into_owned()).unwrap();
+        assert!(text.contains("Content-Transfer-Encoding:  binary \r\n"));
+        assert!(text.contains("content-transfer-encoding: binary\r\n"));
+        // Only whole field names at a line start count.
+        assert!(text.contains("X-Content-Transfer-Encoding: base64"));
+        assert!(text.contains("quoted-printable"));
+        assert!(matches!(
+            without_base64_decoding(b"no such field"),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            without_base64_decoding(b"ransfer-"),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn without_content_decoding_the_structure_and_names_stay() {
+        use base64::Engine;
+        let body = base64::engine::general_purpose::STANDARD.encode(PDF);
+        let msg = crlf(&format!(
+            "From: a@x.org\nSubject: =?UTF-8?B?w6l0w6k=?=\nMIME-Version: 1.0\n\
+             Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\n\
+             hi\n--b\nContent-Type: application/pdf; name=\"r.pdf\"\n\
+             Content-Transfer-Encoding: base64\n\n{body}\n--b--\n"
+        ));
+        let full = decode(&msg, true, &limits(), false);
+        let bare = decode(
+            &msg,
+            true,
+            &MimeLimits {
+                decode_content: false,
+                ..limits()
+            },
+            false,
+        );
+        assert_eq!(full.summary.header, bare.summary.header);
+        let names = |d: &DecodedMessage| {
+            d.summary
+                .parts
+                .iter()
+                .map(|p| (p.path.clone(), p.content_type.clone(), p.filename.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&full), names(&bare));
+        assert_eq!(
+            full.summary.attachments.len(),
+            bare.summary.attachments.len()
+        );
+        assert_eq!(kinds(&full), kinds(&bare));
+        assert_eq!(part(&full.summary, "2").size, Some(PDF.len() as u64));
+    }
 
     fn b64(data: &[u8]) -> String {
         use base64::Engine;

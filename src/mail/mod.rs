@@ -55,6 +55,11 @@ pub struct MimeLimits {
     /// Whether parts and attachments get their MD5, SHA-1 and SHA-256 (off where no output
     /// shows them, as in `analyze`'s tables: hashing is a third of the decoding cost).
     pub content_hashes: bool,
+    /// Whether transfer encodings (base64) are undone. Off for outputs that show no decoded
+    /// content, such as `analyze`'s tables: parts then keep their encoded bytes, so part sizes,
+    /// body excerpts and URLs mean nothing, but base64 decoding, most of a message's cost, is
+    /// saved. Headers, the part tree and file names are the same either way.
+    pub decode_content: bool,
 }
 
 impl Default for MimeLimits {
@@ -71,6 +76,7 @@ impl Default for MimeLimits {
             max_header_blocks: 10_000,
             max_scan_work: 512 << 20,
             content_hashes: true,
+            decode_content: true,
         }
     }
 }
