@@ -566,11 +566,23 @@ fn print_tables(
         table.write_plain(&mut out)?;
         writeln!(out)?;
     }
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     writeln!(
         out,
-        "{} packets, {} mail packets, {} sessions, {} bytes missing",
-        stats.packets, stats.mail_packets, stats.sessions, stats.reassembly.missing
+        "{}, {}, {}, {}",
+        plural(stats.packets, "packet", "packets"),
+        plural(stats.mail_packets, "mail packet", "mail packets"),
+        plural(stats.sessions, "session", "sessions"),
+        plural(stats.reassembly.missing, "byte missing", "bytes missing"),
     )?;
+    if stats.retention.refusals > 0 {
+        writeln!(
+            out,
+            "memory budget of {} MiB spent {} times: see the sessions' memory_budget anomalies",
+            stats.retention.limit_bytes >> 20,
+            stats.retention.refusals
+        )?;
+    }
     write!(out, "{}", activity.render())?;
     if let Some(creds) = report.credentials.as_mut() {
         if creds.is_empty() {
