@@ -485,13 +485,25 @@ fn handle_segment(
 ) {
     let Flow { conn, app, .. } = flow;
     let dir = conn.direction_of(seg.src, seg.src_port);
-    conn.last_seen = ts;
-    app.rec.last_seen = ts;
+    // Captures merged from several taps run backwards in time now and then: the session
+    // spans its earliest to its latest packet, whatever order they were read in.
+    conn.last_seen = conn.last_seen.max(ts);
+    app.rec.first_seen = app.rec.first_seen.min(ts);
+    app.rec.last_seen = app.rec.last_seen.max(ts);
     *app.rec.packets.get_mut(dir) += 1;
     if seg.flags.syn {
         conn.streams.get_mut(dir).syn(seg.seq);
         if dir == Direction::Client && !seg.flags.ack {
             conn.client_isn = Some(seg.seq);
+            app.rec.handshake_seen = true;
+        } else if dir == Direction::Server && seg.flags.ack && conn.client_isn.is_none() {
+            // The SYN-ACK acknowledges the client's ISN: both streams are seen from their
+            // start even when the client's SYN was lost or is captured later. Without this a
+            // late SYN would look like a new connection and the server's first reply (data
+            // that may be delivered before that SYN) like a mid-stream pickup.
+            let isn = seg.ack.wrapping_sub(1);
+            conn.client_isn = Some(isn);
+            conn.streams.client.syn(isn);
             app.rec.handshake_seen = true;
         }
     }
@@ -679,14 +691,44 @@ fn finish(
 pub fn complete_session(mut rec: SessionRecord, sink: &mut dyn SessionSink) {
     resolve_deferred(&mut rec);
     crate::findings::assess(&mut rec);
-    // Dissectors may parse one side ahead of the other; present events in capture-time order.
-    // Ties (same packet time on both sides, common on loopback) break by side, so the order
-    // never depends on which direction the capture delivered first.
-    rec.events.sort_by_key(|e| (e.ts, e.from));
+    rec.events = interleave_by_time(std::mem::take(&mut rec.events));
     rec.anomalies
         .sort_by(|a, b| (a.ts, a.from, &a.kind).cmp(&(b.ts, b.from, &b.kind)));
     pass_blobs(&mut rec, sink);
     sink.session(rec);
+}
+
+/// Orders a session's events for presentation: each side's events stay in stream order (the
+/// order the dissector produced them), and the two sides are interleaved by capture time.
+///
+/// Dissectors may parse one side ahead of the other, so the sides need merging; but a plain
+/// sort by time would also reorder one side's own events whenever capture times run backwards
+/// (a capture merged from several taps, or data held for reassembly and delivered with its
+/// own earlier time), showing e.g. `RCPT` before `MAIL`. Ties (same packet time on both sides,
+/// common on loopback) go to the client, so the order never depends on which direction the
+/// capture delivered first.
+fn interleave_by_time(events: Vec<crate::session::Event>) -> Vec<crate::session::Event> {
+    let (client, server): (Vec<_>, Vec<_>) = events
+        .into_iter()
+        .partition(|e| e.from == Direction::Client);
+    let mut out = Vec::with_capacity(client.len() + server.len());
+    let mut client = client.into_iter().peekable();
+    let mut server = server.into_iter().peekable();
+    loop {
+        let take_client = match (client.peek(), server.peek()) {
+            (Some(c), Some(s)) => c.ts <= s.ts,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_client {
+            client.next()
+        } else {
+            server.next()
+        };
+        out.extend(next);
+    }
+    out
 }
 
 /// What a run over several inputs produced besides its sessions.
@@ -851,6 +893,114 @@ pub fn run_files_threaded(
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::capture::synth::{Conversation, SynthPacket};
+    use crate::session::{Event, EventKind};
+
+    #[derive(Default)]
+    struct Sessions(Vec<SessionRecord>);
+
+    impl SessionSink for Sessions {
+        fn session(&mut self, rec: SessionRecord) {
+            self.0.push(rec);
+        }
+    }
+
+    fn run_packets(pkts: &[SynthPacket]) -> Vec<SessionRecord> {
+        let mut engine = Engine::new(EngineConfig::default());
+        let mut sink = Sessions::default();
+        for p in pkts {
+            let pkt = Packet {
+                ts: p.ts,
+                link: LinkType::ETHERNET,
+                data: &p.data,
+                orig_len: p.orig_len,
+            };
+            engine.process(&pkt, &mut sink);
+        }
+        engine.finish(&mut sink);
+        sink.0
+    }
+
+    fn pop3_login() -> Vec<SynthPacket> {
+        Conversation::new(
+            "192.0.2.1:40000".parse().expect("addr"),
+            "192.0.2.2:110".parse().expect("addr"),
+        )
+        .server("+OK ready <1.2@example.org>\r\n")
+        .client("USER alice\r\n")
+        .server("+OK\r\n")
+        .client("QUIT\r\n")
+        .server("+OK bye\r\n")
+        .packets()
+    }
+
+    #[test]
+    fn a_syn_captured_after_the_syn_ack_and_the_fin_belongs_to_the_same_session() {
+        let mut pkts = pop3_login();
+        // The client's SYN (first packet) is captured last, after both FINs.
+        let syn = pkts.remove(0);
+        pkts.push(syn);
+        let sessions = run_packets(&pkts);
+        assert_eq!(sessions.len(), 1, "one connection, one session");
+        let rec = &sessions[0];
+        assert!(
+            rec.handshake_seen,
+            "the SYN-ACK shows the start of both streams"
+        );
+        let pop3 = rec.pop3.as_ref().expect("pop3 summary");
+        assert_eq!(pop3.greeting.as_deref(), Some("ready <1.2@example.org>"));
+        assert_eq!(pop3.apop_timestamp.as_deref(), Some("<1.2@example.org>"));
+        assert!(!rec.has_anomaly("midstream_pickup"));
+    }
+
+    #[test]
+    fn a_session_spans_its_earliest_to_its_latest_packet_in_any_read_order() {
+        let mut pkts = pop3_login();
+        let (first, last) = (pkts[0].ts, pkts[pkts.len() - 1].ts);
+        // Read the SYN-ACK first and the SYN third; the last two packets swapped.
+        pkts.swap(0, 1);
+        pkts.swap(1, 2);
+        let n = pkts.len();
+        pkts.swap(n - 1, n - 2);
+        let sessions = run_packets(&pkts);
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].first_seen, first);
+        assert_eq!(sessions[0].last_seen, last);
+    }
+
+    fn command(ts: i64, from: Direction, verb: &str) -> Event {
+        Event {
+            ts: Timestamp(ts),
+            from,
+            kind: EventKind::Command {
+                verb: verb.into(),
+                arg: None,
+            },
+        }
+    }
+
+    #[test]
+    fn interleaving_keeps_each_sides_stream_order_when_times_run_backwards() {
+        use Direction::{Client, Server};
+        // The client's RCPT arrived in a packet stamped before its MAIL (merged taps).
+        let events = vec![
+            command(10, Server, "S1"),
+            command(30, Client, "MAIL"),
+            command(20, Client, "RCPT"),
+            command(25, Server, "S2"),
+            command(30, Server, "S3"),
+        ];
+        let order: Vec<String> = interleave_by_time(events)
+            .into_iter()
+            .map(|e| match e.kind {
+                EventKind::Command { verb, .. } => verb,
+                _ => String::new(),
+            })
+            .collect();
+        // Each side's order is kept; at equal times the client goes first.
+        assert_eq!(order, ["S1", "S2", "MAIL", "RCPT", "S3"]);
+    }
 
     #[test]
     fn queued_bytes_wait_for_room_but_admit_a_big_message_alone() {

@@ -31,6 +31,7 @@ mod tcp_flag {
     pub const SYN: u8 = 0x02;
     pub const RST: u8 = 0x04;
     pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
     pub const URG: u8 = 0x20;
 }
 
@@ -277,6 +278,14 @@ impl<'a> TcpView<'a> {
             .map_or(0, u32::from_be_bytes)
     }
 
+    /// The acknowledgement number (meaningful with the ACK flag).
+    pub fn ack(&self) -> u32 {
+        self.tcp_header
+            .get(8..12)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_be_bytes)
+    }
+
     /// The flag byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20).
     pub fn flags(&self) -> u8 {
         self.tcp_header.get(13).copied().unwrap_or(0)
@@ -487,9 +496,9 @@ fn sole_copies(cap: &Capture) -> Vec<(usize, TcpView<'_>)> {
         .collect();
     data.iter()
         .filter(|(i, t)| {
-            !data.iter().any(|(j, u)| {
-                j != i && u.src() == t.src() && u.dst() == t.dst() && overlaps(t, u)
-            })
+            !data
+                .iter()
+                .any(|(j, u)| j != i && u.src() == t.src() && u.dst() == t.dst() && overlaps(t, u))
         })
         .copied()
         .collect()
@@ -502,10 +511,35 @@ fn overlaps(a: &TcpView<'_>, b: &TcpView<'_>) -> bool {
     b0.wrapping_sub(a0) < a1 || a0.wrapping_sub(b0) < b1
 }
 
-/// Drops one segment with payload (chosen by `seed` among those with no other copy in the
-/// capture): bytes the capture really lost.
+/// Whether sequence number `a` lies at or after `b` (modulo 2^32).
+fn at_or_after(a: u32, b: u32) -> bool {
+    a.wrapping_sub(b) < 1 << 31
+}
+
+/// Whether frames other than `index` show that `t`'s bytes existed: later data or a FIN from
+/// the same side, or an acknowledgement from the peer that covers them.
+fn loss_is_visible(cap: &Capture, index: usize, t: &TcpView<'_>) -> bool {
+    let end = t.seq().wrapping_add(t.payload.len() as u32);
+    (0..cap.frames.len())
+        .filter(|&j| j != index)
+        .filter_map(|j| cap.tcp(j))
+        .any(|u| {
+            let same_side = u.src() == t.src() && u.dst() == t.dst();
+            let peer = u.src() == t.dst() && u.dst() == t.src();
+            let carries = !u.payload.is_empty() || u.flags() & tcp_flag::FIN != 0;
+            (same_side && carries && at_or_after(u.seq(), end))
+                || (peer && u.flags() & tcp_flag::ACK != 0 && at_or_after(u.ack(), end))
+        })
+}
+
+/// Drops one segment with payload, chosen by `seed` among those whose bytes no other frame
+/// carries and whose loss the rest of the capture shows (later data from the same side, or
+/// the peer's acknowledgement): bytes the capture really lost, detectably.
 pub fn drop_data_segment(cap: &Capture, seed: u64) -> Option<(Capture, DroppedSegment)> {
-    let candidates = sole_copies(cap);
+    let candidates: Vec<(usize, TcpView<'_>)> = sole_copies(cap)
+        .into_iter()
+        .filter(|(i, t)| loss_is_visible(cap, *i, t))
+        .collect();
     let (index, t) = *candidates.get(Rng::new(seed).below(candidates.len()))?;
     let dropped = DroppedSegment {
         index,
