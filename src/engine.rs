@@ -13,7 +13,9 @@ use crate::net::decode::{DecodeStats, Decoded, Decoder, TcpSegment};
 use crate::net::flow::{Flow, FlowEnd, FlowKey, FlowStats, FlowTable, TcpConnection};
 use crate::net::reassembly::{Chunk, ReassemblyStats};
 use crate::proto::{Dissector, Framing, new_dissector};
-use crate::session::{Direction, Endpoint, MessageBlob, Protocol, SessionRecord, SessionState};
+use crate::session::{
+    Direction, Endpoint, MessageBlob, Protocol, SessionRecord, SessionState, presentation_order,
+};
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -698,37 +700,14 @@ pub fn complete_session(mut rec: SessionRecord, sink: &mut dyn SessionSink) {
     sink.session(rec);
 }
 
-/// Orders a session's events for presentation: each side's events stay in stream order (the
-/// order the dissector produced them), and the two sides are interleaved by capture time.
-///
-/// Dissectors may parse one side ahead of the other, so the sides need merging; but a plain
-/// sort by time would also reorder one side's own events whenever capture times run backwards
-/// (a capture merged from several taps, or data held for reassembly and delivered with its
-/// own earlier time), showing e.g. `RCPT` before `MAIL`. Ties (same packet time on both sides,
-/// common on loopback) go to the client, so the order never depends on which direction the
-/// capture delivered first.
+/// Puts a session's events in [`presentation_order`].
 fn interleave_by_time(events: Vec<crate::session::Event>) -> Vec<crate::session::Event> {
-    let (client, server): (Vec<_>, Vec<_>) = events
+    let order = presentation_order(&events);
+    let mut slots: Vec<Option<crate::session::Event>> = events.into_iter().map(Some).collect();
+    order
         .into_iter()
-        .partition(|e| e.from == Direction::Client);
-    let mut out = Vec::with_capacity(client.len() + server.len());
-    let mut client = client.into_iter().peekable();
-    let mut server = server.into_iter().peekable();
-    loop {
-        let take_client = match (client.peek(), server.peek()) {
-            (Some(c), Some(s)) => c.ts <= s.ts,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        let next = if take_client {
-            client.next()
-        } else {
-            server.next()
-        };
-        out.extend(next);
-    }
-    out
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect()
 }
 
 /// What a run over several inputs produced besides its sessions.
@@ -895,7 +874,6 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use crate::capture::synth::{Conversation, SynthPacket};
-    use crate::session::{Event, EventKind};
 
     #[derive(Default)]
     struct Sessions(Vec<SessionRecord>);
@@ -967,39 +945,6 @@ mod tests {
         assert_eq!(sessions.len(), 1);
         assert_eq!(sessions[0].first_seen, first);
         assert_eq!(sessions[0].last_seen, last);
-    }
-
-    fn command(ts: i64, from: Direction, verb: &str) -> Event {
-        Event {
-            ts: Timestamp(ts),
-            from,
-            kind: EventKind::Command {
-                verb: verb.into(),
-                arg: None,
-            },
-        }
-    }
-
-    #[test]
-    fn interleaving_keeps_each_sides_stream_order_when_times_run_backwards() {
-        use Direction::{Client, Server};
-        // The client's RCPT arrived in a packet stamped before its MAIL (merged taps).
-        let events = vec![
-            command(10, Server, "S1"),
-            command(30, Client, "MAIL"),
-            command(20, Client, "RCPT"),
-            command(25, Server, "S2"),
-            command(30, Server, "S3"),
-        ];
-        let order: Vec<String> = interleave_by_time(events)
-            .into_iter()
-            .map(|e| match e.kind {
-                EventKind::Command { verb, .. } => verb,
-                _ => String::new(),
-            })
-            .collect();
-        // Each side's order is kept; at equal times the client goes first.
-        assert_eq!(order, ["S1", "S2", "MAIL", "RCPT", "S3"]);
     }
 
     #[test]

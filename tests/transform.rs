@@ -42,6 +42,9 @@ const CORPUS_MAX_BYTES: u64 = 64 << 10;
 /// Seeds tried for the random transformations.
 const SEEDS: [u64; 3] = [1, 2, 3];
 
+/// Seeds tried for the loss of one segment (each a different segment, mostly).
+const LOSS_SEEDS: std::ops::Range<u64> = 1..9;
+
 /// A session's identity across transformations: its endpoints.
 type SessionKey = (String, String);
 
@@ -271,6 +274,27 @@ fn check_loss(base: &[SessionRecord], lossy: &[SessionRecord], d: &DroppedSegmen
     out
 }
 
+/// Whether two frames carry the same bytes of one direction (a retransmission or overlap).
+fn has_retransmissions(cap: &Capture) -> bool {
+    let mut seen: BTreeMap<_, Vec<(u32, u32)>> = BTreeMap::new();
+    for i in 0..cap.frames.len() {
+        let Some(t) = cap.tcp(i) else { continue };
+        if t.payload.is_empty() {
+            continue;
+        }
+        let (seq, len) = (t.seq(), t.payload.len() as u32);
+        let ranges = seen.entry((t.src(), t.dst())).or_default();
+        if ranges
+            .iter()
+            .any(|&(s, l)| seq.wrapping_sub(s) < l || s.wrapping_sub(seq) < len)
+        {
+            return true;
+        }
+        ranges.push((seq, len));
+    }
+    false
+}
+
 /// Runs every transformation over one capture; returns the problems found.
 fn check_capture(path: &Path) -> Vec<String> {
     let name = path
@@ -282,6 +306,10 @@ fn check_capture(path: &Path) -> Vec<String> {
         Err(e) => return vec![format!("{name}: unreadable: {e}")],
     };
     let base = analyse(&cap, "base");
+    // A capture that already holds retransmissions has two capture times for some bytes;
+    // which copy counts ("first copy wins") is the one read first, so reordering may pick the
+    // other copy and its time. Times are then only compared where the order is kept.
+    let reorder_keeps_times = !has_retransmissions(&cap);
     let mut problems = Vec::new();
     let mut expect_same = |what: &str, other: &Capture, keep_times: bool| {
         for d in compare(&base, &analyse(other, what), keep_times, None) {
@@ -298,7 +326,7 @@ fn check_capture(path: &Path) -> Vec<String> {
         expect_same(
             &format!("reorder-{seed}"),
             &reorder(&cap, 4, seed, false),
-            true,
+            reorder_keeps_times,
         );
         expect_same(
             &format!("reorder-retimed-{seed}"),
@@ -310,11 +338,39 @@ fn check_capture(path: &Path) -> Vec<String> {
             &split_segments(&cap, 7, seed),
             true,
         );
-        if let Some((late, _)) = drop_retransmitted(&cap, seed, 3) {
-            expect_same(&format!("retransmitted-{seed}"), &late, false);
+        expect_same(
+            &format!("split-1-byte-{seed}"),
+            &split_segments(&cap, 1, seed),
+            true,
+        );
+        expect_same(
+            &format!("reorder-wide-{seed}"),
+            &reorder(&cap, 16, seed, false),
+            reorder_keeps_times,
+        );
+        expect_same(
+            &format!("duplicate-reorder-{seed}"),
+            &reorder(&duplicate(&cap, Duplicates::Every), 8, seed, false),
+            reorder_keeps_times,
+        );
+        // Everything at once: QinQ, tiny segments, each sent twice, shuffled.
+        let all = reorder(
+            &duplicate(
+                &split_segments(&vlan_tag(&cap, &[7, 8]), 7, seed),
+                Duplicates::Data,
+            ),
+            6,
+            seed,
+            false,
+        );
+        expect_same(&format!("all-{seed}"), &all, reorder_keeps_times);
+        for delay in [1, 3, 10] {
+            if let Some((late, _)) = drop_retransmitted(&cap, seed, delay) {
+                expect_same(&format!("retransmitted-{seed}-after-{delay}"), &late, false);
+            }
         }
     }
-    for seed in SEEDS {
+    for seed in LOSS_SEEDS {
         if let Some((lossy, d)) = drop_data_segment(&cap, seed) {
             for p in check_loss(&base, &analyse(&lossy, "loss"), &d) {
                 problems.push(format!(
