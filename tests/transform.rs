@@ -295,6 +295,24 @@ fn has_retransmissions(cap: &Capture) -> bool {
     false
 }
 
+/// Every segment with payload sent twice with different boundaries: once whole and once in
+/// pieces of 1 to 7 bytes (whichever first), as a sender re-segmenting a retransmission does.
+fn resegmented(cap: &Capture, seed: u64, whole_first: bool) -> Capture {
+    let mut frames = Vec::with_capacity(cap.frames.len() * 4);
+    for (i, f) in cap.frames.iter().enumerate() {
+        let pieces = split_segments(&cap.with_frames(vec![f.clone()]), 7, seed + i as u64).frames;
+        let data = cap.tcp(i).is_some_and(|t| !t.payload.is_empty());
+        if data && whole_first {
+            frames.push(f.clone());
+        }
+        frames.extend(pieces);
+        if data && !whole_first {
+            frames.push(f.clone());
+        }
+    }
+    cap.with_frames(frames)
+}
+
 /// Runs every transformation over one capture; returns the problems found.
 fn check_capture(path: &Path) -> Vec<String> {
     let name = path
@@ -367,6 +385,32 @@ fn check_capture(path: &Path) -> Vec<String> {
         for delay in [1, 3, 10] {
             if let Some((late, _)) = drop_retransmitted(&cap, seed, delay) {
                 expect_same(&format!("retransmitted-{seed}-after-{delay}"), &late, false);
+            }
+        }
+    }
+    for seed in SEEDS {
+        for whole_first in [false, true] {
+            expect_same(
+                &format!("resegmented-{seed}-whole-first-{whole_first}"),
+                &resegmented(&cap, seed, whole_first),
+                true,
+            );
+        }
+        expect_same(
+            &format!("split-retimed-{seed}"),
+            &reorder(&split_segments(&cap, 7, seed), 6, seed, true),
+            false,
+        );
+    }
+    let split = split_segments(&cap, 7, 99);
+    let split_base = analyse(&split, "split-base");
+    for seed in LOSS_SEEDS {
+        if let Some((lossy, d)) = drop_data_segment(&split, seed) {
+            for p in check_loss(&split_base, &analyse(&lossy, "split-loss"), &d) {
+                problems.push(format!(
+                    "{name} [split-loss-{seed}: seq {} len {}] {p}",
+                    d.seq, d.len
+                ));
             }
         }
     }

@@ -21,6 +21,7 @@ use super::synth::{PcapWriter, Rng};
 use super::{CaptureError, LinkType, PacketSource};
 use crate::net::link::{NetworkProtocol, strip_link};
 use crate::time::Timestamp;
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::Path;
@@ -487,67 +488,113 @@ pub struct DroppedSegment {
     pub len: usize,
 }
 
+/// One direction of a connection: sender and receiver address and port.
+type DirectionKey = ((IpAddr, u16), (IpAddr, u16));
+
+/// A frame's place in its direction's sequence space, relative to a base near the first
+/// sequence number seen (so comparisons are plain integer ones within +-1 GiB of it).
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    index: usize,
+    start: u32,
+    end: u32,
+}
+
+/// What the capture shows of one direction's sequence space.
+#[derive(Debug, Default)]
+struct DirectionSpace {
+    base: u32,
+    /// Frames with payload.
+    data: Vec<Placed>,
+    /// The furthest start of a frame with payload or FIN.
+    furthest_start: Option<u32>,
+    /// The furthest acknowledgement from the peer.
+    furthest_ack: Option<u32>,
+}
+
+/// Every direction's sequence space, in one pass over the capture.
+fn sequence_spaces(cap: &Capture) -> BTreeMap<DirectionKey, DirectionSpace> {
+    let mut spaces: BTreeMap<DirectionKey, DirectionSpace> = BTreeMap::new();
+    let new_space = |seq: u32| DirectionSpace {
+        base: seq.wrapping_sub(1 << 30),
+        ..DirectionSpace::default()
+    };
+    for i in 0..cap.frames.len() {
+        let Some(t) = cap.tcp(i) else { continue };
+        let space = spaces
+            .entry((t.src(), t.dst()))
+            .or_insert_with(|| new_space(t.seq()));
+        let start = t.seq().wrapping_sub(space.base);
+        if !t.payload.is_empty() {
+            let end = start.saturating_add(t.payload.len() as u32);
+            space.data.push(Placed {
+                index: i,
+                start,
+                end,
+            });
+        }
+        if !t.payload.is_empty() || t.flags() & tcp_flag::FIN != 0 {
+            space.furthest_start = space.furthest_start.max(Some(start));
+        }
+        if t.flags() & tcp_flag::ACK != 0 {
+            let ack = t.ack();
+            let peer = spaces
+                .entry((t.dst(), t.src()))
+                .or_insert_with(|| new_space(ack));
+            let rel = ack.wrapping_sub(peer.base);
+            peer.furthest_ack = peer.furthest_ack.max(Some(rel));
+        }
+    }
+    spaces
+}
+
 /// Frames with TCP payload whose bytes no other frame of the same direction carries (so
-/// losing one really loses data), as (index, view).
-fn sole_copies(cap: &Capture) -> Vec<(usize, TcpView<'_>)> {
-    let data: Vec<(usize, TcpView<'_>)> = (0..cap.frames.len())
-        .filter_map(|i| cap.tcp(i).map(|t| (i, t)))
-        .filter(|(_, t)| !t.payload.is_empty())
-        .collect();
-    data.iter()
-        .filter(|(i, t)| {
-            !data
-                .iter()
-                .any(|(j, u)| j != i && u.src() == t.src() && u.dst() == t.dst() && overlaps(t, u))
-        })
-        .copied()
-        .collect()
+/// losing one really loses data), with whether the rest of the capture shows the loss (later
+/// data or a FIN from the same side, or the peer's acknowledgement covering them).
+fn sole_copies(cap: &Capture) -> Vec<(usize, bool)> {
+    let mut out = Vec::new();
+    for space in sequence_spaces(cap).into_values() {
+        let mut data = space.data;
+        data.sort_by_key(|p| (p.start, p.index));
+        let mut furthest_end_before = 0u32;
+        for (k, p) in data.iter().enumerate() {
+            let overlaps_before = k > 0 && furthest_end_before > p.start;
+            let overlaps_after = data.get(k + 1).is_some_and(|n| n.start < p.end);
+            furthest_end_before = furthest_end_before.max(p.end);
+            if overlaps_before || overlaps_after {
+                continue;
+            }
+            let visible = space.furthest_start.is_some_and(|s| s >= p.end)
+                || space.furthest_ack.is_some_and(|a| a >= p.end);
+            out.push((p.index, visible));
+        }
+    }
+    out.sort_unstable();
+    out
 }
 
-/// Whether two segments of one direction share sequence space (modulo 2^32).
-fn overlaps(a: &TcpView<'_>, b: &TcpView<'_>) -> bool {
-    let (a0, a1) = (a.seq(), a.payload.len() as u32);
-    let (b0, b1) = (b.seq(), b.payload.len() as u32);
-    b0.wrapping_sub(a0) < a1 || a0.wrapping_sub(b0) < b1
-}
-
-/// Whether sequence number `a` lies at or after `b` (modulo 2^32).
-fn at_or_after(a: u32, b: u32) -> bool {
-    a.wrapping_sub(b) < 1 << 31
-}
-
-/// Whether frames other than `index` show that `t`'s bytes existed: later data or a FIN from
-/// the same side, or an acknowledgement from the peer that covers them.
-fn loss_is_visible(cap: &Capture, index: usize, t: &TcpView<'_>) -> bool {
-    let end = t.seq().wrapping_add(t.payload.len() as u32);
-    (0..cap.frames.len())
-        .filter(|&j| j != index)
-        .filter_map(|j| cap.tcp(j))
-        .any(|u| {
-            let same_side = u.src() == t.src() && u.dst() == t.dst();
-            let peer = u.src() == t.dst() && u.dst() == t.src();
-            let carries = !u.payload.is_empty() || u.flags() & tcp_flag::FIN != 0;
-            (same_side && carries && at_or_after(u.seq(), end))
-                || (peer && u.flags() & tcp_flag::ACK != 0 && at_or_after(u.ack(), end))
-        })
+/// The description of frame `index`'s segment.
+fn dropped(cap: &Capture, index: usize) -> Option<DroppedSegment> {
+    let t = cap.tcp(index)?;
+    Some(DroppedSegment {
+        index,
+        src: t.src(),
+        dst: t.dst(),
+        seq: t.seq(),
+        len: t.payload.len(),
+    })
 }
 
 /// Drops one segment with payload, chosen by `seed` among those whose bytes no other frame
 /// carries and whose loss the rest of the capture shows (later data from the same side, or
 /// the peer's acknowledgement): bytes the capture really lost, detectably.
 pub fn drop_data_segment(cap: &Capture, seed: u64) -> Option<(Capture, DroppedSegment)> {
-    let candidates: Vec<(usize, TcpView<'_>)> = sole_copies(cap)
+    let candidates: Vec<usize> = sole_copies(cap)
         .into_iter()
-        .filter(|(i, t)| loss_is_visible(cap, *i, t))
+        .filter_map(|(i, visible)| visible.then_some(i))
         .collect();
-    let (index, t) = *candidates.get(Rng::new(seed).below(candidates.len()))?;
-    let dropped = DroppedSegment {
-        index,
-        src: t.src(),
-        dst: t.dst(),
-        seq: t.seq(),
-        len: t.payload.len(),
-    };
+    let index = *candidates.get(Rng::new(seed).below(candidates.len()))?;
+    let dropped = dropped(cap, index)?;
     let mut frames = cap.frames.clone();
     frames.remove(index);
     Some((cap.with_frames(frames), dropped))
@@ -561,14 +608,8 @@ pub fn drop_retransmitted(
     delay: usize,
 ) -> Option<(Capture, DroppedSegment)> {
     let candidates = sole_copies(cap);
-    let (index, t) = *candidates.get(Rng::new(seed).below(candidates.len()))?;
-    let dropped = DroppedSegment {
-        index,
-        src: t.src(),
-        dst: t.dst(),
-        seq: t.seq(),
-        len: t.payload.len(),
-    };
+    let (index, _) = *candidates.get(Rng::new(seed).below(candidates.len()))?;
+    let dropped = dropped(cap, index)?;
     let mut frames = cap.frames.clone();
     let mut copy = frames.remove(index);
     let at = (index + delay).min(frames.len());
@@ -730,6 +771,25 @@ mod tests {
             .expect("copy kept");
         assert_eq!(at, d2.index + 2);
         assert!(late.frames.windows(2).all(|w| w[0].ts <= w[1].ts));
+    }
+
+    #[test]
+    fn only_losses_the_rest_of_the_capture_reveals_are_chosen() {
+        let cap = conversation();
+        // Cut the capture right after the last data segment: nothing acknowledges it or
+        // follows it, so losing it would leave no trace.
+        let last_data = (0..cap.frames.len())
+            .rev()
+            .find(|&i| cap.tcp(i).is_some_and(|t| !t.payload.is_empty()))
+            .expect("data");
+        let cut = cap.with_frames(cap.frames[..=last_data].to_vec());
+        for seed in 0..50 {
+            let (_, d) = drop_data_segment(&cut, seed).expect("earlier segments qualify");
+            assert_ne!(d.index, last_data, "seed {seed}");
+        }
+        // A segment with a retransmitted copy is no loss either.
+        let resent = duplicate(&cut, Duplicates::Data);
+        assert!(drop_data_segment(&resent, 1).is_none());
     }
 
     #[test]
