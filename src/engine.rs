@@ -320,9 +320,11 @@ impl Engine {
         let key = FlowKey::new((seg.src, seg.src_port), (seg.dst, seg.dst_port));
         let is_new_syn = seg.flags.syn && !seg.flags.ack;
         if let Some(flow) = flows.get_mut(&key) {
+            // A SYN read after the FIN may still be this connection's own (captures reorder
+            // packets); only one leading elsewhere in sequence space opens a new session.
             let reused = is_new_syn
                 && (flow.conn.closed_at.is_some() || flow.conn.fin.client || flow.conn.fin.server)
-                && flow.conn.client_isn != Some(seg.seq);
+                && !flow.conn.is_own_syn(seg.seq);
             if reused && let Some(old) = flows.remove(&key) {
                 finish(old, FlowEnd::Reused, now, stats, ooo_total, offload, sink);
             }
@@ -508,6 +510,14 @@ fn handle_segment(
             conn.streams.client.syn(isn);
             app.rec.handshake_seen = true;
         }
+    }
+    if dir == Direction::Client && !seg.flags.syn && !seg.flags.rst {
+        let end = seg
+            .seq
+            .wrapping_add(seg.payload.len() as u32)
+            .wrapping_add(seg.missing)
+            .wrapping_add(u32::from(seg.flags.fin));
+        conn.note_client_seq(seg.seq, end);
     }
     let before = conn.streams.client.buffered() + conn.streams.server.buffered();
     if seg.flags.rst {
@@ -930,6 +940,34 @@ mod tests {
         assert_eq!(pop3.greeting.as_deref(), Some("ready <1.2@example.org>"));
         assert_eq!(pop3.apop_timestamp.as_deref(), Some("<1.2@example.org>"));
         assert!(!rec.has_anomaly("midstream_pickup"));
+    }
+
+    #[test]
+    fn a_handshake_captured_after_the_whole_session_does_not_open_a_second_one() {
+        let mut pkts = pop3_login();
+        // SYN and SYN-ACK read last: nothing tells the client's ISN before the SYN comes, but
+        // it leads into the sequence numbers the client already used.
+        let handshake: Vec<SynthPacket> = pkts.drain(..2).collect();
+        pkts.extend(handshake);
+        let sessions = run_packets(&pkts);
+        assert_eq!(sessions.len(), 1, "one connection, one session");
+        assert_eq!(sessions[0].state, SessionState::Closed);
+    }
+
+    #[test]
+    fn a_syn_with_an_unrelated_isn_after_the_close_is_a_new_session() {
+        let first = pop3_login();
+        let again = Conversation::new(
+            "192.0.2.1:40000".parse().expect("addr"),
+            "192.0.2.2:110".parse().expect("addr"),
+        )
+        .isn(3_000_000_000, 7)
+        .start(Timestamp::from_parts(1_700_000_060, 0))
+        .server("+OK again\r\n")
+        .client("QUIT\r\n")
+        .packets();
+        let pkts: Vec<SynthPacket> = first.into_iter().chain(again).collect();
+        assert_eq!(run_packets(&pkts).len(), 2);
     }
 
     #[test]
