@@ -17,9 +17,18 @@
 //!   times running backwards) the times must stay exact.
 //! - the run's `stats` and `inputs` are not session data and are not compared.
 //!
+//! - with reordering of a capture that already holds retransmissions, times are not compared:
+//!   which copy of the resent bytes is read first (and so whose time counts) changes.
+//!
 //! For a real loss only the session that lost the bytes may change, and it must say so:
-//! missing bytes on the right side, a gap event, no message reported complete with content
-//! other than the original's.
+//! missing bytes on the right side, a gap event (in clear text), no message reported complete
+//! with content other than the original's. Only losses the rest of the capture reveals are
+//! made (later data, or the peer's acknowledgement): a lost last segment that nothing
+//! acknowledges leaves no trace for any tool.
+//!
+//! Known limit, not exercised here: reordering that carries a packet across an idle gap longer
+//! than the closed-session linger (5 s), with times kept, lets the later packet finish the
+//! session first; the straggler then finds no session (a final ACK or RST goes uncounted).
 
 mod common;
 
