@@ -13,7 +13,9 @@ use crate::net::decode::{DecodeStats, Decoded, Decoder, TcpSegment};
 use crate::net::flow::{Flow, FlowEnd, FlowKey, FlowStats, FlowTable, TcpConnection};
 use crate::net::reassembly::{Chunk, ReassemblyStats};
 use crate::proto::{Dissector, Framing, new_dissector};
-use crate::session::{Direction, Endpoint, MessageBlob, Protocol, SessionRecord, SessionState};
+use crate::session::{
+    Direction, Endpoint, MessageBlob, Protocol, SessionRecord, SessionState, presentation_order,
+};
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -318,9 +320,11 @@ impl Engine {
         let key = FlowKey::new((seg.src, seg.src_port), (seg.dst, seg.dst_port));
         let is_new_syn = seg.flags.syn && !seg.flags.ack;
         if let Some(flow) = flows.get_mut(&key) {
+            // A SYN read after the FIN may still be this connection's own (captures reorder
+            // packets); only one leading elsewhere in sequence space opens a new session.
             let reused = is_new_syn
                 && (flow.conn.closed_at.is_some() || flow.conn.fin.client || flow.conn.fin.server)
-                && flow.conn.client_isn != Some(seg.seq);
+                && !flow.conn.is_own_syn(seg.seq);
             if reused && let Some(old) = flows.remove(&key) {
                 finish(old, FlowEnd::Reused, now, stats, ooo_total, offload, sink);
             }
@@ -485,15 +489,35 @@ fn handle_segment(
 ) {
     let Flow { conn, app, .. } = flow;
     let dir = conn.direction_of(seg.src, seg.src_port);
-    conn.last_seen = ts;
-    app.rec.last_seen = ts;
+    // Captures merged from several taps run backwards in time now and then: the session
+    // spans its earliest to its latest packet, whatever order they were read in.
+    conn.last_seen = conn.last_seen.max(ts);
+    app.rec.first_seen = app.rec.first_seen.min(ts);
+    app.rec.last_seen = app.rec.last_seen.max(ts);
     *app.rec.packets.get_mut(dir) += 1;
     if seg.flags.syn {
         conn.streams.get_mut(dir).syn(seg.seq);
         if dir == Direction::Client && !seg.flags.ack {
             conn.client_isn = Some(seg.seq);
             app.rec.handshake_seen = true;
+        } else if dir == Direction::Server && seg.flags.ack && conn.client_isn.is_none() {
+            // The SYN-ACK acknowledges the client's ISN: both streams are seen from their
+            // start even when the client's SYN was lost or is captured later. Without this a
+            // late SYN would look like a new connection and the server's first reply (data
+            // that may be delivered before that SYN) like a mid-stream pickup.
+            let isn = seg.ack.wrapping_sub(1);
+            conn.client_isn = Some(isn);
+            conn.streams.client.syn(isn);
+            app.rec.handshake_seen = true;
         }
+    }
+    if dir == Direction::Client && !seg.flags.syn && !seg.flags.rst {
+        let end = seg
+            .seq
+            .wrapping_add(seg.payload.len() as u32)
+            .wrapping_add(seg.missing)
+            .wrapping_add(u32::from(seg.flags.fin));
+        conn.note_client_seq(seg.seq, end);
     }
     let before = conn.streams.client.buffered() + conn.streams.server.buffered();
     if seg.flags.rst {
@@ -679,14 +703,21 @@ fn finish(
 pub fn complete_session(mut rec: SessionRecord, sink: &mut dyn SessionSink) {
     resolve_deferred(&mut rec);
     crate::findings::assess(&mut rec);
-    // Dissectors may parse one side ahead of the other; present events in capture-time order.
-    // Ties (same packet time on both sides, common on loopback) break by side, so the order
-    // never depends on which direction the capture delivered first.
-    rec.events.sort_by_key(|e| (e.ts, e.from));
+    rec.events = interleave_by_time(std::mem::take(&mut rec.events));
     rec.anomalies
         .sort_by(|a, b| (a.ts, a.from, &a.kind).cmp(&(b.ts, b.from, &b.kind)));
     pass_blobs(&mut rec, sink);
     sink.session(rec);
+}
+
+/// Puts a session's events in [`presentation_order`].
+fn interleave_by_time(events: Vec<crate::session::Event>) -> Vec<crate::session::Event> {
+    let order = presentation_order(&events);
+    let mut slots: Vec<Option<crate::session::Event>> = events.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect()
 }
 
 /// What a run over several inputs produced besides its sessions.
@@ -851,6 +882,108 @@ pub fn run_files_threaded(
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::capture::synth::{Conversation, SynthPacket};
+
+    #[derive(Default)]
+    struct Sessions(Vec<SessionRecord>);
+
+    impl SessionSink for Sessions {
+        fn session(&mut self, rec: SessionRecord) {
+            self.0.push(rec);
+        }
+    }
+
+    fn run_packets(pkts: &[SynthPacket]) -> Vec<SessionRecord> {
+        let mut engine = Engine::new(EngineConfig::default());
+        let mut sink = Sessions::default();
+        for p in pkts {
+            let pkt = Packet {
+                ts: p.ts,
+                link: LinkType::ETHERNET,
+                data: &p.data,
+                orig_len: p.orig_len,
+            };
+            engine.process(&pkt, &mut sink);
+        }
+        engine.finish(&mut sink);
+        sink.0
+    }
+
+    fn pop3_login() -> Vec<SynthPacket> {
+        Conversation::new(
+            "192.0.2.1:40000".parse().expect("addr"),
+            "192.0.2.2:110".parse().expect("addr"),
+        )
+        .server("+OK ready <1.2@example.org>\r\n")
+        .client("USER alice\r\n")
+        .server("+OK\r\n")
+        .client("QUIT\r\n")
+        .server("+OK bye\r\n")
+        .packets()
+    }
+
+    #[test]
+    fn a_syn_captured_after_the_syn_ack_and_the_fin_belongs_to_the_same_session() {
+        let mut pkts = pop3_login();
+        // The client's SYN (first packet) is captured last, after both FINs.
+        let syn = pkts.remove(0);
+        pkts.push(syn);
+        let sessions = run_packets(&pkts);
+        assert_eq!(sessions.len(), 1, "one connection, one session");
+        let rec = &sessions[0];
+        assert!(
+            rec.handshake_seen,
+            "the SYN-ACK shows the start of both streams"
+        );
+        let pop3 = rec.pop3.as_ref().expect("pop3 summary");
+        assert_eq!(pop3.greeting.as_deref(), Some("ready <1.2@example.org>"));
+        assert_eq!(pop3.apop_timestamp.as_deref(), Some("<1.2@example.org>"));
+        assert!(!rec.has_anomaly("midstream_pickup"));
+    }
+
+    #[test]
+    fn a_handshake_captured_after_the_whole_session_does_not_open_a_second_one() {
+        let mut pkts = pop3_login();
+        // SYN and SYN-ACK read last: nothing tells the client's ISN before the SYN comes, but
+        // it leads into the sequence numbers the client already used.
+        let handshake: Vec<SynthPacket> = pkts.drain(..2).collect();
+        pkts.extend(handshake);
+        let sessions = run_packets(&pkts);
+        assert_eq!(sessions.len(), 1, "one connection, one session");
+        assert_eq!(sessions[0].state, SessionState::Closed);
+    }
+
+    #[test]
+    fn a_syn_with_an_unrelated_isn_after_the_close_is_a_new_session() {
+        let first = pop3_login();
+        let again = Conversation::new(
+            "192.0.2.1:40000".parse().expect("addr"),
+            "192.0.2.2:110".parse().expect("addr"),
+        )
+        .isn(3_000_000_000, 7)
+        .start(Timestamp::from_parts(1_700_000_060, 0))
+        .server("+OK again\r\n")
+        .client("QUIT\r\n")
+        .packets();
+        let pkts: Vec<SynthPacket> = first.into_iter().chain(again).collect();
+        assert_eq!(run_packets(&pkts).len(), 2);
+    }
+
+    #[test]
+    fn a_session_spans_its_earliest_to_its_latest_packet_in_any_read_order() {
+        let mut pkts = pop3_login();
+        let (first, last) = (pkts[0].ts, pkts[pkts.len() - 1].ts);
+        // Read the SYN-ACK first and the SYN third; the last two packets swapped.
+        pkts.swap(0, 1);
+        pkts.swap(1, 2);
+        let n = pkts.len();
+        pkts.swap(n - 1, n - 2);
+        let sessions = run_packets(&pkts);
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].first_seen, first);
+        assert_eq!(sessions[0].last_seen, last);
+    }
 
     #[test]
     fn queued_bytes_wait_for_room_but_admit_a_big_message_alone() {

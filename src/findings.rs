@@ -192,12 +192,13 @@ pub fn session_findings(rec: &SessionRecord) -> Vec<Finding> {
     out
 }
 
-/// The events sorted by time without reordering the record (the engine sorts it after the
-/// rules ran; dissectors may have parsed one side ahead of the other).
+/// The events in presentation order without reordering the record (the engine orders it
+/// after the rules ran; dissectors may have parsed one side ahead of the other).
 fn events_in_time_order(rec: &SessionRecord) -> Vec<&Event> {
-    let mut events: Vec<&Event> = rec.events.iter().collect();
-    events.sort_by_key(|e| e.ts);
-    events
+    crate::session::presentation_order(&rec.events)
+        .into_iter()
+        .filter_map(|i| rec.events.get(i))
+        .collect()
 }
 
 /// Whether `c` reorders displayed text (bidirectional embeddings, overrides, isolates, marks):
@@ -629,12 +630,10 @@ fn certificate(rec: &SessionRecord, out: &mut Vec<Finding>) {
 }
 
 fn login_after_failures(rec: &SessionRecord, out: &mut Vec<Finding>) {
-    let mut attempts: Vec<&Credential> = rec
-        .credentials
-        .iter()
-        .filter(|c| c.success.is_some())
-        .collect();
-    attempts.sort_by_key(|c| c.ts);
+    // Credentials are recorded in the order the client made the attempts (stream order).
+    // Their times are no substitute: a retransmitted or reordered segment can give an earlier
+    // attempt a later capture time.
+    let attempts = rec.credentials.iter().filter(|c| c.success.is_some());
     let mut failures = 0u64;
     for c in attempts {
         if c.success == Some(false) {

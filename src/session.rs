@@ -719,9 +719,78 @@ impl SessionRecord {
     }
 }
 
+/// Indices of `events` in presentation order: each side's events keep their stream order (the
+/// order the dissector produced them), and the two sides are interleaved by capture time.
+///
+/// Dissectors may parse one side ahead of the other, so the sides need merging; but a plain
+/// sort by time would also reorder one side's own events whenever capture times run backwards
+/// (a capture merged from several taps, or data held for reassembly and delivered with its
+/// own earlier time), showing e.g. `RCPT` before `MAIL`. Ties (same packet time on both sides,
+/// common on loopback) go to the client, so the order never depends on which direction the
+/// capture delivered first.
+pub fn presentation_order(events: &[Event]) -> Vec<usize> {
+    let side = |from: Direction| {
+        events
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.from == from)
+            .peekable()
+    };
+    let (mut client, mut server) = (side(Direction::Client), side(Direction::Server));
+    let mut order = Vec::with_capacity(events.len());
+    loop {
+        let take_client = match (client.peek(), server.peek()) {
+            (Some((_, c)), Some((_, s))) => c.ts <= s.ts,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let next = if take_client {
+            client.next()
+        } else {
+            server.next()
+        };
+        order.extend(next.map(|(i, _)| i));
+    }
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn command(ts: i64, from: Direction, verb: &str) -> Event {
+        Event {
+            ts: Timestamp(ts),
+            from,
+            kind: EventKind::Command {
+                verb: verb.into(),
+                arg: None,
+            },
+        }
+    }
+
+    #[test]
+    fn presentation_keeps_each_sides_stream_order_when_times_run_backwards() {
+        use Direction::{Client, Server};
+        // The client's RCPT arrived in a packet stamped before its MAIL (merged taps).
+        let events = vec![
+            command(10, Server, "S1"),
+            command(30, Client, "MAIL"),
+            command(20, Client, "RCPT"),
+            command(25, Server, "S2"),
+            command(30, Server, "S3"),
+        ];
+        let verbs: Vec<&str> = presentation_order(&events)
+            .into_iter()
+            .map(|i| match &events[i].kind {
+                EventKind::Command { verb, .. } => verb.as_str(),
+                _ => "",
+            })
+            .collect();
+        // Each side's order is kept; at equal times the client goes first.
+        assert_eq!(verbs, ["S1", "S2", "MAIL", "RCPT", "S3"]);
+    }
     use std::net::Ipv6Addr;
 
     fn rec() -> SessionRecord {

@@ -6,6 +6,7 @@ pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod synth;
+pub mod transform;
 pub mod workload;
 
 use crate::time::Timestamp;

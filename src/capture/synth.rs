@@ -9,9 +9,11 @@ use etherparse::{PacketBuilder, TcpHeader};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 
-/// Writes a classic pcap file (little-endian, microsecond timestamps).
+/// Writes a classic pcap file (little-endian, microsecond or nanosecond timestamps).
 pub struct PcapWriter<W: Write> {
     out: W,
+    /// Whether record times are written in nanoseconds (else microseconds).
+    nanos: bool,
 }
 
 impl<W: Write> PcapWriter<W> {
@@ -24,16 +26,33 @@ impl<W: Write> PcapWriter<W> {
         out.write_all(&0u32.to_le_bytes())?;
         out.write_all(&262_144u32.to_le_bytes())?;
         out.write_all(&link.to_le_bytes())?;
-        Ok(PcapWriter { out })
+        Ok(PcapWriter { out, nanos: false })
+    }
+
+    /// Writes the file header of a nanosecond-resolution pcap for link type `link`, so
+    /// rewritten captures keep their packets' times exactly.
+    pub fn with_nanos(mut out: W, link: u32) -> io::Result<Self> {
+        out.write_all(&0xa1b2_3c4du32.to_le_bytes())?;
+        out.write_all(&2u16.to_le_bytes())?;
+        out.write_all(&4u16.to_le_bytes())?;
+        out.write_all(&0i32.to_le_bytes())?;
+        out.write_all(&0u32.to_le_bytes())?;
+        out.write_all(&262_144u32.to_le_bytes())?;
+        out.write_all(&link.to_le_bytes())?;
+        Ok(PcapWriter { out, nanos: true })
     }
 
     /// Appends one record; `orig_len` may exceed `data.len()` to mimic a snap length.
     pub fn packet(&mut self, ts: Timestamp, data: &[u8], orig_len: u32) -> io::Result<()> {
-        let micros = ts.micros();
+        let (per_sec, units) = if self.nanos {
+            (1_000_000_000, ts.0)
+        } else {
+            (1_000_000, ts.micros())
+        };
         self.out
-            .write_all(&(micros.div_euclid(1_000_000) as u32).to_le_bytes())?;
+            .write_all(&(units.div_euclid(per_sec) as u32).to_le_bytes())?;
         self.out
-            .write_all(&(micros.rem_euclid(1_000_000) as u32).to_le_bytes())?;
+            .write_all(&(units.rem_euclid(per_sec) as u32).to_le_bytes())?;
         self.out.write_all(&(data.len() as u32).to_le_bytes())?;
         self.out.write_all(&orig_len.to_le_bytes())?;
         self.out.write_all(data)
@@ -359,6 +378,22 @@ mod tests {
         assert_eq!(pkts.iter().filter(|p| p.has_payload).count(), 4);
         let bytes = pcap_bytes(&pkts);
         assert_eq!(&bytes[..4], &0xa1b2_c3d4u32.to_le_bytes());
+    }
+
+    #[test]
+    fn nanosecond_writer_keeps_times_exactly() {
+        let mut w = PcapWriter::with_nanos(Vec::new(), 1).unwrap();
+        let ts = Timestamp::from_parts(1_700_000_000, 123_456_789);
+        w.packet(ts, &[0u8; 60], 60).unwrap();
+        let bytes = w.finish().unwrap();
+        let mut src = crate::capture::file::FileSource::from_reader(
+            "mem.pcap",
+            Box::new(std::io::Cursor::new(bytes)),
+        )
+        .unwrap();
+        use crate::capture::PacketSource;
+        let p = src.next_packet().unwrap().expect("one packet");
+        assert_eq!(p.ts, ts);
     }
 
     #[test]

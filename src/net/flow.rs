@@ -43,8 +43,10 @@ pub struct TcpConnection {
     pub first_seen: Timestamp,
     /// Time of the latest packet.
     pub last_seen: Timestamp,
-    /// The client's initial sequence number, when its SYN was seen.
+    /// The client's initial sequence number, when its SYN (or the server's SYN-ACK) was seen.
     pub client_isn: Option<u32>,
+    /// The lowest sequence number and the furthest end (data and FIN) the client has used.
+    pub client_span: Option<(u32, u32)>,
     /// FIN seen per direction.
     pub fin: PerDirection<bool>,
     /// A RST was seen.
@@ -74,6 +76,7 @@ impl TcpConnection {
             first_seen: ts,
             last_seen: ts,
             client_isn: None,
+            client_span: None,
             fin: PerDirection::default(),
             rst: false,
             closed_at: None,
@@ -89,6 +92,51 @@ impl TcpConnection {
         }
     }
 
+    /// Widens the client's span by a segment from `seq` to `end`. A segment that would stretch
+    /// it beyond [`MAX_CLIENT_SPAN`] (out of window, or hostile) is ignored, so that the span
+    /// cannot grow to swallow every sequence number.
+    pub fn note_client_seq(&mut self, seq: u32, end: u32) {
+        let (low, high) = match self.client_span {
+            None => (seq, end),
+            Some((low, high)) => {
+                let inside = |x: u32| x.wrapping_sub(low) <= high.wrapping_sub(low);
+                let near = |distance: u32| distance <= MAX_CLIENT_SPAN;
+                let low = if !inside(seq) && near(low.wrapping_sub(seq)) {
+                    seq
+                } else {
+                    low
+                };
+                let high = if !inside(end) && near(end.wrapping_sub(high)) {
+                    end
+                } else {
+                    high
+                };
+                (low, high)
+            }
+        };
+        if high.wrapping_sub(low) <= MAX_CLIENT_SPAN {
+            self.client_span = Some((low, high));
+        }
+    }
+
+    /// Whether a client SYN with sequence number `seq` is this connection's own (a copy
+    /// captured late or resent) rather than a new connection on the same ports: its first
+    /// data byte falls in, or just before, the sequence numbers the client already used.
+    ///
+    /// A new connection picks an unrelated ISN (RFC 6528), so it lands in that range only by
+    /// a chance of about (span + window) / 2^32.
+    pub fn is_own_syn(&self, seq: u32) -> bool {
+        if self.client_isn == Some(seq) {
+            return true;
+        }
+        let Some((low, high)) = self.client_span else {
+            return false;
+        };
+        let first = seq.wrapping_add(1);
+        let from = low.wrapping_sub(OWN_SYN_SLACK);
+        first.wrapping_sub(from) <= high.wrapping_sub(from)
+    }
+
     /// Whether both sides finished or one reset.
     pub fn is_closed(&self) -> bool {
         self.rst || (self.fin.client && self.fin.server)
@@ -101,6 +149,13 @@ impl TcpConnection {
         }
     }
 }
+
+/// How far before the lowest client sequence number seen a SYN still counts as the
+/// connection's own: a receive window's worth, for first segments captured after later ones.
+const OWN_SYN_SLACK: u32 = 64 << 10;
+
+/// Widest client span kept (see [`TcpConnection::note_client_seq`]).
+pub const MAX_CLIENT_SPAN: u32 = 1 << 30;
 
 /// One tracked flow: its TCP state and whatever the application layer keeps for it.
 pub struct Flow<T> {
@@ -285,5 +340,53 @@ impl<T> FlowTable<T> {
     /// Counters so far.
     pub fn stats(&self) -> FlowStats {
         self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection() -> TcpConnection {
+        let ep = |port| Endpoint {
+            ip: "192.0.2.1".parse().expect("ip"),
+            port,
+        };
+        TcpConnection::new(ep(40000), ep(25), 1, Timestamp(0), 1 << 20, 32)
+    }
+
+    #[test]
+    fn a_syn_is_the_connections_own_when_it_leads_into_the_clients_sequence_numbers() {
+        let mut c = connection();
+        assert!(!c.is_own_syn(999), "nothing known yet");
+        // The client used 1000..1500 (its ISN was 999), seen out of order, across 2^32.
+        c.note_client_seq(1200, 1500);
+        c.note_client_seq(1000, 1200);
+        assert_eq!(c.client_span, Some((1000, 1500)));
+        assert!(c.is_own_syn(999));
+        assert!(c.is_own_syn(1200), "a SYN inside the span");
+        assert!(
+            !c.is_own_syn(3_000_000_000),
+            "an unrelated ISN is a new connection"
+        );
+        assert!(
+            !c.is_own_syn(1500 + 10),
+            "beyond the span: a new connection"
+        );
+
+        let mut wrap = connection();
+        wrap.note_client_seq(u32::MAX - 10, 20);
+        assert!(wrap.is_own_syn(u32::MAX - 11));
+        assert!(wrap.is_own_syn(5));
+        assert!(!wrap.is_own_syn(1 << 31));
+
+        // A segment far away does not stretch the span.
+        wrap.note_client_seq(1 << 31, (1 << 31) + 10);
+        assert_eq!(wrap.client_span, Some((u32::MAX - 10, 20)));
+
+        // Known ISN: that SYN is always the connection's own.
+        let mut known = connection();
+        known.client_isn = Some(77);
+        assert!(known.is_own_syn(77));
     }
 }
