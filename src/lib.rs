@@ -5,6 +5,7 @@
 //! [`findings`] judges each finished session.
 
 pub mod capture;
+pub mod direction;
 pub mod engine;
 pub mod findings;
 pub mod limits;

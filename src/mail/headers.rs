@@ -1,7 +1,7 @@
 //! Header fields of a message (RFC 5322), decoded for the record with their raw text beside them.
 
 use super::MimeLimits;
-use super::mime::MimeProblem;
+use super::MimeProblem;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{
     Address, ContentType, DateTime, Header, HeaderName, HeaderValue, Host, Received,

@@ -3,7 +3,7 @@
 use super::headers::{self, HeaderSummary};
 use super::transfer::{self, TransferEncoding};
 use super::urls::UrlCollector;
-use super::{MimeLimits, digest, guard};
+use super::{MimeLimits, MimeProblem, digest, guard};
 use mail_parser::{
     ContentType, GetHeader, HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
@@ -12,28 +12,6 @@ use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-
-/// Something wrong or cut short while decoding a message; becomes a session anomaly.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct MimeProblem {
-    /// Stable snake_case kind, e.g. `mime_bad_base64`.
-    pub kind: &'static str,
-    /// Human-readable detail of the first occurrence, naming the part.
-    pub detail: String,
-    /// How many times it occurred in the message.
-    pub count: u64,
-}
-
-impl MimeProblem {
-    /// A problem of `kind`.
-    pub fn new(kind: &'static str, detail: impl Into<String>) -> Self {
-        MimeProblem {
-            kind,
-            detail: detail.into(),
-            count: 1,
-        }
-    }
-}
 
 /// Folds repeats of a kind into the first occurrence, keeping the order of first appearance.
 fn fold(problems: Vec<MimeProblem>) -> Vec<MimeProblem> {

@@ -24,9 +24,30 @@ pub use collector::{
 };
 pub use headers::{AddressRecord, HeaderField, HeaderSummary, ReceivedHop};
 pub use mime::{
-    AttachmentContent, AttachmentRecord, DecodedMessage, MimeProblem, MimeSummary, PartRecord,
-    decode,
+    AttachmentContent, AttachmentRecord, DecodedMessage, MimeSummary, PartRecord, decode,
 };
+
+/// Something wrong or cut short while decoding a message; becomes a session anomaly.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MimeProblem {
+    /// Stable snake_case kind, e.g. `mime_bad_base64`.
+    pub kind: &'static str,
+    /// Human-readable detail of the first occurrence, naming the part.
+    pub detail: String,
+    /// How many times it occurred in the message.
+    pub count: u64,
+}
+
+impl MimeProblem {
+    /// A problem of `kind`.
+    pub fn new(kind: &'static str, detail: impl Into<String>) -> Self {
+        MimeProblem {
+            kind,
+            detail: detail.into(),
+            count: 1,
+        }
+    }
+}
 
 /// Bounds on MIME decoding; hitting one is reported as an anomaly and keeps what came before it.
 #[derive(Debug, Clone, PartialEq, Eq)]

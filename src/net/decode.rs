@@ -5,6 +5,7 @@
 //! TCP payload is delivered, and the bytes the capture did not record are reported as missing.
 
 use super::defrag::{Defragmenter, Fragment, FragmentKey};
+pub use super::link::DecodeError;
 use super::link::{self, NetworkProtocol};
 use crate::capture::{LinkType, Packet};
 use crate::limits::Limits;
@@ -66,20 +67,6 @@ pub struct TcpSegment<'a> {
     pub payload: &'a [u8],
     /// Payload bytes the IP header promises beyond what was captured (snap length).
     pub missing: u32,
-}
-
-/// Why a packet yielded no TCP segment.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The link type is not decoded.
-    #[error("unsupported link type {}", .0.0)]
-    UnsupportedLink(LinkType),
-    /// A header was cut short.
-    #[error("truncated {0} header")]
-    Truncated(&'static str),
-    /// A header is invalid.
-    #[error("malformed {0}")]
-    Malformed(&'static str),
 }
 
 /// What a packet turned out to be.

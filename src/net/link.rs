@@ -5,7 +5,6 @@
 //! because `etherparse` has no SLL2 and its SLL reader refuses hardware types (loopback, tunnels)
 //! whose protocol field is still a plain EtherType.
 
-use super::decode::DecodeError;
 use crate::capture::LinkType;
 use etherparse::{Ethernet2HeaderSlice, SingleVlanHeaderSlice};
 
@@ -139,6 +138,20 @@ pub fn is_supported(link: LinkType) -> bool {
             | LinkType::IPV4
             | LinkType::IPV6
     )
+}
+
+/// Why a packet yielded no TCP segment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The link type is not decoded.
+    #[error("unsupported link type {}", .0.0)]
+    UnsupportedLink(LinkType),
+    /// A header was cut short.
+    #[error("truncated {0} header")]
+    Truncated(&'static str),
+    /// A header is invalid.
+    #[error("malformed {0}")]
+    Malformed(&'static str),
 }
 
 /// Strips the link-layer headers of a frame of type `link`.
