@@ -314,7 +314,8 @@ impl Engine {
         }
         stats.mail_packets += 1;
         let now = *now;
-        flows.expire(now, |f, end| {
+        flows.note_packet();
+        flows.expire(now, true, |f, end| {
             finish(f, end, now, stats, ooo_total, offload, sink)
         });
         let key = FlowKey::new((seg.src, seg.src_port), (seg.dst, seg.dst_port));
@@ -367,7 +368,7 @@ impl Engine {
             ..
         } = self;
         let offload = offload.as_ref();
-        flows.expire(ts, |f, end| {
+        flows.expire(ts, false, |f, end| {
             finish(f, end, ts, stats, ooo_total, offload, sink)
         });
     }

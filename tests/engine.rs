@@ -481,3 +481,30 @@ fn concurrent_large_messages_stay_within_the_retention_budget() {
     assert!(sessions.iter().all(|s| !s.has_anomaly("memory_budget")));
     assert!(sessions.iter().all(|s| s.messages[0].sha256 == want));
 }
+
+/// A data segment read after both FINs, with a capture time seconds past the close (as when
+/// a reordered capture is re-stamped in order), still belongs to its session.
+#[test]
+fn a_segment_reordered_behind_the_close_rejoins_its_session() {
+    let pkts = smtp_conv("192.0.2.10:40100", "192.0.2.20:25").packets();
+    // The client's last data segment (QUIT), read after both FINs.
+    let straggler = pkts
+        .iter()
+        .rposition(|p| p.has_payload && p.from == mailsift::session::Direction::Client)
+        .expect("client data");
+    let mut moved = pkts.clone();
+    let mut late = moved.remove(straggler);
+    assert!(late.has_payload);
+    let end = moved.last().expect("packets").ts;
+    late.ts = Timestamp(end.0 + 20_000_000_000);
+    moved.push(late);
+    let s = run_packets("straggler.pcap", &moved);
+    assert_eq!(s.len(), 1, "one session, not a second mid-stream one");
+    assert_eq!(s[0].missing_bytes.client, 0);
+    assert_eq!(s[0].bytes.client, total("c"));
+    let whole = run_packets("straggler-ref.pcap", &pkts);
+    assert_eq!(
+        events_json(&s[0]).as_array().map(Vec::len),
+        events_json(&whole[0]).as_array().map(Vec::len)
+    );
+}

@@ -199,13 +199,19 @@ pub struct FlowStats {
     pub peak: u64,
 }
 
+/// Packets a closed flow waits for before it is finished, besides the linger time: how far
+/// out of order a capture may hold a segment behind the FIN and still be read whole.
+pub const REORDER_HORIZON_PACKETS: u64 = 128;
+
 /// All live flows, with bounded size and capture-time expiry.
 pub struct FlowTable<T> {
     /// Boxed: a flow is a few kilobytes, and the map keeps spare slots; unboxed, each spare
     /// slot would cost a whole flow.
     flows: HashMap<FlowKey, Box<Flow<T>>, foldhash::fast::RandomState>,
     /// Flows in the order they closed, to finish them after the linger time.
-    closing: VecDeque<(Timestamp, FlowKey)>,
+    closing: VecDeque<(Timestamp, u64, FlowKey)>,
+    /// Packets handed to the table so far ([`FlowTable::note_packet`]).
+    packets: u64,
     max_flows: usize,
     idle_timeout_secs: u64,
     linger_secs: u64,
@@ -219,6 +225,7 @@ impl<T> FlowTable<T> {
         FlowTable {
             flows: HashMap::with_hasher(foldhash::fast::RandomState::default()),
             closing: VecDeque::new(),
+            packets: 0,
             max_flows: max_flows.max(1),
             idle_timeout_secs,
             linger_secs,
@@ -279,15 +286,39 @@ impl<T> FlowTable<T> {
         self.stats.peak = self.stats.peak.max(self.flows.len() as u64);
     }
 
+    /// Counts a packet for a flow of the table and returns its number (from 1): expiry
+    /// measures its reordering horizon in these.
+    pub fn note_packet(&mut self) -> u64 {
+        self.packets += 1;
+        self.packets
+    }
+
     /// Remembers that a flow closed at `ts`, to finish it after the linger time.
     pub fn mark_closing(&mut self, key: FlowKey, ts: Timestamp) {
-        self.closing.push_back((ts, key));
+        self.closing.push_back((ts, self.packets, key));
     }
 
     /// Removes flows whose time is up at capture time `now`, handing each to `done`.
-    pub fn expire(&mut self, now: Timestamp, mut done: impl FnMut(Flow<T>, FlowEnd)) {
-        while let Some(&(closed, key)) = self.closing.front() {
-            if now.nanos_since(closed) < self.linger_secs * 1_000_000_000 {
+    ///
+    /// With `horizon`, a closed flow must also have closed before the last
+    /// [`REORDER_HORIZON_PACKETS`] packets the table saw: a capture whose packets are out of
+    /// order may still hold one of its segments that long after its FIN, whatever the clock
+    /// says (with times re-stamped in capture order, a straggler looks seconds late). Idle
+    /// ticks of a quiet live interface go by time alone, and so do idle flows, whose timeout
+    /// is long.
+    pub fn expire(
+        &mut self,
+        now: Timestamp,
+        horizon: bool,
+        mut done: impl FnMut(Flow<T>, FlowEnd),
+    ) {
+        let packets = self.packets;
+        let beyond_horizon =
+            |last: u64| !horizon || packets.saturating_sub(last) >= REORDER_HORIZON_PACKETS;
+        while let Some(&(closed, closed_packet, key)) = self.closing.front() {
+            if now.nanos_since(closed) < self.linger_secs * 1_000_000_000
+                || !beyond_horizon(closed_packet)
+            {
                 break;
             }
             self.closing.pop_front();
