@@ -10,7 +10,9 @@ use crate::capture::{
 use crate::limits::{Limits, RetentionBudget};
 use crate::mail::{DecodeSlot, DecodeWork, resolve_deferred};
 use crate::net::decode::{DecodeStats, Decoded, Decoder, TcpSegment};
-use crate::net::flow::{Flow, FlowEnd, FlowKey, FlowStats, FlowTable, TcpConnection};
+use crate::net::flow::{
+    Flow, FlowEnd, FlowKey, FlowStats, FlowTable, REORDER_HORIZON_PACKETS, TcpConnection,
+};
 use crate::net::reassembly::{Chunk, ReassemblyStats};
 use crate::proto::{Dissector, Framing, new_dissector};
 use crate::session::{
@@ -18,7 +20,7 @@ use crate::session::{
 };
 use crate::time::Timestamp;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -214,6 +216,55 @@ pub struct Engine {
     stats: EngineStats,
     now: Timestamp,
     offload: Option<Offload>,
+    early_ends: EarlyEnds,
+}
+
+/// Bare FIN and RST segments of connections not seen yet, kept for a while: in a reordered
+/// capture the end of a connection can come before the rest of it, and a bare segment opens
+/// no session of its own. Bounded; when full it is emptied, as a flood of them is no session.
+#[derive(Default)]
+struct EarlyEnds {
+    held: HashMap<FlowKey, Vec<EarlyEnd>>,
+    count: usize,
+}
+
+/// A bare FIN or RST held, with its capture time and packet number.
+type EarlyEnd = (TcpSegment<'static>, Timestamp, u64);
+
+/// Most bare FIN and RST segments held for connections not seen yet.
+const MAX_EARLY_ENDS: usize = 4096;
+
+/// Most held per connection: a FIN each way and a RST or two.
+const MAX_EARLY_ENDS_PER_FLOW: usize = 4;
+
+impl EarlyEnds {
+    fn hold(&mut self, key: FlowKey, seg: &TcpSegment<'_>, ts: Timestamp, packet_no: u64) {
+        if self.count >= MAX_EARLY_ENDS {
+            self.held.clear();
+            self.count = 0;
+        }
+        let held = self.held.entry(key).or_default();
+        if held.len() < MAX_EARLY_ENDS_PER_FLOW {
+            let bare = TcpSegment {
+                payload: &[],
+                ..*seg
+            };
+            held.push((bare, ts, packet_no));
+            self.count += 1;
+        }
+    }
+
+    /// The segments held for `key` that came within the reordering horizon of `packet_no`.
+    fn take(&mut self, key: &FlowKey, packet_no: u64) -> Vec<(TcpSegment<'static>, Timestamp)> {
+        let Some(held) = self.held.remove(key) else {
+            return Vec::new();
+        };
+        self.count = self.count.saturating_sub(held.len());
+        held.into_iter()
+            .filter(|&(_, _, at)| packet_no.saturating_sub(at) <= REORDER_HORIZON_PACKETS)
+            .map(|(seg, ts, _)| (seg, ts))
+            .collect()
+    }
 }
 
 impl Engine {
@@ -229,6 +280,7 @@ impl Engine {
             stats: EngineStats::default(),
             now: Timestamp::default(),
             offload: None,
+            early_ends: EarlyEnds::default(),
             config,
         }
     }
@@ -301,6 +353,7 @@ impl Engine {
             stats,
             now,
             offload,
+            early_ends,
         } = self;
         let offload = offload.as_ref();
         let seg = match decoder.decode(pkt) {
@@ -314,7 +367,7 @@ impl Engine {
         }
         stats.mail_packets += 1;
         let now = *now;
-        flows.note_packet();
+        let packet_no = flows.note_packet();
         flows.expire(now, true, |f, end| {
             finish(f, end, now, stats, ooo_total, offload, sink)
         });
@@ -330,21 +383,29 @@ impl Engine {
                 finish(old, FlowEnd::Reused, now, stats, ooo_total, offload, sink);
             }
         }
+        let mut early_ends_seen = Vec::new();
         if flows.get_mut(&key).is_none() {
             let defer = offload.is_some();
             let Some(flow) = new_flow(config, &seg, key, index, pkt.ts, svc_src, svc_dst, defer)
             else {
+                if seg.payload.is_empty() && seg.missing == 0 && (seg.flags.fin || seg.flags.rst) {
+                    early_ends.hold(key, &seg, pkt.ts, packet_no);
+                }
                 return;
             };
             flows.insert(flow, |f, end| {
                 finish(f, end, now, stats, ooo_total, offload, sink)
             });
+            early_ends_seen = early_ends.take(&key, packet_no);
         }
         let Some(flow) = flows.get_mut(&key) else {
             return;
         };
         let was_closed = flow.conn.closed_at.is_some();
         handle_segment(flow, &seg, pkt.ts, config, ooo_total, sink);
+        for (end_seg, end_ts) in &early_ends_seen {
+            handle_segment(flow, end_seg, *end_ts, config, ooo_total, sink);
+        }
         if let Some(o) = offload {
             submit_deferred(&mut flow.app.rec, o);
         }
@@ -383,6 +444,7 @@ impl Engine {
             decoder,
             offload,
             config,
+            ..
         } = &mut self;
         let offload = offload.as_ref();
         let now = *now;

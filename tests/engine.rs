@@ -508,3 +508,26 @@ fn a_segment_reordered_behind_the_close_rejoins_its_session() {
         events_json(&whole[0]).as_array().map(Vec::len)
     );
 }
+
+/// The FINs of a connection read before its SYN (a reordered capture) still close it: they
+/// are held until the connection appears, not dropped as bare segments of no session.
+#[test]
+fn fins_read_before_the_handshake_still_close_the_session() {
+    let pkts = smtp_conv("192.0.2.10:40200", "192.0.2.20:25").packets();
+    let whole = run_packets("fins-ref.pcap", &pkts);
+    assert_eq!(whole[0].state, SessionState::Closed);
+    // Move every payload-free FIN segment to the front.
+    let fin_first: Vec<SynthPacket> = {
+        let is_fin = |p: &SynthPacket| {
+            // TCP flags byte: Ethernet 14 + IPv4 20 + 13; FIN is bit 0.
+            !p.has_payload && p.data.get(14 + 20 + 13).is_some_and(|f| f & 0x01 != 0)
+        };
+        let (fins, rest): (Vec<_>, Vec<_>) = pkts.iter().cloned().partition(is_fin);
+        assert!(!fins.is_empty(), "the conversation closes with FINs");
+        fins.into_iter().chain(rest).collect()
+    };
+    let s = run_packets("fins-first.pcap", &fin_first);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].state, SessionState::Closed, "{:?}", s[0].anomalies);
+    assert_eq!(events_json(&s[0]), events_json(&whole[0]));
+}
