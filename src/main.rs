@@ -258,6 +258,9 @@ struct SniffArgs {
     /// Print each session as a JSON line when it ends, instead of tables at the end.
     #[arg(long)]
     ndjson: bool,
+    /// Print each session as Elastic Common Schema events (NDJSON) when it ends.
+    #[arg(long, conflicts_with = "ndjson")]
+    ecs: bool,
     /// Do not put the interface into promiscuous mode.
     #[arg(long)]
     no_promisc: bool,
@@ -724,15 +727,16 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     for spec in &args.ports {
         ports.add_spec(spec)?;
     }
+    // Streamed lines carry hashes and decoded content; the tables show neither.
+    let streaming = args.ndjson || args.ecs;
     let mut config = EngineConfig {
         limits: Limits {
-            // Tables show no hash and no decoded content; NDJSON lines carry both.
-            content_hashes: args.ndjson,
+            content_hashes: streaming,
             ..Limits::default()
         },
         ports,
     };
-    config.limits.mime.decode_content = args.ndjson;
+    config.limits.mime.decode_content = streaming;
     let mut src = LiveSource::open(&device, args.snaplen, !args.no_promisc, args.bpf.as_deref())?;
     if let Some(n) = args.count {
         src = src.with_packet_limit(n);
@@ -753,10 +757,12 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     eprintln!("mailsift: capturing on {device}; Ctrl-C to stop");
     let json = if args.ndjson {
         JsonOut::Ndjson(NdjsonWriter::new(Box::new(LineFlush(io::stdout()))))
+    } else if args.ecs {
+        JsonOut::Ecs(EcsWriter::new(Box::new(LineFlush(io::stdout()))))
     } else {
         JsonOut::None
     };
-    let table = (!args.ndjson).then(SessionTable::new);
+    let table = (!streaming).then(SessionTable::new);
     let mut sink = CliSink {
         activity: table.as_ref().map(|_| ActivityTables::new()),
         table,
@@ -764,7 +770,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         extractor: None,
         error: None,
         extract_error: None,
-        review: args.review.review(!args.ndjson)?,
+        review: args.review.review(!streaming)?,
         files: FileOutputs::default(),
         stop_on_output_error: Some(stop.clone()),
     };

@@ -554,9 +554,14 @@ fn timestamp_nanos(text: &str) -> Option<i128> {
 
 /// The sessions of a capture file as `mailsift export --ndjson` writes them.
 fn export_ndjson(lab: &Lab, pcap: &Path) -> Vec<String> {
+    export_lines(lab, pcap, "ndjson")
+}
+
+/// `mailsift export --format FORMAT` of a capture file, line by line.
+fn export_lines(lab: &Lab, pcap: &Path, format: &str) -> Vec<String> {
     let out = run_for(
         Command::new(MAILSIFT)
-            .args(["export", "--ndjson"])
+            .args(["export", "--format", format])
             .args(lab.ports.mailsift_args())
             .arg(pcap),
         Duration::from_secs(60),
@@ -617,6 +622,10 @@ fn sniff_matches_tcpdump_on_real_servers() {
     let sniff_err = lab.path("sniff.err");
     let mut sniff = start_sniff(&lab, &["--ndjson"], &sniff_err);
     let lines = line_reader(&mut sniff.0);
+    // A second sniff streams the same traffic as Elastic Common Schema events.
+    let ecs_err = lab.path("sniff-ecs.err");
+    let mut ecs_sniff = start_sniff(&lab, &["--ecs"], &ecs_err);
+    let ecs_lines = line_reader(&mut ecs_sniff.0);
 
     // The traffic: a cleartext AUTH PLAIN login with a message, a failed AUTH LOGIN, a
     // STARTTLS session, and a POP3 USER/PASS session with RETR and DELE.
@@ -720,6 +729,32 @@ fn sniff_matches_tcpdump_on_real_servers() {
         captured(&tcpdump_log, " packets captured"),
         "packet counts differ:\n{sniff_log}\n{tcpdump_log}"
     );
+
+    // The ECS stream holds the events export writes from tcpdump's file: the same number of
+    // each kind (session, message, credential, finding), each line one JSON object.
+    interrupt(&ecs_sniff.0);
+    let status = wait_for(&mut ecs_sniff.0, Duration::from_secs(15)).expect("ECS sniff ends");
+    assert!(status.success(), "ECS sniff exit status {status}");
+    let mut ecs_live = Vec::new();
+    while let Ok((_, line)) = ecs_lines.recv_timeout(Duration::from_secs(5)) {
+        ecs_live.push(line);
+    }
+    let datasets = |lines: &[String]| -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for line in lines {
+            let event: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not one JSON value per line ({e}): {line}"));
+            let dataset = event["event"]["dataset"]
+                .as_str()
+                .unwrap_or("none")
+                .to_string();
+            *counts.entry(dataset).or_default() += 1;
+        }
+        counts
+    };
+    let live_counts = datasets(&ecs_live);
+    assert_eq!(live_counts, datasets(&export_lines(&lab, &pcap, "ecs")));
+    assert_eq!(live_counts.get("mailsift.session"), Some(&SESSIONS));
 
     // What sniff saw is what export finds in tcpdump's file.
     let (file_sessions, file_run_findings) = parse_ndjson(&export_ndjson(&lab, &pcap));
