@@ -285,12 +285,11 @@ fn spaces(i: &str) -> IResult<&str, &str> {
     take_while(|c| c == ' ').parse(i)
 }
 
-/// `<...>` with quoted strings honoured; returns the content between the brackets.
-fn bracketed(i: &str) -> IResult<&str, (&str, bool)> {
-    let (rest, _) = char('<').parse(i)?;
+/// Position of the first `stop` outside a quoted string (backslash escapes honoured inside).
+fn unquoted_position(s: &str, stop: char) -> Option<usize> {
     let mut in_quote = false;
     let mut escaped = false;
-    for (pos, c) in rest.char_indices() {
+    for (pos, c) in s.char_indices() {
         if escaped {
             escaped = false;
         } else if in_quote {
@@ -299,13 +298,20 @@ fn bracketed(i: &str) -> IResult<&str, (&str, bool)> {
                 '"' => in_quote = false,
                 _ => {}
             }
-        } else {
-            match c {
-                '"' => in_quote = true,
-                '>' => return Ok((&rest[pos + 1..], (&rest[..pos], true))),
-                _ => {}
-            }
+        } else if c == '"' {
+            in_quote = true;
+        } else if c == stop {
+            return Some(pos);
         }
+    }
+    None
+}
+
+/// `<...>` with quoted strings honoured; returns the content between the brackets.
+fn bracketed(i: &str) -> IResult<&str, (&str, bool)> {
+    let (rest, _) = char('<').parse(i)?;
+    if let Some(pos) = unquoted_position(rest, '>') {
+        return Ok((&rest[pos + 1..], (&rest[..pos], true)));
     }
     // No closing bracket: take up to the first space outside quotes, flagged as unterminated.
     let (after, content) = bare(rest)?;
@@ -314,26 +320,10 @@ fn bracketed(i: &str) -> IResult<&str, (&str, bool)> {
 
 /// A path without brackets: everything up to the first space outside a quoted string.
 fn bare(i: &str) -> IResult<&str, &str> {
-    let mut in_quote = false;
-    let mut escaped = false;
-    for (pos, c) in i.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if in_quote {
-            match c {
-                '\\' => escaped = true,
-                '"' => in_quote = false,
-                _ => {}
-            }
-        } else {
-            match c {
-                '"' => in_quote = true,
-                ' ' => return Ok((&i[pos..], &i[..pos])),
-                _ => {}
-            }
-        }
-    }
-    Ok(("", i))
+    Ok(match unquoted_position(i, ' ') {
+        Some(pos) => (&i[pos..], &i[..pos]),
+        None => ("", i),
+    })
 }
 
 /// Splits `@a,@b:mailbox` into the route and the mailbox.
