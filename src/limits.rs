@@ -126,6 +126,42 @@ impl RetentionBudget {
         }
     }
 
+    /// Makes `buf` able to hold `need` bytes, with its allocation beyond the first `free` bytes
+    /// reserved against the budget (`reserved` counts what is): doubling when the budget allows,
+    /// else exactly `need`, and not past `max` unless `need` is. Returns false, with nothing
+    /// changed, when even `need` is refused.
+    pub fn grow(
+        &self,
+        buf: &mut Vec<u8>,
+        reserved: &mut usize,
+        need: usize,
+        max: usize,
+        free: usize,
+    ) -> bool {
+        if need <= free {
+            return true;
+        }
+        let covered = free + *reserved;
+        if need <= covered {
+            if buf.capacity() < need {
+                buf.reserve_exact(covered - buf.len());
+            }
+            return true;
+        }
+        let roomy = need.max(covered * 2).min(max.max(need));
+        let cap = if self.available() >= roomy - covered {
+            roomy
+        } else {
+            need
+        };
+        if !self.try_reserve(cap - covered) {
+            return false;
+        }
+        *reserved = cap - free;
+        buf.reserve_exact(cap - buf.len());
+        true
+    }
+
     /// Returns `n` reserved bytes.
     pub fn release(&self, n: usize) {
         if let Some(c) = &self.0 {
@@ -184,6 +220,32 @@ mod tests {
         assert!(shared.try_reserve(50));
         assert_eq!((b.used(), b.peak(), b.refusals()), (90, 100, 1));
         assert!(!b.try_reserve(usize::MAX));
+    }
+
+    #[test]
+    fn grow_counts_the_allocation_past_the_free_part_and_falls_back_to_exact() {
+        let b = RetentionBudget::new(1000);
+        let (mut buf, mut reserved) = (Vec::new(), 0);
+        assert!(b.grow(&mut buf, &mut reserved, 100, 10_000, 100));
+        assert_eq!(b.used(), 0, "within the free part");
+        assert!(b.grow(&mut buf, &mut reserved, 300, 10_000, 100));
+        assert_eq!(
+            (reserved, b.used()),
+            (200, 200),
+            "the part past the free 100"
+        );
+        assert!(b.grow(&mut buf, &mut reserved, 400, 10_000, 100));
+        assert_eq!(reserved, 500, "doubled: 600 in all");
+        assert!(buf.capacity() >= 600);
+        // Doubling again (1200) would pass the budget; exactly what is needed still fits.
+        assert!(b.grow(&mut buf, &mut reserved, 900, 10_000, 100));
+        assert_eq!((reserved, b.used()), (800, 800));
+        assert!(!b.grow(&mut buf, &mut reserved, 1200, 10_000, 100));
+        assert_eq!(
+            (reserved, b.used()),
+            (800, 800),
+            "nothing changed on refusal"
+        );
     }
 
     #[test]

@@ -134,27 +134,15 @@ impl MessageCollector {
             .saturating_sub(self.kept.len())
             .min(bytes.len());
         let need = self.kept.len() + room;
-        if room > 0 && need > self.reserved {
-            // Count the allocation, not just the bytes: grow geometrically when the budget
-            // allows, else exactly, else keep nothing more (a message kept in pieces would
-            // decode as a different one).
-            let roomy = need.max(self.reserved * 2).min(self.max_keep.max(need));
-            let cap = if self.budget.available() >= roomy - self.reserved {
-                roomy
-            } else {
-                need
-            };
-            match self.budget.try_reserve(cap - self.reserved).then_some(cap) {
-                Some(cap) => {
-                    self.kept.reserve_exact(cap - self.kept.len());
-                    self.reserved = cap;
-                }
-                None => {
-                    self.budget_refused = true;
-                    self.max_keep = self.kept.len();
-                    room = 0;
-                }
-            }
+        // A message kept in pieces would decode as a different one: once refused, keep no more.
+        if room > 0
+            && !self
+                .budget
+                .grow(&mut self.kept, &mut self.reserved, need, self.max_keep, 0)
+        {
+            self.budget_refused = true;
+            self.max_keep = self.kept.len();
+            room = 0;
         }
         let (keep, rest) = bytes.split_at(room);
         self.kept.extend_from_slice(keep);

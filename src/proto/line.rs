@@ -140,26 +140,22 @@ impl LineFramer {
         };
         let mut take = room.min(chunk.len());
         let need = self.buf.len() + take;
-        if need > self.buf.capacity() && need > FREE_LINE_BYTES {
-            // Grow geometrically as Vec would, but count the allocation, not just the bytes.
-            let cap = need
-                .max(self.buf.capacity() * 2)
-                .min(self.max_len.max(need));
-            let beyond_free = cap - FREE_LINE_BYTES;
-            if beyond_free <= self.reserved || self.budget.try_reserve(beyond_free - self.reserved)
-            {
-                self.reserved = self.reserved.max(beyond_free);
-                self.buf.reserve_exact(cap - self.buf.len());
-            } else {
-                // Cut the line at what is already held, as at `max_len`; the rest is counted.
-                take = self
-                    .buf
-                    .capacity()
-                    .max(FREE_LINE_BYTES)
-                    .saturating_sub(self.buf.len());
-                take = take.min(chunk.len());
-                self.cut = true;
-            }
+        let budget = &self.budget;
+        if !budget.grow(
+            &mut self.buf,
+            &mut self.reserved,
+            need,
+            self.max_len,
+            FREE_LINE_BYTES,
+        ) {
+            // Cut the line at what is already held, as at `max_len`; the rest is counted.
+            take = self
+                .buf
+                .capacity()
+                .max(FREE_LINE_BYTES)
+                .saturating_sub(self.buf.len())
+                .min(chunk.len());
+            self.cut = true;
         }
         self.buf.extend_from_slice(&chunk[..take]);
         self.discarded += (chunk.len() - take) as u64;
