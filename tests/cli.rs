@@ -209,3 +209,41 @@ fn threads_option_gives_the_same_export_and_tables() {
     let o = mailsift(&["export", "--threads", "0", captures[0].as_str()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn report_outputs_that_cannot_be_written_are_one_line_errors_naming_them() {
+    let capture = good_capture("report-target.pcap");
+    let file = temp_path("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let o = mailsift(&[
+        "export",
+        capture.to_str().unwrap(),
+        "--zeek",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains(file.to_str().unwrap()) && !err.contains("panicked"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let missing = temp_path("no-such-dir").join("report.html");
+    let o = mailsift(&[
+        "analyze",
+        capture.to_str().unwrap(),
+        "--html",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains(missing.to_str().unwrap()) && !err.contains("panicked"),
+        "{err}"
+    );
+
+    let o = mailsift(&["export", capture.to_str().unwrap(), "--format", "xml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--format"), "{}", stderr(&o));
+}

@@ -649,6 +649,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn reading_a_truncated_or_foreign_file_keeps_what_was_read_or_says_why() {
+        let dir = std::env::temp_dir().join(format!("mailsift-transform-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let whole = conversation().to_pcap();
+        let cut = dir.join("cut.pcap");
+        std::fs::write(&cut, &whole[..whole.len() - 5]).unwrap();
+        let cap = Capture::read(&cut).expect("a truncated capture is read as far as it goes");
+        assert_eq!(cap.frames.len(), conversation().frames.len() - 1);
+        assert!(
+            cap.read_error
+                .as_deref()
+                .is_some_and(|e| e.contains("truncated"))
+        );
+        let text = dir.join("notes.txt");
+        std::fs::write(&text, b"not a capture at all").unwrap();
+        assert!(matches!(
+            Capture::read(&text),
+            Err(CaptureError::NotACapture { .. })
+        ));
+        assert!(Capture::read(&dir.join("missing.pcap")).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// Every TCP payload byte of the capture per direction, in sequence order, with the
     /// flags that carried them, as the decoder reads them.
     fn decode_all(cap: &Capture) -> Vec<(u16, u32, Vec<u8>, bool)> {
