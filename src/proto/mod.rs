@@ -7,7 +7,6 @@ pub mod pop3;
 pub mod sasl;
 pub mod smtp;
 pub mod tls;
-pub mod transcript;
 
 use crate::limits::Limits;
 use crate::session::{Direction, Protocol, SessionRecord};
