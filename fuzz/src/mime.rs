@@ -2,7 +2,7 @@
 //!
 //! Options: bit 0 says the message is complete, bit 1 asks for attachment contents, bit 2
 //! selects [`tight_limits`] so every limit is within the fuzzer's reach, bit 3 turns content
-//! hashing off (as `analyze` does).
+//! hashing off and bit 4 leaves base64 undecoded (both as `analyze` does).
 
 use mailsift::mail::{MimeLimits, MimeSummary, decode};
 
@@ -14,6 +14,8 @@ pub const ATTACHMENTS: u8 = 0x02;
 pub const TIGHT: u8 = 0x04;
 /// No-content-hashes flag.
 pub const NO_HASHES: u8 = 0x08;
+/// No-content-decoding flag.
+pub const NO_DECODING: u8 = 0x10;
 
 /// MIME limits small enough for short fuzz inputs to hit each of them.
 pub fn tight_limits() -> MimeLimits {
@@ -29,6 +31,7 @@ pub fn tight_limits() -> MimeLimits {
         max_header_blocks: 8,
         max_scan_work: 16 << 10,
         content_hashes: true,
+        decode_content: true,
     }
 }
 
@@ -79,6 +82,7 @@ pub fn run(data: &[u8]) {
         MimeLimits::default()
     };
     limits.content_hashes = options & NO_HASHES == 0;
+    limits.decode_content = options & NO_DECODING == 0;
     let decoded = decode(
         message,
         options & COMPLETE != 0,
