@@ -162,16 +162,20 @@ fn stages(c: &mut Criterion) {
     let mut group = c.benchmark_group("dissect");
     group.sample_size(20);
     group.throughput(Throughput::Bytes(client.len() as u64));
+    let analyze_mode = {
+        let mut l = Limits::default();
+        l.content_hashes = false;
+        l.mime.decode_content = false;
+        l
+    };
     for (name, limits) in [
         ("smtp_with_mime", Limits::default()),
-        ("smtp_deferred_mime", Limits::default()),
+        ("smtp_analyze_mode", analyze_mode),
     ] {
-        let defer = name.ends_with("deferred_mime");
         group.bench_function(name, |b| {
             b.iter(|| {
                 let mut rec =
                     SessionRecord::new(1, Protocol::Smtp, ep(40000), ep(25), Timestamp(0));
-                rec.defer_decoding = defer;
                 let mut d = new_dissector(Protocol::Smtp, Framing::Plain, &limits);
                 for r in replies.iter().take(2) {
                     d.on_data(Direction::Server, r, Timestamp(1), &mut rec);
@@ -193,9 +197,15 @@ fn stages(c: &mut Criterion) {
     let msg = workload::message(&mut Rng::new(11), 1);
     let mut group = c.benchmark_group("mime");
     group.throughput(Throughput::Bytes(msg.len() as u64));
-    let limits = mailsift::mail::MimeLimits::default();
+    let options = mailsift::mail::StreamOptions::new(Default::default());
     group.bench_function("decode_message", |b| {
-        b.iter(|| black_box(mailsift::mail::decode(msg.as_bytes(), true, &limits, false)))
+        b.iter(|| {
+            black_box(mailsift::mail::decode_message(
+                msg.as_bytes(),
+                true,
+                &options,
+            ))
+        })
     });
     group.finish();
 }

@@ -8,7 +8,7 @@ use crate::capture::{
     CaptureError, InputSummary, LinkType, Packet, PacketFilter, PacketSource, SourceItem,
 };
 use crate::limits::{Limits, RetentionBudget};
-use crate::mail::{DecodeSlot, DecodeWork, resolve_deferred};
+use crate::mail::{MessageWorkers, resolve_deferred};
 use crate::net::decode::{DecodeStats, Decoded, Decoder, TcpSegment};
 use crate::net::flow::{
     Flow, FlowEnd, FlowKey, FlowStats, FlowTable, REORDER_HORIZON_PACKETS, TcpConnection,
@@ -22,7 +22,6 @@ use crate::time::Timestamp;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::{SyncSender, sync_channel};
-use std::sync::{Arc, Mutex};
 
 /// Which server ports carry which protocol, and how they start.
 #[derive(Debug, Clone)]
@@ -166,45 +165,10 @@ struct MailSession {
 
 type MailFlow = Flow<MailSession>;
 
-/// Where the engine hands work when it runs with helper threads: message decoding to workers,
-/// finished sessions to the thread that completes and reports them in order.
+/// Where the engine hands finished sessions when it runs with helper threads: to the thread
+/// that completes and reports them in order (messages go to their workers as they stream).
 struct Offload {
-    jobs: SyncSender<(DecodeWork, DecodeSlot)>,
     done: SyncSender<SessionRecord>,
-    queued: Arc<QueuedBytes>,
-}
-
-/// Message bytes waiting in the decoding queue, bounded so that a run of huge messages cannot
-/// pile up in memory while the workers are busy.
-struct QueuedBytes {
-    bytes: Mutex<usize>,
-    freed: std::sync::Condvar,
-    limit: usize,
-}
-
-impl QueuedBytes {
-    fn new(limit: usize) -> Self {
-        QueuedBytes {
-            bytes: Mutex::new(0),
-            freed: std::sync::Condvar::new(),
-            limit,
-        }
-    }
-
-    /// Waits until `n` more bytes fit (a message larger than the limit waits for an empty queue).
-    fn acquire(&self, n: usize) {
-        let mut queued = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
-        while *queued > 0 && *queued + n > self.limit {
-            queued = self.freed.wait(queued).unwrap_or_else(|p| p.into_inner());
-        }
-        *queued += n;
-    }
-
-    fn release(&self, n: usize) {
-        let mut queued = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
-        *queued = queued.saturating_sub(n);
-        self.freed.notify_all();
-    }
 }
 
 /// Drives packets through the pipeline into finished sessions.
@@ -385,9 +349,7 @@ impl Engine {
         }
         let mut early_ends_seen = Vec::new();
         if flows.get_mut(&key).is_none() {
-            let defer = offload.is_some();
-            let Some(flow) = new_flow(config, &seg, key, index, pkt.ts, svc_src, svc_dst, defer)
-            else {
+            let Some(flow) = new_flow(config, &seg, key, index, pkt.ts, svc_src, svc_dst) else {
                 if seg.payload.is_empty() && seg.missing == 0 && (seg.flags.fin || seg.flags.rst) {
                     early_ends.hold(key, &seg, pkt.ts, packet_no);
                 }
@@ -405,9 +367,6 @@ impl Engine {
         handle_segment(flow, &seg, pkt.ts, config, ooo_total, sink);
         for (end_seg, end_ts) in &early_ends_seen {
             handle_segment(flow, end_seg, *end_ts, config, ooo_total, sink);
-        }
-        if let Some(o) = offload {
-            submit_deferred(&mut flow.app.rec, o);
         }
         if !was_closed && let Some(at) = flow.conn.closed_at {
             flows.mark_closing(key, at);
@@ -476,7 +435,6 @@ fn new_flow(
     ts: Timestamp,
     svc_src: Option<(Protocol, Framing)>,
     svc_dst: Option<(Protocol, Framing)>,
-    defer_decoding: bool,
 ) -> Option<MailFlow> {
     let src = Endpoint {
         ip: seg.src,
@@ -502,7 +460,6 @@ fn new_flow(
     let (protocol, framing) = svc;
     let mut rec = SessionRecord::new(index, protocol, client, server, ts);
     rec.max_events = l.max_events_per_session;
-    rec.defer_decoding = defer_decoding;
     rec.content_hashes = l.content_hashes;
     rec.max_event_bytes = l.max_event_bytes_per_session;
     rec.max_messages = l.max_messages_per_session;
@@ -677,29 +634,6 @@ fn pass_blobs(rec: &mut SessionRecord, sink: &mut dyn SessionSink) {
     }
 }
 
-/// Hands the messages `rec` left for later to the decoding workers.
-fn submit_deferred(rec: &mut SessionRecord, offload: &Offload) {
-    // Messages are only ever appended, so those not yet handed on are at the end: a long
-    // session with thousands of messages costs nothing per packet for the earlier ones.
-    let first_waiting = rec
-        .deferred
-        .iter()
-        .rposition(|d| !d.is_waiting())
-        .map_or(0, |i| i + 1);
-    for d in rec.deferred.iter_mut().skip(first_waiting) {
-        let slot = DecodeSlot::default();
-        if let Some(work) = d.submit(slot.clone()) {
-            let len = work.len();
-            offload.queued.acquire(len);
-            if let Err(std::sync::mpsc::SendError((work, slot))) = offload.jobs.send((work, slot)) {
-                // No worker left to take it: do it here.
-                offload.queued.release(len);
-                slot.fill(work);
-            }
-        }
-    }
-}
-
 /// Finishes a flow: flushes its streams, closes its dissector and emits its session.
 fn finish(
     flow: MailFlow,
@@ -751,7 +685,6 @@ fn finish(
     let mut rec = app.rec;
     rec.release_retained();
     if let Some(o) = offload {
-        submit_deferred(&mut rec, o);
         match o.done.send(rec) {
             Ok(()) => return,
             // The reporting thread is gone (it panicked): report here instead.
@@ -866,8 +799,11 @@ fn run_one_file(
     }
 }
 
-/// Message bytes that may wait for a decoding worker at once (beyond the ones being decoded).
-const QUEUED_MESSAGE_BYTES: usize = 64 << 20;
+/// Message bytes that may wait for the decoding workers at once: enough to ride out a burst,
+/// small beside the rest of the run's memory.
+const QUEUED_MESSAGE_BYTES: usize = 32 << 20;
+/// Jobs (chunks of a message, or its start or end) that may wait per worker.
+const QUEUED_JOBS_PER_WORKER: usize = 4096;
 
 /// A sink for the engine side of a threaded run, which reports sessions through its reporter.
 struct NoSink;
@@ -890,30 +826,25 @@ pub fn run_files_threaded(
     sink: &mut (dyn SessionSink + Send),
     on_error: &mut dyn FnMut(&str),
 ) -> RunSummary {
-    if threads <= 1 || config.limits.keep_message_bytes {
+    if threads <= 1 {
         return run_files(paths, config, filter, sink, on_error);
     }
+    let mut config = config;
     std::thread::scope(|scope| {
         // Bounded queues keep memory flat: the reader waits when decoding falls behind.
-        let (jobs, job_queue) = sync_channel::<(DecodeWork, DecodeSlot)>(threads * 4);
-        let job_queue = Arc::new(Mutex::new(job_queue));
-        let queued = Arc::new(QueuedBytes::new(QUEUED_MESSAGE_BYTES));
+        let mut senders = Vec::with_capacity(threads);
+        let mut queues = Vec::with_capacity(threads);
         for _ in 0..threads {
-            let queue = Arc::clone(&job_queue);
-            let queued = Arc::clone(&queued);
-            scope.spawn(move || {
-                loop {
-                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    match next {
-                        Ok((work, slot)) => {
-                            queued.release(work.len());
-                            slot.fill(work);
-                        }
-                        Err(_) => break,
-                    }
-                }
-            });
+            let (tx, rx) = sync_channel(QUEUED_JOBS_PER_WORKER);
+            senders.push(tx);
+            queues.push(rx);
         }
+        let workers = MessageWorkers::new(senders, QUEUED_MESSAGE_BYTES);
+        for rx in queues {
+            let queue = workers.queue();
+            scope.spawn(move || queue.work(rx));
+        }
+        config.limits.workers = Some(workers);
         let (done, finished) = sync_channel::<SessionRecord>(64);
         let reporter = scope.spawn(move || {
             for rec in finished {
@@ -921,7 +852,7 @@ pub fn run_files_threaded(
             }
         });
         let mut engine = Engine::new(config);
-        engine.offload = Some(Offload { jobs, done, queued });
+        engine.offload = Some(Offload { done });
         let mut inputs = Vec::with_capacity(paths.len());
         for path in paths {
             inputs.push(run_one_file(
@@ -944,7 +875,6 @@ pub fn run_files_threaded(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
     use crate::capture::synth::{Conversation, SynthPacket};
 
@@ -1046,28 +976,5 @@ mod tests {
         assert_eq!(sessions.len(), 1);
         assert_eq!(sessions[0].first_seen, first);
         assert_eq!(sessions[0].last_seen, last);
-    }
-
-    #[test]
-    fn queued_bytes_wait_for_room_but_admit_a_big_message_alone() {
-        let q = Arc::new(QueuedBytes::new(100));
-        // Larger than the limit, but the queue is empty: admitted at once.
-        q.acquire(250);
-        let admitted = Arc::new(AtomicBool::new(false));
-        let waiter = {
-            let (q, admitted) = (Arc::clone(&q), Arc::clone(&admitted));
-            std::thread::spawn(move || {
-                q.acquire(10);
-                admitted.store(true, Ordering::SeqCst);
-            })
-        };
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert!(!admitted.load(Ordering::SeqCst), "admitted past the limit");
-        q.release(250);
-        waiter.join().expect("waiter");
-        assert!(admitted.load(Ordering::SeqCst));
-        q.acquire(90);
-        q.release(100);
-        assert_eq!(*q.bytes.lock().expect("lock"), 0);
     }
 }

@@ -26,20 +26,22 @@ pub struct Limits {
     pub fragment_timeout_secs: u64,
     /// Longest protocol line buffered; longer lines are cut and reported.
     pub max_line_len: usize,
-    /// Message bytes kept for MIME decoding and extraction; beyond this they are hashed and counted only.
-    pub max_message_bytes: usize,
     /// Events kept per session; more are counted.
     pub max_events_per_session: usize,
     /// Messages recorded per session; more are counted.
     pub max_messages_per_session: usize,
     /// Commands awaiting a reply (pipelining) per session.
     pub max_pending_commands: usize,
-    /// Whether dissectors hand raw message bytes to the output (for `--extract`).
-    pub keep_message_bytes: bool,
+    /// Where messages and attachments are streamed for `--extract`; None when not extracting.
+    pub spool: Option<Arc<crate::mail::Spool>>,
+    /// The workers messages are decoded on, in a threaded run; None: on the engine's thread.
+    pub workers: Option<crate::mail::MessageWorkers>,
+    /// Content hashes of parts and attachments (`--hashes`).
+    pub hashes: crate::mail::HashSelection,
     /// Bounds on MIME decoding of messages.
     pub mime: crate::mail::MimeLimits,
-    /// Bytes retained across all open sessions (message content kept for decoding, events);
-    /// past it, later content is hashed and counted but not kept, and events are counted only.
+    /// Bytes retained across all open sessions (events, message records, long lines, bytes held
+    /// while waiting for a reply); past it, events are counted only.
     pub max_retained_bytes: usize,
     /// Bytes of events kept per session; more are counted.
     pub max_event_bytes_per_session: usize,
@@ -63,11 +65,12 @@ impl Default for Limits {
             max_fragment_bytes: 64 << 20,
             fragment_timeout_secs: 30,
             max_line_len: 64 << 10,
-            max_message_bytes: 64 << 20,
             max_events_per_session: 100_000,
             max_messages_per_session: 100_000,
             max_pending_commands: 1000,
-            keep_message_bytes: false,
+            spool: None,
+            workers: None,
+            hashes: crate::mail::HashSelection::ALL,
             mime: crate::mail::MimeLimits::default(),
             max_retained_bytes: 256 << 20,
             max_event_bytes_per_session: 32 << 20,

@@ -6,6 +6,7 @@ use mailsift::capture::InputSummary;
 use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
 use mailsift::findings::{DEFAULT_BRUTE_FORCE_THRESHOLD, RunFinding};
 use mailsift::limits::Limits;
+use mailsift::mail::HashSelection;
 use mailsift::output::activity::ActivityTables;
 use mailsift::output::ecs::EcsWriter;
 use mailsift::output::extract::{ExtractError, Extractor};
@@ -74,9 +75,25 @@ struct LimitArgs {
     /// Seconds of capture time after which an idle flow is finished.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().flow_idle_timeout_secs)]
     idle_timeout: u64,
-    /// Bytes of a message kept for decoding and extraction (it is hashed in full regardless).
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_bytes)]
-    max_message_bytes: usize,
+    /// Content hashes of parts and attachments, comma-separated: md5, sha1, sha256 (the
+    /// message's own SHA-256 is always computed; extraction computes all three).
+    #[arg(long, value_name = "LIST", default_value = "md5,sha1,sha256", value_parser = parse_hashes)]
+    hashes: HashSelection,
+}
+
+/// Parses `--hashes`: a comma-separated list of md5, sha1 and sha256 (or `none`).
+fn parse_hashes(text: &str) -> std::result::Result<HashSelection, String> {
+    let mut sel = HashSelection::NONE;
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name.to_ascii_lowercase().as_str() {
+            "md5" => sel.md5 = true,
+            "sha1" | "sha-1" => sel.sha1 = true,
+            "sha256" | "sha-256" => sel.sha256 = true,
+            "none" => {}
+            other => return Err(format!("unknown hash {other:?} (known: md5, sha1, sha256)")),
+        }
+    }
+    Ok(sel)
 }
 
 /// Exit status when `--fail-on` is given and a finding reaches its severity.
@@ -279,8 +296,7 @@ fn config_from(input: &InputArgs) -> Result<EngineConfig> {
     let limits = Limits {
         max_flows: input.limits.max_flows,
         flow_idle_timeout_secs: input.limits.idle_timeout,
-        max_message_bytes: input.limits.max_message_bytes,
-        keep_message_bytes: input.extract.is_some(),
+        hashes: input.limits.hashes,
         ..Limits::default()
     };
     Ok(EngineConfig { limits, ports })
@@ -504,8 +520,11 @@ fn run_inputs(
 ) -> Result<engine::RunSummary> {
     let mut config = config_from(input)?;
     config.limits.content_hashes = content_hashes;
+    if let Some(x) = sink.extractor.as_mut() {
+        config.limits.spool = Some(x.spool()?);
+    }
     // Outputs that show no hash show no decoded content either, unless files are extracted.
-    config.limits.mime.decode_content = content_hashes || config.limits.keep_message_bytes;
+    config.limits.mime.decode_content = content_hashes || config.limits.spool.is_some();
     let mut filter = engine::build_filter(input.bpf.as_deref())?;
     let threads = match input.threads {
         Some(n) => usize::from(n),

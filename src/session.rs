@@ -305,15 +305,30 @@ pub struct MessageRecord {
     /// POP3 unique id from UIDL, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uidl: Option<String>,
-    /// Size in bytes of the message content (after dot-unstuffing).
+    /// Size in bytes of the message content captured (after dot-unstuffing).
     pub size: u64,
+    /// Bytes of the message the capture missed (gaps inside it).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub missing_bytes: u64,
     /// SHA-256 of the message content, hex.
     pub sha256: String,
     /// False when a gap, TOP, a limit or the end of the capture cut the message short.
     pub complete: bool,
+    /// The server's verdict on an SMTP message: the reply to its end of data (or BDAT LAST).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<MessageReply>,
     /// Decoded headers and MIME structure.
     #[serde(flatten)]
     pub mime: Option<crate::mail::MimeSummary>,
+}
+
+/// The server's reply that accepted or refused an SMTP message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageReply {
+    /// The reply code (250 delivered or queued, 4xx deferred, 5xx refused).
+    pub code: u16,
+    /// The reply text, lines joined by a space (the enhanced status code included).
+    pub text: String,
 }
 
 /// Severity of a finding.
@@ -363,10 +378,8 @@ pub struct Anomaly {
 pub struct MessageBlob {
     /// Index of the message in the session's `messages`.
     pub message: usize,
-    /// The message content exactly as recorded for its sha256 (a prefix when it was too large).
-    pub bytes: Vec<u8>,
-    /// Decoded contents of the message's attachments, in document order.
-    pub attachments: Vec<crate::mail::AttachmentContent>,
+    /// The spool files holding the message as captured and its decoded attachments.
+    pub files: crate::mail::SpooledMessage,
 }
 
 /// How much of a message the session records (see [`SessionRecord::admit_message`]).
@@ -444,10 +457,7 @@ pub struct SessionRecord {
     /// Most events kept; later ones are counted in `events_dropped`.
     #[serde(skip)]
     pub max_events: usize,
-    /// Whether finished messages leave their MIME decoding and hashing for later (another thread).
-    #[serde(skip)]
-    pub defer_decoding: bool,
-    /// Messages whose decoding was left for later; resolved before the session is reported.
+    /// Messages being decoded on a worker; resolved before the session is reported.
     #[serde(skip)]
     pub deferred: Vec<crate::mail::DeferredMessage>,
     /// Whether messages, parts and attachments are hashed (see [`crate::limits::Limits::content_hashes`]).
@@ -507,7 +517,6 @@ impl SessionRecord {
             messages_dropped: 0,
             blobs: Vec::new(),
             max_events: usize::MAX,
-            defer_decoding: false,
             deferred: Vec::new(),
             content_hashes: true,
             max_event_bytes: usize::MAX,

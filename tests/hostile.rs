@@ -87,7 +87,6 @@ const RUNS: usize = 3000;
 /// Serialises every session and checks its bounds.
 struct BoundedSink {
     max_events: usize,
-    max_message_bytes: usize,
     sessions: u64,
     json_bytes: usize,
 }
@@ -104,11 +103,15 @@ impl SessionSink for BoundedSink {
         self.sessions += 1;
     }
 
-    fn message_bytes(&mut self, _rec: &SessionRecord, blob: MessageBlob) {
-        assert!(
-            blob.bytes.len() <= self.max_message_bytes,
-            "message bytes unbounded"
-        );
+    fn message_bytes(&mut self, rec: &SessionRecord, blob: MessageBlob) {
+        // Extraction streamed the message to a file, byte for byte as recorded.
+        let written = std::fs::metadata(&blob.files.eml).map_or(0, |m| m.len());
+        let size = rec.messages.get(blob.message).map_or(0, |m| m.size);
+        assert_eq!(written, size, "spooled message is the recorded one");
+        let _ = std::fs::remove_file(&blob.files.eml);
+        for a in &blob.files.attachments {
+            let _ = std::fs::remove_file(&a.file);
+        }
     }
 }
 
@@ -212,7 +215,6 @@ fn run_one(name: &str, bytes: Vec<u8>, config: &EngineConfig) -> (u64, usize) {
     let mut engine = Engine::new(config.clone());
     let mut sink = BoundedSink {
         max_events: config.limits.max_events_per_session,
-        max_message_bytes: config.limits.max_message_bytes,
         sessions: 0,
         json_bytes: 0,
     };
@@ -240,7 +242,10 @@ fn run_one(name: &str, bytes: Vec<u8>, config: &EngineConfig) -> (u64, usize) {
 fn mutated_captures_never_panic_and_stay_bounded() {
     let files = captures();
     let mut config = EngineConfig::default();
-    config.limits.keep_message_bytes = true;
+    let spool = std::env::temp_dir().join(format!("mailsift-hostile-spool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&spool);
+    std::fs::create_dir_all(&spool).expect("spool folder");
+    config.limits.spool = Some(std::sync::Arc::new(mailsift::mail::Spool::new(&spool)));
     config.limits.max_events_per_session = 2000;
     let mut rng = Rng::new(0x6d61_696c_7369_6674);
     let mut sessions = 0;
@@ -252,6 +257,7 @@ fn mutated_captures_never_panic_and_stay_bounded() {
         sessions += run_one(&label, bytes, &config).0;
     }
     eprintln!("{sessions} sessions from {RUNS} mutated captures");
+    let _ = std::fs::remove_dir_all(&spool);
     // Most mutations leave most sessions readable: the run really exercised the dissectors.
     assert!(
         sessions > RUNS as u64,
@@ -340,9 +346,8 @@ fn an_endless_line_is_cut_reported_and_not_held() {
 }
 
 #[test]
-fn a_huge_message_is_hashed_whole_but_kept_only_to_the_limit() {
-    let mut config = EngineConfig::default();
-    config.limits.max_message_bytes = 256 << 10;
+fn a_huge_message_is_decoded_whole_as_it_streams_without_being_kept() {
+    let config = EngineConfig::default();
     let mut body = b"Subject: big\r\n\r\n".to_vec();
     while body.len() < FLOOD {
         body.extend_from_slice(
@@ -371,7 +376,14 @@ fn a_huge_message_is_hashed_whole_but_kept_only_to_the_limit() {
     assert_eq!(rec.messages.len(), 1);
     assert_eq!(rec.messages[0].size, size, "size counts every byte");
     assert_eq!(rec.messages[0].sha256.len(), 64, "hashed as it streamed by");
-    assert!(rec.has_anomaly("message_too_large"), "{:?}", rec.anomalies);
+    assert!(rec.anomalies.is_empty(), "{:?}", rec.anomalies);
+    let mime = rec.messages[0].mime.as_ref().expect("decoded");
+    let body = size - b"Subject: big\r\n\r\n".len() as u64;
+    assert_eq!(
+        mime.parts[0].size,
+        Some(body),
+        "the body is decoded to its end"
+    );
     assert!(
         held < HELD_AT_MOST,
         "held {held} bytes for a {size}-byte message"

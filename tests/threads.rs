@@ -65,10 +65,12 @@ fn a_synthetic_mixed_capture_exports_the_same_with_1_2_and_3_threads() {
     };
     std::fs::write(&path, workload.to_bytes()).unwrap();
     assert_same_for_1_2_3_threads(std::slice::from_ref(&path), EngineConfig::default());
-    // Small limits: sessions end by eviction and messages are cut, on every thread count.
+    // Small limits: sessions end by eviction and MIME walks stop at their limits, on every
+    // thread count.
     let mut config = EngineConfig::default();
     config.limits.max_flows = 5;
-    config.limits.max_message_bytes = 3000;
+    config.limits.mime.max_parts = 2;
+    config.limits.mime.max_body_bytes = 100;
     assert_same_for_1_2_3_threads(std::slice::from_ref(&path), config);
     // Every flow idle at each sweep: sessions end by timeout in the middle of their messages.
     let mut config = EngineConfig::default();

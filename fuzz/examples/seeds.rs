@@ -406,7 +406,7 @@ fn capture_seeds(corpus: &mut Corpus, path: &Path, with_raw_file: bool) {
             pop3_messages(&stream_of(&flow.ops, Direction::Server))
         };
         for m in messages {
-            let mut seed = vec![COMPLETE | ATTACHMENTS];
+            let mut seed = vec![COMPLETE | ATTACHMENTS, 7];
             seed.extend_from_slice(&m);
             corpus.add("mime", &name, &seed);
         }
@@ -467,7 +467,7 @@ fn mime_seeds(corpus: &mut Corpus) {
     ];
     for (i, m) in messages.iter().enumerate() {
         for options in [COMPLETE | ATTACHMENTS, TIGHT | COMPLETE, 0] {
-            let mut seed = vec![options];
+            let mut seed = vec![options, 13];
             seed.extend_from_slice(m);
             corpus.add("mime", &format!("synth{i}"), &seed);
         }

@@ -90,11 +90,8 @@ impl SessionSink for CheckingSink {
             blob.message < rec.messages.len() + 1,
             "blob for an unknown message"
         );
-        assert!(
-            blob.bytes.len() <= self.config.limits.max_message_bytes,
-            "kept {} message bytes",
-            blob.bytes.len()
-        );
+        crate::check::blob(&blob, &self.config.limits, self.input_len);
+        crate::check::discard(&blob);
     }
 }
 
@@ -103,7 +100,7 @@ impl SessionSink for CheckingSink {
 fn export(data: &[u8]) -> Option<Vec<u8>> {
     let mut src = open(data)?;
     let mut config = EngineConfig::default();
-    config.limits.keep_message_bytes = true;
+    config.limits.spool = Some(crate::check::spool());
     let mut engine = Engine::new(config.clone());
     let mut sink = CheckingSink {
         config,

@@ -35,7 +35,7 @@ pub fn record(rec: &SessionRecord, limits: &Limits, input_len: usize) -> Value {
         assert!(!a.kind.is_empty(), "anomaly without a kind");
     }
     for mime in rec.messages.iter().filter_map(|m| m.mime.as_ref()) {
-        crate::mime::check_summary(mime, &limits.mime, limits.max_message_bytes);
+        crate::mime::check_summary(mime, &limits.mime, input_len);
     }
     if let Some(tls) = &rec.tls {
         assert!(
@@ -51,13 +51,32 @@ pub fn record(rec: &SessionRecord, limits: &Limits, input_len: usize) -> Value {
     serde_json::from_str(&text).expect("a session record serialises to valid JSON")
 }
 
-/// Checks the bounds of one message blob handed on for extraction.
-pub fn blob(blob: &MessageBlob, limits: &Limits, input_len: usize) {
-    assert!(
-        blob.bytes.len() <= limits.max_message_bytes.max(input_len),
-        "message blob of {} bytes",
-        blob.bytes.len()
-    );
+/// Checks one message blob handed on for extraction (its spooled file) and returns its size.
+pub fn blob(blob: &MessageBlob, _limits: &Limits, input_len: usize) -> u64 {
+    let len = std::fs::metadata(&blob.files.eml).map_or(0, |m| m.len());
+    assert!(len <= input_len as u64, "message blob of {len} bytes");
+    len
+}
+
+/// A spool folder for this process's extraction runs.
+pub fn spool() -> std::sync::Arc<mailsift::mail::Spool> {
+    static SPOOL: std::sync::OnceLock<std::sync::Arc<mailsift::mail::Spool>> =
+        std::sync::OnceLock::new();
+    SPOOL
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("mailsift-fuzz-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("spool folder");
+            std::sync::Arc::new(mailsift::mail::Spool::new(dir))
+        })
+        .clone()
+}
+
+/// Removes a blob's spooled files.
+pub fn discard(blob: &MessageBlob) {
+    let _ = std::fs::remove_file(&blob.files.eml);
+    for a in &blob.files.attachments {
+        let _ = std::fs::remove_file(&a.file);
+    }
 }
 
 /// The path and values of the first difference between two JSON values, or `None` if equal.

@@ -1,10 +1,13 @@
-//! MIME decoding from fuzzer bytes: an options byte, then the message handed to `mail::decode`.
+//! MIME decoding from fuzzer bytes: an options byte, a split byte, then the message streamed
+//! through `mail::MessageStream`.
 //!
-//! Options: bit 0 says the message is complete, bit 1 asks for attachment contents, bit 2
+//! Options: bit 0 says the message is complete, bit 1 adds a run with a gap, bit 2
 //! selects [`tight_limits`] so every limit is within the fuzzer's reach, bit 3 turns content
 //! hashing off and bit 4 leaves base64 undecoded (both as `analyze` does).
 
-use mailsift::mail::{MimeLimits, MimeSummary, decode};
+use mailsift::mail::{
+    HashSelection, MessageStream, MimeLimits, MimeSummary, StreamOptions, decode_message,
+};
 
 /// Complete-message flag.
 pub const COMPLETE: u8 = 0x01;
@@ -65,15 +68,19 @@ pub fn check_summary(s: &MimeSummary, limits: &MimeLimits, input_len: usize) {
         );
     }
     assert!(
-        s.decoded_bytes as usize <= input_len.min(limits.max_decode_bytes),
+        s.decoded_bytes as usize <= input_len,
         "{} bytes decoded of {input_len}",
         s.decoded_bytes
     );
 }
 
-/// Decodes one input and checks the result.
+/// Decodes one input, in one piece and in pieces cut where the fuzzer says (with a gap when
+/// bit 1 is set), and checks the results.
 pub fn run(data: &[u8]) {
-    let Some((&options, message)) = data.split_first() else {
+    let Some((&options, rest)) = data.split_first() else {
+        return;
+    };
+    let Some((&cut, message)) = rest.split_first() else {
         return;
     };
     let mut limits = if options & TIGHT != 0 {
@@ -81,24 +88,37 @@ pub fn run(data: &[u8]) {
     } else {
         MimeLimits::default()
     };
-    limits.content_hashes = options & NO_HASHES == 0;
     limits.decode_content = options & NO_DECODING == 0;
-    let decoded = decode(
-        message,
-        options & COMPLETE != 0,
-        &limits,
-        options & ATTACHMENTS != 0,
-    );
-    check_summary(&decoded.summary, &limits, message.len());
-    let hashed = decoded.summary.parts.iter().any(|p| p.sha256.is_some());
+    let mut stream = StreamOptions::new(limits.clone());
+    if options & NO_HASHES != 0 {
+        stream.hashes = HashSelection::NONE;
+    }
+    let complete = options & COMPLETE != 0;
+    let whole = decode_message(message, complete, &stream);
+    let summary = whole.mime.as_ref().expect("MIME decoded");
+    check_summary(summary, &limits, message.len());
+    let hashed = summary.parts.iter().any(|p| p.sha256.is_some());
     assert!(
-        limits.content_hashes || !hashed,
+        options & NO_HASHES == 0 || !hashed,
         "a part hash when hashes are off"
     );
-    if options & ATTACHMENTS == 0 {
-        assert!(decoded.attachments.is_empty(), "contents nobody asked for");
-    } else {
-        assert!(decoded.attachments.len() <= decoded.summary.attachments.len());
+    // Any split of the message gives the same record.
+    let step = usize::from(cut).max(1);
+    let mut s = MessageStream::new(&stream);
+    for piece in message.chunks(step) {
+        s.push(piece);
     }
-    serde_json::to_string(&decoded.summary).expect("a MIME summary always serialises");
+    assert_eq!(s.finish(complete), whole, "a split changed the record");
+    if options & ATTACHMENTS != 0 && !message.is_empty() {
+        // A gap in the middle: never a panic, the size counts what was captured.
+        let mid = message.len() / 2;
+        let mut s = MessageStream::new(&stream);
+        s.push(&message[..mid]);
+        s.gap(u64::from(cut));
+        s.push(&message[mid..]);
+        let gapped = s.finish(complete);
+        assert_eq!(gapped.size, message.len() as u64);
+        assert_eq!(gapped.missing_bytes, u64::from(cut));
+    }
+    serde_json::to_string(summary).expect("a MIME summary always serialises");
 }

@@ -153,10 +153,11 @@ impl SessionConfig {
             l.max_pending_commands = 3;
         }
         if self.has(Self::SMALL_MESSAGES) {
-            l.max_message_bytes = 600;
             l.mime = crate::mime::tight_limits();
         }
-        l.keep_message_bytes = self.has(Self::KEEP_MESSAGES);
+        if self.has(Self::KEEP_MESSAGES) {
+            l.spool = Some(crate::check::spool());
+        }
         l
     }
 
@@ -417,8 +418,9 @@ pub fn drive(
         .blobs
         .iter()
         .map(|b| {
-            crate::check::blob(b, limits, input_len);
-            (b.message, b.bytes.len())
+            let len = crate::check::blob(b, limits, input_len);
+            crate::check::discard(b);
+            (b.message, len as usize)
         })
         .collect();
     if let Value::Object(map) = &mut json {

@@ -11,6 +11,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 /// The hashes of one decoded body.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ContentDigests {
     /// SHA-256 of the content.
@@ -19,6 +20,7 @@ pub(crate) struct ContentDigests {
     pub md5_sha1: Option<([u8; 16], [u8; 20])>,
 }
 
+#[cfg(test)]
 /// Hashes `bytes` with SHA-256 and, when `with_md5_sha1` is set, MD5 and SHA-1, in one pass.
 pub(crate) fn content_digests(bytes: &[u8], with_md5_sha1: bool) -> ContentDigests {
     if !with_md5_sha1 {
@@ -41,6 +43,161 @@ pub(crate) fn content_digests(bytes: &[u8], with_md5_sha1: bool) -> ContentDiges
     ContentDigests {
         sha256: sha256.finalize().into(),
         md5_sha1: Some((md5.finish(tail, bytes.len() as u64), sha1.finalize().into())),
+    }
+}
+
+/// Which content hashes a run computes for parts and attachments (`--hashes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashSelection {
+    /// MD5 of attachments.
+    pub md5: bool,
+    /// SHA-1 of attachments.
+    pub sha1: bool,
+    /// SHA-256 of every part and attachment.
+    pub sha256: bool,
+}
+
+impl HashSelection {
+    /// Every hash: MD5, SHA-1 and SHA-256.
+    pub const ALL: HashSelection = HashSelection {
+        md5: true,
+        sha1: true,
+        sha256: true,
+    };
+    /// No content hash (the raw message's SHA-256 is always computed).
+    pub const NONE: HashSelection = HashSelection {
+        md5: false,
+        sha1: false,
+        sha256: false,
+    };
+
+    /// Whether any content hash is computed.
+    pub fn any(&self) -> bool {
+        self.md5 || self.sha1 || self.sha256
+    }
+}
+
+impl Default for HashSelection {
+    fn default() -> Self {
+        HashSelection::ALL
+    }
+}
+
+/// Incremental MD5, SHA-1 and SHA-256 of one decoded body, fed in pieces of any size.
+///
+/// Whole blocks go through all three hashes together, as [`content_digests`] does; a partial
+/// block is carried to the next piece.
+pub(crate) struct ContentHasher {
+    sha256: Option<Sha256>,
+    sha1: Option<Sha1>,
+    md5: Option<Md5>,
+    block: [u8; BLOCK],
+    filled: usize,
+    total: u64,
+}
+
+impl std::fmt::Debug for ContentHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ContentHasher")
+    }
+}
+
+impl ContentHasher {
+    /// A hasher computing the hashes `select` names.
+    pub(crate) fn new(select: HashSelection) -> Self {
+        ContentHasher {
+            sha256: select.sha256.then(Sha256::new),
+            sha1: select.sha1.then(Sha1::new),
+            md5: select.md5.then(Md5::new),
+            block: [0; BLOCK],
+            filled: 0,
+            total: 0,
+        }
+    }
+
+    /// Whether this hasher computes anything at all.
+    pub(crate) fn is_active(&self) -> bool {
+        self.sha256.is_some() || self.sha1.is_some() || self.md5.is_some()
+    }
+
+    /// Adds bytes.
+    pub(crate) fn update(&mut self, mut bytes: &[u8]) {
+        if !self.is_active() {
+            return;
+        }
+        self.total += bytes.len() as u64;
+        if self.filled > 0 {
+            let take = (BLOCK - self.filled).min(bytes.len());
+            self.block[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
+            self.filled += take;
+            bytes = &bytes[take..];
+            if self.filled < BLOCK {
+                return;
+            }
+            let block = self.block;
+            self.blocks(std::slice::from_ref(&block));
+            self.filled = 0;
+        }
+        let (blocks, tail) = bytes.as_chunks::<BLOCK>();
+        self.blocks(blocks);
+        self.block[..tail.len()].copy_from_slice(tail);
+        self.filled = tail.len();
+    }
+
+    fn blocks(&mut self, blocks: &[[u8; BLOCK]]) {
+        if blocks.is_empty() {
+            return;
+        }
+        match (&mut self.md5, &mut self.sha1, &mut self.sha256) {
+            // One block at a time through all three, so the SHA units fill MD5's idle slots.
+            (Some(md5), sha1, sha256) => {
+                for block in blocks {
+                    md5.compress(block);
+                    if let Some(h) = sha1.as_mut() {
+                        h.update(block);
+                    }
+                    if let Some(h) = sha256.as_mut() {
+                        h.update(block);
+                    }
+                }
+            }
+            (None, sha1, sha256) => {
+                let flat = blocks.as_flattened();
+                if let Some(h) = sha1.as_mut() {
+                    h.update(flat);
+                }
+                if let Some(h) = sha256.as_mut() {
+                    h.update(flat);
+                }
+            }
+        }
+    }
+
+    /// The hex digests: (MD5, SHA-1, SHA-256), each empty when not computed.
+    pub(crate) fn finish(mut self) -> (String, String, String) {
+        let tail = self.block[..self.filled].to_vec();
+        if let Some(h) = self.sha1.as_mut() {
+            h.update(&tail);
+        }
+        if let Some(h) = self.sha256.as_mut() {
+            h.update(&tail);
+        }
+        let md5 = self
+            .md5
+            .take()
+            .map(|m| hex::encode(m.finish(&tail, self.total)))
+            .unwrap_or_default();
+        let sha1 = self
+            .sha1
+            .take()
+            .map(|h| hex::encode(h.finalize()))
+            .unwrap_or_default();
+        let sha256 = self
+            .sha256
+            .take()
+            .map(|h| hex::encode(h.finalize()))
+            .unwrap_or_default();
+        (md5, sha1, sha256)
     }
 }
 

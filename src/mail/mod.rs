@@ -1,30 +1,35 @@
-//! Messages carried by SMTP and POP3: collection with hashing and bounds, then MIME decoding.
+//! Messages carried by SMTP and POP3, decoded as they stream.
 //!
-//! [`MessageCollector`] streams a message's bytes (hashing all of them, keeping a bounded prefix)
-//! and, when the message ends, calls [`decode`], which maps the message onto a [`MimeSummary`]:
-//! decoded headers, the flattened part tree, attachments with hashes, body excerpts and URLs.
-//!
-//! MIME parsing itself is done by `mail-parser`. Before it sees a message, [`guard`] pre-scans
-//! the bytes and cuts off whatever would make it use too much memory or time (see that module
-//! for the reasons); the walk over its result then applies the semantic limits of
-//! [`MimeLimits`]. Every limit hit is a [`MimeProblem`] that the collector records as a session
-//! anomaly; what came before the limit is kept.
+//! A dissector feeds each message's content to a [`MessageCollector`], which runs a
+//! [`MessageStream`] (on the dissector's thread, or on a worker's): one pass over the bytes
+//! computes the message's SHA-256 and size and walks its MIME structure, decoding transfer
+//! encodings, hashing parts and attachments, excerpting bodies, collecting URLs and, when
+//! extracting, streaming files to disk. Header blocks are parsed with `mail-parser`'s header
+//! parser. Every limit of [`MimeLimits`] hit is a [`MimeProblem`] that becomes a session
+//! anomaly; the rest of the message is still hashed and counted.
 
 mod collector;
+pub mod decoder;
 mod digest;
-pub(crate) mod guard;
 mod headers;
-mod mime;
+#[cfg(test)]
+mod oracle;
+mod record;
+pub mod stream;
 mod transfer;
 mod urls;
 
 pub use collector::{
-    DecodeOutput, DecodeSlot, DecodeWork, DeferredMessage, DeferredState, Envelope, KeepBounds,
-    MessageCollector, resolve_deferred,
+    DecodeSlot, DeferredMessage, DeferredState, Envelope, Job, KeepBounds, MessageCollector,
+    MessageWorkers, WorkerQueue, resolve_deferred,
 };
+pub use digest::HashSelection;
 pub use headers::{AddressRecord, HeaderField, HeaderSummary, ReceivedHop};
-pub use mime::{
-    AttachmentContent, AttachmentRecord, DecodedMessage, MimeSummary, PartRecord, decode,
+pub use record::{AttachmentContent, AttachmentRecord, MimeSummary, PartRecord};
+pub use stream::spool::Spool;
+pub use stream::{
+    MessageStream, SpooledAttachment, SpooledMessage, StreamOptions, StreamedMessage,
+    decode_message,
 };
 
 /// Something wrong or cut short while decoding a message; becomes a session anomaly.
@@ -87,7 +92,7 @@ impl Default for MimeLimits {
     fn default() -> Self {
         MimeLimits {
             max_decode_bytes: 64 << 20,
-            max_header_block_bytes: 256 << 10,
+            max_header_block_bytes: 64 << 10,
             max_headers: 1000,
             max_depth: 32,
             max_parts: 1000,

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 /// A part's declared transfer encoding.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum TransferEncoding {
+pub enum TransferEncoding {
     /// No header: 7bit by default.
     Absent,
     /// `7bit`, `8bit` or `binary`: the body is the content.

@@ -468,6 +468,8 @@ mod tests {
             rcpt_to: Some(vec!["bob@example.com".into()]),
             number: None,
             uidl: None,
+            missing_bytes: 0,
+            reply: None,
             size: 100,
             sha256: "abc".into(),
             complete: true,

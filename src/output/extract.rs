@@ -13,16 +13,14 @@
 //! names, and at most [`MAX_NAME_BYTES`] bytes. Names are unique within the run, even on
 //! case-insensitive file systems. The original name is kept in the manifest.
 
-use crate::mail::AttachmentRecord;
+use crate::mail::{AttachmentRecord, Spool};
 use crate::session::{MessageBlob, MessageRecord, SessionRecord};
-use md5::Md5;
 use serde::Serialize;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Longest sanitized original name kept in a file name (the whole name stays under 255 bytes).
 pub const MAX_NAME_BYTES: usize = 120;
@@ -139,6 +137,7 @@ pub struct Extractor {
     messages: u64,
     attachments: u64,
     bytes: u64,
+    spool: Option<Arc<Spool>>,
 }
 
 impl Extractor {
@@ -159,6 +158,7 @@ impl Extractor {
             messages: 0,
             attachments: 0,
             bytes: 0,
+            spool: None,
         })
     }
 
@@ -167,33 +167,53 @@ impl Extractor {
         &self.run_dir
     }
 
-    /// Writes a message (`.eml`) and its attachments.
+    /// Where messages and attachments are streamed while they are decoded: a folder inside
+    /// the run folder (so files move into place by renaming), removed when the run finishes.
+    pub fn spool(&mut self) -> Result<Arc<Spool>, ExtractError> {
+        if let Some(s) = &self.spool {
+            return Ok(Arc::clone(s));
+        }
+        let dir = self.run_dir.join(".spool");
+        fs::create_dir(&dir).map_err(|source| ExtractError::Folder {
+            path: dir.clone(),
+            source,
+        })?;
+        let spool = Arc::new(Spool::new(dir));
+        self.spool = Some(Arc::clone(&spool));
+        Ok(spool)
+    }
+
+    /// Moves a message's spooled `.eml` and attachments into place under their names.
     pub fn message(&mut self, rec: &SessionRecord, blob: MessageBlob) -> Result<(), ExtractError> {
         let record = rec.messages.get(blob.message);
-        let original_size = record.map_or(blob.bytes.len() as u64, |m| m.size);
-        let whole = record.is_some_and(|m| m.complete) && blob.bytes.len() as u64 == original_size;
+        let files = blob.files;
+        let size = record.map_or(0, |m| m.size);
+        let original_size = size + record.map_or(0, |m| m.missing_bytes);
+        let whole = record.is_some_and(|m| m.complete);
         let base = format!("s{}-m{}", rec.id, blob.message);
-        let file = self.write_unique(&base, ".eml", &blob.bytes)?;
-        self.entries.push(entry(
+        let file = self.move_unique(&base, ".eml", &files.eml, size)?;
+        let mut e = entry(
             rec,
             blob.message,
             file,
             FileKind::Message,
-            &blob.bytes,
+            size,
             original_size,
             whole,
-        ));
+        );
+        e.md5 = files.eml_md5.clone();
+        e.sha1 = files.eml_sha1.clone();
+        e.sha256 = record.map(|m| m.sha256.clone()).unwrap_or_default();
+        self.entries.push(e);
         self.messages += 1;
-        for content in blob.attachments {
+        for content in files.attachments {
             let att = record.and_then(|m| attachment_record(m, &content.path));
-            let name = content
-                .filename
-                .as_deref()
-                .map(sanitize_name)
-                .unwrap_or_default();
+            let filename = att.and_then(|a| a.filename.clone());
+            let content_type = att.map(|a| a.content_type.clone()).unwrap_or_default();
+            let name = filename.as_deref().map(sanitize_name).unwrap_or_default();
             let part = format!("{base}-{}", safe_path(&content.path));
             let (stem, ext) = if name.is_empty() {
-                let ext = if content.content_type.starts_with("message/") {
+                let ext = if content_type.starts_with("message/") {
                     ".eml"
                 } else {
                     ".bin"
@@ -203,19 +223,24 @@ impl Extractor {
                 let (body, ext) = split_extension(&name);
                 (format!("{part}-{body}"), ext.to_string())
             };
-            let file = self.write_unique(&stem, &ext, &content.bytes)?;
+            let file = self.move_unique(&stem, &ext, &content.file, content.size)?;
             let mut e = entry(
                 rec,
                 blob.message,
                 file,
                 FileKind::Attachment,
-                &content.bytes,
-                content.bytes.len() as u64,
+                content.size,
+                content.size,
                 att.is_none_or(|a| a.complete),
             );
+            if let Some(a) = att {
+                e.md5 = a.md5.clone();
+                e.sha1 = a.sha1.clone();
+                e.sha256 = a.sha256.clone();
+            }
             e.part = Some(content.path.clone());
-            e.original_name = content.filename.clone();
-            e.content_type = Some(content.content_type.clone());
+            e.original_name = filename;
+            e.content_type = Some(content_type);
             self.entries.push(e);
             self.attachments += 1;
         }
@@ -224,6 +249,10 @@ impl Extractor {
 
     /// Writes `manifest.json` and returns what the run produced.
     pub fn finish(self) -> Result<ExtractSummary, ExtractError> {
+        if let Some(spool) = &self.spool {
+            // What is left there belongs to messages never reported (none in a normal run).
+            let _ = fs::remove_dir_all(spool.dir());
+        }
         let manifest = Manifest {
             tool: "mailsift",
             version: env!("CARGO_PKG_VERSION"),
@@ -244,13 +273,14 @@ impl Extractor {
         })
     }
 
-    /// Writes `bytes` as `stem` + `ext`, adding `~2`, `~3`, ... before the extension when the
-    /// name is taken. Returns the file name.
-    fn write_unique(
+    /// Moves the spool file `from` to `stem` + `ext`, adding `~2`, `~3`, ... before the
+    /// extension when the name is taken. Returns the file name.
+    fn move_unique(
         &mut self,
         body: &str,
         ext: &str,
-        bytes: &[u8],
+        from: &Path,
+        size: u64,
     ) -> Result<String, ExtractError> {
         for n in 1u32..=u32::MAX {
             let name = if n == 1 {
@@ -263,14 +293,15 @@ impl Extractor {
                 continue;
             }
             let path = self.run_dir.join(&name);
-            match write_new(&path, bytes) {
+            if path.symlink_metadata().is_ok() {
+                self.used_names.insert(key);
+                continue;
+            }
+            match fs::rename(from, &path) {
                 Ok(()) => {
                     self.used_names.insert(key);
-                    self.bytes += bytes.len() as u64;
+                    self.bytes += size;
                     return Ok(name);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    self.used_names.insert(key);
                 }
                 Err(source) => return Err(ExtractError::Write { path, source }),
             }
@@ -294,7 +325,7 @@ fn entry(
     message: usize,
     file: String,
     kind: FileKind,
-    bytes: &[u8],
+    size: u64,
     original_size: u64,
     complete: bool,
 ) -> ManifestEntry {
@@ -309,11 +340,11 @@ fn entry(
         part: None,
         original_name: None,
         content_type: None,
-        size: bytes.len() as u64,
+        size,
         original_size,
-        md5: hex::encode(Md5::digest(bytes)),
-        sha1: hex::encode(Sha1::digest(bytes)),
-        sha256: hex::encode(Sha256::digest(bytes)),
+        md5: String::new(),
+        sha1: String::new(),
+        sha256: String::new(),
         complete,
     }
 }
@@ -437,9 +468,10 @@ fn shorten(name: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mail::{Envelope, MessageCollector};
+    use crate::mail::{Envelope, MessageCollector, StreamOptions};
     use crate::session::{Endpoint, MessageSource, Protocol};
     use crate::time::Timestamp;
+    use sha2::{Digest, Sha256};
     use std::sync::atomic::{AtomicU32, Ordering};
 
     /// A fresh folder under the system's temporary folder, removed on drop.
@@ -465,16 +497,18 @@ mod tests {
         }
     }
 
-    fn session_with(messages: &[&[u8]]) -> SessionRecord {
+    fn session_with(x: &mut Extractor, messages: &[&[u8]]) -> SessionRecord {
+        let mut options = StreamOptions::new(Default::default());
+        options.spool = Some(x.spool().expect("spool"));
         let ep = |port| Endpoint {
             ip: "198.51.100.4".parse().expect("ip"),
             port,
         };
         let mut rec = SessionRecord::new(42, Protocol::Smtp, ep(51000), ep(25), Timestamp(0));
         for m in messages {
-            let mut c = MessageCollector::new(MessageSource::Data, Timestamp(1), 1 << 20);
+            let mut c = MessageCollector::with_options(MessageSource::Data, Timestamp(1), &options);
             c.push(m, Timestamp(2));
-            c.finish(Envelope::default(), true, true, &mut rec);
+            c.finish(Envelope::default(), true, &mut rec);
         }
         rec
     }
@@ -516,8 +550,8 @@ mod tests {
     #[test]
     fn hostile_names_are_made_safe() {
         let tmp = TempDir::new();
-        let mut rec = session_with(&[&hostile_message()]);
         let mut x = Extractor::create(&tmp.0).expect("create");
+        let mut rec = session_with(&mut x, &[&hostile_message()]);
         for blob in std::mem::take(&mut rec.blobs) {
             x.message(&rec, blob).expect("write");
         }
@@ -615,8 +649,8 @@ mod tests {
     fn eml_is_byte_exact_and_manifest_links_it() {
         let tmp = TempDir::new();
         let msg = b"From: a@example.org\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nbody\r\n--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--b--\r\n";
-        let mut rec = session_with(&[msg, b"Subject: second\r\n\r\nx\r\n"]);
         let mut x = Extractor::create(&tmp.0).expect("create");
+        let mut rec = session_with(&mut x, &[msg, b"Subject: second\r\n\r\nx\r\n"]);
         for blob in std::mem::take(&mut rec.blobs) {
             x.message(&rec, blob).expect("write");
         }
@@ -666,8 +700,8 @@ mod tests {
         fs::write(tmp.0.join("run-0007").join("s1-m0.eml"), b"old").expect("write");
         let mut dirs = Vec::new();
         for _ in 0..2 {
-            let mut rec = session_with(&[b"Subject: r\r\n\r\nbody\r\n"]);
             let mut x = Extractor::create(&tmp.0).expect("create");
+            let mut rec = session_with(&mut x, &[b"Subject: r\r\n\r\nbody\r\n"]);
             for blob in std::mem::take(&mut rec.blobs) {
                 x.message(&rec, blob).expect("write");
             }
@@ -697,17 +731,21 @@ mod tests {
     }
 
     #[test]
-    fn truncated_message_is_marked_incomplete() {
+    fn message_cut_by_a_gap_is_marked_incomplete() {
         let tmp = TempDir::new();
         let ep = |port| Endpoint {
             ip: "198.51.100.4".parse().expect("ip"),
             port,
         };
         let mut rec = SessionRecord::new(5, Protocol::Pop3, ep(51000), ep(110), Timestamp(0));
-        let mut c = MessageCollector::new(MessageSource::Retr, Timestamp(1), 10);
-        c.push(b"Subject: long message\r\n\r\nbody\r\n", Timestamp(2));
-        c.finish(Envelope::default(), true, true, &mut rec);
         let mut x = Extractor::create(&tmp.0).expect("create");
+        let mut options = StreamOptions::new(Default::default());
+        options.spool = Some(x.spool().expect("spool"));
+        let mut c = MessageCollector::with_options(MessageSource::Retr, Timestamp(1), &options);
+        c.push(b"Subject: long ", Timestamp(2));
+        c.gap(21, Timestamp(2));
+        c.push(b"message\r\n\r\nbody\r\n", Timestamp(2));
+        c.finish(Envelope::default(), true, &mut rec);
         for blob in std::mem::take(&mut rec.blobs) {
             x.message(&rec, blob).expect("write");
         }
@@ -715,8 +753,8 @@ mod tests {
         let manifest: serde_json::Value =
             serde_json::from_slice(&fs::read(&s.manifest).expect("manifest")).expect("json");
         let m = &manifest["files"][0];
-        assert_eq!(m["size"], 10);
-        assert_eq!(m["original_size"], 31);
+        assert_eq!(m["size"], 31);
+        assert_eq!(m["original_size"], 52);
         assert_eq!(m["complete"], false);
         assert_eq!(m["protocol"], "pop3");
     }

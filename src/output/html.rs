@@ -1083,6 +1083,8 @@ mod tests {
             rcpt_to: None,
             number: None,
             uidl: None,
+            missing_bytes: 0,
+            reply: None,
             size: 1,
             sha256: "ab".into(),
             complete: true,

@@ -213,7 +213,13 @@ impl SessionSink for Analysis {
         self.sessions.push(rec);
     }
     fn message_bytes(&mut self, rec: &SessionRecord, blob: MessageBlob) {
-        self.blobs.insert((rec.id, blob.message), blob.bytes);
+        // The bytes were streamed to a spool file; read them back and leave nothing behind.
+        let bytes = std::fs::read(&blob.files.eml).expect("spooled message");
+        let _ = std::fs::remove_file(&blob.files.eml);
+        for a in &blob.files.attachments {
+            let _ = std::fs::remove_file(&a.file);
+        }
+        self.blobs.insert((rec.id, blob.message), bytes);
     }
 }
 
@@ -221,7 +227,10 @@ impl SessionSink for Analysis {
 /// `extra_ports` is set and keeping message bytes when `keep_bytes` is set.
 pub fn analyse(cap: &Capture, keep_bytes: bool, extra_ports: bool) -> Analysis {
     let mut config = EngineConfig::default();
-    config.limits.keep_message_bytes = keep_bytes;
+    let spool = keep_bytes.then(|| scratch_dir("spool"));
+    config.limits.spool = spool
+        .as_ref()
+        .map(|d| std::sync::Arc::new(mailsift::mail::Spool::new(d)));
     if extra_ports {
         for p in cap.nonstd_ports() {
             // The corpus tags only SMTP captures with non-standard ports.
@@ -239,6 +248,9 @@ pub fn analyse(cap: &Capture, keep_bytes: bool, extra_ports: bool) -> Analysis {
         &mut sink,
         &mut |_| {},
     );
+    if let Some(d) = spool {
+        let _ = std::fs::remove_dir_all(d);
+    }
     sink
 }
 

@@ -212,6 +212,8 @@ struct Body {
     status: Option<PendingStatus>,
     sink: BodySink,
     last_ts: Timestamp,
+    /// A gap cut into it: its message is incomplete, though read on to its end.
+    cut: bool,
 }
 
 /// What the server stream is expected to carry next.
@@ -425,7 +427,6 @@ pub struct Pop3Dissector {
     max_line_len: usize,
     max_pending: usize,
     keep: KeepBounds,
-    keep_message_bytes: bool,
     hold_limit: usize,
     started: bool,
     ended: bool,
@@ -600,7 +601,6 @@ impl Pop3Dissector {
             max_line_len: limits.max_line_len,
             max_pending: limits.max_pending_commands.max(1),
             keep: KeepBounds::from_limits(limits),
-            keep_message_bytes: limits.keep_message_bytes,
             hold_limit: limits
                 .max_ooo_bytes_per_direction
                 .max(limits.max_line_len.saturating_mul(4)),
@@ -1416,6 +1416,7 @@ impl Pop3Dissector {
                 status: None,
                 sink: BodySink::Skip { reason },
                 last_ts: ts,
+                cut: false,
             }))
         };
     }
@@ -1479,6 +1480,7 @@ impl Pop3Dissector {
                     status: Some(status),
                     sink: BodySink::Discard,
                     last_ts: ts,
+                    cut: false,
                 }));
                 Outcome::Done
             }
@@ -1787,6 +1789,7 @@ impl Pop3Dissector {
             status: Some(status),
             sink,
             last_ts: ts,
+            cut: false,
         }));
     }
 
@@ -1832,6 +1835,7 @@ impl Pop3Dissector {
     /// Ends a body: its status event, its message or listing. `complete` is false when a
     /// gap or the end of the capture cut it.
     fn finish_body(&mut self, body: Body, ts: Timestamp, complete: bool, rec: &mut SessionRecord) {
+        let complete = complete && !body.cut;
         let Body {
             scanner,
             status,
@@ -1865,13 +1869,12 @@ impl Pop3Dissector {
                 };
                 let complete = complete && source == MessageSource::Retr;
                 let mut collector = collector;
-                collector.release_budget();
                 let admission = rec.admit_message(ts, Direction::Server, size);
                 if admission != MessageAdmission::Dropped {
                     if admission == MessageAdmission::HashOnly {
                         collector.skip_mime();
                     }
-                    let index = collector.finish(envelope, complete, self.keep_message_bytes, rec);
+                    let index = collector.finish(envelope, complete, rec);
                     rec.push_event(
                         ts,
                         Direction::Server,
@@ -1922,6 +1925,29 @@ impl Pop3Dissector {
             ServerPhase::Lines { after_gap: true },
         );
         match phase {
+            ServerPhase::Body(mut body) if matches!(body.sink, BodySink::Message { .. }) => {
+                // The message goes on after the gap: its MIME walk resumes at the next boundary.
+                if let BodySink::Message {
+                    collector, source, ..
+                } = &mut body.sink
+                {
+                    let source = *source;
+                    collector
+                        .get_or_insert_with(|| self.keep.collector(source, ts))
+                        .gap(len, ts);
+                }
+                if !body.cut {
+                    rec.anomaly(
+                        ts,
+                        Some(Direction::Server),
+                        "data_after_gap",
+                        "a gap cut into a message: the rest of its body is read into it, which is incomplete",
+                    );
+                }
+                body.cut = true;
+                body.scanner = DotScanner::new();
+                self.server_phase = ServerPhase::Body(body);
+            }
             ServerPhase::Body(body) => {
                 let sink = match body.sink {
                     BodySink::Skip { reason } => BodySink::Skip { reason },
@@ -1938,6 +1964,7 @@ impl Pop3Dissector {
                     status: None,
                     sink,
                     last_ts: ts,
+                    cut: false,
                 }));
             }
             ServerPhase::Probe(status) => {

@@ -64,7 +64,8 @@ use crate::proto::line::{Line, LineEnding, LineFramer};
 use crate::proto::sasl::{GuessedLine, SaslExchange};
 use crate::proto::tls::TlsObserver;
 use crate::session::{
-    Direction, EventKind, MessageAdmission, MessageSource, PerDirection, SessionRecord, TlsMode,
+    Direction, EventKind, MessageAdmission, MessageReply, MessageSource, PerDirection,
+    SessionRecord, TlsMode,
 };
 use crate::time::Timestamp;
 use std::borrow::Cow;
@@ -205,6 +206,15 @@ impl OpenMessage {
         self.collector
             .get_or_insert_with(|| keep.collector(source, ts))
             .push(bytes, ts);
+    }
+
+    /// The capture missed `len` bytes of the content here.
+    fn gap(&mut self, len: u64, ts: Timestamp, keep: &KeepBounds) {
+        self.complete = false;
+        let source = self.source;
+        self.collector
+            .get_or_insert_with(|| keep.collector(source, ts))
+            .gap(len, ts);
     }
 
     /// Content bytes so far.
@@ -505,7 +515,6 @@ struct Core {
     max_line_len: usize,
     max_pending: usize,
     keep: KeepBounds,
-    keep_bytes: bool,
 
     client: ClientMode,
     client_hold: Hold,
@@ -565,7 +574,6 @@ impl SmtpDissector {
                 max_line_len: limits.max_line_len.max(1),
                 max_pending: limits.max_pending_commands.max(1),
                 keep: KeepBounds::from_limits(limits),
-                keep_bytes: limits.keep_message_bytes,
                 client: ClientMode::Commands,
                 client_hold: Hold::default(),
                 client_started: false,
@@ -740,17 +748,14 @@ impl SmtpDissector {
                 ClientMode::Resync
             }
             ClientMode::Body(mut body) | ClientMode::BodyAfterGap(mut body) => {
-                body.message.complete = false;
+                // The message goes on after the gap: its MIME walk resumes at the next boundary.
+                body.message.gap(len, ts, &core.keep);
                 ClientMode::BodyAfterGap(body)
             }
             ClientMode::Chunk { remaining, last } => {
-                if let Some(m) = core.bdat.as_mut() {
-                    m.complete = false;
-                } else {
-                    let mut m = OpenMessage::new(MessageSource::Bdat);
-                    m.complete = false;
-                    core.bdat = Some(m);
-                }
+                core.bdat
+                    .get_or_insert_with(|| OpenMessage::new(MessageSource::Bdat))
+                    .gap(len.min(remaining), ts, &core.keep);
                 if len < remaining {
                     ClientMode::Chunk {
                         remaining: remaining - len,
@@ -1411,6 +1416,15 @@ impl Core {
             return;
         };
         if line.bytes != b"." || line.ending == LineEnding::None {
+            // Line starts are known again, so dot-stuffing can be undone line by line.
+            let content = line.bytes.strip_prefix(b".").unwrap_or(line.bytes);
+            body.message.push(content, ts, &self.keep);
+            let ending: &[u8] = match line.ending {
+                LineEnding::CrLf => b"\r\n",
+                LineEnding::Lf => b"\n",
+                LineEnding::None => b"",
+            };
+            body.message.push(ending, ts, &self.keep);
             body.skipped += line.wire_len();
             return;
         }
@@ -1422,9 +1436,9 @@ impl Core {
         rec.anomaly(
             ts,
             Some(Direction::Client),
-            "data_after_gap_skipped",
+            "data_after_gap",
             format!(
-                "{} body bytes after a gap were skipped up to the end of data",
+                "{} body bytes after a gap were read into the message, which is incomplete",
                 body.skipped
             ),
         );
@@ -1864,7 +1878,15 @@ impl Core {
             }
             Step::Data | Step::Bdat(None) | Step::Quit | Step::Other => {}
             Step::DataEnd(m) | Step::Bdat(Some(m)) => {
-                self.finish_message(*m, code, rec);
+                let verdict = reply.as_ref().map(|r| {
+                    let mut text = r.text.clone();
+                    for more in &r.more {
+                        text.push(' ');
+                        text.push_str(more);
+                    }
+                    MessageReply { code: r.code, text }
+                });
+                self.finish_message(*m, verdict, rec);
                 self.txn = Transaction::default();
             }
             Step::Rset | Step::LostDataEnd => self.txn = Transaction::default(),
@@ -1999,8 +2021,10 @@ impl Core {
         rec: &mut SessionRecord,
     ) -> EndedMessage {
         let size = open.size();
+        let complete = open.complete;
         if let Some(c) = open.collector.as_mut() {
-            c.release_budget();
+            // The content is all in: decode and free it now; only the record waits for the reply.
+            c.end(complete);
         }
         // Recorded messages are numbered in the order they end, which is the order they are
         // recorded in; one refused here is counted by the record and leaves no gap.
@@ -2029,13 +2053,15 @@ impl Core {
     fn finish_message(
         &mut self,
         m: EndedMessage,
-        final_code: Option<u16>,
+        verdict: Option<MessageReply>,
         rec: &mut SessionRecord,
     ) {
+        let final_code = verdict.as_ref().map(|v| v.code);
         if let Some(announced) = m.index {
-            let index = m
-                .collector
-                .finish(self.txn.envelope(), m.complete, self.keep_bytes, rec);
+            let index = m.collector.finish(self.txn.envelope(), m.complete, rec);
+            if let Some(record) = rec.messages.get_mut(index) {
+                record.reply = verdict;
+            }
             if index != announced {
                 // Messages end in client order and are recorded in command order, which
                 // agree; say so loudly if they ever do not.

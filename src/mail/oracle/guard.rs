@@ -23,7 +23,7 @@
 //! way the parser reads them (white space inside a name is dropped), and `Content-Type` and
 //! `Content-Transfer-Encoding` values are parsed with the parser's own field parsers.
 
-use super::MimeLimits;
+use super::super::MimeLimits;
 use mail_parser::HeaderValue;
 use mail_parser::parsers::MessageStream;
 use memchr::{memchr, memmem, memrchr};
