@@ -163,8 +163,10 @@ fn stages(c: &mut Criterion) {
     group.sample_size(20);
     group.throughput(Throughput::Bytes(client.len() as u64));
     let analyze_mode = {
-        let mut l = Limits::default();
-        l.content_hashes = false;
+        let mut l = Limits {
+            content_hashes: false,
+            ..Limits::default()
+        };
         l.mime.decode_content = false;
         l
     };

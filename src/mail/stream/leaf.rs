@@ -343,12 +343,12 @@ fn to_utf8(bytes: &[u8], charset: Option<&str>, cut: bool) -> String {
             || c.eq_ignore_ascii_case("us-ascii")
     });
     let mut bytes = bytes;
-    if cut && is_utf8 {
-        if let Err(e) = std::str::from_utf8(bytes)
-            && e.error_len().is_none()
-        {
-            bytes = &bytes[..e.valid_up_to()];
-        }
+    if cut
+        && is_utf8
+        && let Err(e) = std::str::from_utf8(bytes)
+        && e.error_len().is_none()
+    {
+        bytes = &bytes[..e.valid_up_to()];
     }
     match (is_utf8, charset) {
         (false, Some(c)) => {
