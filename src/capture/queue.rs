@@ -4,8 +4,8 @@
 //! over; one lock per batch, not per packet. Batches are recycled, never freed until the
 //! queue is: a capture allocates only while the queue grows past its earlier high-water mark,
 //! and its memory, once used, stays with it (at most the queue's bound). Freeing and
-//! allocating megabyte buffers instead cost a quarter of the process's time at 1 Gbit/s,
-//! in page faults on memory the allocator had handed back to the kernel. The queue is bounded by packets and by bytes, counting every packet
+//! allocating megabyte buffers instead took most of the capture thread's time at 1 Gbit/s
+//! (12% of the process's), in page faults on memory the allocator had handed back. The queue is bounded by packets and by bytes, counting every packet
 //! handed over and not yet read through as well as the batch being filled. A packet that does
 //! not fit is dropped and counted: the capture thread never waits, since while it waited the
 //! kernel's buffer would overflow instead, where the loss is only seen at the end.
