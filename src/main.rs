@@ -284,8 +284,24 @@ struct SniffArgs {
     /// Bytes kept of each packet.
     #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
     snaplen: u32,
+    /// The kernel's capture buffer, e.g. `64M` or `1G` (default 64M: half a second of a
+    /// saturated 1 Gbit/s link). Packets wait there until the capture thread copies them into
+    /// a queue of up to 256 MiB for analysis.
+    #[cfg(feature = "live")]
+    #[arg(long, value_name = "BYTES", value_parser = kernel_buffer_size)]
+    buffer_size: Option<usize>,
     #[command(flatten)]
     review: ReviewArgs,
+}
+
+/// `--buffer-size`: a byte count libpcap accepts (an `int`).
+#[cfg(feature = "live")]
+fn kernel_buffer_size(text: &str) -> Result<usize, String> {
+    let n = mailsift::capture::live::parse_byte_size(text)?;
+    if n == 0 || i32::try_from(n).is_err() {
+        return Err(format!("{text:?}: must be from 1 byte to 2047M"));
+    }
+    Ok(n)
 }
 
 fn config_from(input: &InputArgs) -> Result<EngineConfig> {
@@ -720,7 +736,7 @@ fn exit_code(summary: &engine::RunSummary, findings_fail: bool) -> ExitCode {
 
 #[cfg(feature = "live")]
 fn sniff(args: SniffArgs) -> Result<ExitCode> {
-    use mailsift::capture::live::LiveSource;
+    use mailsift::capture::live::{LiveOptions, LiveSource};
     use std::sync::atomic::Ordering;
 
     if args.list_interfaces {
@@ -756,7 +772,15 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         ports,
     };
     config.limits.mime.decode_content = streaming;
-    let mut src = LiveSource::open(&device, args.snaplen, !args.no_promisc, args.bpf.as_deref())?;
+    let defaults = LiveOptions::default();
+    let options = LiveOptions {
+        snaplen: args.snaplen,
+        promisc: !args.no_promisc,
+        bpf: args.bpf.clone(),
+        kernel_buffer_bytes: args.buffer_size.unwrap_or(defaults.kernel_buffer_bytes),
+        ..defaults
+    };
+    let mut src = LiveSource::open_with(&device, &options)?;
     if let Some(n) = args.count {
         src = src.with_packet_limit(n);
     }
@@ -798,8 +822,24 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     for e in &input.errors {
         print_error(e);
     }
-    // Like tcpdump's closing count: says the capture ended and what it saw.
-    print_error(&format!("{} packets captured on {device}", input.packets));
+    // Like tcpdump's closing counts: says the capture ended, what it saw and what it lost.
+    let counts = src.capture_stats();
+    print_error(&format!("{} packets captured on {device}", counts.captured));
+    let known = |n: Option<u64>| n.map_or_else(|| "?".to_string(), |n| n.to_string());
+    print_error(&format!(
+        "{} packets dropped by the kernel, {} by the interface, {} by mailsift (queue full)",
+        known(counts.kernel_dropped),
+        known(counts.interface_dropped),
+        counts.queue_dropped
+    ));
+    let limits = counts.queue_limits;
+    print_error(&format!(
+        "at most {} packets ({} MiB) waited for analysis at once; the queue holds {} ({} MiB)",
+        counts.queue_peak_packets,
+        counts.queue_peak_bytes >> 20,
+        limits.packets,
+        limits.bytes >> 20
+    ));
     let stats = engine.finish(&mut sink);
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take())?;

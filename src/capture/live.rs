@@ -1,14 +1,26 @@
 //! Live capture from a network interface through libpcap (feature `live`).
 //!
+//! A capture thread does nothing but read packets from libpcap and copy them into a bounded
+//! [queue](super::queue); the engine reads them from there through [`PacketSource`], like a
+//! file's. So the time the engine spends on a packet (dissecting, decoding a message, writing
+//! a line) is never time in which libpcap's kernel ring goes unread. When the engine falls
+//! behind for longer than the queue lasts, the capture thread drops packets and counts them
+//! ([`CaptureStats::queue_dropped`]), apart from those the kernel drops.
+//!
 //! The handle is non-blocking and an empty read sleeps briefly: libpcap's own read timeout
 //! does not fire on a quiet Linux interface (TPACKET_V3 waits for a block), and a stop flag
-//! (set by Ctrl-C, for instance) must end the capture promptly.
+//! (set by Ctrl-C, for instance) must end the capture promptly. On a stop the packets already
+//! queued are still analysed.
 
+use super::queue::{self, Batch, Consumer, Next, Producer};
 use super::{CaptureError, InputSummary, LinkType, Packet, PacketSource, SourceItem};
 use crate::time::Timestamp;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub use super::queue::QueueLimits;
 
 /// libpcap's buffering timeout: how long the kernel may hold packets before handing them over.
 const READ_TIMEOUT_MS: i32 = 200;
@@ -19,8 +31,78 @@ const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_millis(5);
 /// How long a quiet interface waits before an idle tick lets ended sessions be reported.
 const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Kernel buffer requested for the capture; a large one rides out bursts without drops.
-const KERNEL_BUFFER_BYTES: i32 = 16 << 20;
+/// The kernel buffer requested by default (`sniff --buffer-size`): 64 MiB, about half a
+/// second of a saturated 1 Gbit/s link. The capture thread only has to be scheduled within
+/// that time, which it is even on a busy machine; longer stalls of the engine are the
+/// queue's to absorb.
+pub const DEFAULT_KERNEL_BUFFER_BYTES: usize = 64 << 20;
+
+/// How a capture is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveOptions {
+    /// Bytes kept of each packet.
+    pub snaplen: u32,
+    /// Whether to put the interface into promiscuous mode.
+    pub promisc: bool,
+    /// A BPF filter applied in the kernel.
+    pub bpf: Option<String>,
+    /// The kernel's capture buffer (libpcap's buffer size); at most `i32::MAX`.
+    pub kernel_buffer_bytes: usize,
+    /// How much captured traffic may wait for the engine.
+    pub queue: QueueLimits,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            snaplen: 262_144,
+            promisc: true,
+            bpf: None,
+            kernel_buffer_bytes: DEFAULT_KERNEL_BUFFER_BYTES,
+            queue: QueueLimits::default(),
+        }
+    }
+}
+
+/// Reads a byte count such as `65536`, `512K`, `64M` or `1G` (binary multiples; `KiB`, `MB` and
+/// the like are read the same way).
+pub fn parse_byte_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, suffix) = t.split_at(digits);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count like 65536, 512K, 64M or 1G"))?;
+    let shift = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{text:?}: unknown unit (use K, M or G)")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// What a capture saw and lost; complete once the source has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Packets read from libpcap, whether queued or dropped for a full queue.
+    pub captured: u64,
+    /// Packets dropped because the queue to the engine was full.
+    pub queue_dropped: u64,
+    /// Packets the kernel dropped for want of buffer space (libpcap's `ps_drop`), if known.
+    pub kernel_dropped: Option<u64>,
+    /// Packets the interface or its driver dropped (libpcap's `ps_ifdrop`), if known.
+    pub interface_dropped: Option<u64>,
+    /// The most packets waiting in the queue at once.
+    pub queue_peak_packets: usize,
+    /// The most bytes waiting in the queue at once.
+    pub queue_peak_bytes: usize,
+    /// The queue's bounds.
+    pub queue_limits: QueueLimits,
+}
 
 /// An interface libpcap can capture on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,46 +115,89 @@ pub struct DeviceInfo {
     pub addresses: Vec<IpAddr>,
 }
 
+/// How the capture thread ended, left for the engine's side.
+#[derive(Debug, Default)]
+struct CaptureEnd {
+    captured: u64,
+    kernel: Option<pcap::Stat>,
+    error: Option<String>,
+}
+
+/// The capture handle before the first read, then the thread reading it.
+enum Reader {
+    Ready(Box<pcap::Capture<pcap::Active>>, QueueLimits),
+    Running {
+        queue: Consumer,
+        thread: std::thread::JoinHandle<()>,
+        end: Arc<Mutex<CaptureEnd>>,
+    },
+    Ended,
+}
+
 /// Packets captured from a network interface.
 pub struct LiveSource {
     device: String,
-    capture: pcap::Capture<pcap::Active>,
+    reader: Reader,
     link: LinkType,
     stop: Arc<AtomicBool>,
     /// Packets after which the capture ends by itself (`sniff --count`), if any.
     packet_limit: Option<u64>,
-    /// The current packet, copied out of libpcap's buffer: a borrow of the capture handle
-    /// cannot be returned from inside the retry loop that timeouts need.
-    packet: Vec<u8>,
+    /// The batch being read, and the index of its next packet.
+    batch: Option<Batch>,
+    next_in_batch: usize,
     finished: bool,
     /// When the last packet or idle tick was handed out.
-    last_activity: std::time::Instant,
+    last_activity: Instant,
     summary: InputSummary,
+    stats: CaptureStats,
 }
 
 impl LiveSource {
-    /// Starts capturing on `device`, keeping `snaplen` bytes per packet, with an optional BPF filter.
+    /// Starts capturing on `device`, keeping `snaplen` bytes per packet, with an optional BPF
+    /// filter, and the default kernel buffer and queue.
     pub fn open(
         device: &str,
         snaplen: u32,
         promisc: bool,
         bpf: Option<&str>,
     ) -> Result<LiveSource, CaptureError> {
-        let live_error = |e: pcap::Error| CaptureError::Live {
+        LiveSource::open_with(
+            device,
+            &LiveOptions {
+                snaplen,
+                promisc,
+                bpf: bpf.map(str::to_string),
+                ..LiveOptions::default()
+            },
+        )
+    }
+
+    /// Starts capturing on `device` as `options` say. The kernel buffers packets from now on;
+    /// the capture thread starts with the first read.
+    pub fn open_with(device: &str, options: &LiveOptions) -> Result<LiveSource, CaptureError> {
+        let live_error = |reason: String| CaptureError::Live {
             device: device.to_string(),
-            reason: e.to_string(),
+            reason,
         };
+        let buffer = i32::try_from(options.kernel_buffer_bytes).map_err(|_| {
+            live_error(format!(
+                "kernel buffer of {} bytes is too large (at most {})",
+                options.kernel_buffer_bytes,
+                i32::MAX
+            ))
+        })?;
+        let pcap_error = |e: pcap::Error| live_error(e.to_string());
         let mut capture = pcap::Capture::from_device(device)
-            .map_err(live_error)?
-            .snaplen(i32::try_from(snaplen).unwrap_or(i32::MAX))
-            .promisc(promisc)
+            .map_err(pcap_error)?
+            .snaplen(i32::try_from(options.snaplen).unwrap_or(i32::MAX))
+            .promisc(options.promisc)
             .timeout(READ_TIMEOUT_MS)
-            .buffer_size(KERNEL_BUFFER_BYTES)
+            .buffer_size(buffer)
             .open()
-            .map_err(live_error)?
+            .map_err(pcap_error)?
             .setnonblock()
-            .map_err(live_error)?;
-        if let Some(expr) = bpf {
+            .map_err(pcap_error)?;
+        if let Some(expr) = &options.bpf {
             capture
                 .filter(expr, true)
                 .map_err(|e| CaptureError::Filter {
@@ -91,14 +216,24 @@ impl LiveSource {
         };
         Ok(LiveSource {
             device: device.to_string(),
-            capture,
+            reader: Reader::Ready(Box::new(capture), options.queue),
             link,
             stop: Arc::new(AtomicBool::new(false)),
             packet_limit: None,
-            packet: Vec::new(),
+            batch: None,
+            next_in_batch: 0,
             finished: false,
-            last_activity: std::time::Instant::now(),
+            last_activity: Instant::now(),
             summary,
+            stats: CaptureStats {
+                captured: 0,
+                queue_dropped: 0,
+                kernel_dropped: None,
+                interface_dropped: None,
+                queue_peak_packets: 0,
+                queue_peak_bytes: 0,
+                queue_limits: options.queue,
+            },
         })
     }
 
@@ -108,15 +243,15 @@ impl LiveSource {
         self
     }
 
-    /// Ends the capture after `count` packets. Unlike wrapping the source in
-    /// [`super::Take`], the capture then ends through the same path as a stop, which notes
-    /// the packets the kernel dropped.
+    /// Ends the capture after `count` packets were captured; it then ends through the same
+    /// path as a stop, which notes the packets the kernel dropped.
     pub fn with_packet_limit(mut self, count: u64) -> Self {
         self.packet_limit = Some(count);
         self
     }
 
-    /// The flag that ends the capture when set; `next_packet` then returns `Ok(None)`.
+    /// The flag that ends the capture when set; the packets already queued are still read,
+    /// then `next_packet` returns `Ok(None)`.
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
     }
@@ -124,6 +259,19 @@ impl LiveSource {
     /// The link type of the interface.
     pub fn link_type(&self) -> LinkType {
         self.link
+    }
+
+    /// Packets captured and lost so far; the kernel's figures come once the source has ended.
+    pub fn capture_stats(&self) -> CaptureStats {
+        match &self.reader {
+            Reader::Running { queue, .. } => CaptureStats {
+                queue_dropped: queue.dropped(),
+                queue_peak_packets: queue.peak().0,
+                queue_peak_bytes: queue.peak().1,
+                ..self.stats
+            },
+            Reader::Ready(..) | Reader::Ended => self.stats,
+        }
     }
 
     /// Interfaces libpcap can capture on.
@@ -142,24 +290,117 @@ impl LiveSource {
             .collect())
     }
 
-    /// Ends the capture, noting packets the kernel or interface dropped.
-    fn finish(&mut self) {
+    /// Starts the capture thread, if it has not started.
+    fn start(&mut self) -> Result<(), String> {
+        let Reader::Ready(..) = self.reader else {
+            return Ok(());
+        };
+        let Reader::Ready(capture, limits) = std::mem::replace(&mut self.reader, Reader::Ended)
+        else {
+            return Ok(());
+        };
+        let (producer, consumer) = queue::queue(limits);
+        let end = Arc::new(Mutex::new(CaptureEnd::default()));
+        let (stop, limit, thread_end) =
+            (Arc::clone(&self.stop), self.packet_limit, Arc::clone(&end));
+        let thread = std::thread::Builder::new()
+            .name("mailsift-capture".into())
+            .spawn(move || capture_loop(*capture, producer, &stop, limit, &thread_end))
+            .map_err(|e| format!("cannot start the capture thread: {e}"))?;
+        self.reader = Reader::Running {
+            queue: consumer,
+            thread,
+            end,
+        };
+        Ok(())
+    }
+
+    /// Ends the capture once the queue is read through; returns the capture thread's error.
+    fn finish(&mut self) -> Option<String> {
         self.finished = true;
-        if let Ok(stat) = self.capture.stats() {
-            let lost = u64::from(stat.dropped) + u64::from(stat.if_dropped);
-            if lost > 0 {
-                self.summary.errors.push(format!(
-                    "{}: {lost} packets dropped by the kernel or interface ({} buffer, {} interface)",
-                    self.device, stat.dropped, stat.if_dropped
-                ));
-            }
+        let Reader::Running { queue, thread, end } =
+            std::mem::replace(&mut self.reader, Reader::Ended)
+        else {
+            return None;
+        };
+        let queue_dropped = queue.dropped();
+        (self.stats.queue_peak_packets, self.stats.queue_peak_bytes) = queue.peak();
+        drop(queue);
+        let panicked = thread.join().is_err();
+        let mut end = std::mem::take(&mut *end.lock().unwrap_or_else(|p| p.into_inner()));
+        if panicked {
+            end.error = Some("the capture thread panicked".into());
+        }
+        self.stats_from(&end);
+        self.stats.queue_dropped = queue_dropped;
+        end.error
+    }
+
+    fn stats_from(&mut self, end: &CaptureEnd) {
+        self.stats.captured = end.captured;
+        if let Some(stat) = end.kernel {
+            self.stats.kernel_dropped = Some(u64::from(stat.dropped));
+            self.stats.interface_dropped = Some(u64::from(stat.if_dropped));
         }
     }
 }
 
+/// The capture thread: reads packets and queues copies until stopped, at the packet limit, or
+/// when libpcap fails; then notes libpcap's drop counters in `end` and closes the queue.
+fn capture_loop(
+    mut capture: pcap::Capture<pcap::Active>,
+    mut queue: Producer,
+    stop: &AtomicBool,
+    limit: Option<u64>,
+    end: &Mutex<CaptureEnd>,
+) {
+    let mut captured = 0u64;
+    let mut error = None;
+    loop {
+        if stop.load(Ordering::Relaxed)
+            || queue.abandoned()
+            || limit.is_some_and(|limit| captured >= limit)
+        {
+            break;
+        }
+        match capture.next_packet() {
+            Ok(p) => {
+                captured += 1;
+                let tv = p.header.ts;
+                // time_t and suseconds_t are not i64 on every platform.
+                #[allow(clippy::useless_conversion)]
+                let ts = Timestamp(
+                    i64::from(tv.tv_sec)
+                        .saturating_mul(1_000_000_000)
+                        .saturating_add(i64::from(tv.tv_usec).saturating_mul(1_000)),
+                );
+                queue.push(ts, p.header.len, p.data);
+            }
+            Err(pcap::Error::TimeoutExpired) => {
+                // Nothing waiting in the kernel: hand over what was copied, then nap.
+                queue.flush();
+                std::thread::sleep(IDLE_SLEEP);
+            }
+            Err(pcap::Error::NoMorePackets) => break,
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let kernel = capture.stats().ok();
+    *end.lock().unwrap_or_else(|p| p.into_inner()) = CaptureEnd {
+        captured,
+        kernel,
+        error,
+    };
+    queue.close();
+}
+
 /// What one step of the capture loop produced, without borrowing the source.
 enum Step {
-    Packet { ts: Timestamp, orig_len: u32 },
+    /// The packet at this index of the current batch.
+    Packet(usize),
     Idle(Timestamp),
     End,
 }
@@ -171,60 +412,67 @@ impl LiveSource {
             if self.finished {
                 return Ok(Step::End);
             }
-            let limit_reached = self
-                .packet_limit
-                .is_some_and(|limit| self.summary.packets >= limit);
-            if limit_reached || self.stop.load(Ordering::Relaxed) {
-                self.finish();
-                return Ok(Step::End);
+            if let Some(batch) = &self.batch
+                && self.next_in_batch < batch.len()
+            {
+                let i = self.next_in_batch;
+                self.next_in_batch += 1;
+                return Ok(Step::Packet(i));
             }
-            match self.capture.next_packet() {
-                Ok(p) => {
-                    let tv = p.header.ts;
-                    // time_t and suseconds_t are not i64 on every platform.
-                    #[allow(clippy::useless_conversion)]
-                    let ts = Timestamp(
-                        i64::from(tv.tv_sec)
-                            .saturating_mul(1_000_000_000)
-                            .saturating_add(i64::from(tv.tv_usec).saturating_mul(1_000)),
-                    );
-                    let orig_len = p.header.len;
-                    self.packet.clear();
-                    self.packet.extend_from_slice(p.data);
-                    self.last_activity = std::time::Instant::now();
-                    self.summary.packets += 1;
-                    self.summary.bytes += self.packet.len() as u64;
-                    return Ok(Step::Packet { ts, orig_len });
+            if let Err(reason) = self.start() {
+                self.finished = true;
+                return self.ended(Some(reason));
+            }
+            let Reader::Running { queue, .. } = &mut self.reader else {
+                let error = self.finish();
+                return self.ended(error);
+            };
+            let deadline = ticks.then(|| self.last_activity + IDLE_TICK);
+            match queue.next(self.batch.take(), deadline) {
+                Next::Batch(batch) => {
+                    self.last_activity = Instant::now();
+                    self.summary.packets += batch.len() as u64;
+                    self.summary.bytes += batch.bytes() as u64;
+                    self.next_in_batch = 0;
+                    self.batch = Some(batch);
                 }
-                Err(pcap::Error::TimeoutExpired) => {
-                    if ticks && self.last_activity.elapsed() >= IDLE_TICK {
-                        self.last_activity = std::time::Instant::now();
-                        return Ok(Step::Idle(wall_clock()));
-                    }
-                    std::thread::sleep(IDLE_SLEEP);
+                Next::Timeout => {
+                    self.last_activity = Instant::now();
+                    return Ok(Step::Idle(wall_clock()));
                 }
-                Err(pcap::Error::NoMorePackets) => {
-                    self.finish();
-                    return Ok(Step::End);
-                }
-                Err(e) => {
-                    self.finish();
-                    return Err(CaptureError::Live {
-                        device: self.device.clone(),
-                        reason: e.to_string(),
-                    });
+                Next::Closed => {
+                    let error = self.finish();
+                    return self.ended(error);
                 }
             }
         }
     }
 
-    fn packet(&self, ts: Timestamp, orig_len: u32) -> Packet<'_> {
-        Packet {
+    fn ended(&self, error: Option<String>) -> Result<Step, CaptureError> {
+        match error {
+            None => Ok(Step::End),
+            Some(reason) => Err(CaptureError::Live {
+                device: self.device.clone(),
+                reason,
+            }),
+        }
+    }
+
+    fn packet(&self, i: usize) -> Option<Packet<'_>> {
+        let (ts, orig_len, data) = self.batch.as_ref()?.get(i)?;
+        Some(Packet {
             ts,
             link: self.link,
-            data: &self.packet,
+            data,
             orig_len,
-        }
+        })
+    }
+}
+
+impl Drop for LiveSource {
+    /// Stops the capture thread of a source dropped before its end.
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -239,16 +487,14 @@ fn wall_clock() -> Timestamp {
 impl PacketSource for LiveSource {
     fn next_packet(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
         match self.step(false)? {
-            Step::Packet { ts, orig_len } => Ok(Some(self.packet(ts, orig_len))),
+            Step::Packet(i) => Ok(self.packet(i)),
             Step::Idle(_) | Step::End => Ok(None),
         }
     }
 
     fn next_item(&mut self) -> Result<Option<SourceItem<'_>>, CaptureError> {
         match self.step(true)? {
-            Step::Packet { ts, orig_len } => {
-                Ok(Some(SourceItem::Packet(self.packet(ts, orig_len))))
-            }
+            Step::Packet(i) => Ok(self.packet(i).map(SourceItem::Packet)),
             Step::Idle(ts) => Ok(Some(SourceItem::Idle(ts))),
             Step::End => Ok(None),
         }
@@ -271,6 +517,34 @@ mod tests {
     use std::io::Write;
     use std::net::{TcpListener, TcpStream};
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn byte_sizes_take_binary_suffixes() {
+        assert_eq!(parse_byte_size("65536"), Ok(65536));
+        assert_eq!(parse_byte_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_byte_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_byte_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_byte_size("1g"), Ok(1 << 30));
+        assert!(parse_byte_size("").is_err());
+        assert!(parse_byte_size("M").is_err());
+        assert!(parse_byte_size("12X").is_err());
+        assert!(parse_byte_size("-1").is_err());
+        assert!(parse_byte_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn a_kernel_buffer_too_large_for_libpcap_is_refused() {
+        let options = LiveOptions {
+            kernel_buffer_bytes: usize::MAX,
+            ..LiveOptions::default()
+        };
+        let err = LiveSource::open_with("lo", &options)
+            .err()
+            .expect("rejected");
+        assert!(
+            matches!(err, CaptureError::Live { ref reason, .. } if reason.contains("too large"))
+        );
+    }
 
     #[test]
     fn unknown_device_is_a_live_error() {
@@ -348,6 +622,9 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(4));
         assert_eq!(src.summary().packets, 2);
         assert!(matches!(src.next_packet(), Ok(None)));
+        let stats = src.capture_stats();
+        assert_eq!((stats.captured, stats.queue_dropped), (2, 0));
+        assert_eq!(stats.kernel_dropped, Some(0));
         client.join().unwrap();
     }
 

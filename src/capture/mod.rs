@@ -5,6 +5,8 @@ pub mod bpf;
 pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
+#[cfg(feature = "live")]
+pub mod queue;
 pub mod synth;
 pub mod transform;
 pub mod workload;
