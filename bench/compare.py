@@ -37,7 +37,7 @@ def main():
     got_msgs = collections.Counter()
     got_atts = collections.Counter()
     got_creds = collections.Counter()
-    n_sessions = n_msgs = n_incomplete = n_atts = n_creds = 0
+    n_sessions = n_msgs = n_incomplete = n_undecoded = n_atts = n_creds = 0
     budget_sessions = 0
     anomaly_kinds = collections.Counter()
     with open(args[1]) as f:
@@ -60,6 +60,9 @@ def main():
                 n_msgs += 1
                 if not m.get("complete", True):
                     n_incomplete += 1
+                if "parts" not in m:
+                    # Recorded with envelope, size and hash only (no MIME decoding).
+                    n_undecoded += 1
                 got_msgs[m.get("sha256")] += 1
                 for a in m.get("attachments") or []:
                     n_atts += 1
@@ -71,7 +74,7 @@ def main():
     out = {
         "sessions": {"expected": len(want_sessions), "found": len(got_sessions), "exported": n_sessions},
         "messages": {"expected": sum(want_msgs.values()), "found": found(want_msgs, got_msgs),
-                     "exported": n_msgs, "incomplete": n_incomplete},
+                     "exported": n_msgs, "incomplete": n_incomplete, "undecoded": n_undecoded},
         "attachments": {"expected": sum(want_atts.values()), "found": found(want_atts, got_atts),
                         "exported": n_atts},
         "credentials": {"expected": sum(want_creds.values()), "found": found(want_creds, got_creds),
@@ -86,7 +89,7 @@ def main():
     else:
         for k in ("sessions", "messages", "attachments", "credentials"):
             v = out[k]
-            extra = ", %d incomplete" % v["incomplete"] if k == "messages" else ""
+            extra = ", %d incomplete, %d not MIME-decoded" % (v["incomplete"], v["undecoded"]) if k == "messages" else ""
             print("%s: %d of %d found (%d exported%s)" % (k, v["found"], v["expected"], v["exported"], extra))
         print("sessions with a memory_budget anomaly: %d" % budget_sessions)
         print("anomaly kinds (sessions): %s" % (", ".join("%s %d" % kv for kv in sorted(anomaly_kinds.items())) or "none"))

@@ -420,22 +420,24 @@ const WORDS: &[&str] = &[
     "update",
 ];
 
-/// A line of text of about `len` bytes, sometimes with a URL.
+/// A line of text of about `len` bytes; one line in twenty ends with a URL (so even a
+/// 256 KiB text stays under mailsift's 500 URLs a message, as real mail does).
 fn text_line(rng: &mut Rng, len: usize, n: usize) -> String {
-    let mut s = String::with_capacity(len + 16);
-    let first = WORDS[rng.below(WORDS.len())];
-    // Capitalised first word; lines never start with a dot.
-    s.push_str(first);
+    let mut s = String::with_capacity(len + 40);
+    // Lines never start with a dot.
+    s.push_str(WORDS[rng.below(WORDS.len())]);
     while s.len() < len {
         s.push(' ');
-        if rng.below(40) == 0 {
-            s.push_str(&format!("https://example.test/d/{n}/{}", rng.below(10_000)));
-        } else {
-            s.push_str(WORDS[rng.below(WORDS.len())]);
-        }
+        s.push_str(WORDS[rng.below(WORDS.len())]);
         if rng.below(9) == 0 {
             s.push('.');
         }
+    }
+    if rng.below(20) == 0 {
+        s.push_str(&format!(
+            " https://example.test/d/{n}/{}",
+            rng.below(10_000)
+        ));
     }
     s
 }
