@@ -171,50 +171,7 @@ impl Conversation {
     }
 
     fn frame(&self, from: Direction, tcp: TcpHeader, payload: &[u8]) -> Vec<u8> {
-        let (src, dst) = match from {
-            Direction::Client => (self.client, self.server),
-            Direction::Server => (self.server, self.client),
-        };
-        let (smac, dmac) = match from {
-            Direction::Client => ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]),
-            Direction::Server => ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]),
-        };
-        let eth = PacketBuilder::ethernet2(smac, dmac);
-        let mut out = Vec::new();
-        // The builder's type changes with each layer, hence one arm per shape.
-        let res = match (self.vlans.as_slice(), src.ip(), dst.ip()) {
-            ([], IpAddr::V4(s), IpAddr::V4(d)) => eth
-                .ipv4(s.octets(), d.octets(), 64)
-                .tcp_header(tcp)
-                .write(&mut out, payload),
-            ([], IpAddr::V6(s), IpAddr::V6(d)) => eth
-                .ipv6(s.octets(), d.octets(), 64)
-                .tcp_header(tcp)
-                .write(&mut out, payload),
-            ([v], IpAddr::V4(s), IpAddr::V4(d)) => eth
-                .single_vlan(vlan_id(*v))
-                .ipv4(s.octets(), d.octets(), 64)
-                .tcp_header(tcp)
-                .write(&mut out, payload),
-            ([v], IpAddr::V6(s), IpAddr::V6(d)) => eth
-                .single_vlan(vlan_id(*v))
-                .ipv6(s.octets(), d.octets(), 64)
-                .tcp_header(tcp)
-                .write(&mut out, payload),
-            ([o, i, ..], IpAddr::V4(s), IpAddr::V4(d)) => eth
-                .double_vlan(vlan_id(*o), vlan_id(*i))
-                .ipv4(s.octets(), d.octets(), 64)
-                .tcp_header(tcp)
-                .write(&mut out, payload),
-            ([o, i, ..], IpAddr::V6(s), IpAddr::V6(d)) => eth
-                .double_vlan(vlan_id(*o), vlan_id(*i))
-                .ipv6(s.octets(), d.octets(), 64)
-                .tcp_header(tcp)
-                .write(&mut out, payload),
-            _ => panic!("client and server must use the same IP version"),
-        };
-        res.expect("writing to a Vec cannot fail");
-        out
+        frame(self.client, self.server, &self.vlans, from, tcp, payload)
     }
 
     /// Builds the packets: handshake, each turn in MSS-sized segments followed by the
@@ -287,6 +244,160 @@ impl Conversation {
             push(self, Direction::Client, seq[c], Some(seq[s]), &[], &[]);
         }
         out
+    }
+}
+
+/// An Ethernet frame (with `vlans` tags, outermost first) carrying one TCP segment between
+/// `client` and `server`, sent by `from`.
+fn frame(
+    client: SocketAddr,
+    server: SocketAddr,
+    vlans: &[u16],
+    from: Direction,
+    tcp: TcpHeader,
+    payload: &[u8],
+) -> Vec<u8> {
+    let (src, dst) = match from {
+        Direction::Client => (client, server),
+        Direction::Server => (server, client),
+    };
+    let (smac, dmac) = match from {
+        Direction::Client => ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]),
+        Direction::Server => ([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1]),
+    };
+    let eth = PacketBuilder::ethernet2(smac, dmac);
+    let mut out = Vec::with_capacity(64 + payload.len());
+    // The builder's type changes with each layer, hence one arm per shape.
+    let res = match (vlans, src.ip(), dst.ip()) {
+        ([], IpAddr::V4(s), IpAddr::V4(d)) => eth
+            .ipv4(s.octets(), d.octets(), 64)
+            .tcp_header(tcp)
+            .write(&mut out, payload),
+        ([], IpAddr::V6(s), IpAddr::V6(d)) => eth
+            .ipv6(s.octets(), d.octets(), 64)
+            .tcp_header(tcp)
+            .write(&mut out, payload),
+        ([v], IpAddr::V4(s), IpAddr::V4(d)) => eth
+            .single_vlan(vlan_id(*v))
+            .ipv4(s.octets(), d.octets(), 64)
+            .tcp_header(tcp)
+            .write(&mut out, payload),
+        ([v], IpAddr::V6(s), IpAddr::V6(d)) => eth
+            .single_vlan(vlan_id(*v))
+            .ipv6(s.octets(), d.octets(), 64)
+            .tcp_header(tcp)
+            .write(&mut out, payload),
+        ([o, i, ..], IpAddr::V4(s), IpAddr::V4(d)) => eth
+            .double_vlan(vlan_id(*o), vlan_id(*i))
+            .ipv4(s.octets(), d.octets(), 64)
+            .tcp_header(tcp)
+            .write(&mut out, payload),
+        ([o, i, ..], IpAddr::V6(s), IpAddr::V6(d)) => eth
+            .double_vlan(vlan_id(*o), vlan_id(*i))
+            .ipv6(s.octets(), d.octets(), 64)
+            .tcp_header(tcp)
+            .write(&mut out, payload),
+        _ => panic!("client and server must use the same IP version"),
+    };
+    res.expect("writing to a Vec cannot fail");
+    out
+}
+
+/// One TCP connection whose frames are made a segment at a time, for generators that
+/// interleave many connections without building each one whole first (see
+/// [`Conversation`] for a scripted connection built at once).
+#[derive(Debug, Clone)]
+pub struct TcpFlow {
+    client: SocketAddr,
+    server: SocketAddr,
+    /// Next sequence number of client and server.
+    seq: [u32; 2],
+}
+
+impl TcpFlow {
+    /// A connection from `client` to `server` with initial sequence numbers `isn`.
+    pub fn new(client: SocketAddr, server: SocketAddr, isn: (u32, u32)) -> Self {
+        TcpFlow {
+            client,
+            server,
+            seq: [isn.0, isn.1],
+        }
+    }
+
+    /// The client's address.
+    pub fn client(&self) -> SocketAddr {
+        self.client
+    }
+
+    /// The server's address.
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    fn header(&self, from: Direction, ack: bool) -> TcpHeader {
+        let (sp, dp) = match from {
+            Direction::Client => (self.client.port(), self.server.port()),
+            Direction::Server => (self.server.port(), self.client.port()),
+        };
+        let mut h = TcpHeader::new(sp, dp, self.seq[from.index()], 65_535);
+        if ack {
+            h.ack = true;
+            h.acknowledgment_number = self.seq[from.opposite().index()];
+        }
+        h
+    }
+
+    /// The three frames of the handshake: SYN, SYN-ACK, ACK.
+    pub fn handshake(&mut self) -> [Vec<u8>; 3] {
+        let c = Direction::Client;
+        let s = Direction::Server;
+        let mut h = self.header(c, false);
+        h.syn = true;
+        let syn = frame(self.client, self.server, &[], c, h, &[]);
+        self.seq[c.index()] = self.seq[c.index()].wrapping_add(1);
+        let mut h = self.header(s, true);
+        h.syn = true;
+        let syn_ack = frame(self.client, self.server, &[], s, h, &[]);
+        self.seq[s.index()] = self.seq[s.index()].wrapping_add(1);
+        let ack = self.ack(c);
+        [syn, syn_ack, ack]
+    }
+
+    /// A data segment (PSH, ACK) from `from` carrying `payload`.
+    pub fn data(&mut self, from: Direction, payload: &[u8]) -> Vec<u8> {
+        let mut h = self.header(from, true);
+        h.psh = true;
+        let f = frame(self.client, self.server, &[], from, h, payload);
+        let me = from.index();
+        self.seq[me] = self.seq[me].wrapping_add(payload.len() as u32);
+        f
+    }
+
+    /// A bare ACK from `from` of everything the peer sent so far.
+    pub fn ack(&self, from: Direction) -> Vec<u8> {
+        frame(
+            self.client,
+            self.server,
+            &[],
+            from,
+            self.header(from, true),
+            &[],
+        )
+    }
+
+    /// The three frames of the close: the client's FIN, the server's FIN, the last ACK.
+    pub fn close(&mut self) -> [Vec<u8>; 3] {
+        let c = Direction::Client;
+        let s = Direction::Server;
+        let mut h = self.header(c, true);
+        h.fin = true;
+        let fin = frame(self.client, self.server, &[], c, h, &[]);
+        self.seq[c.index()] = self.seq[c.index()].wrapping_add(1);
+        let mut h = self.header(s, true);
+        h.fin = true;
+        let fin_ack = frame(self.client, self.server, &[], s, h, &[]);
+        self.seq[s.index()] = self.seq[s.index()].wrapping_add(1);
+        [fin, fin_ack, self.ack(c)]
     }
 }
 

@@ -4,6 +4,14 @@
 //! Real captures are mostly not mail, so [`Workload::other_percent`] adds HTTP-like and
 //! TLS-like downloads on ports 80 and 443 that the engine must skip cheaply. Everything is
 //! derived from a seed, so the same arguments always give the same bytes.
+//!
+//! [`Workload`] writes eight sessions at a time with messages of 6 to 60 KiB (the captures of
+//! `cargo bench`); [`Mix`] keeps hundreds open at once with messages of KiB to MiB, and says
+//! in a [`Manifest`] everything it wrote (the captures of `bench/run.sh`).
+
+pub mod mix;
+
+pub use mix::{Manifest, Mix};
 
 use super::synth::{Conversation, PcapWriter, Rng, SynthPacket};
 use crate::time::Timestamp;
