@@ -75,9 +75,9 @@ struct LimitArgs {
     /// Seconds of capture time after which an idle flow is finished.
     #[arg(long, value_name = "SECS", default_value_t = Limits::default().flow_idle_timeout_secs)]
     idle_timeout: u64,
-    /// Content hashes of parts and attachments, comma-separated: md5, sha1, sha256 (the
-    /// message's own SHA-256 is always computed; extraction computes all three).
-    #[arg(long, value_name = "LIST", default_value = "md5,sha1,sha256", value_parser = parse_hashes)]
+    /// Content hashes of parts and attachments, comma-separated: md5, sha1, sha256, or none
+    /// (the message's own SHA-256 is always computed; --extract computes all three).
+    #[arg(long, value_name = "LIST", default_value = "sha256", value_parser = parse_hashes)]
     hashes: HashSelection,
 }
 

@@ -70,11 +70,12 @@ impl KeepBounds {
 enum Feed {
     /// Decoded on this thread.
     Here(Box<MessageStream>),
-    /// Decoded by a worker.
+    /// Decoded by a worker; bytes are sent in batches (a few per message, not one per segment).
     Worker {
         link: MessageWorkers,
         id: u64,
         worker: usize,
+        batch: Vec<u8>,
     },
     /// Ended: the result, or where it will appear.
     Ended(DeferredState),
@@ -96,7 +97,10 @@ pub struct MessageCollector {
 impl Drop for MessageCollector {
     fn drop(&mut self) {
         // A message abandoned without finishing frees its worker state.
-        if let Some(Feed::Worker { link, id, worker }) = self.feed.take() {
+        if let Some(Feed::Worker {
+            link, id, worker, ..
+        }) = self.feed.take()
+        {
             link.send(worker, Job::Abandon(id), 0);
         }
     }
@@ -147,8 +151,18 @@ impl MessageCollector {
         self.last_seen = ts;
         match self.feed.as_mut() {
             Some(Feed::Here(s)) => s.push(bytes),
-            Some(Feed::Worker { link, id, worker }) => {
-                link.send(*worker, Job::Bytes(*id, bytes.to_vec()), bytes.len());
+            Some(Feed::Worker {
+                link,
+                id,
+                worker,
+                batch,
+            }) => {
+                batch.extend_from_slice(bytes);
+                if batch.len() >= BATCH_BYTES {
+                    let full = std::mem::replace(batch, Vec::with_capacity(BATCH_BYTES));
+                    let n = full.len();
+                    link.send(*worker, Job::Bytes(*id, full), n);
+                }
             }
             _ => {}
         }
@@ -160,7 +174,13 @@ impl MessageCollector {
         self.cut = true;
         match self.feed.as_mut() {
             Some(Feed::Here(s)) => s.gap(missing),
-            Some(Feed::Worker { link, id, worker }) => {
+            Some(Feed::Worker {
+                link,
+                id,
+                worker,
+                batch,
+            }) => {
+                flush(link, *id, *worker, batch);
                 link.send(*worker, Job::Gap(*id, missing), 0);
             }
             _ => {}
@@ -189,7 +209,13 @@ impl MessageCollector {
         let complete = complete && !self.cut;
         let state = match self.feed.take() {
             Some(Feed::Here(s)) => DeferredState::Done(Box::new(s.finish(complete))),
-            Some(Feed::Worker { link, id, worker }) => {
+            Some(Feed::Worker {
+                link,
+                id,
+                worker,
+                mut batch,
+            }) => {
+                flush(&link, id, worker, &mut batch);
                 let slot = DecodeSlot::default();
                 link.send(worker, Job::End(id, complete, slot.clone()), 0);
                 DeferredState::Submitted(slot)
@@ -245,6 +271,19 @@ impl MessageCollector {
             rec.deferred.push(deferred);
         }
         index
+    }
+}
+
+/// Message bytes gathered before they are sent to a worker: large enough that the hand-off
+/// costs little per byte, small beside a message's other state.
+const BATCH_BYTES: usize = 16 << 10;
+
+/// Sends what `batch` holds.
+fn flush(link: &MessageWorkers, id: u64, worker: usize, batch: &mut Vec<u8>) {
+    if !batch.is_empty() {
+        let full = std::mem::take(batch);
+        let n = full.len();
+        link.send(worker, Job::Bytes(id, full), n);
     }
 }
 
@@ -434,6 +473,7 @@ impl MessageWorkers {
             link: self.clone(),
             id,
             worker,
+            batch: Vec::new(),
         }
     }
 

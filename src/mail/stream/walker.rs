@@ -149,6 +149,19 @@ impl Walker {
                 self.pos += data.len() as u64;
                 return;
             }
+            if self.skip_line {
+                // The rest of a delimiter line (transport padding, or text after a boundary
+                // matched as a prefix) belongs to no part.
+                let Some(i) = memchr::memchr(b'\n', data) else {
+                    self.pos += data.len() as u64;
+                    return;
+                };
+                self.pos += i as u64 + 1;
+                self.skip_line = false;
+                self.at_line_start = true;
+                data = &data[i + 1..];
+                continue;
+            }
             data = match self.state {
                 State::Headers => self.header_bytes(data, out),
                 State::Body => self.body_bytes(data, out),
@@ -272,20 +285,6 @@ impl Walker {
     /// Body bytes: content up to the next line that starts with `--`.
     fn body_bytes<'d>(&mut self, data: &'d [u8], out: &mut Output) -> &'d [u8] {
         let mut data = data;
-        if self.skip_line {
-            match memchr::memchr(b'\n', data) {
-                Some(i) => {
-                    self.pos += i as u64 + 1;
-                    self.skip_line = false;
-                    self.at_line_start = true;
-                    return &data[i + 1..];
-                }
-                None => {
-                    self.pos += data.len() as u64;
-                    return &[];
-                }
-            }
-        }
         if self.at_line_start {
             let (rest, decided) = self.line_start(data, out);
             match decided {
