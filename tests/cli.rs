@@ -247,3 +247,36 @@ fn report_outputs_that_cannot_be_written_are_one_line_errors_naming_them() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--format"), "{}", stderr(&o));
 }
+
+#[test]
+fn hashes_default_to_sha256_and_more_are_asked_for() {
+    let p = captures_dir().join("smtp-mime.pcap");
+    let attachments = |extra: &[&str]| {
+        let mut args = vec!["export", p.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = mailsift(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        doc["sessions"][0]["messages"][0]["attachments"]
+            .as_array()
+            .cloned()
+            .expect("attachments")
+    };
+    let default = attachments(&[]);
+    assert!(!default.is_empty());
+    for a in &default {
+        assert_eq!(a["sha256"].as_str().map(str::len), Some(64));
+        assert_eq!(a["md5"], "");
+        assert_eq!(a["sha1"], "");
+    }
+    for a in attachments(&["--hashes", "md5,sha1,sha256"]) {
+        assert_eq!(a["md5"].as_str().map(str::len), Some(32));
+        assert_eq!(a["sha1"].as_str().map(str::len), Some(40));
+    }
+    for a in attachments(&["--hashes", "none"]) {
+        assert_eq!(a["sha256"], "");
+    }
+    let o = mailsift(&["export", "--hashes", "crc32", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown hash"), "{}", stderr(&o));
+}

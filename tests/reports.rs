@@ -214,7 +214,7 @@ fn zeek_dir(name: &str, extra: &[&str], captures: &[&str]) -> PathBuf {
 fn zeek_logs_put_facts_in_their_columns() {
     let dir = zeek_dir(
         "zeek",
-        &[],
+        &["--hashes", "md5,sha1,sha256"],
         &[
             "smtp-auth-plain.pcap",
             "smtp-mime.pcap",
