@@ -7,6 +7,12 @@
 //!   that never ends.
 //! - `cargo run --release --example hostile_capture -- half-open FLOWS OUT.pcap`: FLOWS
 //!   concurrent SMTP sessions that greet, send EHLO and MAIL, and never close.
+//! - `cargo run --release --example hostile_capture -- big-attachment MIB OUT.pcap`: one SMTP
+//!   session carrying a message with a base64 attachment of MIB MiB (its bytes are
+//!   `i * 31 % 251` for byte `i`, so an extracted file can be checked).
+//! - `cargo run --release --example hostile_capture -- client-only MESSAGES MIB OUT.pcap`:
+//!   MESSAGES concurrent SMTP sessions of which only the client side was captured, each sending
+//!   a message of MIB MiB that no reply ever answers.
 
 use mailsift::capture::synth::{Conversation, PcapWriter, SynthPacket};
 use mailsift::time::Timestamp;
@@ -29,9 +35,50 @@ fn conversation(i: usize) -> Conversation {
         .without_close()
 }
 
+/// A message with one base64 attachment of `size` bytes, dot-stuffing not needed (base64).
+fn attachment_message(size: usize) -> Vec<u8> {
+    use base64::Engine;
+    let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&data);
+    let mut m = b"From: a@example.test\r\nTo: b@example.test\r\nSubject: big\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=big\r\n\r\n--big\r\n\
+Content-Type: text/plain\r\n\r\nsee attached\r\n--big\r\n\
+Content-Type: application/octet-stream; name=big.bin\r\n\
+Content-Disposition: attachment; filename=big.bin\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n"
+        .to_vec();
+    for line in encoded.as_bytes().chunks(76) {
+        m.extend_from_slice(line);
+        m.extend_from_slice(b"\r\n");
+    }
+    m.extend_from_slice(b"--big--\r\n.\r\n");
+    m
+}
+
+/// A whole SMTP session of flow `i` carrying `body` (which ends with its `.` line).
+fn smtp_message(i: usize, body: &[u8]) -> Conversation {
+    Conversation::new(client(i), "192.0.2.25:25".parse().expect("address"))
+        .start(Timestamp::from_parts(1_700_000_000, 0))
+        .mss(1400)
+        .server("220 mx ESMTP\r\n")
+        .client("EHLO x\r\n")
+        .server("250 mx\r\n")
+        .client("MAIL FROM:<a@example.test>\r\n")
+        .server("250 ok\r\n")
+        .client("RCPT TO:<b@example.test>\r\n")
+        .server("250 ok\r\n")
+        .client("DATA\r\n")
+        .server("354 go\r\n")
+        .client(body)
+        .server("250 2.0.0 queued\r\n")
+        .client("QUIT\r\n")
+        .server("221 bye\r\n")
+}
+
 fn usage() -> ! {
     eprintln!(
-        "usage: hostile_capture long-lines FLOWS SEGMENTS OUT.pcap | half-open FLOWS OUT.pcap"
+        "usage: hostile_capture long-lines FLOWS SEGMENTS OUT.pcap | half-open FLOWS OUT.pcap \
+         | big-attachment MIB OUT.pcap | client-only MESSAGES MIB OUT.pcap"
     );
     std::process::exit(2);
 }
@@ -68,6 +115,26 @@ fn main() -> std::io::Result<()> {
                         .packets()
                 }),
             ),
+            Some("big-attachment") => {
+                let body = attachment_message(number(args.get(2)) << 20);
+                (
+                    1,
+                    args.get(3).unwrap_or_else(|| usage()),
+                    Box::new(move |i| smtp_message(i, &body).packets()),
+                )
+            }
+            Some("client-only") => {
+                let body = attachment_message(number(args.get(3)) << 20);
+                (
+                    number(args.get(2)),
+                    args.get(4).unwrap_or_else(|| usage()),
+                    Box::new(move |i| {
+                        let mut pkts = smtp_message(i, &body).packets();
+                        pkts.retain(|p| p.from == mailsift::session::Direction::Client);
+                        pkts
+                    }),
+                )
+            }
             _ => usage(),
         };
     // No flow ever closes or finishes its line, so written one after another they are all

@@ -148,12 +148,15 @@ fn quoted_printable_lenient(raw: &[u8]) -> Decoded<'static> {
                 while matches!(raw.get(j), Some(b' ' | b'\t')) {
                     j += 1;
                 }
+                // Blanks before the `=` of a soft break were not at a line's end: content.
                 match raw.get(j) {
                     Some(b'\n') => {
+                        encoded_end = out.len();
                         i = j + 1;
                         continue;
                     }
                     Some(b'\r') if raw.get(j + 1) == Some(&b'\n') => {
+                        encoded_end = out.len();
                         i = j + 2;
                         continue;
                     }
