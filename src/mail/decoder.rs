@@ -482,10 +482,6 @@ pub enum BodyDecoder {
 
 impl BodyDecoder {
     /// The decoder for a part's declared encoding, as [`super::transfer::decode`] chooses.
-    #[expect(
-        private_interfaces,
-        reason = "TransferEncoding is crate-private for now; only the crate's MIME walk calls this"
-    )]
     pub fn for_encoding(enc: &TransferEncoding) -> Self {
         match enc {
             TransferEncoding::Base64 => BodyDecoder::Base64(Base64Decoder::new()),
