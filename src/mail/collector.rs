@@ -157,9 +157,12 @@ impl MessageCollector {
                 worker,
                 batch,
             }) => {
+                if batch.capacity() == 0 {
+                    *batch = link.queued.buffer();
+                }
                 batch.extend_from_slice(bytes);
                 if batch.len() >= BATCH_BYTES {
-                    let full = std::mem::replace(batch, Vec::with_capacity(BATCH_BYTES));
+                    let full = std::mem::take(batch);
                     let n = full.len();
                     link.send(*worker, Job::Bytes(*id, full), n);
                 }
@@ -422,9 +425,30 @@ struct Queued {
     bytes: Mutex<usize>,
     freed: Condvar,
     limit: usize,
+    /// Batch buffers the workers are done with, for the reader to fill again: a buffer freed
+    /// on another thread than the one that allocated it is slow to be reused otherwise.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
+/// Spare batch buffers kept at most.
+const SPARE_BUFFERS: usize = 256;
+
 impl Queued {
+    /// An empty batch buffer, reused when one is spare.
+    fn buffer(&self) -> Vec<u8> {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        spare.unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES + (BATCH_BYTES >> 2)))
+    }
+
+    /// Keeps a used batch buffer for reuse.
+    fn recycle(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(buffer);
+        }
+    }
+
     fn acquire(&self, n: usize) {
         let mut q = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
         while *q > 0 && *q + n > self.limit {
@@ -461,6 +485,7 @@ impl MessageWorkers {
                 bytes: Mutex::new(0),
                 freed: Condvar::new(),
                 limit: queue_bytes,
+                spare: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -513,6 +538,7 @@ impl WorkerQueue {
                         s.push(&bytes);
                     }
                     self.0.release(bytes.len());
+                    self.0.recycle(bytes);
                 }
                 Job::Gap(id, n) => {
                     if let Some(s) = open.get_mut(&id) {
