@@ -469,17 +469,15 @@ fn mailboxes(list: &[AddressRecord]) -> Vec<String> {
 }
 
 /// What the events say about each message: when its transaction began (the MAIL command
-/// before its content) and the server's reply after its content.
+/// before its content).
 #[derive(Debug, Clone, Default)]
 struct TransactionView {
     mail_ts: Option<Timestamp>,
-    last_reply: Option<String>,
 }
 
 fn transaction_views(rec: &SessionRecord) -> Vec<TransactionView> {
     let mut views = vec![TransactionView::default(); rec.messages.len()];
     let mut last_mail: Option<Timestamp> = None;
-    let mut awaiting: Option<usize> = None;
     for Event { ts, from, kind } in &rec.events {
         match (from, kind) {
             (Direction::Client, EventKind::Command { verb, .. }) if verb == "MAIL" => {
@@ -488,12 +486,6 @@ fn transaction_views(rec: &SessionRecord) -> Vec<TransactionView> {
             (_, EventKind::MessageData { message, .. }) => {
                 if let Some(v) = views.get_mut(*message) {
                     v.mail_ts = v.mail_ts.or(last_mail);
-                    awaiting = Some(*message);
-                }
-            }
-            (Direction::Server, EventKind::Reply { code, lines, .. }) => {
-                if let Some(v) = awaiting.take().and_then(|i| views.get_mut(i)) {
-                    v.last_reply = Some(reply_text(*code, lines));
                 }
             }
             _ => {}
@@ -567,7 +559,15 @@ fn smtp_rows(rec: &SessionRecord) -> Vec<Row> {
             h.and_then(|h| h.received.get(1))
                 .map(|hop| hop.raw.as_str()),
         );
-        r.string(view.last_reply.as_deref());
+        // The verdict the dissector recorded on the message, as Zeek writes a reply.
+        let verdict = m.reply.as_ref().map(|v| {
+            if v.text.is_empty() {
+                v.code.to_string()
+            } else {
+                format!("{} {}", v.code, v.text)
+            }
+        });
+        r.string(verdict.as_deref());
         r.set(Some(path(rec, h)));
         r.string(h.and_then(|h| h.user_agent.as_deref().or(h.x_mailer.as_deref())));
         r.bool(Some(

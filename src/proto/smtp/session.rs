@@ -376,7 +376,7 @@ struct HeldReply {
     ts: Timestamp,
     /// Text of the first line.
     text: String,
-    /// Lines after the first, kept for 2xx multi-line replies (EHLO capabilities).
+    /// Lines after the first (EHLO capabilities, a refusal's explanation), bounded.
     more: Vec<String>,
     greeting: Greeting,
     /// Replies may have been lost just before this one (gap, mid-stream start).
@@ -1670,11 +1670,7 @@ impl Core {
         };
         self.replies_parsed += 1;
         let text = b.lines.first().cloned().unwrap_or_default();
-        let more = if (200..300).contains(&b.code) {
-            b.lines.get(1..).unwrap_or_default().to_vec()
-        } else {
-            Vec::new()
-        };
+        let more = b.lines.get(1..).unwrap_or_default().to_vec();
         let kind = if b.code == 334 {
             EventKind::AuthData { raw: text.clone() }
         } else {

@@ -1846,3 +1846,40 @@ fn messages_past_the_session_limit_are_counted_not_recorded() {
     assert_eq!(indexes, [0, 1, 2]);
     assert_eq!(rec.smtp.as_ref().unwrap().messages_accepted, 5);
 }
+
+#[test]
+fn each_message_records_the_servers_verdict() {
+    let rec = run(&[
+        s("220 mx\r\n"),
+        c("EHLO c\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n"),
+        s("250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        c("Subject: one\r\n\r\nclean\r\n.\r\n"),
+        s("250 2.0.0 Ok: queued as 4F2\r\n"),
+        c("MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n"),
+        s("250 ok\r\n250 ok\r\n354 go\r\n"),
+        c("Subject: two\r\n\r\nEICAR\r\n.\r\n"),
+        s("554-5.7.1 Message contains virus\r\n554 5.7.1 rejected\r\n"),
+        c("MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n"),
+        s("250 ok\r\n250 ok\r\n354 go\r\n"),
+        c("Subject: three\r\n\r\nnever answered\r\n.\r\n"),
+    ]);
+    assert_eq!(rec.messages.len(), 3);
+    let verdict = |i: usize| {
+        rec.messages[i]
+            .reply
+            .as_ref()
+            .map(|r| (r.code, r.text.clone()))
+    };
+    assert_eq!(
+        verdict(0),
+        Some((250, "2.0.0 Ok: queued as 4F2".to_string()))
+    );
+    assert_eq!(
+        verdict(1),
+        Some((
+            554,
+            "5.7.1 Message contains virus 5.7.1 rejected".to_string()
+        ))
+    );
+    assert_eq!(verdict(2), None, "no reply was captured");
+}
