@@ -254,6 +254,9 @@ impl ExportArgs {
 
 #[derive(Args)]
 struct SniffArgs {
+    /// Content hashes of parts and attachments, as for `export` (default: sha256).
+    #[arg(long, value_name = "LIST", default_value = "sha256", value_parser = parse_hashes)]
+    hashes: HashSelection,
     /// Interface to capture on (default: libpcap's default device).
     #[arg(short, long, value_name = "IFACE")]
     interface: Option<String>,
@@ -767,6 +770,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     let mut config = EngineConfig {
         limits: Limits {
             content_hashes: streaming,
+            hashes: args.hashes,
             ..Limits::default()
         },
         ports,

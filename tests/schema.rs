@@ -25,13 +25,31 @@ fn every_bundled_capture_exports_valid_json() {
     let schema = schema();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
     let mut sessions = 0;
+    // Every hash selection `--hashes` offers: all, SHA-256 only (the CLI's default), none.
+    let selections = [
+        mailsift::mail::HashSelection::ALL,
+        mailsift::mail::HashSelection {
+            md5: false,
+            sha1: false,
+            sha256: true,
+        },
+        mailsift::mail::HashSelection::NONE,
+    ];
     for capture in bundled_captures() {
-        let doc = export_document(std::slice::from_ref(&capture), EngineConfig::default());
-        sessions += doc["sessions"].as_array().unwrap().len();
-        assert_valid(&validator, &doc, &capture.display().to_string());
+        for hashes in selections {
+            let mut config = EngineConfig::default();
+            config.limits.hashes = hashes;
+            let doc = export_document(std::slice::from_ref(&capture), config);
+            sessions += doc["sessions"].as_array().unwrap().len();
+            assert_valid(
+                &validator,
+                &doc,
+                &format!("{} {hashes:?}", capture.display()),
+            );
+        }
     }
     assert!(
-        sessions >= 20,
+        sessions >= 60,
         "only {sessions} sessions across the bundled captures"
     );
 }
