@@ -545,7 +545,9 @@ impl SessionRecord {
             let limit = self.budget.limit().unwrap_or(0);
             Some((
                 "memory_budget",
-                format!("the {limit}-byte budget for content kept across sessions was spent"),
+                format!(
+                    "the {limit}-byte budget for what open sessions keep (events, message records, held bytes) was spent"
+                ),
             ))
         } else {
             None
@@ -585,7 +587,7 @@ impl SessionRecord {
             });
         let budget_note = |limit: Option<usize>| {
             format!(
-                "the {}-byte budget for content kept across sessions was spent",
+                "the {}-byte budget for what open sessions keep (events, message records, held bytes) was spent",
                 limit.unwrap_or(0)
             )
         };
