@@ -11,6 +11,7 @@
 //! anomaly; what came before the limit is kept.
 
 mod collector;
+pub mod decoder;
 mod digest;
 pub(crate) mod guard;
 mod headers;
