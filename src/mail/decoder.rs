@@ -44,6 +44,9 @@ const DECODE: [u8; 256] = {
 /// on quantum boundaries.
 const BLOCK: usize = 4096;
 
+/// The block for inputs of up to a TCP segment (a multiple of 4 too).
+const SEGMENT_BLOCK: usize = 1536;
+
 /// Inputs shorter than this skip the block machinery (its setup costs more than it saves).
 const SMALL: usize = 64;
 
@@ -72,14 +75,25 @@ impl Base64Decoder {
             self.feed_lenient(input, out);
             return;
         }
-        let mut block = [0u8; BLOCK];
+        // A TCP segment's worth needs no 4 KiB block, and zeroing one would cost a fifth of
+        // the decoding time.
+        if input.len() <= SEGMENT_BLOCK {
+            self.feed_blocks::<SEGMENT_BLOCK>(input, out);
+        } else {
+            self.feed_blocks::<BLOCK>(input, out);
+        }
+    }
+
+    /// Gathers line contents into blocks of `N` bytes and decodes each.
+    fn feed_blocks<const N: usize>(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        let mut block = [0u8; N];
         let mut i = 0;
         while i < input.len() {
             // Line ends are dropped while gathering: the lenient decoder skips them without
             // effect, so decoding the gathered bytes is the same as decoding the input.
             let mut len = 0;
-            while len < BLOCK && i < input.len() {
-                let window = &input[i..input.len().min(i + BLOCK - len)];
+            while len < N && i < input.len() {
+                let window = &input[i..input.len().min(i + N - len)];
                 let seg = memchr2(b'\r', b'\n', window).unwrap_or(window.len());
                 block[len..len + seg].copy_from_slice(&window[..seg]);
                 len += seg;
@@ -791,7 +805,13 @@ mod tests {
                 let mut input = clean.clone();
                 let at = at.min(input.len());
                 input.splice(at..at, junk.iter().copied());
-                for sizes in [&[input.len()][..], &[1460], &[4096], &[3, 5000]] {
+                for sizes in [
+                    &[input.len()][..],
+                    &[1460],
+                    &[1537, 1536],
+                    &[4096],
+                    &[3, 5000],
+                ] {
                     assert_same(B64, &input, sizes);
                 }
             }
