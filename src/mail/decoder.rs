@@ -272,7 +272,12 @@ impl Blanks {
 
     fn clear(&mut self) {
         self.len = 0;
-        self.mixed.clear();
+        // A long mixed run is rare; its bitmap is not kept for the rest of the part.
+        if self.mixed.capacity() > 16 {
+            self.mixed = Vec::new();
+        } else {
+            self.mixed.clear();
+        }
     }
 }
 
