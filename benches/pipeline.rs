@@ -1,7 +1,8 @@
 //! Throughput of the whole pipeline and of its hot parts, on synthetic captures made at start.
 //!
-//! `cargo bench` runs everything; `cargo bench -- export` only the whole-pipeline runs. The
-//! capture size is 48 MiB unless `MAILSIFT_BENCH_MIB` says otherwise.
+//! `cargo bench` runs everything; `cargo bench -- export` only the whole-pipeline runs, and
+//! `cargo bench -- decoder` only the transfer-encoding decoders. The capture size is 48 MiB unless
+//! `MAILSIFT_BENCH_MIB` says otherwise.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mailsift::capture::file::FileSource;
@@ -10,6 +11,7 @@ use mailsift::capture::workload::{self, Workload};
 use mailsift::capture::{Packet, PacketSource};
 use mailsift::engine::{self, EngineConfig, SessionSink};
 use mailsift::limits::Limits;
+use mailsift::mail::decoder::{self, Base64Decoder, BodyDecoder, QuotedPrintableDecoder};
 use mailsift::net::decode::Decoder;
 use mailsift::output::json::DocumentWriter;
 use mailsift::proto::{Framing, new_dissector};
@@ -212,5 +214,178 @@ fn stages(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, whole_pipeline, stages);
+/// `len` random octets as mail agents send them: base64 in 76-column CRLF lines.
+fn base64_body(rng: &mut Rng, len: usize) -> Vec<u8> {
+    use base64::Engine;
+    let plain: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+    let text = base64::engine::general_purpose::STANDARD.encode(plain);
+    let mut out = Vec::with_capacity(text.len() / 76 * 78 + 78);
+    for line in text.as_bytes().chunks(76) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// About `len` bytes of quoted-printable prose from `words`, non-ASCII octets and `=` escaped,
+/// soft breaks at 76 columns, a hard break every few lines.
+fn quoted_printable_body(rng: &mut Rng, len: usize, words: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 100);
+    let mut col = 0;
+    while out.len() < len {
+        let word = words[rng.below(words.len())];
+        let mut enc = Vec::new();
+        for &b in word.as_bytes() {
+            if b >= 0x80 || b == b'=' {
+                enc.extend_from_slice(format!("={b:02X}").as_bytes());
+            } else {
+                enc.push(b);
+            }
+        }
+        enc.push(b' ');
+        if col + enc.len() > 75 {
+            if rng.below(4) == 0 {
+                out.extend_from_slice(b"\r\n");
+            } else {
+                out.extend_from_slice(b"=\r\n");
+            }
+            col = 0;
+        }
+        col += enc.len();
+        out.extend_from_slice(&enc);
+    }
+    out
+}
+
+/// Feeds `input` to `dec` in `chunk`-byte pieces as a dissector would, touching each output.
+fn stream(mut dec: BodyDecoder, input: &[u8], chunk: usize, scratch: &mut Vec<u8>) -> usize {
+    let mut n = 0;
+    for piece in input.chunks(chunk) {
+        n += black_box(dec.feed(piece, scratch)).len();
+    }
+    n + dec.finish(scratch).len()
+}
+
+/// The streaming decoders against the one-shot ones of `transfer.rs`, on 8 MiB bodies.
+fn decoders(c: &mut Criterion) {
+    let mut rng = Rng::new(17);
+    let b64 = base64_body(&mut rng, 6 << 20);
+    // English text, where escapes are rare, and accented text with one every dozen bytes.
+    let english = [
+        "the",
+        "invoice",
+        "is",
+        "attached",
+        "please",
+        "find",
+        "meeting",
+        "tomorrow",
+        "at",
+        "10:00",
+        "regards",
+        "and",
+        "report",
+        "for",
+        "a=b",
+        "quarterly",
+        "review",
+    ];
+    let accented = [
+        "the", "invoice", "is", "attached", "please", "find", "meeting", "café", "résumé",
+        "tomorrow", "at", "10:00", "regards", "naïve", "über", "a=b", "and", "report",
+    ];
+    let qp = quoted_printable_body(&mut rng, 8 << 20, &english);
+    let qp_accented = quoted_printable_body(&mut rng, 8 << 20, &accented);
+    // A damaged copy: one stray byte every 4 KiB or so, forcing the lenient path around it.
+    let mut b64_junk = b64.clone();
+    for at in (0..b64_junk.len()).step_by(4001) {
+        b64_junk[at] = b'!';
+    }
+    let mut scratch = Vec::with_capacity(64 << 10);
+    for (input, fresh, oneshot) in [
+        (
+            &b64,
+            BodyDecoder::Base64(Base64Decoder::new()),
+            decoder::oneshot::base64 as fn(&[u8]) -> _,
+        ),
+        (
+            &b64_junk,
+            BodyDecoder::Base64(Base64Decoder::new()),
+            decoder::oneshot::base64,
+        ),
+        (
+            &qp,
+            BodyDecoder::QuotedPrintable(QuotedPrintableDecoder::new()),
+            decoder::oneshot::quoted_printable,
+        ),
+        (
+            &qp_accented,
+            BodyDecoder::QuotedPrintable(QuotedPrintableDecoder::new()),
+            decoder::oneshot::quoted_printable,
+        ),
+    ] {
+        let mut dec = fresh;
+        let mut got = Vec::new();
+        for piece in input.chunks(1460) {
+            got.extend_from_slice(dec.feed(piece, &mut scratch));
+        }
+        got.extend_from_slice(dec.finish(&mut scratch));
+        assert!(
+            (got, dec.invalid()) == oneshot(input),
+            "streaming and one-shot disagree"
+        );
+    }
+    let mut group = c.benchmark_group("decoder");
+    group.sample_size(20);
+    let mut whole = Vec::with_capacity(b64.len());
+
+    group.throughput(Throughput::Bytes(b64.len() as u64));
+    group.bench_function("base64_oneshot", |b| {
+        b.iter(|| black_box(decoder::oneshot::base64(&b64)).0.len())
+    });
+    group.bench_function("base64_whole", |b| {
+        b.iter(|| {
+            whole.clear();
+            let mut d = Base64Decoder::new();
+            d.feed(&b64, &mut whole);
+            d.finish(&mut whole);
+            black_box(whole.len())
+        })
+    });
+    for chunk in [1460, 64 << 10] {
+        group.bench_function(format!("base64_stream_{chunk}"), |b| {
+            b.iter(|| {
+                let d = BodyDecoder::Base64(Base64Decoder::new());
+                stream(d, &b64, chunk, &mut scratch)
+            })
+        });
+    }
+    group.bench_function("base64_junk_oneshot", |b| {
+        b.iter(|| black_box(decoder::oneshot::base64(&b64_junk)).0.len())
+    });
+    group.bench_function("base64_junk_stream_1460", |b| {
+        b.iter(|| {
+            let d = BodyDecoder::Base64(Base64Decoder::new());
+            stream(d, &b64_junk, 1460, &mut scratch)
+        })
+    });
+
+    for (name, text) in [("qp", &qp), ("qp_accented", &qp_accented)] {
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(format!("{name}_oneshot"), |b| {
+            b.iter(|| black_box(decoder::oneshot::quoted_printable(text)).0.len())
+        });
+        for chunk in [1460, 64 << 10] {
+            group.bench_function(format!("{name}_stream_{chunk}"), |b| {
+                b.iter(|| {
+                    let d = BodyDecoder::QuotedPrintable(QuotedPrintableDecoder::new());
+                    stream(d, text, chunk, &mut scratch)
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, whole_pipeline, stages, decoders);
 criterion_main!(benches);
