@@ -297,6 +297,10 @@ enum QpState {
     EqCr,
 }
 
+/// Blanks of undecided fate kept before they are taken as content (RFC 5322 lines are at most
+/// 998 bytes, so no real line comes near).
+const MAX_OPEN_BLANKS: u64 = 64 << 10;
+
 /// Streaming quoted-printable decoder (RFC 2045 §6.7).
 #[derive(Debug, Clone, Default)]
 pub struct QuotedPrintableDecoder {
@@ -377,6 +381,23 @@ impl QuotedPrintableDecoder {
 
     /// Decodes `input`, appending octets to `out` (a partial `=` sequence is carried to the next call).
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.decode(input, out);
+        self.bound_blanks(out);
+    }
+
+    /// Keeps the blanks whose fate is open bounded: a run longer than any line is content,
+    /// whatever follows it (only such hostile runs differ from the one-shot decoder).
+    fn bound_blanks(&mut self, out: &mut Vec<u8>) {
+        if self.after_eq.len > MAX_OPEN_BLANKS && self.state == QpState::EqBlanks {
+            self.bad_eq(out);
+            std::mem::swap(&mut self.pending, &mut self.after_eq);
+        }
+        if self.pending.len > MAX_OPEN_BLANKS {
+            self.pending.emit(out);
+        }
+    }
+
+    fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.reserve(input.len());
         let mut i = 0;
         while i < input.len() {
@@ -831,6 +852,26 @@ mod tests {
         let plain = pseudo_random(20_000, 3);
         let enc = base64::engine::general_purpose::STANDARD.encode(&plain);
         assert_eq!(streamed(B64, enc.as_bytes(), &[9999]), (plain, 0));
+    }
+
+    #[test]
+    fn quoted_printable_blank_runs_stay_bounded() {
+        let mut d = QuotedPrintableDecoder::new();
+        let mut out = Vec::new();
+        let run: Vec<u8> = (0..1 << 20)
+            .map(|i| if i % 3 == 0 { b'\t' } else { b' ' })
+            .collect();
+        for piece in run.chunks(1460) {
+            d.feed(piece, &mut out);
+            assert!(d.pending.len <= MAX_OPEN_BLANKS, "open blanks unbounded");
+        }
+        d.feed(b"x\r\n", &mut out);
+        d.finish(&mut out);
+        assert_eq!(
+            out.len(),
+            run.len() + 3,
+            "a huge blank run is kept as content"
+        );
     }
 
     #[test]
