@@ -11,12 +11,14 @@
 
 pub mod crypto;
 pub mod prf;
+pub mod session;
 pub mod suite;
 #[cfg(test)]
 mod tests;
 pub mod tls12;
 pub mod tls13;
 
+pub use session::{Decryptor, DirectionStats, Plaintext, SessionError, SessionParams};
 pub use suite::{BulkCipher, HashAlg, SuiteParams};
 pub use tls12::Tls12RecordDecrypter;
 pub use tls13::{Tls13RecordDecrypter, TrafficKeys};

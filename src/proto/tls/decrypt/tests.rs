@@ -528,3 +528,190 @@ fn tls12_records_of_each_cipher() {
         assert_eq!(client.sequence(), 4);
     }
 }
+
+// The per-session Decryptor over whole streams.
+
+use crate::direction::Direction;
+use crate::proto::tls::TlsVersion;
+use crate::proto::tls::keylog::KeyLog;
+
+const RANDOM: [u8; 32] = [0xcb; 32];
+
+fn session(version: TlsVersion, suite: u16, etm: bool) -> SessionParams {
+    SessionParams {
+        client_random: RANDOM,
+        server_random: [0x5e; 32],
+        version,
+        suite: CipherSuite(suite),
+        encrypt_then_mac: etm,
+        extended_master_secret: true,
+    }
+}
+
+fn keylog(lines: &[(&str, &str)]) -> KeyLog {
+    let text: String = lines
+        .iter()
+        .map(|(label, secret)| format!("{label} {} {secret}\n", hex::encode(RANDOM)))
+        .collect();
+    let mut log = KeyLog::new();
+    assert!(log.load_str("test", &text).is_empty());
+    log
+}
+
+fn feed_in_chunks(
+    dec: &mut Decryptor,
+    dir: Direction,
+    stream: &[u8],
+    chunk: usize,
+) -> Vec<Plaintext> {
+    stream
+        .chunks(chunk)
+        .flat_map(|c| dec.feed(dir, c))
+        .collect()
+}
+
+#[test]
+fn tls13_session_both_directions_in_small_chunks() {
+    let log = keylog(&[
+        ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", C_HS),
+        ("SERVER_HANDSHAKE_TRAFFIC_SECRET", S_HS),
+        ("CLIENT_TRAFFIC_SECRET_0", C_AP),
+        ("SERVER_TRAFFIC_SECRET_0", S_AP),
+    ]);
+    let mut dec = Decryptor::new(&session(TlsVersion::TLS13, 0x1301, false), &log).unwrap();
+    // A clear hello-like record and a ChangeCipherSpec come first, as on the wire.
+    let client: Vec<u8> = [
+        &h("160301000401000000")[..],
+        &h("140303000101"),
+        &h(CLIENT_FINISHED),
+        &h(CLIENT_DATA),
+        &h(CLIENT_ALERT),
+    ]
+    .concat();
+    let out = feed_in_chunks(&mut dec, Direction::Client, &client, 7);
+    assert_eq!(out.len(), 3);
+    assert!(matches!(&out[0], Plaintext::Handshake(m) if m[0] == 0x14));
+    assert_eq!(out[1], Plaintext::ApplicationData((0..50).collect()));
+    assert_eq!(out[2], Plaintext::Alert(vec![1, 0]));
+    let stats = dec.stats(Direction::Client);
+    assert_eq!(
+        (
+            stats.decrypted,
+            stats.handshake_decrypted,
+            stats.failed,
+            stats.clear
+        ),
+        (3, 1, 0, 2)
+    );
+
+    // The server's stream here starts after its encrypted handshake: the handshake key does
+    // not open the ticket, the traffic key does, and the rest follows.
+    let server: Vec<u8> = [&h(SERVER_TICKET)[..], &h(SERVER_DATA), &h(SERVER_ALERT)].concat();
+    let out = feed_in_chunks(&mut dec, Direction::Server, &server, 100);
+    assert_eq!(out.len(), 3);
+    assert_eq!(out[1], Plaintext::ApplicationData((0..50).collect()));
+    let stats = dec.stats(Direction::Server);
+    assert_eq!(
+        (stats.decrypted, stats.handshake_decrypted, stats.failed),
+        (3, 1, 0)
+    );
+}
+
+#[test]
+fn tls13_session_with_wrong_or_missing_keys() {
+    // Only the other session's keys: every protected record fails, nothing is returned.
+    let log = keylog(&[("CLIENT_TRAFFIC_SECRET_0", S_AP)]);
+    let mut dec = Decryptor::new(&session(TlsVersion::TLS13, 0x1301, false), &log).unwrap();
+    let client = [&h(CLIENT_DATA)[..], &h(CLIENT_ALERT)].concat();
+    assert!(dec.feed(Direction::Client, &client).is_empty());
+    assert_eq!(dec.stats(Direction::Client).failed, 2);
+    // A record that is cut short yields nothing yet and is not counted.
+    let mut dec = Decryptor::new(
+        &session(TlsVersion::TLS13, 0x1301, false),
+        &keylog(&[("CLIENT_TRAFFIC_SECRET_0", C_AP)]),
+    )
+    .unwrap();
+    let record = h(CLIENT_DATA);
+    assert!(dec.feed(Direction::Client, &record[..40]).is_empty());
+    assert_eq!(dec.stats(Direction::Client), DirectionStats::default());
+    // Bytes that are not TLS records stop the direction.
+    assert!(
+        dec.feed(Direction::Server, b"220 mail.example ESMTP\r\n")
+            .is_empty()
+    );
+    assert!(dec.stats(Direction::Server).desync);
+
+    let none = KeyLog::new();
+    assert_eq!(
+        Decryptor::new(&session(TlsVersion::TLS13, 0x1301, false), &none).unwrap_err(),
+        SessionError::NoKeys
+    );
+    let master_only = keylog(&[("CLIENT_RANDOM", &"11".repeat(48))]);
+    assert_eq!(
+        Decryptor::new(&session(TlsVersion::TLS13, 0x1301, false), &master_only).unwrap_err(),
+        SessionError::NoKeys
+    );
+    assert_eq!(
+        Decryptor::new(&session(TlsVersion::TLS11, 0x002f, false), &master_only).unwrap_err(),
+        SessionError::UnsupportedVersion(0x0302)
+    );
+}
+
+#[test]
+fn tls12_session_after_change_cipher_spec() {
+    let master = "33".repeat(48);
+    let log = keylog(&[("CLIENT_RANDOM", &master)]);
+    for (suite, etm) in [
+        (0xc02f, false),
+        (0xcca8, false),
+        (0xc028, true),
+        (0x002f, false),
+    ] {
+        let params = session(TlsVersion::TLS12, suite, etm);
+        let p = SuiteParams::for_suite(CipherSuite(suite)).unwrap();
+        let block = key_block(
+            &p,
+            &h(&master),
+            &params.client_random,
+            &params.server_random,
+        )
+        .unwrap();
+        let mut dec = Decryptor::new(&params, &log).unwrap();
+        let mut stream = h("16030300040e000000140303000101");
+        stream.extend(seal12(
+            &p,
+            &block.server,
+            etm,
+            0,
+            22,
+            &[0x14, 0, 0, 12, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+        ));
+        stream.extend(seal12(&p, &block.server, etm, 1, 23, b"220 ready\r\n"));
+        let mut bad = seal12(&p, &block.server, etm, 2, 23, b"250 ok\r\n");
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        stream.extend(bad);
+        // After a failure the next record still opens: its sequence number was not spent.
+        stream.extend(seal12(&p, &block.server, etm, 2, 23, b"221 bye\r\n"));
+        let out = feed_in_chunks(&mut dec, Direction::Server, &stream, 3);
+        assert_eq!(
+            out[1..],
+            [
+                Plaintext::ApplicationData(b"220 ready\r\n".to_vec()),
+                Plaintext::ApplicationData(b"221 bye\r\n".to_vec())
+            ],
+            "{suite:#06x}"
+        );
+        assert!(matches!(&out[0], Plaintext::Handshake(m) if m[0] == 0x14));
+        let stats = dec.stats(Direction::Server);
+        assert_eq!(
+            (
+                stats.decrypted,
+                stats.handshake_decrypted,
+                stats.failed,
+                stats.clear
+            ),
+            (3, 1, 1, 2)
+        );
+    }
+}
