@@ -143,11 +143,21 @@ fn extensions<'a>(r: &mut Reader<'a>) -> Result<Vec<Extension<'a>>, HandshakeErr
     Ok(out)
 }
 
+/// A 32-byte field that the reader already took at that length.
+fn random32(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(bytes);
+    out
+}
+
 /// A ClientHello as sent: legacy fields, offered suites and raw extensions in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientHello<'a> {
     /// `legacy_version` (the client's highest version before TLS 1.3).
     pub legacy_version: TlsVersion,
+    /// The client random: what key log files file a session's secrets under. An SSLv2-format
+    /// hello's challenge, right-aligned and zero-filled as TLS servers read it.
+    pub random: [u8; 32],
     /// The session id the client offers to resume (empty for a new session).
     pub session_id: &'a [u8],
     /// Offered cipher suites in preference order, GREASE included.
@@ -165,7 +175,7 @@ impl<'a> ClientHello<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Self, HandshakeError> {
         let mut r = Reader::new(body);
         let legacy_version = TlsVersion(r.u16("client_version")?);
-        r.take(32, "random")?;
+        let random = random32(r.take(32, "random")?);
         let session_id = r.vec8("session_id")?;
         let suites = r.vec16("cipher_suites")?;
         let cipher_suites = u16_values(suites, "cipher_suites")?
@@ -176,6 +186,7 @@ impl<'a> ClientHello<'a> {
         let extensions = extensions(&mut r)?;
         Ok(ClientHello {
             legacy_version,
+            random,
             session_id,
             cipher_suites,
             compression_methods,
@@ -208,7 +219,11 @@ impl<'a> ClientHello<'a> {
         }
         let specs = r.take(spec_len, "cipher_specs")?;
         let session_id = r.take(session_len, "session_id")?;
-        r.take(challenge_len, "challenge")?;
+        let challenge = r.take(challenge_len, "challenge")?;
+        // RFC 5246 E.2: the challenge becomes the low-order bytes of the random.
+        let mut random = [0u8; 32];
+        let kept = &challenge[challenge.len().saturating_sub(32)..];
+        random[32 - kept.len()..].copy_from_slice(kept);
         let cipher_suites = specs
             .chunks_exact(3)
             .filter(|s| s[0] == 0)
@@ -216,6 +231,7 @@ impl<'a> ClientHello<'a> {
             .collect();
         Ok(ClientHello {
             legacy_version,
+            random,
             session_id,
             cipher_suites,
             compression_methods: &[],
@@ -247,6 +263,8 @@ pub struct ServerHello<'a> {
     pub legacy_version: TlsVersion,
     /// True when this is a TLS 1.3 HelloRetryRequest rather than a real ServerHello.
     pub hello_retry_request: bool,
+    /// The server random (half of the TLS 1.2 key block's seed).
+    pub random: [u8; 32],
     /// The session id the server assigned or resumed.
     pub session_id: &'a [u8],
     /// The chosen cipher suite.
@@ -270,6 +288,7 @@ impl<'a> ServerHello<'a> {
         Ok(ServerHello {
             legacy_version,
             hello_retry_request: random == HELLO_RETRY_RANDOM,
+            random: random32(random),
             session_id,
             cipher_suite,
             compression_method,

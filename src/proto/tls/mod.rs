@@ -5,7 +5,8 @@
 //! Layout: [`record`] frames each direction's stream into records and reassembles handshake
 //! messages; [`handshake`] reads ClientHello, ServerHello and Certificate into typed views;
 //! [`fingerprint`] computes JA3, JA3S and JA4; [`certificate`] summarises X.509 certificates;
-//! [`names`] holds the typed code points and their IANA names.
+//! [`names`] holds the typed code points and their IANA names; [`keylog`] reads NSS key log
+//! files and [`decrypt`] turns protected records into plaintext with their secrets.
 //!
 //! Why a parser of our own rather than `tls-parser`: the handful of structures needed here are
 //! length-prefixed vectors that a 60-line bounds-checked cursor reads exactly, keeping the raw
@@ -28,8 +29,10 @@
 //! server's until its change_cipher_spec or a ServerHello choosing TLS 1.3.
 
 pub mod certificate;
+pub mod decrypt;
 pub mod fingerprint;
 pub mod handshake;
+pub mod keylog;
 pub mod names;
 pub mod record;
 pub mod summary;

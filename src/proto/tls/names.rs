@@ -177,6 +177,10 @@ impl ExtensionType {
     pub const ALPN: ExtensionType = ExtensionType(0x0010);
     /// supported_versions.
     pub const SUPPORTED_VERSIONS: ExtensionType = ExtensionType(0x002b);
+    /// `encrypt_then_mac` (RFC 7366): CBC records carry their MAC over the ciphertext.
+    pub const ENCRYPT_THEN_MAC: ExtensionType = ExtensionType(0x0016);
+    /// `extended_master_secret` (RFC 7627): the master secret covers the handshake hash.
+    pub const EXTENDED_MASTER_SECRET: ExtensionType = ExtensionType(0x0017);
 }
 
 fn cipher_suite_name(id: u16) -> Option<&'static str> {
