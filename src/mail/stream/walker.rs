@@ -90,6 +90,8 @@ pub(crate) struct Walker {
     /// Past the bound: the current line, and whether the field it continues is kept.
     overflow_line: Vec<u8>,
     keep_overflow: bool,
+    /// Where the current header line starts in the block.
+    hline_start: usize,
     /// The current header line: its length and whether it holds anything but CR.
     hline_len: usize,
     hline_blank: bool,
@@ -130,6 +132,7 @@ impl Walker {
             header_cut: false,
             overflow_line: Vec::new(),
             keep_overflow: false,
+            hline_start: 0,
             hline_len: 0,
             hline_blank: true,
             hlines: 0,
@@ -390,28 +393,32 @@ impl Walker {
     fn header_piece(&mut self, piece: &[u8], out: &mut Output) {
         self.pos += piece.len() as u64;
         let ends = piece.ends_with(b"\n");
+        if self.hline_len == 0 {
+            self.hline_start = self.header.len();
+        }
         self.hline_len += piece.len();
         self.hline_blank &= piece.iter().all(|&b| b == b'\r' || b == b'\n');
-        let room = out
-            .limits
-            .max_header_block_bytes
-            .saturating_sub(self.header.len());
-        if piece.len() > room && !self.header_cut {
-            self.header_cut = true;
-            self.overflow_line.clear();
-            self.keep_overflow = false;
-            out.problem(
-                "mime_header_too_large",
-                format!(
-                    "a header block of part {} is larger than {} bytes; past that only the fields that shape the message were read",
-                    self.placement.path, out.limits.max_header_block_bytes
-                ),
-            );
-        }
-        if !self.header_cut {
-            self.header.extend_from_slice(piece);
-        } else {
+        if self.header_cut {
             self.overflow_piece(piece, ends, out);
+        } else {
+            self.header.extend_from_slice(piece);
+            if self.header.len() > out.limits.max_header_block_bytes {
+                // Whole lines only, whatever the pieces: the line that does not fit goes on
+                // past the bound, where only the fields that shape the message are kept.
+                let line = self.header.split_off(self.hline_start);
+                self.header_cut = true;
+                self.overflow_line.clear();
+                // A continuation belongs to a field already kept.
+                self.keep_overflow = true;
+                out.problem(
+                    "mime_header_too_large",
+                    format!(
+                        "a header block of part {} is larger than {} bytes; past that only the fields that shape the message were read",
+                        self.placement.path, out.limits.max_header_block_bytes
+                    ),
+                );
+                self.overflow_piece(&line, ends, out);
+            }
         }
         if self.hlines == 0 && !self.first_line_checked && !self.hline_blank {
             // A block whose first line cannot start a field has no headers: it is all body.
