@@ -5,8 +5,8 @@
 //! This pins the hand check that the plaintext equals tshark's `follow,tls,raw`; where tshark
 //! is installed the test repeats that comparison byte for byte.
 
+use mailsift::capture::PacketSource;
 use mailsift::capture::file::FileSource;
-use mailsift::capture::{Packet, PacketSource};
 use mailsift::direction::Direction;
 use mailsift::limits::Limits;
 use mailsift::net::decode::{Decoded, Decoder};
@@ -53,7 +53,6 @@ fn connections(pcap: &Path) -> Vec<Connection> {
     let mut decoder = Decoder::new(&Limits::default());
     let mut conns: Vec<Connection> = Vec::new();
     while let Some(pkt) = source.next_packet().expect("read packet") {
-        let pkt: Packet<'_> = pkt;
         let Decoded::Tcp(seg) = decoder.decode(&pkt).expect("decode") else {
             continue;
         };
@@ -186,7 +185,7 @@ fn decrypt(conn: &Connection, keylog: &KeyLog, implicit: bool) -> Outcome {
         failed: 0,
         decrypted: 0,
     };
-    // Fed in small uneven pieces, as segments arrive, so record framing across chunks counts.
+    // Fed in 1000-byte pieces, which cut records apart, so framing across chunks is exercised.
     for (dir, bytes) in [(Direction::Client, client), (Direction::Server, server)] {
         for piece in bytes.chunks(1000) {
             for p in dec.feed(dir, piece) {
