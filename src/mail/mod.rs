@@ -25,7 +25,7 @@ pub use collector::{
 };
 pub use digest::HashSelection;
 pub use headers::{AddressRecord, HeaderField, HeaderSummary, ReceivedHop};
-pub use record::{AttachmentContent, AttachmentRecord, MimeSummary, PartRecord};
+pub use record::{AttachmentRecord, MimeSummary, PartRecord};
 pub use stream::spool::Spool;
 pub use stream::{
     MessageStream, SpooledAttachment, SpooledMessage, StreamOptions, StreamedMessage,
@@ -57,7 +57,7 @@ impl MimeProblem {
 /// Bounds on MIME decoding; hitting one is reported as an anomaly and keeps what came before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MimeLimits {
-    /// Leading message bytes handed to the MIME decoder; the rest is hashed and counted only.
+    /// Test oracle only (the old decoder's pre-scan): leading message bytes handed to the MIME decoder; the rest is hashed and counted only.
     pub max_decode_bytes: usize,
     /// Header bytes listed and decoded per header block (a message's or a part's headers).
     pub max_header_block_bytes: usize,
@@ -71,11 +71,11 @@ pub struct MimeLimits {
     pub max_urls: usize,
     /// Leading bytes of the text and HTML bodies kept in the record (`body_text`, `body_html`).
     pub max_body_bytes: usize,
-    /// Header structure (`:` `,` `;` `<` bytes inside header blocks) the parser may build: a memory bound.
+    /// Test oracle only (the old decoder's pre-scan): header structure (`:` `,` `;` `<` bytes inside header blocks) the parser may build: a memory bound.
     pub max_header_tokens: usize,
-    /// Header blocks (parts and encapsulated messages) the parser may start: a memory bound.
+    /// Test oracle only (the old decoder's pre-scan): header blocks (parts and encapsulated messages) the parser may start: a memory bound.
     pub max_header_blocks: usize,
-    /// Bytes the parser may re-scan for boundaries that never come, plus the quadratic cost of
+    /// Test oracle only (the old decoder's pre-scan): bytes the parser may re-scan for boundaries that never come, plus the quadratic cost of
     /// parameter continuations: a time bound.
     pub max_scan_work: u64,
     /// Whether parts and attachments get their MD5, SHA-1 and SHA-256 (off where no output

@@ -104,16 +104,3 @@ pub struct MimeSummary {
     /// What went wrong while decoding (also reported as session anomalies).
     pub decode_problems: Vec<MimeProblem>,
 }
-
-/// Decoded content of one attachment, for extraction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttachmentContent {
-    /// Section number of its part.
-    pub path: String,
-    /// File name as decoded from the message, if any.
-    pub filename: Option<String>,
-    /// `type/subtype`, lower case.
-    pub content_type: String,
-    /// The decoded content.
-    pub bytes: Vec<u8>,
-}

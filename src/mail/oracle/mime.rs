@@ -1,7 +1,7 @@
 //! MIME structure (RFC 2045-2049): the part tree of a parsed message mapped onto records.
 
 use super::super::headers::{self, HeaderSummary};
-use super::super::record::{AttachmentContent, AttachmentRecord, MimeSummary, PartRecord};
+use super::super::record::{AttachmentRecord, MimeSummary, PartRecord};
 use super::super::transfer::{self, TransferEncoding};
 use super::super::urls::UrlCollector;
 use super::super::{MimeLimits, MimeProblem, digest};
@@ -24,6 +24,19 @@ fn fold(problems: Vec<MimeProblem>) -> Vec<MimeProblem> {
         }
     }
     out
+}
+
+/// Decoded content of one attachment, for extraction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AttachmentContent {
+    /// Section number of its part.
+    pub path: String,
+    /// File name as decoded from the message, if any.
+    pub filename: Option<String>,
+    /// `type/subtype`, lower case.
+    pub content_type: String,
+    /// The decoded content.
+    pub bytes: Vec<u8>,
 }
 
 /// Everything [`decode`] learns about a message.
