@@ -424,3 +424,24 @@ fn tight_limits_do_not_depend_on_the_split() {
         }
     }
 }
+
+#[test]
+fn a_spool_that_cannot_be_written_is_a_problem_not_a_panic() {
+    let mut options = options();
+    // A folder that does not exist: every spool file fails to open.
+    options.spool = Some(Arc::new(Spool::new("/nonexistent/mailsift-spool")));
+    let m = &hard_messages()[1];
+    let out = decode_message(m, true, &options);
+    let plain = decode_message(m, true, &self::options());
+    assert_eq!(out.sha256, plain.sha256);
+    assert_eq!(out.size, plain.size);
+    assert!(
+        out.problems
+            .iter()
+            .any(|p| p.kind == "extract_write_failed"),
+        "{:?}",
+        out.problems
+    );
+    let mime = out.mime.expect("decoded");
+    assert_eq!(mime.attachments, plain.mime.expect("decoded").attachments);
+}
