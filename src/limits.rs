@@ -50,6 +50,8 @@ pub struct Limits {
     /// Whether messages and their parts are hashed (MD5, SHA-1, SHA-256). Off, their hash
     /// fields stay empty: for outputs that show none of them, such as `analyze`'s tables.
     pub content_hashes: bool,
+    /// TLS secrets (`--keylog`): sessions whose keys are here are decrypted and dissected.
+    pub keys: Option<Arc<crate::proto::tls::KeyStore>>,
 }
 
 impl Default for Limits {
@@ -76,6 +78,7 @@ impl Default for Limits {
             max_event_bytes_per_session: 32 << 20,
             budget: RetentionBudget::unlimited(),
             content_hashes: true,
+            keys: None,
         }
     }
 }

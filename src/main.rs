@@ -16,11 +16,13 @@ use mailsift::output::json::{DocumentWriter, NdjsonWriter};
 use mailsift::output::review::{Review, ReviewOptions, ReviewReport};
 use mailsift::output::table::SessionTable;
 use mailsift::output::zeek::{LOG_FILES, ZeekLogs};
+use mailsift::proto::tls::KeyStore;
 use mailsift::session::{MessageBlob, SessionRecord, Severity};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// mimalloc instead of the system allocator: MIME decoding allocates and frees many short-lived
 /// buffers on several threads, and glibc's malloc spent about 8% of an export's CPU on them.
@@ -59,6 +61,10 @@ struct InputArgs {
     /// Write every message (.eml) and attachment into a new run folder under DIR, with a manifest.json.
     #[arg(long, value_name = "DIR")]
     extract: Option<PathBuf>,
+    /// NSS key log file (SSLKEYLOGFILE format) with TLS secrets: sessions whose keys it holds
+    /// are decrypted and dissected like clear text (repeatable).
+    #[arg(long = "keylog", value_name = "FILE")]
+    keylogs: Vec<PathBuf>,
     /// Threads decoding messages beside the one reading packets (default: one per core);
     /// 1 does everything on one thread. The output is the same for any number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -257,6 +263,10 @@ struct SniffArgs {
     /// Content hashes of parts and attachments, as for `export` (default: sha256).
     #[arg(long, value_name = "LIST", default_value = "sha256", value_parser = parse_hashes)]
     hashes: HashSelection,
+    /// NSS key log file with TLS secrets, re-read as clients append to it: sessions whose keys
+    /// it holds are decrypted live (repeatable).
+    #[arg(long = "keylog", value_name = "FILE")]
+    keylogs: Vec<PathBuf>,
     /// Interface to capture on (default: libpcap's default device).
     #[arg(short, long, value_name = "IFACE")]
     interface: Option<String>,
@@ -307,6 +317,21 @@ fn kernel_buffer_size(text: &str) -> Result<usize, String> {
     Ok(n)
 }
 
+/// Reads the `--keylog` files; a skipped line is reported with its file and line number.
+fn open_keylogs(files: &[PathBuf], live: bool) -> Result<Option<Arc<KeyStore>>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let (store, warnings) = KeyStore::open(files, live)?;
+    for w in &warnings {
+        eprintln!("mailsift: key log {w} (line skipped)");
+    }
+    if store.is_empty() && !live {
+        eprintln!("mailsift: the key logs hold no usable secret; no session will be decrypted");
+    }
+    Ok(Some(Arc::new(store)))
+}
+
 fn config_from(input: &InputArgs) -> Result<EngineConfig> {
     let mut ports = PortMap::default();
     for spec in &input.ports {
@@ -316,6 +341,7 @@ fn config_from(input: &InputArgs) -> Result<EngineConfig> {
         max_flows: input.limits.max_flows,
         flow_idle_timeout_secs: input.limits.idle_timeout,
         hashes: input.limits.hashes,
+        keys: open_keylogs(&input.keylogs, false)?,
         ..Limits::default()
     };
     Ok(EngineConfig { limits, ports })
@@ -771,6 +797,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         limits: Limits {
             content_hashes: streaming,
             hashes: args.hashes,
+            keys: open_keylogs(&args.keylogs, true)?,
             ..Limits::default()
         },
         ports,

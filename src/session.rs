@@ -101,6 +101,11 @@ pub struct TlsInfo {
     /// Handshake metadata (ClientHello, ServerHello, certificate), as far as it was seen.
     #[serde(flatten)]
     pub handshake: crate::proto::tls::summary::TlsHandshake,
+    /// True when a key log opened records of this session and their plaintext was dissected.
+    pub decrypted: bool,
+    /// What decryption achieved, when a key log was given (null otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<crate::proto::tls::summary::TlsDecryption>,
 }
 
 /// One thing that happened on a session, in stream order.
@@ -113,6 +118,9 @@ pub struct Event {
     /// What it was.
     #[serde(flatten)]
     pub kind: EventKind,
+    /// True for an event read from decrypted TLS records (omitted when false).
+    #[serde(skip_serializing_if = "is_false")]
+    pub tls: bool,
 }
 
 /// The kinds of session events; `type` in JSON.
@@ -478,10 +486,22 @@ pub struct SessionRecord {
     /// The run's retention budget; `event_bytes` are reserved against it until the session ends.
     #[serde(skip)]
     pub budget: crate::limits::RetentionBudget,
+    /// Set while a TLS layer hands decrypted bytes to the dissector inside it, so the events
+    /// that dissector records say they came from inside TLS.
+    #[serde(skip)]
+    pub inside_tls: bool,
+    /// Messages admitted so far (recorded now or later), which numbers them in the order they
+    /// ended, across the layers of a session (clear text, then inside TLS).
+    #[serde(skip)]
+    pub messages_admitted: usize,
 }
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl SessionRecord {
@@ -524,6 +544,8 @@ impl SessionRecord {
             max_messages: usize::MAX,
             reserved_bytes: 0,
             budget: crate::limits::RetentionBudget::unlimited(),
+            inside_tls: false,
+            messages_admitted: 0,
         }
     }
 
@@ -566,7 +588,12 @@ impl SessionRecord {
         }
         self.event_bytes += cost;
         self.reserved_bytes += cost;
-        self.events.push(Event { ts, from, kind });
+        self.events.push(Event {
+            ts,
+            from,
+            kind,
+            tls: self.inside_tls,
+        });
     }
 
     /// Whether a message of `content_bytes` gets a record, and how much of one: within the
@@ -599,9 +626,11 @@ impl SessionRecord {
             self.anomaly(ts, Some(from), "message_limit", why);
         } else if self.budget.try_reserve(decoded_cost) {
             self.reserved_bytes += decoded_cost;
+            self.messages_admitted += 1;
             return MessageAdmission::Decoded;
         } else if self.budget.try_reserve(MESSAGE_RECORD_BASE_COST) {
             self.reserved_bytes += MESSAGE_RECORD_BASE_COST;
+            self.messages_admitted += 1;
             let why = budget_note(self.budget.limit());
             self.anomaly(
                 ts,
@@ -717,6 +746,7 @@ mod tests {
                 verb: verb.into(),
                 arg: None,
             },
+            tls: false,
         }
     }
 

@@ -6,7 +6,9 @@ mod common;
 
 use common::*;
 use mailsift::engine::EngineConfig;
+use mailsift::proto::tls::KeyStore;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -32,12 +34,22 @@ fn bundled_captures_match_their_golden_json() {
     let bless = std::env::var_os("BLESS").is_some();
     std::fs::create_dir_all(golden_dir()).unwrap();
     let mut failures = Vec::new();
+    let mut runs = Vec::new();
     for capture in bundled_captures() {
         let name = capture.file_name().unwrap().to_string_lossy().to_string();
-        let got = normalise(export_document(
-            std::slice::from_ref(&capture),
-            EngineConfig::default(),
-        ));
+        runs.push((capture.clone(), name.clone(), EngineConfig::default()));
+        // A capture with its key log beside it is also checked decrypted.
+        let keys = capture.with_extension("keys");
+        if keys.exists() {
+            let (store, warnings) = KeyStore::open(&[keys], false).unwrap();
+            assert!(warnings.is_empty(), "{warnings:?}");
+            let mut config = EngineConfig::default();
+            config.limits.keys = Some(Arc::new(store));
+            runs.push((capture, format!("{name}.decrypted"), config));
+        }
+    }
+    for (capture, name, config) in runs {
+        let got = normalise(export_document(std::slice::from_ref(&capture), config));
         let path = golden_dir().join(format!("{name}.json"));
         if bless {
             let text = serde_json::to_string_pretty(&got).unwrap() + "\n";

@@ -36,6 +36,21 @@ fn every_bundled_capture_exports_valid_json() {
         mailsift::mail::HashSelection::NONE,
     ];
     for capture in bundled_captures() {
+        let keys = capture.with_extension("keys");
+        if keys.exists() {
+            // Decrypted: events inside TLS, the decryption counts, the TLS 1.3 certificate.
+            let (store, _) = mailsift::proto::tls::KeyStore::open(&[keys], false).unwrap();
+            let mut config = EngineConfig::default();
+            config.limits.keys = Some(std::sync::Arc::new(store));
+            let doc = export_document(std::slice::from_ref(&capture), config);
+            let text = doc.to_string();
+            assert!(text.contains("\"decryption\"") && text.contains("\"tls\":true"));
+            assert_valid(
+                &validator,
+                &doc,
+                &format!("{} decrypted", capture.display()),
+            );
+        }
         for hashes in selections {
             let mut config = EngineConfig::default();
             config.limits.hashes = hashes;

@@ -112,6 +112,8 @@ fn start_tls(rec: &mut SessionRecord, mode: TlsMode, ts: i64) -> &mut TlsHandsha
         started: at(ts),
         encrypted_bytes: PerDirection::default(),
         handshake: TlsHandshake::default(),
+        decrypted: false,
+        decryption: None,
     }));
     &mut rec.tls.as_mut().unwrap().handshake
 }

@@ -478,7 +478,7 @@ struct TransactionView {
 fn transaction_views(rec: &SessionRecord) -> Vec<TransactionView> {
     let mut views = vec![TransactionView::default(); rec.messages.len()];
     let mut last_mail: Option<Timestamp> = None;
-    for Event { ts, from, kind } in &rec.events {
+    for Event { ts, from, kind, .. } in &rec.events {
         match (from, kind) {
             (Direction::Client, EventKind::Command { verb, .. }) if verb == "MAIL" => {
                 last_mail = Some(*ts);

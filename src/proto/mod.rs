@@ -45,10 +45,28 @@ pub enum Framing {
 /// Builds the dissector for a new session.
 pub fn new_dissector(protocol: Protocol, framing: Framing, limits: &Limits) -> Box<dyn Dissector> {
     match framing {
-        Framing::ImplicitTls => Box::new(tls::ImplicitTlsDissector::new(limits)),
+        Framing::ImplicitTls => Box::new(tls::ImplicitTlsDissector::new(protocol, limits)),
         Framing::Plain => match protocol {
             Protocol::Smtp => Box::new(smtp::SmtpDissector::new(limits)),
             Protocol::Pop3 => Box::new(pop3::Pop3Dissector::new(limits)),
         },
+    }
+}
+
+/// The dissector for the plaintext of a decrypted TLS session: `after_upgrade` when TLS
+/// followed STARTTLS or STLS (no greeting comes), else it starts at the greeting. It decrypts
+/// nothing itself, so TLS inside TLS stays opaque.
+pub fn inner_dissector(
+    protocol: Protocol,
+    after_upgrade: bool,
+    limits: &Limits,
+) -> Box<dyn Dissector> {
+    let limits = Limits {
+        keys: None,
+        ..limits.clone()
+    };
+    match protocol {
+        Protocol::Smtp => Box::new(smtp::SmtpDissector::inside_tls(&limits, after_upgrade)),
+        Protocol::Pop3 => Box::new(pop3::Pop3Dissector::inside_tls(&limits, after_upgrade)),
     }
 }

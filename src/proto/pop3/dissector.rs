@@ -78,7 +78,7 @@ use crate::proto::line::{LineEnding, LineFramer};
 use crate::proto::sasl::{GuessedLine, Mechanism, SaslExchange};
 use crate::proto::tls::TlsObserver;
 use crate::session::{
-    Credential, CredentialDetails, Direction, EventKind, MessageAdmission, MessageSource,
+    Credential, CredentialDetails, Direction, EventKind, MessageAdmission, MessageSource, Protocol,
     SessionRecord, TlsMode,
 };
 use crate::time::Timestamp;
@@ -451,6 +451,8 @@ pub struct Pop3Dissector {
     tls: Option<TlsObserver>,
     /// Degraded mode: capture time of the latest reply taken as answering no command.
     unmatched_until: Option<Timestamp>,
+    /// The session's bounds and key log, for the dissector inside a decrypted TLS layer.
+    limits: Limits,
 }
 
 fn is_text_byte(b: u8) -> bool {
@@ -625,7 +627,20 @@ impl Pop3Dissector {
             open_user: None,
             tls: None,
             unmatched_until: None,
+            limits: limits.clone(),
         }
+    }
+
+    /// A dissector for the plaintext of a decrypted TLS layer; `after_upgrade` when TLS
+    /// followed STLS, so the greeting came before and the client speaks first.
+    pub fn inside_tls(limits: &Limits, after_upgrade: bool) -> Self {
+        let mut d = Pop3Dissector::new(limits);
+        if after_upgrade {
+            d.started = true;
+            d.handshake_seen = true;
+            d.server_phase = ServerPhase::Lines { after_gap: false };
+        }
+        d
     }
 
     fn side(&mut self, dir: Direction) -> &mut Side {
@@ -846,6 +861,9 @@ impl Pop3Dissector {
         self.side(dir).scratch = scratch;
         if through {
             self.side(dir).done = true;
+            if let Some(tls) = self.tls.as_mut() {
+                tls.on_fin(dir, ts, rec);
+            }
         }
         through
     }
@@ -883,7 +901,12 @@ impl Pop3Dissector {
 
     fn start_tls(&mut self, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
         if self.tls.is_none() {
-            self.tls = Some(TlsObserver::start(TlsMode::Starttls, dir, ts, rec));
+            let mut observer = TlsObserver::start(TlsMode::Starttls, dir, ts, rec);
+            if let Some(keys) = self.limits.keys.clone() {
+                let inner = crate::proto::inner_dissector(Protocol::Pop3, true, &self.limits);
+                observer = observer.decrypting(keys, inner);
+            }
+            self.tls = Some(observer);
         }
         self.client_tls = true;
         self.stls_wait = false;
@@ -971,6 +994,10 @@ impl Pop3Dissector {
             // Both sides are finished, so nothing should wait; if something does, stop waiting.
             self.degraded = true;
             self.pump(rec);
+        }
+        // A decrypted TLS layer ends its own dissector, whose credentials count below.
+        if let Some(tls) = self.tls.as_mut() {
+            tls.finish(ts, rec);
         }
         let phase = std::mem::replace(
             &mut self.server_phase,

@@ -77,3 +77,40 @@ pub struct SmtpSummary {
     /// A side was found not to speak SMTP and was no longer dissected.
     pub not_smtp: bool,
 }
+
+impl SmtpSummary {
+    /// Adds what the session said inside a decrypted STARTTLS layer: the last HELO/EHLO and
+    /// its capabilities are the ones sent inside, counts add up, flags are either side's.
+    pub fn absorb_inner(&mut self, inner: &SmtpSummary) {
+        if inner.helo_verb.is_some() {
+            self.helo = inner.helo.clone();
+            self.helo_verb = inner.helo_verb.clone();
+        }
+        if !inner.capabilities.is_empty() {
+            self.capabilities = inner.capabilities.clone();
+            self.pipelining = inner.pipelining;
+            self.chunking = inner.chunking;
+            self.eightbitmime = inner.eightbitmime;
+            self.binarymime = inner.binarymime;
+            self.smtputf8 = inner.smtputf8;
+            self.dsn = inner.dsn;
+            self.enhanced_status_codes = inner.enhanced_status_codes;
+            self.size_limit = inner.size_limit;
+            self.auth_mechanisms = inner.auth_mechanisms.clone();
+        }
+        self.starttls_attempted |= inner.starttls_attempted;
+        self.starttls_accepted |= inner.starttls_accepted;
+        self.auth_attempts += inner.auth_attempts;
+        self.authenticated |= inner.authenticated;
+        self.transactions += inner.transactions;
+        self.messages_accepted += inner.messages_accepted;
+        self.messages_rejected += inner.messages_rejected;
+        self.recipients_rejected += inner.recipients_rejected;
+        self.commands += inner.commands;
+        self.unknown_commands += inner.unknown_commands;
+        self.replies += inner.replies;
+        self.binarymime_used |= inner.binarymime_used;
+        self.quit |= inner.quit;
+        self.not_smtp |= inner.not_smtp;
+    }
+}

@@ -68,7 +68,7 @@ use crate::proto::line::{Line, LineEnding, LineFramer};
 use crate::proto::sasl::{GuessedLine, SaslExchange};
 use crate::proto::tls::TlsObserver;
 use crate::session::{
-    Direction, EventKind, MessageAdmission, MessageReply, MessageSource, PerDirection,
+    Direction, EventKind, MessageAdmission, MessageReply, MessageSource, PerDirection, Protocol,
     SessionRecord, TlsMode,
 };
 use crate::time::Timestamp;
@@ -554,9 +554,9 @@ struct Core {
     auth: Option<SaslExchange>,
     tls: Option<TlsObserver>,
     tls_checked: PerDirection<bool>,
+    /// The session's bounds and key log, for the dissector inside a decrypted TLS layer.
+    limits: Limits,
     summary: SmtpSummary,
-    /// Messages whose end has been read, in client order (which is also record order).
-    messages_ended: usize,
     ended: bool,
 }
 
@@ -602,11 +602,26 @@ impl SmtpDissector {
                 auth: None,
                 tls: None,
                 tls_checked: PerDirection::default(),
+                limits: limits.clone(),
                 summary: SmtpSummary::default(),
-                messages_ended: 0,
                 ended: false,
             },
         }
+    }
+
+    /// A dissector for the plaintext of a decrypted TLS layer; `after_upgrade` when TLS
+    /// followed STARTTLS, so the greeting came before and the client speaks first.
+    pub fn inside_tls(limits: &Limits, after_upgrade: bool) -> Self {
+        let mut d = SmtpDissector::new(limits);
+        if after_upgrade {
+            let core = &mut d.core;
+            core.client_started = true;
+            core.server_started = true;
+            core.clean_start = false;
+            // The greeting was the first reply, before TLS: none of these replies is one.
+            core.replies_parsed = 1;
+        }
+        d
     }
 
     /// The summary as built so far (it is copied into the record at the end).
@@ -1025,6 +1040,20 @@ impl Core {
             }
             _ => {}
         }
+    }
+
+    /// Starts the TLS layer after STARTTLS (once, whichever side shows it first); with a key
+    /// log, what it decrypts goes to a dissector of its own, which expects no new greeting.
+    fn start_tls(&mut self, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
+        if self.tls.is_some() {
+            return;
+        }
+        let mut observer = TlsObserver::start(TlsMode::Starttls, dir, ts, rec);
+        if let Some(keys) = self.limits.keys.clone() {
+            let inner = crate::proto::inner_dissector(Protocol::Smtp, true, &self.limits);
+            observer = observer.decrypting(keys, inner);
+        }
+        self.tls = Some(observer);
     }
 
     fn tls_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {

@@ -403,10 +403,57 @@ pub fn certificate_list(body: &[u8]) -> Result<Vec<&[u8]>, HandshakeError> {
     Ok(out)
 }
 
+/// Reads a TLS 1.3 Certificate message (RFC 8446 4.4.2): a request context, then entries
+/// that each carry a certificate and extensions of its own; returns the certificates in order.
+pub fn certificate_list_tls13(body: &[u8]) -> Result<Vec<&[u8]>, HandshakeError> {
+    let mut outer = Reader::new(body);
+    outer.vec8("certificate_request_context")?;
+    let mut list = Reader::new(outer.vec24("certificate_list")?);
+    expect_end(&outer, "certificate_list")?;
+    let mut out = Vec::new();
+    while !list.is_empty() {
+        out.push(list.vec24("certificate")?);
+        list.vec16("certificate extensions")?;
+    }
+    Ok(out)
+}
+
+/// Reads a TLS 1.3 EncryptedExtensions message (RFC 8446 4.3.1): its extensions in order.
+pub fn encrypted_extensions(body: &[u8]) -> Result<Vec<Extension<'_>>, HandshakeError> {
+    let mut r = Reader::new(body);
+    let mut list = Reader::new(r.vec16("extensions")?);
+    expect_end(&r, "encrypted_extensions")?;
+    let mut out = Vec::new();
+    while !list.is_empty() {
+        let kind = ExtensionType(list.u16("extension type")?);
+        let data = list.vec16("extension data")?;
+        out.push(Extension { kind, data });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proto::tls::testutil::{ClientHelloSpec, ServerHelloSpec};
+
+    #[test]
+    fn reads_tls13_certificate_and_encrypted_extensions() {
+        // context "", two entries: cert "AB" with no extensions, cert "C" with one 2-byte block.
+        let body = [
+            0, 0, 0, 15, 0, 0, 2, b'A', b'B', 0, 0, 0, 0, 1, b'C', 0, 2, 9, 9,
+        ];
+        let certs = certificate_list_tls13(&body).unwrap();
+        assert_eq!(certs, vec![&b"AB"[..], &b"C"[..]]);
+        assert!(certificate_list_tls13(&body[..body.len() - 1]).is_err());
+        // ALPN "smtp" and an empty server_name acknowledgement.
+        let ee = [0, 13, 0, 16, 0, 5, 0, 3, 2, b'h', b'2', 0, 0, 0, 0];
+        let exts = encrypted_extensions(&ee).unwrap();
+        assert_eq!(exts.len(), 2);
+        assert_eq!(exts[0].kind, ExtensionType::ALPN);
+        assert_eq!(exts[1].kind, ExtensionType::SERVER_NAME);
+        assert!(encrypted_extensions(&ee[..5]).is_err());
+    }
 
     #[test]
     fn reads_a_client_hello() {

@@ -33,26 +33,35 @@ pub mod decrypt;
 pub mod fingerprint;
 pub mod handshake;
 pub mod keylog;
+pub mod keystore;
 pub mod names;
 pub mod record;
 pub mod summary;
 #[cfg(test)]
 mod testutil;
+pub mod tunnel;
 
 pub use certificate::CertificateInfo;
+pub use keystore::KeyStore;
 pub use names::{
     AlertDescription, AlertLevel, CipherSuite, EcPointFormat, ExtensionType, NamedGroup,
     SignatureScheme, TlsVersion, is_grease, tls_version_name,
 };
-pub use summary::{ClientHelloInfo, ServerHelloInfo, TlsAlert, TlsHandshake};
+pub use summary::{
+    ClientHelloInfo, DecryptionStatus, ServerHelloInfo, TlsAlert, TlsDecryption, TlsHandshake,
+};
+pub use tunnel::TlsTunnel;
 
 use super::Dissector;
 use crate::limits::Limits;
-use crate::session::{Direction, EventKind, PerDirection, SessionRecord, TlsInfo, TlsMode};
+use crate::session::{
+    Direction, EventKind, PerDirection, Protocol, SessionRecord, TlsInfo, TlsMode,
+};
 use crate::time::Timestamp;
 use fingerprint::ClientHelloFields;
 use handshake::{ClientHello, HandshakeError, ServerHello};
 use record::{After, RecordEvent, RecordReader};
+use std::sync::Arc;
 
 /// Most alerts kept per session; later ones are dropped (a fatal alert ends a session anyway).
 pub const MAX_ALERTS: usize = 32;
@@ -64,6 +73,10 @@ pub struct TlsObserver {
     readers: PerDirection<RecordReader>,
     /// application_data records seen per direction (for `established`).
     app_records: PerDirection<u64>,
+    /// What the hellos said, for decryption.
+    hellos: tunnel::Hellos,
+    /// The decrypting layer and the dissector inside it, when a key log was given.
+    tunnel: Option<Box<TlsTunnel>>,
 }
 
 impl Default for TlsObserver {
@@ -74,6 +87,8 @@ impl Default for TlsObserver {
                 server: RecordReader::new(false),
             },
             app_records: PerDirection::default(),
+            hellos: tunnel::Hellos::default(),
+            tunnel: None,
         }
     }
 }
@@ -86,9 +101,17 @@ impl TlsObserver {
             started: ts,
             encrypted_bytes: PerDirection::default(),
             handshake: TlsHandshake::default(),
+            decrypted: false,
+            decryption: None,
         }));
         rec.push_event(ts, dir, EventKind::TlsStart { mode });
         TlsObserver::default()
+    }
+
+    /// Decrypts the session with the secrets in `keys` and dissects the plaintext with `inner`.
+    pub fn decrypting(mut self, keys: Arc<KeyStore>, inner: Box<dyn Dissector>) -> Self {
+        self.tunnel = Some(Box::new(TlsTunnel::new(keys, inner)));
+        self
     }
 
     /// Bytes of the TLS stream from `dir`.
@@ -99,10 +122,15 @@ impl TlsObserver {
         let TlsObserver {
             readers,
             app_records,
+            hellos,
+            tunnel,
         } = self;
-        readers
-            .get_mut(dir)
-            .feed(data, &mut |event| apply(event, dir, ts, app_records, rec));
+        readers.get_mut(dir).feed(data, &mut |event| {
+            apply(event, dir, ts, app_records, hellos, rec)
+        });
+        if let Some(tunnel) = tunnel.as_mut() {
+            tunnel.on_data(dir, data, ts, hellos, rec);
+        }
     }
 
     /// Missing bytes in the TLS stream from `dir`.
@@ -111,15 +139,30 @@ impl TlsObserver {
         let TlsObserver {
             readers,
             app_records,
+            hellos,
+            tunnel,
         } = self;
-        readers
-            .get_mut(dir)
-            .gap(len, &mut |event| apply(event, dir, ts, app_records, rec));
+        readers.get_mut(dir).gap(len, &mut |event| {
+            apply(event, dir, ts, app_records, hellos, rec)
+        });
+        if let Some(tunnel) = tunnel.as_mut() {
+            tunnel.on_gap(dir, len, ts, rec);
+        }
+    }
+
+    /// `dir` closed its side of the connection.
+    pub fn on_fin(&mut self, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
+        if let Some(tunnel) = self.tunnel.as_mut() {
+            tunnel.on_fin(dir, ts, rec);
+        }
     }
 
     /// The session is over: reports a handshake message left incomplete. Optional; the record
     /// is already up to date after every `on_data`.
     pub fn finish(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
+        if let Some(tunnel) = self.tunnel.as_mut() {
+            tunnel.finish(ts, rec);
+        }
         for dir in [Direction::Client, Direction::Server] {
             let pending = self.readers.get(dir).pending_handshake_bytes();
             if pending > 0 {
@@ -140,14 +183,15 @@ fn apply(
     dir: Direction,
     ts: Timestamp,
     app_records: &mut PerDirection<u64>,
+    hellos: &mut tunnel::Hellos,
     rec: &mut SessionRecord,
 ) -> After {
     match event {
         RecordEvent::Handshake { msg_type, body } => {
-            return on_handshake(msg_type, body, dir, ts, rec);
+            return on_handshake(msg_type, body, dir, ts, hellos, rec);
         }
         RecordEvent::Sslv2ClientHello { body } => match ClientHello::parse_sslv2(body) {
-            Ok(ch) => on_client_hello(&ch, ts, rec),
+            Ok(ch) => on_client_hello(&ch, ts, hellos, rec),
             Err(e) => malformed(rec, ts, dir, "sslv2_client_hello", &e),
         },
         RecordEvent::ChangeCipherSpec => {}
@@ -217,6 +261,7 @@ fn on_handshake(
     body: &[u8],
     dir: Direction,
     ts: Timestamp,
+    hellos: &mut tunnel::Hellos,
     rec: &mut SessionRecord,
 ) -> After {
     const CLIENT_HELLO: u8 = 1;
@@ -224,11 +269,14 @@ fn on_handshake(
     const CERTIFICATE: u8 = 11;
     match (msg_type, dir) {
         (CLIENT_HELLO, Direction::Client) => match ClientHello::parse(body) {
-            Ok(ch) => on_client_hello(&ch, ts, rec),
+            Ok(ch) => on_client_hello(&ch, ts, hellos, rec),
             Err(e) => malformed(rec, ts, dir, "client_hello", &e),
         },
         (SERVER_HELLO, Direction::Server) => match ServerHello::parse(body) {
-            Ok(sh) => return on_server_hello(&sh, ts, rec),
+            Ok(sh) => {
+                hellos.server_hello(&sh);
+                return on_server_hello(&sh, ts, rec);
+            }
             Err(e) => malformed(rec, ts, dir, "server_hello", &e),
         },
         (CERTIFICATE, _) => on_certificate(body, dir, ts, rec),
@@ -253,7 +301,18 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Records the first ClientHello (a second one, after HelloRetryRequest, changes no fingerprint).
-fn on_client_hello(ch: &ClientHello<'_>, ts: Timestamp, rec: &mut SessionRecord) {
+fn on_client_hello(
+    ch: &ClientHello<'_>,
+    ts: Timestamp,
+    hellos: &mut tunnel::Hellos,
+    rec: &mut SessionRecord,
+) {
+    hellos.client_hello(
+        ch.random,
+        ch.extension(ExtensionType::ENCRYPT_THEN_MAC).is_some(),
+        ch.extension(ExtensionType::EXTENDED_MASTER_SECRET)
+            .is_some(),
+    );
     let already = rec
         .tls
         .as_ref()
@@ -436,16 +495,23 @@ fn on_certificate(body: &[u8], dir: Direction, ts: Timestamp, rec: &mut SessionR
 }
 
 /// A session that is TLS from its first byte (SMTPS 465, POP3S 995).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ImplicitTlsDissector {
     /// The observer, and the side whose byte started the session.
     observer: Option<(TlsObserver, Direction)>,
+    /// What the session carries inside TLS, and its bounds, for decryption.
+    protocol: Protocol,
+    limits: Limits,
 }
 
 impl ImplicitTlsDissector {
-    /// A dissector for an implicit-TLS session.
-    pub fn new(_limits: &Limits) -> Self {
-        ImplicitTlsDissector { observer: None }
+    /// A dissector for an implicit-TLS session carrying `protocol`.
+    pub fn new(protocol: Protocol, limits: &Limits) -> Self {
+        ImplicitTlsDissector {
+            observer: None,
+            protocol,
+            limits: limits.clone(),
+        }
     }
 
     /// The observer, started at the session's first byte: the earliest one handed over by
@@ -457,9 +523,16 @@ impl ImplicitTlsDissector {
         ts: Timestamp,
         rec: &mut SessionRecord,
     ) -> &mut TlsObserver {
-        let (observer, started_by) = self
-            .observer
-            .get_or_insert_with(|| (TlsObserver::start(TlsMode::Implicit, dir, ts, rec), dir));
+        let (protocol, limits) = (self.protocol, &self.limits);
+        let (observer, started_by) = self.observer.get_or_insert_with(|| {
+            let mut observer = TlsObserver::start(TlsMode::Implicit, dir, ts, rec);
+            if let Some(keys) = limits.keys.clone() {
+                // The dissector inside starts at the greeting, as on a clear-text port.
+                let inner = crate::proto::inner_dissector(protocol, false, limits);
+                observer = observer.decrypting(keys, inner);
+            }
+            (observer, dir)
+        });
         let rank = |d: Direction| d == Direction::Server;
         if let Some(tls) = rec.tls.as_mut()
             && (ts, rank(dir)) < (tls.started, rank(*started_by))
@@ -486,6 +559,12 @@ impl Dissector for ImplicitTlsDissector {
 
     fn on_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
         self.observer(dir, ts, rec).on_gap(dir, len, ts, rec);
+    }
+
+    fn on_fin(&mut self, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
+        if let Some((observer, _)) = self.observer.as_mut() {
+            observer.on_fin(dir, ts, rec);
+        }
     }
 
     fn on_end(&mut self, ts: Timestamp, rec: &mut SessionRecord) {

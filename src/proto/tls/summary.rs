@@ -48,6 +48,10 @@ pub struct TlsHandshake {
     /// Bytes in application_data records per direction (in TLS 1.3 this includes the
     /// encrypted handshake, which travels in such records).
     pub application_data_bytes: PerDirection<u64>,
+    /// Extensions of the TLS 1.3 EncryptedExtensions message, read when the handshake was
+    /// decrypted (omitted otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub encrypted_extensions: Vec<ExtensionType>,
 }
 
 /// The ClientHello's offer, for the JSON record. Lists keep wire order and GREASE values
@@ -110,4 +114,39 @@ pub struct TlsAlert {
     pub level: AlertLevel,
     /// The alert's name, e.g. `handshake_failure`.
     pub description: AlertDescription,
+}
+
+/// How far a key log got with one session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecryptionStatus {
+    /// The hellos that decryption needs were not both seen.
+    #[default]
+    HandshakeIncomplete,
+    /// The key log holds no secret for this session's client random.
+    NoKey,
+    /// The negotiated version or cipher suite is one mailsift does not decrypt.
+    Unsupported,
+    /// Every protected record seen was opened.
+    Decrypted,
+    /// Some protected records opened and some did not (damage, a gap or a wrong secret).
+    Partial,
+    /// Protected records were seen and none opened: the secrets do not fit the session.
+    Failed,
+}
+
+/// What decryption with a key log achieved on one session (`tls.decryption`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TlsDecryption {
+    /// The outcome, in one word.
+    pub status: DecryptionStatus,
+    /// Protected records that authenticated and were opened, per direction.
+    pub records_decrypted: PerDirection<u64>,
+    /// Protected records that did not authenticate, or could not be read after a gap.
+    pub records_failed: PerDirection<u64>,
+    /// Application bytes recovered and handed to the SMTP or POP3 dissector, per direction.
+    pub plaintext_bytes: PerDirection<u64>,
+    /// Handshake messages that travelled encrypted and were read (TLS 1.3 EncryptedExtensions,
+    /// Certificate, Finished, tickets), per direction.
+    pub handshake_messages: PerDirection<u64>,
 }

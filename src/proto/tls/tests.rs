@@ -54,7 +54,7 @@ fn tls12_session() -> (Vec<u8>, Vec<u8>) {
 /// Runs an implicit-TLS session with each stream cut into the given pieces, client first.
 fn run_implicit(client: &[&[u8]], server: &[&[u8]]) -> SessionRecord {
     let mut rec = new_record(Protocol::Smtp, 465);
-    let mut d = ImplicitTlsDissector::new(&Limits::default());
+    let mut d = ImplicitTlsDissector::new(Protocol::Smtp, &Limits::default());
     for c in client {
         d.on_data(Direction::Client, c, Timestamp(1), &mut rec);
     }
@@ -216,7 +216,7 @@ fn direction_order_does_not_matter() {
     let (c, s) = tls12_session();
     let client_first = run_implicit(&[&c], &[&s]);
     let mut rec = new_record(Protocol::Smtp, 465);
-    let mut d = ImplicitTlsDissector::new(&Limits::default());
+    let mut d = ImplicitTlsDissector::new(Protocol::Smtp, &Limits::default());
     // Interleave: the server's whole stream first, then the client's.
     d.on_data(Direction::Server, &s, Timestamp(2), &mut rec);
     d.on_data(Direction::Client, &c, Timestamp(1), &mut rec);
@@ -230,7 +230,7 @@ fn implicit_start_is_the_earliest_byte_whatever_side_comes_first() {
     let (c, s) = tls12_session();
     let client_first = run_implicit(&[&c], &[&s]);
     let mut rec = new_record(Protocol::Smtp, 465);
-    let mut d = ImplicitTlsDissector::new(&Limits::default());
+    let mut d = ImplicitTlsDissector::new(Protocol::Smtp, &Limits::default());
     d.on_data(Direction::Server, &s, Timestamp(2), &mut rec);
     d.on_data(Direction::Client, &c, Timestamp(1), &mut rec);
     d.on_end(Timestamp(3), &mut rec);
@@ -344,7 +344,7 @@ fn plain_commands_after_starttls_are_not_tls() {
 fn binary_start_of_a_midstream_implicit_session_is_not_called_plaintext() {
     let mut rec = new_record(Protocol::Pop3, 995);
     rec.handshake_seen = false;
-    let mut d = ImplicitTlsDissector::new(&Limits::default());
+    let mut d = ImplicitTlsDissector::new(Protocol::Smtp, &Limits::default());
     d.on_data(
         Direction::Server,
         &[0x9c, 0x01, 0xfe, 0x33],
@@ -394,7 +394,7 @@ fn truncated_handshake_is_reported_at_the_end() {
 fn gaps_are_events_and_desync_only_that_direction() {
     let (c, s) = tls12_session();
     let mut rec = new_record(Protocol::Pop3, 995);
-    let mut d = ImplicitTlsDissector::new(&Limits::default());
+    let mut d = ImplicitTlsDissector::new(Protocol::Smtp, &Limits::default());
     d.on_data(Direction::Client, &c[..3], Timestamp(1), &mut rec);
     d.on_gap(Direction::Client, 10, Timestamp(1), &mut rec);
     d.on_data(Direction::Server, &s, Timestamp(2), &mut rec);

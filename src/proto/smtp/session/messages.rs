@@ -131,10 +131,7 @@ impl Core {
         // Recorded messages are numbered in the order they end, which is the order they are
         // recorded in; one refused here is counted by the record and leaves no gap.
         let admission = rec.admit_message(ts, Direction::Client, size);
-        let index = (admission != MessageAdmission::Dropped).then(|| {
-            self.messages_ended += 1;
-            self.messages_ended - 1
-        });
+        let index = (admission != MessageAdmission::Dropped).then(|| rec.messages_admitted - 1);
         let mut ended = open.close(ts, &self.keep, index);
         if admission == MessageAdmission::HashOnly {
             ended.collector.skip_mime();
@@ -232,14 +229,7 @@ impl Core {
             Resolution::Commands => ClientMode::Commands,
             Resolution::Sasl => ClientMode::SaslLine,
             Resolution::Tls => {
-                if self.tls.is_none() {
-                    self.tls = Some(TlsObserver::start(
-                        TlsMode::Starttls,
-                        Direction::Client,
-                        ts,
-                        rec,
-                    ));
-                }
+                self.start_tls(Direction::Client, ts, rec);
                 ClientMode::Tls
             }
         };
@@ -318,14 +308,7 @@ impl Core {
             r.greeting = Greeting::Definite;
         }
         if self.server_hold.first_byte().is_some_and(looks_like_tls) {
-            if self.tls.is_none() {
-                self.tls = Some(TlsObserver::start(
-                    TlsMode::Starttls,
-                    Direction::Server,
-                    ts,
-                    rec,
-                ));
-            }
+            self.start_tls(Direction::Server, ts, rec);
             self.server = ServerMode::Tls;
         } else {
             self.server = ServerMode::Replies;
@@ -396,6 +379,14 @@ impl Core {
         }
         self.client_hold = Hold::default();
         self.server_hold = Hold::default();
-        rec.smtp = Some(Box::new(self.summary.clone()));
+        // A decrypted TLS layer ends its own dissector first, which leaves its summary.
+        if let Some(tls) = self.tls.as_mut() {
+            tls.finish(ts, rec);
+        }
+        let mut summary = self.summary.clone();
+        if let Some(inner) = rec.smtp.take() {
+            summary.absorb_inner(&inner);
+        }
+        rec.smtp = Some(Box::new(summary));
     }
 }

@@ -345,14 +345,7 @@ impl Core {
                     self.summary.starttls_accepted = true;
                     self.txn = Transaction::default();
                     let ts = reply.as_ref().map_or(p.ts, |r| r.ts);
-                    if self.tls.is_none() {
-                        self.tls = Some(TlsObserver::start(
-                            TlsMode::Starttls,
-                            Direction::Server,
-                            ts,
-                            rec,
-                        ));
-                    }
+                    self.start_tls(Direction::Server, ts, rec);
                     if matches!(self.server, ServerMode::Paused | ServerMode::Tls) {
                         self.server = ServerMode::Tls;
                     } else {

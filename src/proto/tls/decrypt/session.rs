@@ -85,6 +85,11 @@ pub enum Plaintext {
     Handshake(Vec<u8>),
     /// An encrypted alert's two bytes.
     Alert(Vec<u8>),
+    /// A protected record of `len` bytes that did not authenticate: its content is unknown.
+    Undecryptable {
+        /// The record's body length (ciphertext and its overhead).
+        len: usize,
+    },
 }
 
 /// Counts of one direction's records.
@@ -287,7 +292,10 @@ fn record(
                             _ => Plaintext::ApplicationData(plain),
                         });
                     }
-                    Err(_) => stats.failed += 1,
+                    Err(_) => {
+                        stats.failed += 1;
+                        out.push(Plaintext::Undecryptable { len: body.len() });
+                    }
                 }
             }
             Keys::Tls13 {
@@ -315,6 +323,7 @@ fn record(
                 }
                 let Some((kind, plain)) = opened else {
                     stats.failed += 1;
+                    out.push(Plaintext::Undecryptable { len: body.len() });
                     return;
                 };
                 stats.decrypted += 1;
