@@ -61,6 +61,9 @@ pub enum Rule {
     AuthWithoutTls,
     /// A TLS version below 1.2 negotiated, or the client offering nothing newer. Medium.
     WeakTlsVersion,
+    /// A weak cipher suite negotiated: NULL or anonymous (high), export, RC4, DES or 3DES
+    /// (medium), CBC in TLS 1.2 or older without encrypt-then-MAC (low).
+    WeakTlsCipher,
     /// The server's certificate is self-signed. Low.
     SelfSignedCertificate,
     /// The server's certificate was expired (or not yet valid) at the time of the session. Low.
@@ -76,7 +79,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in documentation order.
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 14] = [
         Rule::CleartextPassword,
         Rule::CrackableChallengeResponse,
         Rule::CleartextBearerToken,
@@ -85,6 +88,7 @@ impl Rule {
         Rule::StarttlsFailed,
         Rule::AuthWithoutTls,
         Rule::WeakTlsVersion,
+        Rule::WeakTlsCipher,
         Rule::SelfSignedCertificate,
         Rule::ExpiredCertificate,
         Rule::BruteForce,
@@ -103,6 +107,7 @@ impl Rule {
             Rule::StarttlsFailed => "starttls-failed",
             Rule::AuthWithoutTls => "auth-without-tls",
             Rule::WeakTlsVersion => "weak-tls-version",
+            Rule::WeakTlsCipher => "weak-tls-cipher",
             Rule::SelfSignedCertificate => "self-signed-certificate",
             Rule::ExpiredCertificate => "expired-certificate",
             Rule::BruteForce => "brute-force",
@@ -186,6 +191,7 @@ pub fn session_findings(rec: &SessionRecord) -> Vec<Finding> {
     starttls_failed(rec, &mut out);
     auth_without_tls(rec, &mut out);
     weak_tls_version(rec, &mut out);
+    weak_tls_cipher(rec, &mut out);
     certificate(rec, &mut out);
     login_after_failures(rec, &mut out);
     out.sort_by(|a, b| (a.ts, &a.rule).cmp(&(b.ts, &b.rule)));
@@ -592,6 +598,63 @@ fn weak_tls_version(rec: &SessionRecord, out: &mut Vec<Finding>) {
         _ => return,
     };
     out.push(Rule::WeakTlsVersion.finding(Severity::Medium, tls.started, message));
+}
+
+/// What is weak about a cipher suite, judged from its IANA name, and how much it matters.
+fn cipher_weakness(name: &str, version: TlsVersion, etm: bool) -> Option<(Severity, String)> {
+    let has = |part: &str| name.split('_').any(|p| p == part);
+    let weakness = if has("NULL") {
+        (Severity::High, "encrypts nothing (NULL cipher)".to_string())
+    } else if has("anon") {
+        (
+            Severity::High,
+            "authenticates no server (anonymous key exchange): anyone in the path can intercept"
+                .to_string(),
+        )
+    } else if has("EXPORT") || has("EXPORT1024") {
+        (Severity::Medium, "uses export-grade keys".to_string())
+    } else if has("RC4") {
+        (
+            Severity::Medium,
+            "uses RC4 (prohibited by RFC 7465)".to_string(),
+        )
+    } else if has("DES") || has("3DES") || has("DES40") {
+        (
+            Severity::Medium,
+            "uses a 64-bit block cipher (DES/3DES, Sweet32)".to_string(),
+        )
+    } else if has("CBC") && !etm && version.rank().is_some_and(|r| r <= 4) {
+        (
+            Severity::Low,
+            "uses CBC with MAC-then-encrypt (no encrypt_then_mac, RFC 7366): padding-oracle \
+             attacks such as Lucky Thirteen apply"
+                .to_string(),
+        )
+    } else {
+        return None;
+    };
+    Some(weakness)
+}
+
+fn weak_tls_cipher(rec: &SessionRecord, out: &mut Vec<Finding>) {
+    let Some(tls) = &rec.tls else {
+        return;
+    };
+    let hs = &tls.handshake;
+    let (Some(name), Some(sh)) = (&hs.cipher, &hs.server_hello) else {
+        return;
+    };
+    let etm = sh
+        .extensions
+        .contains(&crate::proto::tls::ExtensionType::ENCRYPT_THEN_MAC);
+    let version = hs.version.unwrap_or(sh.legacy_version);
+    if let Some((severity, why)) = cipher_weakness(name, version, etm) {
+        out.push(Rule::WeakTlsCipher.finding(
+            severity,
+            tls.started,
+            format!("cipher suite {name} negotiated: it {why}"),
+        ));
+    }
 }
 
 fn certificate(rec: &SessionRecord, out: &mut Vec<Finding>) {

@@ -32,15 +32,18 @@
 
 mod common;
 
-use common::{bundled_captures, corpus_dir, run, temp_path};
+use common::{bundled_captures, corpus_dir, run_with, temp_path};
 use mailsift::capture::transform::{
     Capture, DroppedSegment, Duplicates, drop_data_segment, drop_retransmitted, duplicate, reorder,
     split_segments, vlan_tag,
 };
+use mailsift::engine::EngineConfig;
+use mailsift::proto::tls::KeyStore;
 use mailsift::session::{Direction, EventKind, SessionRecord};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// How many corpus captures are rewritten (the smallest by name order of their hash).
 const CORPUS_CAPTURES: usize = 10;
@@ -62,10 +65,12 @@ fn key(rec: &SessionRecord) -> SessionKey {
 }
 
 /// Runs a capture in memory through the engine.
-fn analyse(cap: &Capture, tag: &str) -> Vec<SessionRecord> {
+fn analyse(cap: &Capture, tag: &str, keys: Option<&Arc<KeyStore>>) -> Vec<SessionRecord> {
     let path = temp_path(&format!("{tag}.pcap"));
     std::fs::write(&path, cap.to_pcap()).expect("write temp capture");
-    let (sessions, _) = run(std::slice::from_ref(&path));
+    let mut config = EngineConfig::default();
+    config.limits.keys = keys.cloned();
+    let (sessions, _) = run_with(std::slice::from_ref(&path), config);
     let _ = std::fs::remove_file(&path);
     sessions
 }
@@ -322,24 +327,41 @@ fn resegmented(cap: &Capture, seed: u64, whole_first: bool) -> Capture {
     cap.with_frames(frames)
 }
 
-/// Runs every transformation over one capture; returns the problems found.
+/// Runs every transformation over one capture, and again decrypted when its key log lies
+/// beside it; returns the problems found.
 fn check_capture(path: &Path) -> Vec<String> {
+    let mut problems = check_capture_with(path, None);
+    let keys = path.with_extension("keys");
+    if keys.exists() {
+        let (store, _) = KeyStore::open(&[keys], false).expect("key log loads");
+        problems.extend(check_capture_with(path, Some(&Arc::new(store))));
+    }
+    problems
+}
+
+/// Runs every transformation over one capture, with the key log `keys` if given.
+fn check_capture_with(path: &Path, keys: Option<&Arc<KeyStore>>) -> Vec<String> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let name = if keys.is_some() {
+        format!("{name} (decrypted)")
+    } else {
+        name
+    };
     let cap = match Capture::read(path) {
         Ok(c) => c,
         Err(e) => return vec![format!("{name}: unreadable: {e}")],
     };
-    let base = analyse(&cap, "base");
+    let base = analyse(&cap, "base", keys);
     // A capture that already holds retransmissions has two capture times for some bytes;
     // which copy counts ("first copy wins") is the one read first, so reordering may pick the
     // other copy and its time. Times are then only compared where the order is kept.
     let reorder_keeps_times = !has_retransmissions(&cap);
     let mut problems = Vec::new();
     let mut expect_same = |what: &str, other: &Capture, keep_times: bool| {
-        for d in compare(&base, &analyse(other, what), keep_times, None) {
+        for d in compare(&base, &analyse(other, what, keys), keep_times, None) {
             problems.push(format!("{name} [{what}] {d}"));
         }
     };
@@ -412,10 +434,10 @@ fn check_capture(path: &Path) -> Vec<String> {
         );
     }
     let split = split_segments(&cap, 7, 99);
-    let split_base = analyse(&split, "split-base");
+    let split_base = analyse(&split, "split-base", keys);
     for seed in LOSS_SEEDS {
         if let Some((lossy, d)) = drop_data_segment(&split, seed) {
-            for p in check_loss(&split_base, &analyse(&lossy, "split-loss"), &d) {
+            for p in check_loss(&split_base, &analyse(&lossy, "split-loss", keys), &d) {
                 problems.push(format!(
                     "{name} [split-loss-{seed}: seq {} len {}] {p}",
                     d.seq, d.len
@@ -425,7 +447,7 @@ fn check_capture(path: &Path) -> Vec<String> {
     }
     for seed in LOSS_SEEDS {
         if let Some((lossy, d)) = drop_data_segment(&cap, seed) {
-            for p in check_loss(&base, &analyse(&lossy, "loss"), &d) {
+            for p in check_loss(&base, &analyse(&lossy, "loss", keys), &d) {
                 problems.push(format!(
                     "{name} [loss-{seed}: frame {} seq {} len {}] {p}",
                     d.index + 1,

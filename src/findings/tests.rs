@@ -627,6 +627,50 @@ fn an_offer_topping_out_below_tls12_is_weak_when_nothing_was_negotiated() {
     assert_eq!(only(&r, Rule::WeakTlsVersion), []);
 }
 
+// ----- weak-tls-cipher ------------------------------------------------------------------
+
+#[test]
+fn weak_cipher_suites_by_kind() {
+    use crate::proto::tls::{CipherSuite, ExtensionType, ServerHelloInfo};
+    let cases = [
+        (0x0002, TlsVersion::TLS12, false, Some(Severity::High)), // RSA_WITH_NULL_SHA
+        (0x0034, TlsVersion::TLS12, false, Some(Severity::High)), // DH_anon_WITH_AES_128_CBC_SHA
+        (0x0003, TlsVersion::TLS10, false, Some(Severity::Medium)), // RSA_EXPORT_WITH_RC4_40_MD5
+        (0x0005, TlsVersion::TLS12, false, Some(Severity::Medium)), // RSA_WITH_RC4_128_SHA
+        (0x000a, TlsVersion::TLS12, false, Some(Severity::Medium)), // RSA_WITH_3DES_EDE_CBC_SHA
+        (0xc009, TlsVersion::TLS12, false, Some(Severity::Low)), // ECDHE_ECDSA_WITH_AES_128_CBC_SHA
+        (0xc009, TlsVersion::TLS12, true, None),                 // the same with encrypt_then_mac
+        (0xc02b, TlsVersion::TLS12, false, None),                // ECDHE_ECDSA_WITH_AES_128_GCM
+        (0x1301, TlsVersion::TLS13, false, None),                // TLS_AES_128_GCM_SHA256
+    ];
+    for (suite, version, etm, want) in cases {
+        let mut r = smtp();
+        let hs = start_tls(&mut r, TlsMode::Implicit, 1);
+        let suite = CipherSuite(suite);
+        hs.version = Some(version);
+        hs.cipher = Some(suite.to_string());
+        hs.server_hello = Some(ServerHelloInfo {
+            legacy_version: TlsVersion::TLS12,
+            selected_version: None,
+            cipher_suite: suite,
+            compression_method: 0,
+            extensions: if etm {
+                vec![ExtensionType::ENCRYPT_THEN_MAC]
+            } else {
+                vec![]
+            },
+            alpn: None,
+            hello_retry_request: false,
+            session_id_length: 0,
+        });
+        let f = only(&r, Rule::WeakTlsCipher);
+        assert_eq!(f.first().map(|f| f.severity), want, "{suite}");
+        if let Some(f) = f.first() {
+            assert!(f.message.contains(&suite.to_string()), "{}", f.message);
+        }
+    }
+}
+
 // ----- certificates ---------------------------------------------------------------------
 
 #[test]

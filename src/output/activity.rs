@@ -112,7 +112,43 @@ impl Rows {
 pub struct ActivityTables {
     smtp: Rows,
     pop3: Rows,
+    tls: Rows,
     messages: Rows,
+}
+
+/// What decryption achieved, in a few words, or `-` without a key log.
+fn decryption_state(tls: &crate::session::TlsInfo) -> String {
+    use crate::proto::tls::DecryptionStatus as S;
+    let Some(d) = &tls.decryption else {
+        return "-".into();
+    };
+    let ok = d.records_decrypted.client + d.records_decrypted.server;
+    let bad = d.records_failed.client + d.records_failed.server;
+    match d.status {
+        S::Decrypted => format!("yes ({ok} records)"),
+        S::Partial => format!("partly ({ok} ok, {bad} failed)"),
+        S::Failed => format!("no: {bad} records failed"),
+        S::NoKey => "no key".into(),
+        S::Unsupported => "unsupported".into(),
+        S::HandshakeIncomplete => "no handshake".into(),
+    }
+}
+
+/// The TLS table's row of a session.
+fn tls_row(rec: &SessionRecord, tls: &crate::session::TlsInfo) -> Vec<String> {
+    let hs = &tls.handshake;
+    vec![
+        rec.id.to_string(),
+        format!("{} → {}", rec.client, rec.server),
+        match tls.mode {
+            TlsMode::Implicit => "implicit".into(),
+            TlsMode::Starttls => "starttls".into(),
+        },
+        hs.version.map_or("-".into(), |v| v.to_string()),
+        clip(hs.cipher.as_deref().unwrap_or("-")),
+        clip(hs.sni.as_deref().unwrap_or("-")),
+        decryption_state(tls),
+    ]
 }
 
 impl ActivityTables {
@@ -194,6 +230,9 @@ impl ActivityTables {
                 );
             }
         }
+        if let Some(tls) = rec.tls.as_deref() {
+            self.tls.push(key, tls_row(rec, tls));
+        }
         for m in &rec.messages {
             self.messages
                 .push((m.first_seen, rec.id, m.index), message_row(rec, m));
@@ -231,6 +270,22 @@ impl ActivityTables {
                     "tls",
                     "retrieved",
                     "deleted",
+                ],
+                &[],
+            ));
+            out.push('\n');
+        }
+        if !self.tls.rows.is_empty() {
+            out.push_str(&format!("\nTLS sessions ({})\n", self.tls.rows.len()));
+            out.push_str(&self.tls.render(
+                &[
+                    "id",
+                    "client → server",
+                    "mode",
+                    "version",
+                    "cipher",
+                    "sni",
+                    "decrypted",
                 ],
                 &[],
             ));
