@@ -65,8 +65,9 @@ getent passwd mail >/dev/null || die "user 'mail' missing"
 CAPTURES=(
     smtp-plain smtp-auth-plain smtp-auth-login smtp-auth-cram-md5 smtp-auth-fail
     smtp-pipelining smtp-multi-message smtp-dotstuff smtp-starttls smtps-465
-    smtp-mime smtp-ipv6
+    smtp-mime smtp-ipv6 tls-smtp-matrix tls-smtp-clear
     pop3-user-pass pop3-apop pop3-auth-plain pop3-stls pop3s-995
+    tls-pop3-matrix tls-pop3-clear
     sll2-mixed mixed
     pop3-mailbox   # last: it deletes mail
 )
@@ -137,7 +138,7 @@ cap_start() {   # cap_start FILE IFACE FILTER [tcpdump options...]
     cat "$T/tcpdump.err" >&2
     die "tcpdump did not start for $CAP_FILE"
 }
-cap_stop() {   # cap_stop EXPECTED_TCP_SESSIONS
+cap_stop() {   # cap_stop EXPECTED_TCP_SESSIONS; CAP_CHECK=FUNCTION: one more check of the file
     local sessions=$1
     sleep 2   # let the last FIN/ACKs reach the file
     kill -INT "$TCPDUMP_PID"
@@ -148,6 +149,7 @@ cap_stop() {   # cap_stop EXPECTED_TCP_SESSIONS
         die "tcpdump dropped packets for $CAP_FILE"
     fi
     check_sessions "$T/$CAP_FILE" "$sessions"
+    if [ -n "${CAP_CHECK:-}" ]; then "$CAP_CHECK" "$T/$CAP_FILE"; fi
     # tcpdump drops to its own user after opening the file; hand it over.
     chown --reference="$OUT" "$T/$CAP_FILE"
     chmod 644 "$T/$CAP_FILE"
@@ -174,7 +176,10 @@ SWAKS=(swaks --silent 2 --helo "$HELO" --timeout 30)
 # final newline (as an argument with newlines, which swaks uses verbatim apart
 # from dot-stuffing and LF -> CRLF).
 swaks_data() { printf '%s' "$(<"$SRC/$1")"; }
-pyclient() { "$PY" "$HERE/scenarios.py" client "$1" --src "$SRC" --ca "$CA"; }
+pyclient() {   # pyclient NAME [options of scenarios.py client]
+    local name=$1; shift
+    "$PY" "$HERE/scenarios.py" client "$name" --src "$SRC" --ca "$CA" "$@"
+}
 # TLS clients write their session secrets (NSS key log format, which
 # Wireshark and tshark read) so tests can decrypt the TLS captures:
 # captures/NAME.keys next to captures/NAME.pcap.
@@ -184,6 +189,57 @@ pyclient_keylog() {   # pyclient_keylog KEYFILE CLIENT
 keys_done() {   # keys_done KEYFILE
     chown --reference="$OUT" "$T/$1"; chmod 644 "$T/$1"
     mv "$T/$1" "$OUT/$1"
+}
+
+# The TLS decryption matrix (tls-smtp-matrix, tls-pop3-matrix): one
+# scenarios.py client per session (two with --resume), all writing their
+# secrets to one key log.  tls_session also notes what tshark must find for
+# the session (port, TLS version, suite, encrypt-then-mac, resumed) and
+# tls_matrix_check compares that with the capture.
+TLS_KEYS= TLS_EXPECT=
+tls_matrix_begin() {   # tls_matrix_begin NAME
+    TLS_KEYS=$T/$1.keys; TLS_EXPECT=$T/$1.expect
+    : >"$TLS_KEYS"; : >"$TLS_EXPECT"
+}
+tls13_only() {   # tls13_only SUITE: prints the path of an OpenSSL config offering only SUITE
+    local f=$T/openssl-$1.cnf
+    # Python's ssl cannot choose TLS 1.3 suites; OpenSSL's system_default
+    # section, read at start-up from OPENSSL_CONF, can.
+    cat >"$f" <<EOF
+openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+Ciphersuites = $1
+EOF
+    echo "$f"
+}
+tls_session() {   # tls_session smtp|pop3 PORT 1.2|1.3 SUITE [--no-etm] [--resume] [--auth LOGIN]
+    local proto=$1 port=$2 version=$3 suite=$4; shift 4
+    local opts=" $* " etm=n/a
+    if [ "$version" = 1.3 ]; then
+        OPENSSL_CONF=$(tls13_only "$suite") SSLKEYLOGFILE=$TLS_KEYS \
+            pyclient "tls-$proto" --port "$port" --tls "$version" --cipher "$suite" "$@"
+    else
+        SSLKEYLOGFILE=$TLS_KEYS \
+            pyclient "tls-$proto" --port "$port" --tls "$version" --cipher "$suite" "$@"
+    fi
+    # encrypt-then-mac only exists for CBC suites (TLS 1.2); AEAD ones: n/a
+    case $version/$suite in
+        1.2/*GCM*|1.2/*CHACHA*|1.3/*) ;;
+        *) if [[ $opts == *" --no-etm "* ]]; then etm=no; else etm=yes; fi ;;
+    esac
+    echo "$port $version $suite $etm no" >>"$TLS_EXPECT"
+    if [[ $opts == *" --resume "* ]]; then echo "$port $version $suite $etm yes" >>"$TLS_EXPECT"; fi
+    pause
+}
+tls_matrix_check() {   # tls_matrix_check PCAP: tshark finds the expected sessions, all decrypted
+    if ! "$PY" "$HERE/scenarios.py" tls-table "$1" --keys "$TLS_KEYS" --expect "$TLS_EXPECT" \
+            | sed 's/^/   /'; then   # (pipefail)
+        die "$(basename "$1"): the TLS sessions are not the expected ones"
+    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -287,6 +343,44 @@ capture_smtp_ipv6() {   # swaks over ::1
     cap_stop 1
 }
 
+# TLS decryption matrix: STARTTLS on 25 and 587, implicit TLS on 465; TLS 1.3
+# and 1.2 with AES-GCM, ChaCha20-Poly1305 and CBC (with and without
+# encrypt-then-mac), one resumed session of each version.  Every session
+# logs in as alice (AUTH PLAIN on 25 and 465, AUTH LOGIN on 587) and sends
+# mime-mixed.eml to bob.  The certificate is ECDSA, hence ECDHE-ECDSA suites.
+capture_tls_smtp_matrix() {   # smtplib, 20 sessions
+    cap_start tls-smtp-matrix.pcap lo 'tcp port 25 or tcp port 587 or tcp port 465'
+    tls_matrix_begin tls-smtp-matrix
+    tls_session smtp 25 1.3 TLS_AES_128_GCM_SHA256
+    tls_session smtp 25 1.3 TLS_CHACHA20_POLY1305_SHA256
+    tls_session smtp 25 1.2 ECDHE-ECDSA-AES128-GCM-SHA256
+    tls_session smtp 25 1.2 ECDHE-ECDSA-CHACHA20-POLY1305
+    tls_session smtp 25 1.2 ECDHE-ECDSA-AES128-SHA
+    tls_session smtp 25 1.2 ECDHE-ECDSA-AES128-SHA --no-etm
+    tls_session smtp 587 1.3 TLS_AES_128_GCM_SHA256 --auth LOGIN
+    tls_session smtp 587 1.3 TLS_CHACHA20_POLY1305_SHA256 --auth LOGIN
+    tls_session smtp 587 1.2 ECDHE-ECDSA-AES256-GCM-SHA384 --auth LOGIN --resume
+    tls_session smtp 587 1.2 ECDHE-ECDSA-CHACHA20-POLY1305 --auth LOGIN
+    tls_session smtp 587 1.2 ECDHE-ECDSA-AES128-SHA256 --auth LOGIN
+    tls_session smtp 465 1.3 TLS_AES_128_GCM_SHA256
+    tls_session smtp 465 1.3 TLS_AES_256_GCM_SHA384 --resume
+    tls_session smtp 465 1.3 TLS_CHACHA20_POLY1305_SHA256
+    tls_session smtp 465 1.2 ECDHE-ECDSA-AES128-GCM-SHA256
+    tls_session smtp 465 1.2 ECDHE-ECDSA-CHACHA20-POLY1305
+    tls_session smtp 465 1.2 ECDHE-ECDSA-AES256-SHA384
+    tls_session smtp 465 1.2 ECDHE-ECDSA-AES256-SHA384 --no-etm
+    CAP_CHECK=tls_matrix_check cap_stop 20
+    keys_done tls-smtp-matrix.keys
+}
+
+capture_tls_smtp_clear() {   # smtplib, 587 without STARTTLS: 1: AUTH PLAIN  2: AUTH LOGIN
+    cap_start tls-smtp-clear.pcap lo 'tcp port 587'
+    pyclient tls-smtp --port 587 --tls none --auth PLAIN
+    pause
+    pyclient tls-smtp --port 587 --tls none --auth LOGIN
+    cap_stop 2
+}
+
 # ---------------------------------------------------------------------------
 # POP3 scenarios (none deletes mail except pop3-mailbox, which runs last)
 # ---------------------------------------------------------------------------
@@ -324,6 +418,35 @@ capture_pop3s_995() {   # poplib POP3_SSL (curl pop3s:// ends with an RST, see a
     pyclient_keylog pop3s-995.keys pop3s
     cap_stop 1
     keys_done pop3s-995.keys
+}
+
+# TLS decryption matrix, POP3: STLS on 110, implicit TLS on 995, the suites
+# of the SMTP matrix.  Every session logs in as alice (USER/PASS) and RETRs
+# message 2 (mime-mixed.eml).
+capture_tls_pop3_matrix() {   # poplib, 15 sessions
+    cap_start tls-pop3-matrix.pcap lo 'tcp port 110 or tcp port 995'
+    tls_matrix_begin tls-pop3-matrix
+    tls_session pop3 110 1.3 TLS_AES_128_GCM_SHA256
+    tls_session pop3 110 1.3 TLS_AES_256_GCM_SHA384 --resume
+    tls_session pop3 110 1.3 TLS_CHACHA20_POLY1305_SHA256
+    tls_session pop3 110 1.2 ECDHE-ECDSA-AES128-GCM-SHA256
+    tls_session pop3 110 1.2 ECDHE-ECDSA-CHACHA20-POLY1305
+    tls_session pop3 110 1.2 ECDHE-ECDSA-AES128-SHA
+    tls_session pop3 110 1.2 ECDHE-ECDSA-AES128-SHA --no-etm
+    tls_session pop3 995 1.3 TLS_AES_128_GCM_SHA256
+    tls_session pop3 995 1.3 TLS_CHACHA20_POLY1305_SHA256
+    tls_session pop3 995 1.2 ECDHE-ECDSA-AES256-GCM-SHA384 --resume
+    tls_session pop3 995 1.2 ECDHE-ECDSA-CHACHA20-POLY1305
+    tls_session pop3 995 1.2 ECDHE-ECDSA-AES256-SHA384
+    tls_session pop3 995 1.2 ECDHE-ECDSA-AES128-SHA256 --no-etm
+    CAP_CHECK=tls_matrix_check cap_stop 15
+    keys_done tls-pop3-matrix.keys
+}
+
+capture_tls_pop3_clear() {   # poplib, 110 without STLS
+    cap_start tls-pop3-clear.pcap lo 'tcp port 110'
+    pyclient tls-pop3 --port 110 --tls none
+    cap_stop 1
 }
 
 # ---------------------------------------------------------------------------
