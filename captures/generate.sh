@@ -3,6 +3,11 @@
 # on loopback.  See captures/README.md for what every capture holds.
 #
 #   bash captures/generate.sh
+#   ONLY="smtp-starttls pop3-stls" bash captures/generate.sh
+#
+# ONLY (names of captures, with or without .pcap / .pcapng, separated by
+# spaces) makes just those, in the order of CAPTURES below, and leaves every
+# other file in captures/ alone; without it every capture is made.
 #
 # Servers (started by lab.sh, configured in a temp dir, stopped at the end):
 #   Postfix  SMTP on 127.0.0.1 and ::1, ports 25 (MX-style, STARTTLS, AUTH only
@@ -52,6 +57,33 @@ fi
 getent passwd postfix >/dev/null || die "user 'postfix' missing (install the postfix package)"
 getent passwd dovenull >/dev/null || die "user 'dovenull' missing (install dovecot-core)"
 getent passwd mail >/dev/null || die "user 'mail' missing"
+
+# ---------------------------------------------------------------------------
+# What to make: every capture, in this order (each is made by the function
+# capture_NAME below, NAME with "_" for "-"), or those named in ONLY
+# ---------------------------------------------------------------------------
+CAPTURES=(
+    smtp-plain smtp-auth-plain smtp-auth-login smtp-auth-cram-md5 smtp-auth-fail
+    smtp-pipelining smtp-multi-message smtp-dotstuff smtp-starttls smtps-465
+    smtp-mime smtp-ipv6 tls-smtp-matrix tls-smtp-clear
+    pop3-user-pass pop3-apop pop3-auth-plain pop3-stls pop3s-995
+    tls-pop3-matrix tls-pop3-clear
+    sll2-mixed mixed
+    pop3-mailbox   # last: it deletes mail
+)
+WANTED=()
+if [ -n "${ONLY:-}" ]; then
+    for name in $ONLY; do
+        name=${name%.pcapng}; name=${name%.pcap}
+        case " ${CAPTURES[*]} " in
+            *" $name "*) WANTED+=("$name") ;;
+            *) die "ONLY: no capture named '$name' (known: ${CAPTURES[*]})" ;;
+        esac
+    done
+else
+    WANTED=("${CAPTURES[@]}")
+fi
+wanted() { case " ${WANTED[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # ---------------------------------------------------------------------------
 # Temp state and cleanup
@@ -106,7 +138,7 @@ cap_start() {   # cap_start FILE IFACE FILTER [tcpdump options...]
     cat "$T/tcpdump.err" >&2
     die "tcpdump did not start for $CAP_FILE"
 }
-cap_stop() {   # cap_stop EXPECTED_TCP_SESSIONS
+cap_stop() {   # cap_stop EXPECTED_TCP_SESSIONS; CAP_CHECK=FUNCTION: one more check of the file
     local sessions=$1
     sleep 2   # let the last FIN/ACKs reach the file
     kill -INT "$TCPDUMP_PID"
@@ -117,6 +149,7 @@ cap_stop() {   # cap_stop EXPECTED_TCP_SESSIONS
         die "tcpdump dropped packets for $CAP_FILE"
     fi
     check_sessions "$T/$CAP_FILE" "$sessions"
+    if [ -n "${CAP_CHECK:-}" ]; then "$CAP_CHECK" "$T/$CAP_FILE"; fi
     # tcpdump drops to its own user after opening the file; hand it over.
     chown --reference="$OUT" "$T/$CAP_FILE"
     chmod 644 "$T/$CAP_FILE"
@@ -135,7 +168,6 @@ check_sessions() {   # every session complete: one SYN, two FINs, no RST, no gap
         && [ "$rst" -eq 0 ] && [ "$lost" -eq 0 ] \
         || die "$(basename "$f"): expected $n complete TCP sessions"
 }
-scenario() { log "$1"; }
 pause() { sleep 0.3; }   # keeps sessions apart in time inside one capture
 
 SWAKS=(swaks --silent 2 --helo "$HELO" --timeout 30)
@@ -144,7 +176,10 @@ SWAKS=(swaks --silent 2 --helo "$HELO" --timeout 30)
 # final newline (as an argument with newlines, which swaks uses verbatim apart
 # from dot-stuffing and LF -> CRLF).
 swaks_data() { printf '%s' "$(<"$SRC/$1")"; }
-pyclient() { "$PY" "$HERE/scenarios.py" client "$1" --src "$SRC" --ca "$CA"; }
+pyclient() {   # pyclient NAME [options of scenarios.py client]
+    local name=$1; shift
+    "$PY" "$HERE/scenarios.py" client "$name" --src "$SRC" --ca "$CA" "$@"
+}
 # TLS clients write their session secrets (NSS key log format, which
 # Wireshark and tshark read) so tests can decrypt the TLS captures:
 # captures/NAME.keys next to captures/NAME.pcap.
@@ -156,158 +191,311 @@ keys_done() {   # keys_done KEYFILE
     mv "$T/$1" "$OUT/$1"
 }
 
+# The TLS decryption matrix (tls-smtp-matrix, tls-pop3-matrix): one
+# scenarios.py client per session (two with --resume), all writing their
+# secrets to one key log.  tls_session also notes what tshark must find for
+# the session (port, TLS version, suite, encrypt-then-mac, resumed) and
+# tls_matrix_check compares that with the capture.
+TLS_KEYS= TLS_EXPECT=
+tls_matrix_begin() {   # tls_matrix_begin NAME
+    TLS_KEYS=$T/$1.keys; TLS_EXPECT=$T/$1.expect
+    : >"$TLS_KEYS"; : >"$TLS_EXPECT"
+}
+tls13_only() {   # tls13_only SUITE: prints the path of an OpenSSL config offering only SUITE
+    local f=$T/openssl-$1.cnf
+    # Python's ssl cannot choose TLS 1.3 suites; OpenSSL's system_default
+    # section, read at start-up from OPENSSL_CONF, can.
+    cat >"$f" <<EOF
+openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+Ciphersuites = $1
+EOF
+    echo "$f"
+}
+tls_session() {   # tls_session smtp|pop3 PORT 1.2|1.3 SUITE [--no-etm] [--resume] [--auth LOGIN]
+    local proto=$1 port=$2 version=$3 suite=$4; shift 4
+    local opts=" $* " etm=n/a
+    if [ "$version" = 1.3 ]; then
+        OPENSSL_CONF=$(tls13_only "$suite") SSLKEYLOGFILE=$TLS_KEYS \
+            pyclient "tls-$proto" --port "$port" --tls "$version" --cipher "$suite" "$@"
+    else
+        SSLKEYLOGFILE=$TLS_KEYS \
+            pyclient "tls-$proto" --port "$port" --tls "$version" --cipher "$suite" "$@"
+    fi
+    # encrypt-then-mac only exists for CBC suites (TLS 1.2); AEAD ones: n/a
+    case $version/$suite in
+        1.2/*GCM*|1.2/*CHACHA*|1.3/*) ;;
+        *) if [[ $opts == *" --no-etm "* ]]; then etm=no; else etm=yes; fi ;;
+    esac
+    echo "$port $version $suite $etm no" >>"$TLS_EXPECT"
+    if [[ $opts == *" --resume "* ]]; then echo "$port $version $suite $etm yes" >>"$TLS_EXPECT"; fi
+    pause
+}
+tls_matrix_check() {   # tls_matrix_check PCAP: tshark finds the expected sessions, all decrypted
+    if ! "$PY" "$HERE/scenarios.py" tls-table "$1" --keys "$TLS_KEYS" --expect "$TLS_EXPECT" \
+            | sed 's/^/   /'; then   # (pipefail)
+        die "$(basename "$1"): the TLS sessions are not the expected ones"
+    fi
+}
+
 # ---------------------------------------------------------------------------
 # SMTP scenarios
 # ---------------------------------------------------------------------------
-scenario smtp-plain.pcap   # swaks, port 25, no auth, two recipients
-cap_start smtp-plain.pcap lo 'tcp port 25'
-"${SWAKS[@]}" --server 127.0.0.1 --port 25 --from "$ALICE" \
-    --to "bob@mailsift.test,$ALICE" --data "$(swaks_data plain.eml)"
-cap_stop 1
+capture_smtp_plain() {   # swaks, port 25, no auth, two recipients
+    cap_start smtp-plain.pcap lo 'tcp port 25'
+    "${SWAKS[@]}" --server 127.0.0.1 --port 25 --from "$ALICE" \
+        --to "bob@mailsift.test,$ALICE" --data "$(swaks_data plain.eml)"
+    cap_stop 1
+}
 
-scenario smtp-auth-plain.pcap   # 1: swaks (initial response)  2: smtplib (no initial response)
-cap_start smtp-auth-plain.pcap lo 'tcp port 587'
-"${SWAKS[@]}" --server 127.0.0.1 --port 587 --auth PLAIN --auth-user "$ALICE" \
-    --auth-password "$ALICE_PW" --from "$ALICE" --to bob@mailsift.test --data "$(swaks_data short.eml)"
-pause
-pyclient smtp-auth-plain-no-ir
-cap_stop 2
+capture_smtp_auth_plain() {   # 1: swaks (initial response)  2: smtplib (no initial response)
+    cap_start smtp-auth-plain.pcap lo 'tcp port 587'
+    "${SWAKS[@]}" --server 127.0.0.1 --port 587 --auth PLAIN --auth-user "$ALICE" \
+        --auth-password "$ALICE_PW" --from "$ALICE" --to bob@mailsift.test --data "$(swaks_data short.eml)"
+    pause
+    pyclient smtp-auth-plain-no-ir
+    cap_stop 2
+}
 
-scenario smtp-auth-login.pcap   # 1: swaks (username after 334)  2: smtplib (username inline)
-cap_start smtp-auth-login.pcap lo 'tcp port 587'
-"${SWAKS[@]}" --server 127.0.0.1 --port 587 --auth LOGIN --auth-user "$BOB" \
-    --auth-password "$BOB_PW" --from bob@mailsift.test --to "$ALICE" --data "$(swaks_data short.eml)"
-pause
-pyclient smtp-auth-login-inline
-cap_stop 2
+capture_smtp_auth_login() {   # 1: swaks (username after 334)  2: smtplib (username inline)
+    cap_start smtp-auth-login.pcap lo 'tcp port 587'
+    "${SWAKS[@]}" --server 127.0.0.1 --port 587 --auth LOGIN --auth-user "$BOB" \
+        --auth-password "$BOB_PW" --from bob@mailsift.test --to "$ALICE" --data "$(swaks_data short.eml)"
+    pause
+    pyclient smtp-auth-login-inline
+    cap_stop 2
+}
 
-scenario smtp-auth-cram-md5.pcap   # curl
-cap_start smtp-auth-cram-md5.pcap lo 'tcp port 587'
-# --crlf: curl uploads the file as-is otherwise, i.e. with bare LF line ends.
-curl -sS --max-time 30 --crlf "smtp://127.0.0.1:587/$HELO" --login-options AUTH=CRAM-MD5 \
-    -u "$ALICE:$ALICE_PW" --mail-from "$ALICE" --mail-rcpt bob@mailsift.test \
-    --upload-file "$SRC/short.eml"
-cap_stop 1
+capture_smtp_auth_cram_md5() {   # curl
+    cap_start smtp-auth-cram-md5.pcap lo 'tcp port 587'
+    # --crlf: curl uploads the file as-is otherwise, i.e. with bare LF line ends.
+    curl -sS --max-time 30 --crlf "smtp://127.0.0.1:587/$HELO" --login-options AUTH=CRAM-MD5 \
+        -u "$ALICE:$ALICE_PW" --mail-from "$ALICE" --mail-rcpt bob@mailsift.test \
+        --upload-file "$SRC/short.eml"
+    cap_stop 1
+}
 
-scenario smtp-auth-fail.pcap   # 1: smtplib bad then good PLAIN  2: swaks bad LOGIN only
-cap_start smtp-auth-fail.pcap lo 'tcp port 587'
-pyclient smtp-auth-fail-then-ok
-pause
-if "${SWAKS[@]}" --server 127.0.0.1 --port 587 --auth LOGIN --auth-user "$BOB" \
-    --auth-password "$WRONG_PW" --from bob@mailsift.test --to "$ALICE" \
-    --data "$(swaks_data short.eml)" >/dev/null 2>&1; then
-    die "swaks logged in with the wrong password"
-fi
-cap_stop 2
+capture_smtp_auth_fail() {   # 1: smtplib bad then good PLAIN  2: swaks bad LOGIN only
+    cap_start smtp-auth-fail.pcap lo 'tcp port 587'
+    pyclient smtp-auth-fail-then-ok
+    pause
+    if "${SWAKS[@]}" --server 127.0.0.1 --port 587 --auth LOGIN --auth-user "$BOB" \
+        --auth-password "$WRONG_PW" --from bob@mailsift.test --to "$ALICE" \
+        --data "$(swaks_data short.eml)" >/dev/null 2>&1; then
+        die "swaks logged in with the wrong password"
+    fi
+    cap_stop 2
+}
 
-scenario smtp-pipelining.pcap   # swaks --pipeline; one RCPT unknown user, one relay denied
-cap_start smtp-pipelining.pcap lo 'tcp port 25'
-"${SWAKS[@]}" --pipeline --server 127.0.0.1 --port 25 --from "$ALICE" \
-    --to "bob@mailsift.test,nobody@mailsift.test,carol@elsewhere.example,$ALICE" \
-    --data "$(swaks_data plain.eml)" || true
-cap_stop 1
+capture_smtp_pipelining() {   # swaks --pipeline; one RCPT unknown user, one relay denied
+    cap_start smtp-pipelining.pcap lo 'tcp port 25'
+    "${SWAKS[@]}" --pipeline --server 127.0.0.1 --port 25 --from "$ALICE" \
+        --to "bob@mailsift.test,nobody@mailsift.test,carol@elsewhere.example,$ALICE" \
+        --data "$(swaks_data plain.eml)" || true
+    cap_stop 1
+}
 
-scenario smtp-multi-message.pcap   # smtplib
-cap_start smtp-multi-message.pcap lo 'tcp port 25'
-pyclient smtp-multi
-cap_stop 1
+capture_smtp_multi_message() {   # smtplib
+    cap_start smtp-multi-message.pcap lo 'tcp port 25'
+    pyclient smtp-multi
+    cap_stop 1
+}
 
-scenario smtp-dotstuff.pcap   # smtplib
-cap_start smtp-dotstuff.pcap lo 'tcp port 25'
-pyclient smtp-dotstuff
-cap_stop 1
+capture_smtp_dotstuff() {   # smtplib
+    cap_start smtp-dotstuff.pcap lo 'tcp port 25'
+    pyclient smtp-dotstuff
+    cap_stop 1
+}
 
 # TLS sessions use smtplib/poplib with a close that waits for the server's
 # close_notify: swaks (and a plain quit()) close with that alert unread, so
 # the kernel answers the server's FIN with an RST.
-scenario smtp-starttls.pcap   # smtplib: 25 (AUTH PLAIN) then 587 (AUTH LOGIN)
-cap_start smtp-starttls.pcap lo 'tcp port 25 or tcp port 587'
-pyclient_keylog smtp-starttls.keys smtp-starttls
-pause
-pyclient_keylog smtp-starttls.keys smtp-starttls-submission
-cap_stop 2
-keys_done smtp-starttls.keys
+capture_smtp_starttls() {   # smtplib: 25 (AUTH PLAIN) then 587 (AUTH LOGIN)
+    cap_start smtp-starttls.pcap lo 'tcp port 25 or tcp port 587'
+    pyclient_keylog smtp-starttls.keys smtp-starttls
+    pause
+    pyclient_keylog smtp-starttls.keys smtp-starttls-submission
+    cap_stop 2
+    keys_done smtp-starttls.keys
+}
 
-scenario smtps-465.pcap   # smtplib SMTP_SSL
-cap_start smtps-465.pcap lo 'tcp port 465'
-pyclient_keylog smtps-465.keys smtps
-cap_stop 1
-keys_done smtps-465.keys
+capture_smtps_465() {   # smtplib SMTP_SSL
+    cap_start smtps-465.pcap lo 'tcp port 465'
+    pyclient_keylog smtps-465.keys smtps
+    cap_stop 1
+    keys_done smtps-465.keys
+}
 
-scenario smtp-mime.pcap   # smtplib; MIME test message then the ISO-8859-1 one
-cap_start smtp-mime.pcap lo 'tcp port 25'
-pyclient smtp-mime
-cap_stop 1
+capture_smtp_mime() {   # smtplib; MIME test message then the ISO-8859-1 one
+    cap_start smtp-mime.pcap lo 'tcp port 25'
+    pyclient smtp-mime
+    cap_stop 1
+}
 
-scenario smtp-ipv6.pcap   # swaks over ::1
-cap_start smtp-ipv6.pcap lo 'tcp port 25'
-"${SWAKS[@]}" --server ::1 --port 25 --from "$ALICE" --to bob@mailsift.test \
-    --data "$(swaks_data plain.eml)"
-cap_stop 1
+capture_smtp_ipv6() {   # swaks over ::1
+    cap_start smtp-ipv6.pcap lo 'tcp port 25'
+    "${SWAKS[@]}" --server ::1 --port 25 --from "$ALICE" --to bob@mailsift.test \
+        --data "$(swaks_data plain.eml)"
+    cap_stop 1
+}
+
+# TLS decryption matrix: STARTTLS on 25 and 587, implicit TLS on 465; TLS 1.3
+# and 1.2 with AES-GCM, ChaCha20-Poly1305 and CBC (with and without
+# encrypt-then-mac), one resumed session of each version.  Every session
+# logs in as alice (AUTH PLAIN on 25 and 465, AUTH LOGIN on 587) and sends
+# mime-mixed.eml to bob.  The certificate is ECDSA, hence ECDHE-ECDSA suites.
+capture_tls_smtp_matrix() {   # smtplib, 20 sessions
+    cap_start tls-smtp-matrix.pcap lo 'tcp port 25 or tcp port 587 or tcp port 465'
+    tls_matrix_begin tls-smtp-matrix
+    tls_session smtp 25 1.3 TLS_AES_128_GCM_SHA256
+    tls_session smtp 25 1.3 TLS_CHACHA20_POLY1305_SHA256
+    tls_session smtp 25 1.2 ECDHE-ECDSA-AES128-GCM-SHA256
+    tls_session smtp 25 1.2 ECDHE-ECDSA-CHACHA20-POLY1305
+    tls_session smtp 25 1.2 ECDHE-ECDSA-AES128-SHA
+    tls_session smtp 25 1.2 ECDHE-ECDSA-AES128-SHA --no-etm
+    tls_session smtp 587 1.3 TLS_AES_128_GCM_SHA256 --auth LOGIN
+    tls_session smtp 587 1.3 TLS_CHACHA20_POLY1305_SHA256 --auth LOGIN
+    tls_session smtp 587 1.2 ECDHE-ECDSA-AES256-GCM-SHA384 --auth LOGIN --resume
+    tls_session smtp 587 1.2 ECDHE-ECDSA-CHACHA20-POLY1305 --auth LOGIN
+    tls_session smtp 587 1.2 ECDHE-ECDSA-AES128-SHA256 --auth LOGIN
+    tls_session smtp 465 1.3 TLS_AES_128_GCM_SHA256
+    tls_session smtp 465 1.3 TLS_AES_256_GCM_SHA384 --resume
+    tls_session smtp 465 1.3 TLS_CHACHA20_POLY1305_SHA256
+    tls_session smtp 465 1.2 ECDHE-ECDSA-AES128-GCM-SHA256
+    tls_session smtp 465 1.2 ECDHE-ECDSA-CHACHA20-POLY1305
+    tls_session smtp 465 1.2 ECDHE-ECDSA-AES256-SHA384
+    tls_session smtp 465 1.2 ECDHE-ECDSA-AES256-SHA384 --no-etm
+    CAP_CHECK=tls_matrix_check cap_stop 20
+    keys_done tls-smtp-matrix.keys
+}
+
+capture_tls_smtp_clear() {   # smtplib, 587 without STARTTLS: 1: AUTH PLAIN  2: AUTH LOGIN
+    cap_start tls-smtp-clear.pcap lo 'tcp port 587'
+    pyclient tls-smtp --port 587 --tls none --auth PLAIN
+    pause
+    pyclient tls-smtp --port 587 --tls none --auth LOGIN
+    cap_stop 2
+}
 
 # ---------------------------------------------------------------------------
 # POP3 scenarios (none deletes mail except pop3-mailbox, which runs last)
 # ---------------------------------------------------------------------------
-scenario pop3-user-pass.pcap   # poplib
-cap_start pop3-user-pass.pcap lo 'tcp port 110'
-pyclient pop3-user-pass
-cap_stop 2
+capture_pop3_user_pass() {   # poplib
+    cap_start pop3-user-pass.pcap lo 'tcp port 110'
+    pyclient pop3-user-pass
+    cap_stop 2
+}
 
-scenario pop3-apop.pcap   # poplib
-cap_start pop3-apop.pcap lo 'tcp port 110'
-pyclient pop3-apop
-cap_stop 1
+capture_pop3_apop() {   # poplib
+    cap_start pop3-apop.pcap lo 'tcp port 110'
+    pyclient pop3-apop
+    cap_stop 1
+}
 
-scenario pop3-auth-plain.pcap   # 1: curl AUTH PLAIN  2: poplib AUTH list + AUTH PLAIN ir  3: curl CRAM-MD5
-cap_start pop3-auth-plain.pcap lo 'tcp port 110'
-curl -sS --max-time 30 "pop3://127.0.0.1:110/" --login-options AUTH=PLAIN -u "$ALICE:$ALICE_PW" >/dev/null
-pause
-pyclient pop3-auth-list-plain-ir
-pause
-curl -sS --max-time 30 "pop3://127.0.0.1:110/" --login-options AUTH=CRAM-MD5 -u "$ALICE:$ALICE_PW" >/dev/null
-cap_stop 3
+capture_pop3_auth_plain() {   # 1: curl AUTH PLAIN  2: poplib AUTH list + AUTH PLAIN ir  3: curl CRAM-MD5
+    cap_start pop3-auth-plain.pcap lo 'tcp port 110'
+    curl -sS --max-time 30 "pop3://127.0.0.1:110/" --login-options AUTH=PLAIN -u "$ALICE:$ALICE_PW" >/dev/null
+    pause
+    pyclient pop3-auth-list-plain-ir
+    pause
+    curl -sS --max-time 30 "pop3://127.0.0.1:110/" --login-options AUTH=CRAM-MD5 -u "$ALICE:$ALICE_PW" >/dev/null
+    cap_stop 3
+}
 
-scenario pop3-stls.pcap   # poplib
-cap_start pop3-stls.pcap lo 'tcp port 110'
-pyclient_keylog pop3-stls.keys pop3-stls
-cap_stop 1
-keys_done pop3-stls.keys
+capture_pop3_stls() {   # poplib
+    cap_start pop3-stls.pcap lo 'tcp port 110'
+    pyclient_keylog pop3-stls.keys pop3-stls
+    cap_stop 1
+    keys_done pop3-stls.keys
+}
 
-scenario pop3s-995.pcap   # poplib POP3_SSL (curl pop3s:// ends with an RST, see above)
-cap_start pop3s-995.pcap lo 'tcp port 995'
-pyclient_keylog pop3s-995.keys pop3s
-cap_stop 1
-keys_done pop3s-995.keys
+capture_pop3s_995() {   # poplib POP3_SSL (curl pop3s:// ends with an RST, see above)
+    cap_start pop3s-995.pcap lo 'tcp port 995'
+    pyclient_keylog pop3s-995.keys pop3s
+    cap_stop 1
+    keys_done pop3s-995.keys
+}
+
+# TLS decryption matrix, POP3: STLS on 110, implicit TLS on 995, the suites
+# of the SMTP matrix.  Every session logs in as alice (USER/PASS) and RETRs
+# message 2 (mime-mixed.eml).
+capture_tls_pop3_matrix() {   # poplib, 15 sessions
+    cap_start tls-pop3-matrix.pcap lo 'tcp port 110 or tcp port 995'
+    tls_matrix_begin tls-pop3-matrix
+    tls_session pop3 110 1.3 TLS_AES_128_GCM_SHA256
+    tls_session pop3 110 1.3 TLS_AES_256_GCM_SHA384 --resume
+    tls_session pop3 110 1.3 TLS_CHACHA20_POLY1305_SHA256
+    tls_session pop3 110 1.2 ECDHE-ECDSA-AES128-GCM-SHA256
+    tls_session pop3 110 1.2 ECDHE-ECDSA-CHACHA20-POLY1305
+    tls_session pop3 110 1.2 ECDHE-ECDSA-AES128-SHA
+    tls_session pop3 110 1.2 ECDHE-ECDSA-AES128-SHA --no-etm
+    tls_session pop3 995 1.3 TLS_AES_128_GCM_SHA256
+    tls_session pop3 995 1.3 TLS_CHACHA20_POLY1305_SHA256
+    tls_session pop3 995 1.2 ECDHE-ECDSA-AES256-GCM-SHA384 --resume
+    tls_session pop3 995 1.2 ECDHE-ECDSA-CHACHA20-POLY1305
+    tls_session pop3 995 1.2 ECDHE-ECDSA-AES256-SHA384
+    tls_session pop3 995 1.2 ECDHE-ECDSA-AES128-SHA256 --no-etm
+    CAP_CHECK=tls_matrix_check cap_stop 15
+    keys_done tls-pop3-matrix.keys
+}
+
+capture_tls_pop3_clear() {   # poplib, 110 without STLS
+    cap_start tls-pop3-clear.pcap lo 'tcp port 110'
+    pyclient tls-pop3 --port 110 --tls none
+    cap_stop 1
+}
 
 # ---------------------------------------------------------------------------
 # Link types / file formats
 # ---------------------------------------------------------------------------
-scenario sll2-mixed.pcap   # -i any, LINUX_SLL2; swaks + poplib
-cap_start sll2-mixed.pcap any 'tcp port 25 or tcp port 110' -y LINUX_SLL2
-"${SWAKS[@]}" --server 127.0.0.1 --port 25 --from "$ALICE" --to bob@mailsift.test \
-    --data "$(swaks_data plain.eml)"
-pause
-pyclient pop3-bob-list
-cap_stop 2
+capture_sll2_mixed() {   # -i any, LINUX_SLL2; swaks + poplib
+    cap_start sll2-mixed.pcap any 'tcp port 25 or tcp port 110' -y LINUX_SLL2
+    "${SWAKS[@]}" --server 127.0.0.1 --port 25 --from "$ALICE" --to bob@mailsift.test \
+        --data "$(swaks_data plain.eml)"
+    pause
+    pyclient pop3-bob-list
+    cap_stop 2
+}
 
-scenario mixed.pcapng   # captured as pcap on lo, converted with editcap; curl + curl
-cap_start mixed-lo.pcap lo 'tcp port 25 or tcp port 110'
-curl -sS --max-time 30 --crlf "smtp://127.0.0.1:25/$HELO" --mail-from "$ALICE" \
-    --mail-rcpt bob@mailsift.test --upload-file "$SRC/plain.eml"
-pause
-curl -sS --max-time 30 "pop3://127.0.0.1:110/1" -u "$BOB:$BOB_PW" >/dev/null
-cap_stop 2
-mv "$OUT/mixed-lo.pcap" "$T/mixed-lo.pcap"
-editcap -F pcapng --capture-comment "mailsift test capture: one SMTP and one POP3 session on loopback" \
-    "$T/mixed-lo.pcap" "$T/mixed.pcapng"
-chown --reference="$OUT" "$T/mixed.pcapng"; chmod 644 "$T/mixed.pcapng"
-mv "$T/mixed.pcapng" "$OUT/mixed.pcapng"
+capture_mixed() {   # captured as pcap on lo, converted with editcap; curl + curl
+    cap_start mixed-lo.pcap lo 'tcp port 25 or tcp port 110'
+    curl -sS --max-time 30 --crlf "smtp://127.0.0.1:25/$HELO" --mail-from "$ALICE" \
+        --mail-rcpt bob@mailsift.test --upload-file "$SRC/plain.eml"
+    pause
+    curl -sS --max-time 30 "pop3://127.0.0.1:110/1" -u "$BOB:$BOB_PW" >/dev/null
+    cap_stop 2
+    mv "$OUT/mixed-lo.pcap" "$T/mixed-lo.pcap"
+    editcap -F pcapng --capture-comment "mailsift test capture: one SMTP and one POP3 session on loopback" \
+        "$T/mixed-lo.pcap" "$T/mixed.pcapng"
+    chown --reference="$OUT" "$T/mixed.pcapng"; chmod 644 "$T/mixed.pcapng"
+    mv "$T/mixed.pcapng" "$OUT/mixed.pcapng"
+}
 
 # Last: this one deletes messages 4 and 5 from alice's mailbox.
-scenario pop3-mailbox.pcap   # poplib
-cap_start pop3-mailbox.pcap lo 'tcp port 110'
-pyclient pop3-mailbox >/dev/null
-cap_stop 1
+capture_pop3_mailbox() {   # poplib
+    cap_start pop3-mailbox.pcap lo 'tcp port 110'
+    pyclient pop3-mailbox >/dev/null
+    cap_stop 1
+}
+
+# ---------------------------------------------------------------------------
+# Making them
+# ---------------------------------------------------------------------------
+made=()
+for name in "${CAPTURES[@]}"; do
+    wanted "$name" || continue
+    fn=capture_${name//-/_}
+    declare -F "$fn" >/dev/null || die "no function $fn for capture $name"
+    log "$name"
+    "$fn"
+    for f in "$OUT/$name.pcap" "$OUT/$name.pcapng"; do
+        if [ -f "$f" ]; then made+=("$f"); fi
+    done
+done
 
 # ---------------------------------------------------------------------------
 # Sanity checks
@@ -315,8 +503,10 @@ cap_stop 1
 postfix -c "$PF_CONF" flush >/dev/null 2>&1 || true
 delivered=$(find "$T/delivered" -type f -path '*/new/*' | wc -l)
 log "Postfix delivered $delivered messages into the temp maildirs"
-left=$(find "$T/pop/alice/Maildir/cur" "$T/pop/alice/Maildir/new" -type f | wc -l)
-[ "$left" -eq 3 ] || die "alice should have 3 POP3 messages left after pop3-mailbox, has $left"
+if wanted pop3-mailbox; then
+    left=$(find "$T/pop/alice/Maildir/cur" "$T/pop/alice/Maildir/new" -type f | wc -l)
+    [ "$left" -eq 3 ] || die "alice should have 3 POP3 messages left after pop3-mailbox, has $left"
+fi
 
-log "done; captures in $OUT"
-capinfos -T -c -l -E "$OUT"/*.pcap "$OUT"/*.pcapng
+log "done; ${#made[@]} captures in $OUT"
+capinfos -T -c -l -E "${made[@]}"

@@ -143,7 +143,12 @@ first_valid_gid = $(id -g mail)
 mail_location = maildir:~/Maildir
 pop3_uidl_format = %f
 
+# One login process for all connections (Dovecot's "high-performance" login
+# mode; the default starts one per connection).  TLS session resumption
+# needs it: the session tickets and the session cache are those of one
+# process, so a new process would refuse every earlier session.
 service pop3-login {
+  service_count = 0
   inet_listener pop3 {
     port = $LAB_POP3_PORT
   }

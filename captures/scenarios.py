@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Helper for captures/generate.sh.
 
-Two jobs:
+Three jobs:
 
   scenarios.py sources DIR
       Write the deterministic test inputs (attachments and .eml messages)
@@ -12,6 +12,10 @@ Two jobs:
       Run one Python client session (smtplib / poplib from the standard
       library) against the real servers that generate.sh started on
       loopback.  The shell script captures the traffic; this only talks.
+
+  scenarios.py tls-table FILE.pcap [--keys FILE.keys] [--expect FILE]
+      List the TLS sessions of a capture as tshark decrypts them (version,
+      suite, encrypt-then-mac, resumed) and check them against a list.
 
 Everything here is test data: the users, passwords and domains are fake
 (mailsift.test and .example are reserved names) and only 127.0.0.1 / ::1
@@ -25,9 +29,12 @@ import os
 import poplib
 import quopri
 import smtplib
+import socket
 import ssl
 import struct
+import subprocess
 import sys
+import time
 import zlib
 
 # ---------------------------------------------------------------------------
@@ -539,6 +546,305 @@ def c_pop3_bob_list(a):
     p.quit()
 
 
+# ---------------------------------------------------------------------------
+# TLS decryption matrix (tls-smtp-*.pcap, tls-pop3-*.pcap): every session logs
+# in and moves the same MIME message (mime-mixed.eml, with attachments), so a
+# test can compare what comes out of each decrypted session with the
+# cleartext reference sessions.  The TLS version, cipher suite, encrypt-then-
+# mac and resumption are chosen per session on the command line:
+#
+#   scenarios.py client tls-smtp --port 587 --tls 1.2 \
+#       --cipher ECDHE-ECDSA-AES128-SHA --no-etm [--resume] [--auth LOGIN]
+#
+# --tls none: no STARTTLS/STLS (the cleartext references).  For TLS 1.2
+# --cipher is an OpenSSL cipher name, offered alone.  For TLS 1.3 it is the
+# suite name the session must end up with; Python's ssl cannot choose TLS 1.3
+# suites, so generate.sh runs the client with OPENSSL_CONF pointing at a
+# config that offers only that suite.  --resume makes a second connection
+# with the same settings that resumes the first one's TLS session (ticket or
+# session id), with the same login and message.
+
+OP_NO_ENCRYPT_THEN_MAC = 0x00080000  # SSL_OP_NO_ENCRYPT_THEN_MAC (OpenSSL 3); not in Python's ssl
+MATRIX_MESSAGE = "mime-mixed.eml"
+MATRIX_POP3_MSG = 2  # mime-mixed.eml is message 2 of alice's maildir (lab.sh)
+
+
+def matrix_context(a):
+    ctx = tls_context(a)
+    if a.tls == "1.3":
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    else:
+        ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(a.cipher)
+    if a.no_etm:
+        ctx.options |= OP_NO_ENCRYPT_THEN_MAC
+    return ctx
+
+
+def matrix_check_tls(a, sock, resumed):
+    """The session has the version and suite asked for, and is resumed
+    exactly when it should be."""
+    got = (sock.version(), sock.cipher()[0], sock.session_reused)
+    want = ("TLSv" + a.tls, a.cipher, resumed)
+    print(f"   port {a.port}: {got[0]} {got[1]} resumed={got[2]}")
+    if got != want:
+        hint = " (TLS 1.3 suites come from OPENSSL_CONF)" if a.tls == "1.3" else ""
+        raise SystemExit(f"negotiated {got}, wanted {want}{hint}")
+
+
+def matrix_sessions(a, one_session):
+    """Run one session, or with --resume two, the second resuming the first."""
+    if a.port is None:
+        raise SystemExit("--port is required")
+    if a.tls == "none":
+        if a.port not in (587, 110) or a.resume or a.no_etm:
+            raise SystemExit("--tls none: port 587 or 110 only, without --resume / --no-etm")
+    elif not a.cipher:
+        raise SystemExit("--cipher is required with --tls 1.2 / 1.3")
+    ctx = matrix_context(a) if a.tls != "none" else None
+    session = one_session(a, ctx, None)
+    if a.resume:
+        if session is None:
+            raise SystemExit("the first session left nothing to resume")
+        time.sleep(0.3)  # generate.sh's pause between sessions
+        one_session(a, ctx, session)
+
+
+def smtp_matrix_session(a, ctx, session):
+    msg = read_eml(a.src, MATRIX_MESSAGE)
+    if a.port == 465:
+        s = SMTPSWithSession(HOST4, port(465), ctx, session)
+        matrix_check_tls(a, s.sock, session is not None)
+    else:
+        s = smtp(a.port)
+        if ctx is not None:
+            # smtplib's starttls() has no session= parameter; this is it
+            # with one.
+            code, resp = s.docmd("STARTTLS")
+            assert code == 220, (code, resp)
+            s.sock = ctx.wrap_socket(s.sock, server_hostname=HOST4, session=session)
+            s.file = None
+            s.helo_resp = s.ehlo_resp = None
+            s.esmtp_features = {}
+            s.does_esmtp = False
+            matrix_check_tls(a, s.sock, session is not None)
+    if s.ehlo_resp is None:  # at the start of TLS (the cleartext one was answered)
+        s.ehlo()
+    s.user, s.password = ALICE, ALICE_PW
+    if a.auth == "LOGIN":
+        s.auth("LOGIN", s.auth_login, initial_response_ok=False)
+    else:
+        s.auth("PLAIN", s.auth_plain)
+    s.sendmail(ALICE, ["bob@mailsift.test"], msg)
+    # The same end with and without TLS: QUIT, then wait for the server to
+    # close first.
+    code, _ = s.docmd("QUIT")
+    assert code == 221, code
+    tls_session = s.sock.session if ctx is not None else None  # now with the TLS 1.3 tickets
+    drain_and_close(s)
+    return tls_session
+
+
+class SMTPSWithSession(smtplib.SMTP_SSL):
+    """SMTP_SSL that can resume a TLS session."""
+
+    def __init__(self, host, port_, context, session):
+        self.tls_session = session
+        super().__init__(host, port_, local_hostname=HELO, timeout=30, context=context)
+
+    def _get_socket(self, host, port_, timeout):
+        sock = socket.create_connection((host, port_), timeout, self.source_address)
+        return self.context.wrap_socket(sock, server_hostname=host, session=self.tls_session)
+
+
+class POP3SWithSession(poplib.POP3_SSL):
+    """POP3_SSL that can resume a TLS session."""
+
+    def __init__(self, host, port_, context, session):
+        self.tls_session = session
+        super().__init__(host, port_, timeout=30, context=context)
+
+    def _create_socket(self, timeout):
+        sock = poplib.POP3._create_socket(self, timeout)
+        return self.context.wrap_socket(sock, server_hostname=self.host, session=self.tls_session)
+
+
+def pop3_matrix_session(a, ctx, session):
+    if a.port == 995:
+        p = POP3SWithSession(HOST4, port(995), ctx, session)
+        matrix_check_tls(a, p.sock, session is not None)
+    else:
+        p = poplib.POP3(HOST4, port(110), timeout=30)
+        caps = p.capa()
+        if ctx is not None:
+            # poplib's stls() (CAPA, STLS, handshake) with session=.
+            assert "STLS" in caps, caps
+            print("  ", p._shortcmd("STLS"))
+            p.sock = ctx.wrap_socket(p.sock, server_hostname=HOST4, session=session)
+            p.file = p.sock.makefile("rb")
+            p._tls_established = True
+            matrix_check_tls(a, p.sock, session is not None)
+    p.user(ALICE)
+    p.pass_(ALICE_PW)
+    resp, lines, octets = p.retr(MATRIX_POP3_MSG)
+    body = b"".join(line + b"\r\n" for line in lines)
+    if body != read_eml(a.src, MATRIX_MESSAGE):
+        raise SystemExit(f"RETR {MATRIX_POP3_MSG} is not {MATRIX_MESSAGE}: {resp!r}")
+    print("  ", resp)
+    print("  ", p._shortcmd("QUIT"))
+    tls_session = p.sock.session if ctx is not None else None
+    drain_and_close(p)
+    return tls_session
+
+
+def c_tls_smtp(a):
+    if a.port not in (25, 587, 465):
+        raise SystemExit("tls-smtp: --port 25, 587 or 465")
+    matrix_sessions(a, smtp_matrix_session)
+
+
+def c_tls_pop3(a):
+    if a.port not in (110, 995):
+        raise SystemExit("tls-pop3: --port 110 or 995")
+    matrix_sessions(a, pop3_matrix_session)
+
+
+# ---------------------------------------------------------------------------
+# The TLS sessions of a capture as tshark sees them (generate.sh's check of
+# the TLS matrix, and the tables in README.md):
+#
+#   scenarios.py tls-table FILE.pcap [--keys FILE.keys] [--expect FILE]
+#
+# One line per TCP session: stream, server port, mode (clear, STARTTLS,
+# STLS, implicit), TLS version, cipher suite, encrypt-then-mac (yes/no; n/a
+# for AEAD suites, which have no MAC of their own), resumed, and the client
+# commands tshark decrypted inside TLS.  --expect FILE holds one line
+# "PORT VERSION SUITE ETM RESUMED" per session, in order; any difference, or
+# a session whose dialogue inside TLS was not decrypted up to its QUIT, makes
+# the exit status 1.
+# ---------------------------------------------------------------------------
+
+SUITES = {
+    0x1301: "TLS_AES_128_GCM_SHA256",
+    0x1302: "TLS_AES_256_GCM_SHA384",
+    0x1303: "TLS_CHACHA20_POLY1305_SHA256",
+    0xC009: "ECDHE-ECDSA-AES128-SHA",
+    0xC00A: "ECDHE-ECDSA-AES256-SHA",
+    0xC023: "ECDHE-ECDSA-AES128-SHA256",
+    0xC024: "ECDHE-ECDSA-AES256-SHA384",
+    0xC02B: "ECDHE-ECDSA-AES128-GCM-SHA256",
+    0xC02C: "ECDHE-ECDSA-AES256-GCM-SHA384",
+    0xCCA9: "ECDHE-ECDSA-CHACHA20-POLY1305",
+}
+TLS_VERSIONS = {0x0303: "1.2", 0x0304: "1.3"}
+EXT_ETM, EXT_PSK = 22, 41
+HS_SERVER_HELLO, HS_CERTIFICATE = 2, 11
+
+TABLE_FIELDS = [
+    "tcp.stream", "tcp.srcport", "tcp.dstport", "tcp.flags.syn", "tcp.flags.ack",
+    "frame.protocols", "tls.handshake.type", "tls.handshake.version",
+    "tls.handshake.ciphersuite", "tls.handshake.extension.type",
+    "tls.handshake.extensions.supported_version", "smtp.req.command",
+    "pop.request.command", "imf.message_id",
+]
+
+
+def tshark_fields(pcap, keys, display_filter, fields):
+    cmd = ["tshark", "-n", "-r", pcap, "-Y", display_filter, "-T", "fields",
+           "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,"]
+    if keys:
+        cmd += ["-o", "tls.keylog_file:" + keys]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         text=True).stdout
+    for line in out.splitlines():
+        yield {f: [v for v in value.split(",") if v] for f, value in zip(fields, line.split("|"))}
+
+
+def tls_table(pcap, keys):
+    sessions = {}
+    rows = tshark_fields(pcap, keys, "(tcp.flags.syn == 1 && tcp.flags.ack == 0) || tls.handshake"
+                         " || smtp.req || pop.request || imf", TABLE_FIELDS)
+    for r in rows:
+        stream = int(r["tcp.stream"][0])
+        s = sessions.setdefault(stream, {"port": None, "proto": None, "clear": [], "tls": [],
+                                         "hello": None, "cert": False, "msgids": []})
+        if r["tcp.flags.syn"] == ["1"] and r["tcp.flags.ack"] == ["0"]:
+            s["port"] = int(r["tcp.dstport"][0])
+            continue
+        from_server = s["port"] is not None and int(r["tcp.srcport"][0]) == s["port"]
+        types = [int(t) for t in r["tls.handshake.type"]]
+        if from_server and HS_SERVER_HELLO in types:
+            s["hello"] = r
+        if from_server and HS_CERTIFICATE in types:
+            s["cert"] = True
+        layers = r["frame.protocols"][0].split(":") if r["frame.protocols"] else []
+        cmds = r["smtp.req.command"] + r["pop.request.command"]
+        if cmds:
+            s["proto"] = "smtp" if r["smtp.req.command"] else "pop3"
+            (s["tls"] if "tls" in layers else s["clear"]).extend(cmds)
+        s["msgids"] += r["imf.message_id"]
+    table = []
+    for stream in sorted(sessions):
+        s = sessions[stream]
+        row = {"stream": stream, "port": s["port"], "mode": "clear", "version": "-", "suite": "-",
+               "etm": "-", "resumed": "-", "inside": s["tls"], "msgids": s["msgids"],
+               "decrypted": "-"}
+        h = s["hello"]
+        if h is not None:
+            supported = [int(v, 16) for v in h["tls.handshake.extensions.supported_version"]]
+            legacy = [int(v, 16) for v in h["tls.handshake.version"]]
+            version = TLS_VERSIONS.get(supported[0] if supported else legacy[0], "?")
+            suite = int(h["tls.handshake.ciphersuite"][0], 16)
+            exts = [int(e) for e in h["tls.handshake.extension.type"]]
+            name = SUITES.get(suite, "0x%04X" % suite)
+            aead = version == "1.3" or "GCM" in name or "CHACHA" in name
+            row.update(version=version, suite=name)
+            row["etm"] = "yes" if EXT_ETM in exts else ("n/a" if aead else "no")
+            if version == "1.3":
+                row["resumed"] = "yes" if EXT_PSK in exts else "no"
+            else:
+                row["resumed"] = "no" if s["cert"] else "yes"
+            if s["clear"]:
+                row["mode"] = "STARTTLS" if s["proto"] == "smtp" else "STLS"
+            else:
+                row["mode"] = "implicit"
+            row["decrypted"] = "yes" if s["tls"] and s["tls"][-1].upper() == "QUIT" else "NO"
+        table.append(row)
+    return table
+
+
+def c_tls_table(a):
+    table = tls_table(a.pcap, a.keys)
+    print("stream port mode     TLS suite                         ETM resumed decrypted inside TLS")
+    for r in table:
+        print(f"{r['stream']:>6} {r['port']:>4} {r['mode']:<8} {r['version']:<3} {r['suite']:<29} "
+              f"{r['etm']:<3} {r['resumed']:<7} {r['decrypted']:<9} {' '.join(r['inside'])}")
+    if not a.expect:
+        return 0
+    with open(a.expect) as f:
+        want = [line.split() for line in f if line.strip()]
+    got = [[str(r["port"]), r["version"], r["suite"], r["etm"], r["resumed"]] for r in table]
+    ok = True
+    if got != want:
+        ok = False
+        print(f"sessions differ from {a.expect}:")
+        for i in range(max(len(got), len(want))):
+            g = got[i] if i < len(got) else None
+            w = want[i] if i < len(want) else None
+            if g != w:
+                print(f"  stream {i}: got {g}, wanted {w}")
+    for r in table:
+        if r["decrypted"] != "yes":
+            ok = False
+            print(f"  stream {r['stream']}: the dialogue inside TLS was not decrypted up to QUIT")
+        elif r["inside"][0].upper() not in ("EHLO", "USER", "CAPA"):
+            ok = False
+            print(f"  stream {r['stream']}: first command inside TLS is {r['inside'][0]}")
+    return 0 if ok else 1
+
+
 CLIENTS = {
     "smtp-auth-plain-no-ir": c_smtp_auth_plain_no_ir,
     "smtp-auth-login-inline": c_smtp_auth_login_inline,
@@ -556,6 +862,8 @@ CLIENTS = {
     "pop3-mailbox": c_pop3_mailbox,
     "pop3-stls": c_pop3_stls,
     "pop3-bob-list": c_pop3_bob_list,
+    "tls-smtp": c_tls_smtp,
+    "tls-pop3": c_tls_pop3,
 }
 
 
@@ -570,6 +878,19 @@ def main():
     c.add_argument("--ca")
     c.add_argument("--port-map", default="", metavar="STD=PORT,...",
                    help="connect to PORT where the standard port STD is meant, e.g. 25=2525,110=2110")
+    m = c.add_argument_group("tls-smtp / tls-pop3 (the TLS decryption matrix)")
+    m.add_argument("--port", type=int, choices=(25, 587, 465, 110, 995),
+                   help="standard port: 25/587 STARTTLS, 465 implicit TLS, 110 STLS, 995 implicit TLS")
+    m.add_argument("--tls", choices=("none", "1.2", "1.3"), default="1.3")
+    m.add_argument("--cipher", help="TLS 1.2: OpenSSL cipher name; TLS 1.3: the suite expected")
+    m.add_argument("--no-etm", action="store_true", help="do not offer encrypt-then-mac (TLS 1.2 CBC)")
+    m.add_argument("--resume", action="store_true",
+                   help="a second session that resumes the first one's TLS session")
+    m.add_argument("--auth", choices=("PLAIN", "LOGIN"), default="PLAIN", help="SMTP AUTH mechanism")
+    t = sub.add_parser("tls-table", help="the TLS sessions of a capture as tshark sees them")
+    t.add_argument("pcap")
+    t.add_argument("--keys", help="NSS key log for decryption")
+    t.add_argument("--expect", help='file of "PORT VERSION SUITE ETM RESUMED" lines, one per session')
     a = ap.parse_args()
     if a.cmd == "client":
         for item in filter(None, a.port_map.split(",")):
@@ -577,6 +898,8 @@ def main():
             PORT_MAP[int(std)] = int(real)
     if a.cmd == "sources":
         write_sources(a.dir)
+    elif a.cmd == "tls-table":
+        return c_tls_table(a)
     else:
         CLIENTS[a.name](a)
 
