@@ -280,3 +280,59 @@ fn hashes_default_to_sha256_and_more_are_asked_for() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown hash"), "{}", stderr(&o));
 }
+
+#[test]
+fn keylog_decrypts_and_reports_bad_lines_by_file_and_line() {
+    let pcap = captures_dir().join("smtps-465.pcap");
+    let good = std::fs::read_to_string(captures_dir().join("smtps-465.keys")).unwrap();
+    let keys = temp_path("cli-garbage.keys");
+    std::fs::write(
+        &keys,
+        format!("# written by a test\nCLIENT_RANDOM nothex 00\n{good}garbage line here\n"),
+    )
+    .unwrap();
+    let o = mailsift(&[
+        "export",
+        "--ndjson",
+        "--keylog",
+        keys.to_str().unwrap(),
+        pcap.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let name = keys.display().to_string();
+    assert!(err.contains(&format!("{name}:2:")), "{err}");
+    // An unknown label is not an error: real key logs carry labels mailsift does not use.
+    assert!(!err.contains(&format!("{name}:1:")), "{err}");
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(line["tls"]["decrypted"], true);
+    assert_eq!(line["credentials"][0]["encrypted"], true);
+    assert_eq!(line["credentials"][0]["password"], "Wonderland-42");
+
+    let o = mailsift(&[
+        "analyze",
+        "--keylog",
+        keys.to_str().unwrap(),
+        pcap.to_str().unwrap(),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("TLS sessions (1)") && out.contains("yes ("),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(&keys);
+
+    let o = mailsift(&[
+        "analyze",
+        "--keylog",
+        "/nonexistent/k.log",
+        pcap.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("cannot read key log /nonexistent/k.log"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -269,12 +269,16 @@ fn on_handshake(
     const CERTIFICATE: u8 = 11;
     match (msg_type, dir) {
         (CLIENT_HELLO, Direction::Client) => match ClientHello::parse(body) {
-            Ok(ch) => on_client_hello(&ch, ts, hellos, rec),
+            Ok(ch) => {
+                on_client_hello(&ch, ts, hellos, rec);
+                note_resumption(hellos, rec);
+            }
             Err(e) => malformed(rec, ts, dir, "client_hello", &e),
         },
         (SERVER_HELLO, Direction::Server) => match ServerHello::parse(body) {
             Ok(sh) => {
                 hellos.server_hello(&sh);
+                note_resumption(hellos, rec);
                 return on_server_hello(&sh, ts, rec);
             }
             Err(e) => malformed(rec, ts, dir, "server_hello", &e),
@@ -295,6 +299,15 @@ fn on_handshake(
     After::Continue
 }
 
+/// Marks the session resumed once both hellos show it, whichever came first.
+fn note_resumption(hellos: &tunnel::Hellos, rec: &mut SessionRecord) {
+    if hellos.resumed()
+        && let Some(tls) = rec.tls.as_mut()
+    {
+        tls.handshake.resumed = true;
+    }
+}
+
 /// Lossy UTF-8 text of a protocol string.
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -312,6 +325,7 @@ fn on_client_hello(
         ch.extension(ExtensionType::ENCRYPT_THEN_MAC).is_some(),
         ch.extension(ExtensionType::EXTENDED_MASTER_SECRET)
             .is_some(),
+        ch.session_id,
     );
     let already = rec
         .tls
@@ -497,8 +511,8 @@ fn on_certificate(body: &[u8], dir: Direction, ts: Timestamp, rec: &mut SessionR
 /// A session that is TLS from its first byte (SMTPS 465, POP3S 995).
 #[derive(Debug)]
 pub struct ImplicitTlsDissector {
-    /// The observer, and the side whose byte started the session.
-    observer: Option<(TlsObserver, Direction)>,
+    /// The observer, from the session's first byte.
+    observer: Option<TlsObserver>,
     /// What the session carries inside TLS, and its bounds, for decryption.
     protocol: Protocol,
     limits: Limits,
@@ -515,37 +529,30 @@ impl ImplicitTlsDissector {
     }
 
     /// The observer, started at the session's first byte: the earliest one handed over by
-    /// either side (the client's on a tie, as it speaks first in TLS), so the start does not
-    /// depend on which side's bytes the capture happened to deliver first.
-    fn observer(
-        &mut self,
-        dir: Direction,
-        ts: Timestamp,
-        rec: &mut SessionRecord,
-    ) -> &mut TlsObserver {
+    /// either side, so the start does not depend on which side the capture delivered first.
+    fn observer(&mut self, ts: Timestamp, rec: &mut SessionRecord) -> &mut TlsObserver {
         let (protocol, limits) = (self.protocol, &self.limits);
-        let (observer, started_by) = self.observer.get_or_insert_with(|| {
-            let mut observer = TlsObserver::start(TlsMode::Implicit, dir, ts, rec);
+        let observer = self.observer.get_or_insert_with(|| {
+            // The client opens a TLS session, so the start is its event whichever side's
+            // bytes the capture delivered first; its time is the earliest byte of either.
+            let mut observer = TlsObserver::start(TlsMode::Implicit, Direction::Client, ts, rec);
             if let Some(keys) = limits.keys.clone() {
                 // The dissector inside starts at the greeting, as on a clear-text port.
                 let inner = crate::proto::inner_dissector(protocol, false, limits);
                 observer = observer.decrypting(keys, inner);
             }
-            (observer, dir)
+            observer
         });
-        let rank = |d: Direction| d == Direction::Server;
         if let Some(tls) = rec.tls.as_mut()
-            && (ts, rank(dir)) < (tls.started, rank(*started_by))
+            && ts < tls.started
         {
             tls.started = ts;
-            *started_by = dir;
             if let Some(event) = rec
                 .events
                 .iter_mut()
                 .find(|e| matches!(e.kind, EventKind::TlsStart { .. }))
             {
                 event.ts = ts;
-                event.from = dir;
             }
         }
         observer
@@ -554,21 +561,21 @@ impl ImplicitTlsDissector {
 
 impl Dissector for ImplicitTlsDissector {
     fn on_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
-        self.observer(dir, ts, rec).on_data(dir, data, ts, rec);
+        self.observer(ts, rec).on_data(dir, data, ts, rec);
     }
 
     fn on_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
-        self.observer(dir, ts, rec).on_gap(dir, len, ts, rec);
+        self.observer(ts, rec).on_gap(dir, len, ts, rec);
     }
 
     fn on_fin(&mut self, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
-        if let Some((observer, _)) = self.observer.as_mut() {
+        if let Some(observer) = self.observer.as_mut() {
             observer.on_fin(dir, ts, rec);
         }
     }
 
     fn on_end(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
-        if let Some((observer, _)) = self.observer.as_mut() {
+        if let Some(observer) = self.observer.as_mut() {
             observer.finish(ts, rec);
         }
     }

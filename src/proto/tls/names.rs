@@ -181,6 +181,8 @@ impl ExtensionType {
     pub const ENCRYPT_THEN_MAC: ExtensionType = ExtensionType(0x0016);
     /// `extended_master_secret` (RFC 7627): the master secret covers the handshake hash.
     pub const EXTENDED_MASTER_SECRET: ExtensionType = ExtensionType(0x0017);
+    /// `pre_shared_key` (RFC 8446): in a ServerHello, the server resumed a session.
+    pub const PRE_SHARED_KEY: ExtensionType = ExtensionType(0x0029);
 }
 
 fn cipher_suite_name(id: u16) -> Option<&'static str> {

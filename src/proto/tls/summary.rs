@@ -35,6 +35,9 @@ pub struct TlsHandshake {
     /// A ServerHello was seen and both sides then sent application data (the handshake
     /// evidently finished).
     pub established: bool,
+    /// The server resumed an earlier session (TLS 1.3 pre-shared key, or the client's
+    /// session id echoed), so no certificate was sent.
+    pub resumed: bool,
     /// The ClientHello in detail.
     pub client_hello: Option<ClientHelloInfo>,
     /// The ServerHello in detail.

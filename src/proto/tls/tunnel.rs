@@ -30,6 +30,9 @@ pub(super) struct ClientFacts {
     random: [u8; 32],
     etm: bool,
     ems: bool,
+    /// The session id offered (at most 32 bytes), to tell a resumption.
+    session_id: [u8; 32],
+    session_id_len: usize,
 }
 
 /// The hellos' facts, as the observer reads them.
@@ -38,12 +41,47 @@ pub(super) struct Hellos {
     client: Option<ClientFacts>,
     /// The ServerHello (not a HelloRetryRequest) and its extension flags.
     server: Option<(SessionParams, bool, bool)>,
+    /// What the ServerHello says about resumption.
+    server_resume: Option<ServerResume>,
+}
+
+/// How a ServerHello marks a resumed session.
+#[derive(Debug, Clone, Copy)]
+enum ServerResume {
+    /// TLS 1.3: whether it accepted a pre-shared key.
+    Psk(bool),
+    /// Older versions: the session id it chose (at most 32 bytes).
+    SessionId([u8; 32], usize),
 }
 
 impl Hellos {
     /// Notes the first ClientHello.
-    pub(super) fn client_hello(&mut self, random: [u8; 32], etm: bool, ems: bool) {
-        self.client.get_or_insert(ClientFacts { random, etm, ems });
+    pub(super) fn client_hello(&mut self, random: [u8; 32], etm: bool, ems: bool, id: &[u8]) {
+        let mut session_id = [0; 32];
+        let session_id_len = id.len().min(32);
+        session_id[..session_id_len].copy_from_slice(&id[..session_id_len]);
+        self.client.get_or_insert(ClientFacts {
+            random,
+            etm,
+            ems,
+            session_id,
+            session_id_len,
+        });
+    }
+
+    /// Whether the server resumed an earlier session, once both hellos are known: TLS 1.3
+    /// accepts a pre-shared key; older versions echo the session id the client offered (RFC
+    /// 5246 7.4.1.3; RFC 5077 3.4 for tickets).
+    pub(super) fn resumed(&self) -> bool {
+        let (Some(c), Some(s)) = (&self.client, &self.server_resume) else {
+            return false;
+        };
+        match s {
+            ServerResume::Psk(accepted) => *accepted,
+            ServerResume::SessionId(id, len) => {
+                c.session_id_len > 0 && id[..*len] == c.session_id[..c.session_id_len]
+            }
+        }
     }
 
     /// Notes a ServerHello; a HelloRetryRequest sets nothing.
@@ -52,6 +90,14 @@ impl Hellos {
             return;
         }
         let has = |kind| sh.extension(kind).is_some();
+        self.server_resume = Some(if sh.negotiated_version() == TlsVersion::TLS13 {
+            ServerResume::Psk(has(ExtensionType::PRE_SHARED_KEY))
+        } else {
+            let mut id = [0; 32];
+            let len = sh.session_id.len().min(32);
+            id[..len].copy_from_slice(&sh.session_id[..len]);
+            ServerResume::SessionId(id, len)
+        });
         let params = SessionParams {
             client_random: [0; 32],
             server_random: sh.random,

@@ -127,6 +127,51 @@ struct DirectionState {
     keys: Keys,
     buffer: Vec<u8>,
     stats: DirectionStats,
+    /// Protected records that failed since the last one that opened.
+    missed: u64,
+}
+
+/// Most sequence numbers tried past the expected one after records failed.
+const MAX_RESYNC: u64 = 8;
+
+/// A record decrypter whose sequence number can be moved on.
+trait Sequenced: Clone {
+    fn skip(&mut self, n: u64);
+}
+
+impl Sequenced for Tls12RecordDecrypter {
+    fn skip(&mut self, n: u64) {
+        Tls12RecordDecrypter::skip(self, n);
+    }
+}
+
+impl Sequenced for Tls13RecordDecrypter {
+    fn skip(&mut self, n: u64) {
+        Tls13RecordDecrypter::skip(self, n);
+    }
+}
+
+/// Opens a record with the expected sequence number, else, after `missed` records failed,
+/// with each of the next few: a record damaged on the way spent its number at the sender, a
+/// forged one did not, and either way the records after it still open.
+fn open_resync<D: Sequenced, T>(
+    d: &mut D,
+    missed: u64,
+    open: impl Fn(&mut D) -> Result<T, DecryptError>,
+) -> Result<T, DecryptError> {
+    let first = match open(d) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    for k in 1..=missed.min(MAX_RESYNC) {
+        let mut later = d.clone();
+        later.skip(k);
+        if let Ok(v) = open(&mut later) {
+            *d = later;
+            return Ok(v);
+        }
+    }
+    Err(first)
 }
 
 /// Decrypts both directions of one TLS session.
@@ -221,6 +266,7 @@ impl Decryptor {
             keys,
             buffer: Vec::new(),
             stats: DirectionStats::default(),
+            missed: 0,
         };
         Ok(Decryptor {
             directions: PerDirection {
@@ -251,7 +297,20 @@ impl Decryptor {
             let Some(body) = state.buffer.get(at + 5..at + 5 + len) else {
                 break;
             };
-            record(&mut state.keys, &mut state.stats, &header, body, &mut out);
+            let (failed, opened) = (state.stats.failed, state.stats.decrypted);
+            record(
+                &mut state.keys,
+                &mut state.stats,
+                state.missed,
+                &header,
+                body,
+                &mut out,
+            );
+            if state.stats.failed > failed {
+                state.missed += 1;
+            } else if state.stats.decrypted > opened {
+                state.missed = 0;
+            }
             at += 5 + len;
         }
         state.buffer.drain(..at);
@@ -268,6 +327,7 @@ impl Decryptor {
 fn record(
     keys: &mut Keys,
     stats: &mut DirectionStats,
+    missed: u64,
     header: &[u8; 5],
     body: &[u8],
     out: &mut Vec<Plaintext>,
@@ -280,7 +340,7 @@ fn record(
                     *after_ccs = header[0] == CHANGE_CIPHER_SPEC;
                     return;
                 }
-                match records.open(header, body) {
+                match open_resync(records, missed, |r| r.open(header, body)) {
                     Ok(plain) => {
                         stats.decrypted += 1;
                         out.push(match header[0] {
@@ -314,7 +374,7 @@ fn record(
                 }
                 if opened.is_none()
                     && let Some(tr) = traffic.as_mut()
-                    && let Ok(plain) = tr.open(header, body)
+                    && let Ok(plain) = open_resync(tr, missed, |t| t.open(header, body))
                 {
                     // The handshake keys are done once a record opens with the traffic keys.
                     *in_traffic = true;
