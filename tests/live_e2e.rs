@@ -277,6 +277,7 @@ impl Lab {
     fn python_client(&self, name: &str) {
         let out = run_for(
             Command::new("python3")
+                .env("SSLKEYLOGFILE", self.path("live.keys"))
                 .arg(repo().join("captures/scenarios.py"))
                 .args(["client", name, "--port-map", &self.ports.port_map()])
                 .arg("--src")
@@ -379,6 +380,8 @@ fn start_sniff(lab: &Lab, extra: &[&str], stderr_file: &Path) -> Background {
     let stderr = std::fs::File::create(stderr_file).expect("sniff stderr file");
     let mut child = Command::new(MAILSIFT)
         .args(["sniff", "-i", "lo", "--bpf", &lab.ports.bpf()])
+        .arg("--keylog")
+        .arg(lab.path("live.keys"))
         .args(lab.ports.mailsift_args())
         .args(extra)
         .stdin(Stdio::null())
@@ -562,6 +565,8 @@ fn export_lines(lab: &Lab, pcap: &Path, format: &str) -> Vec<String> {
     let out = run_for(
         Command::new(MAILSIFT)
             .args(["export", "--format", format])
+            .arg("--keylog")
+            .arg(lab.path("live.keys"))
             .args(lab.ports.mailsift_args())
             .arg(pcap),
         Duration::from_secs(60),
@@ -598,6 +603,8 @@ fn sniff_matches_tcpdump_on_real_servers() {
     }
     let lab = Lab::start();
     let ports = lab.ports;
+    // The Python clients append their TLS secrets here while sniff watches it.
+    std::fs::write(lab.path("live.keys"), "").expect("key log file");
 
     // tcpdump and sniff side by side, same interface, same filter.
     let pcap = lab.path("live.pcap");
@@ -756,6 +763,29 @@ fn sniff_matches_tcpdump_on_real_servers() {
     let live_counts = datasets(&ecs_live);
     assert_eq!(live_counts, datasets(&export_lines(&lab, &pcap, "ecs")));
     assert_eq!(live_counts.get("mailsift.session"), Some(&SESSIONS));
+
+    // The STARTTLS session was decrypted live, from a key log written while it ran.
+    let starttls: Vec<_> = sniff_sessions
+        .iter()
+        .filter(|s| s["tls"].is_object())
+        .collect();
+    assert_eq!(starttls.len(), 1, "one TLS session");
+    assert_eq!(
+        starttls[0]["tls"]["decrypted"], true,
+        "{:?}",
+        starttls[0]["tls"]
+    );
+    let inside: Vec<&str> = starttls[0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["tls"] == true && e["type"] == "command")
+        .filter_map(|e| e["verb"].as_str())
+        .collect();
+    assert!(
+        inside.contains(&"AUTH") && inside.contains(&"DATA"),
+        "{inside:?}"
+    );
 
     // What sniff saw is what export finds in tcpdump's file.
     let (file_sessions, file_run_findings) = parse_ndjson(&export_ndjson(&lab, &pcap));

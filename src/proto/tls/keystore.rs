@@ -93,15 +93,24 @@ impl KeyStore {
 
     /// The secrets filed under `client_random`, if any.
     pub fn secrets(&self, client_random: &[u8; RANDOM_LEN]) -> Option<SessionSecrets> {
+        self.lookup(client_random, false)
+    }
+
+    /// The same, reading changed files again whatever the time since the last look: for a
+    /// session's last chance, when it ends.
+    pub fn secrets_now(&self, client_random: &[u8; RANDOM_LEN]) -> Option<SessionSecrets> {
+        self.lookup(client_random, true)
+    }
+
+    fn lookup(&self, client_random: &[u8; RANDOM_LEN], force: bool) -> Option<SessionSecrets> {
         let mut loaded = self.lock();
         if let Some(found) = loaded.log.get(client_random) {
             return Some(found.clone());
         }
-        if !self.live
-            || loaded
-                .checked
-                .is_some_and(|t| t.elapsed() < RELOAD_INTERVAL)
-        {
+        let recent = loaded
+            .checked
+            .is_some_and(|t| t.elapsed() < RELOAD_INTERVAL);
+        if !self.live || (recent && !force) {
             return None;
         }
         loaded.checked = Some(Instant::now());

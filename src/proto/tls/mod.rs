@@ -161,7 +161,7 @@ impl TlsObserver {
     /// is already up to date after every `on_data`.
     pub fn finish(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
         if let Some(tunnel) = self.tunnel.as_mut() {
-            tunnel.finish(ts, rec);
+            tunnel.finish(ts, &self.hellos, rec);
         }
         for dir in [Direction::Client, Direction::Server] {
             let pending = self.readers.get(dir).pending_handshake_bytes();

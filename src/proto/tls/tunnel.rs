@@ -240,12 +240,22 @@ impl TlsTunnel {
     /// Builds the decryptor once both hellos and the secrets are known, then replays the
     /// backlog of both directions.
     fn try_open(&mut self, hellos: &Hellos, ts: Timestamp, rec: &mut SessionRecord) {
+        self.open_with(hellos, false, ts, rec);
+    }
+
+    /// [`Self::try_open`]; `last` makes a live store look at its files now, and a miss final.
+    fn open_with(&mut self, hellos: &Hellos, last: bool, ts: Timestamp, rec: &mut SessionRecord) {
         let Some(params) = hellos.params() else {
             return;
         };
         self.tls13 = params.version == TlsVersion::TLS13;
-        let Some(secrets) = self.keys.secrets(&params.client_random) else {
-            if self.keys.is_live() {
+        let found = if last {
+            self.keys.secrets_now(&params.client_random)
+        } else {
+            self.keys.secrets(&params.client_random)
+        };
+        let Some(secrets) = found else {
+            if self.keys.is_live() && !last {
                 // The client may not have written its line yet; look again with more data.
                 return;
             }
@@ -350,9 +360,13 @@ impl TlsTunnel {
     }
 
     /// The session is over: ends the dissector inside and records what decryption achieved.
-    pub(super) fn finish(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
+    pub(super) fn finish(&mut self, ts: Timestamp, hellos: &Hellos, rec: &mut SessionRecord) {
         if self.ended {
             return;
+        }
+        if matches!(self.state, State::Waiting) {
+            // While sniffing, the client may have written its secrets just now.
+            self.open_with(hellos, true, ts, rec);
         }
         self.ended = true;
         let opened = matches!(self.state, State::Open(_));
