@@ -181,6 +181,7 @@ fn session_event(rec: &SessionRecord, ctx: &SessionContext) -> Value {
             .unwrap_or((None, None));
         json!({
             "established": t.handshake.established,
+            "resumed": t.handshake.resumed,
             "version_protocol": protocol,
             "version": version,
             "cipher": t.handshake.cipher,
@@ -226,6 +227,8 @@ fn session_event(rec: &SessionRecord, ctx: &SessionContext) -> Value {
                     TlsMode::Starttls => "starttls",
                     TlsMode::Implicit => "implicit",
                 }),
+                "tls_decrypted": rec.tls.as_ref().map(|t| t.decrypted),
+                "tls_decryption": rec.tls.as_ref().and_then(|t| t.decryption.as_ref()).map(|d| d.status),
                 "missing_bytes": rec.missing_bytes,
                 "helo": rec.smtp.as_ref().and_then(|s| s.helo.clone()),
                 "messages": rec.messages.len(),
