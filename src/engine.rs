@@ -79,6 +79,8 @@ pub struct EngineConfig {
     pub limits: Limits,
     /// Port to protocol mapping.
     pub ports: PortMap,
+    /// Do not look for SMTP and POP3 by content on ports the mapping does not name.
+    pub no_detection: bool,
 }
 
 /// Receives finished sessions (and raw message bytes, when extraction is on).
@@ -134,6 +136,10 @@ pub struct EngineStats {
     pub mail_packets: u64,
     /// Sessions reported.
     pub sessions: u64,
+    /// Of those, sessions found by content on a port no mapping names.
+    pub detected_sessions: u64,
+    /// Flows on other ports looked at and found not to carry mail.
+    pub flows_not_mail: u64,
     /// Packets skipped because their link type is not decoded.
     pub unsupported_link_packets: u64,
     /// Decoder counters.
@@ -326,7 +332,8 @@ impl Engine {
         };
         let svc_dst = config.ports.get(seg.dst_port);
         let svc_src = config.ports.get(seg.src_port);
-        if svc_dst.is_none() && svc_src.is_none() {
+        let mapped = svc_dst.is_some() || svc_src.is_some();
+        if !mapped && config.no_detection {
             return;
         }
         stats.mail_packets += 1;
@@ -444,17 +451,25 @@ fn new_flow(
         ip: seg.dst,
         port: seg.dst_port,
     };
+    // No mapping: the protocol is found by content (SMTP until then); the side that sent the
+    // SYN is the client, else the one on the higher (ephemeral) port.
+    let probe = svc_dst.is_none() && svc_src.is_none();
+    let guess = (Protocol::Smtp, Framing::Plain);
     let (client, server, svc) = if seg.flags.syn && !seg.flags.ack {
-        (src, dst, svc_dst?)
+        (src, dst, if probe { guess } else { svc_dst? })
     } else if seg.flags.syn && seg.flags.ack {
-        (dst, src, svc_src?)
+        (dst, src, if probe { guess } else { svc_src? })
     } else if seg.payload.is_empty() && seg.missing == 0 {
         // A bare ACK, FIN or RST of a connection we never saw says nothing worth a session.
         return None;
     } else if let Some(svc) = svc_dst {
         (src, dst, svc)
+    } else if let Some(svc) = svc_src {
+        (dst, src, svc)
+    } else if src.port > dst.port {
+        (src, dst, guess)
     } else {
-        (dst, src, svc_src?)
+        (dst, src, guess)
     };
     let l = &config.limits;
     let (protocol, framing) = svc;
@@ -477,7 +492,11 @@ fn new_flow(
         conn,
         app: MailSession {
             rec,
-            dissector: new_dissector(protocol, framing, l),
+            dissector: if probe {
+                Box::new(crate::proto::detect::ProbeDissector::new(l))
+            } else {
+                new_dissector(protocol, framing, l)
+            },
         },
     })
 }
@@ -679,9 +698,19 @@ fn finish(
             "flow table full: session ended early",
         );
     }
+    if rec.not_mail {
+        // Other traffic: its packets were no mail packets, and it is no session.
+        stats.flows_not_mail += 1;
+        stats.mail_packets = stats
+            .mail_packets
+            .saturating_sub(rec.packets.client + rec.packets.server);
+        app.rec.release_retained();
+        return;
+    }
     stats.reassembly.add(conn.streams.client.stats());
     stats.reassembly.add(conn.streams.server.stats());
     stats.sessions += 1;
+    stats.detected_sessions += u64::from(rec.detected_by_content);
     let mut rec = app.rec;
     rec.release_retained();
     if let Some(o) = offload {

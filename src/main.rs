@@ -61,6 +61,10 @@ struct InputArgs {
     /// Write every message (.eml) and attachment into a new run folder under DIR, with a manifest.json.
     #[arg(long, value_name = "DIR")]
     extract: Option<PathBuf>,
+    /// Do not look for SMTP and POP3 by content on ports other than 25, 110, 465, 587, 995 and
+    /// those given with --port (by default mail is found on any TCP port).
+    #[arg(long)]
+    no_detect: bool,
     /// NSS key log file (SSLKEYLOGFILE format) with TLS secrets: sessions whose keys it holds
     /// are decrypted and dissected like clear text (repeatable).
     #[arg(long = "keylog", value_name = "FILE")]
@@ -263,6 +267,9 @@ struct SniffArgs {
     /// Content hashes of parts and attachments, as for `export` (default: sha256).
     #[arg(long, value_name = "LIST", default_value = "sha256", value_parser = parse_hashes)]
     hashes: HashSelection,
+    /// Do not look for SMTP and POP3 by content on unmapped ports.
+    #[arg(long)]
+    no_detect: bool,
     /// NSS key log file with TLS secrets, re-read as clients append to it: sessions whose keys
     /// it holds are decrypted live (repeatable).
     #[arg(long = "keylog", value_name = "FILE")]
@@ -344,7 +351,11 @@ fn config_from(input: &InputArgs) -> Result<EngineConfig> {
         keys: open_keylogs(&input.keylogs, false)?,
         ..Limits::default()
     };
-    Ok(EngineConfig { limits, ports })
+    Ok(EngineConfig {
+        limits,
+        ports,
+        no_detection: input.no_detect,
+    })
 }
 
 /// Where finished sessions go for one command.
@@ -642,6 +653,13 @@ fn print_tables(
         plural(stats.sessions, "session", "sessions"),
         plural(stats.reassembly.missing, "byte missing", "bytes missing"),
     )?;
+    if stats.detected_sessions > 0 {
+        writeln!(
+            out,
+            "{} found by content on other ports",
+            plural(stats.detected_sessions, "session", "sessions")
+        )?;
+    }
     if stats.retention.refusals > 0 {
         writeln!(
             out,
@@ -801,6 +819,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
             ..Limits::default()
         },
         ports,
+        no_detection: args.no_detect,
     };
     config.limits.mime.decode_content = streaming;
     let defaults = LiveOptions::default();

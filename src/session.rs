@@ -435,6 +435,10 @@ pub struct SessionRecord {
     pub missing_bytes: PerDirection<u64>,
     /// Whether the handshake was seen (false: picked up mid-stream).
     pub handshake_seen: bool,
+    /// True when the protocol was recognised by content on a port no mapping names (omitted
+    /// when false).
+    #[serde(skip_serializing_if = "is_false")]
+    pub detected_by_content: bool,
     /// TLS state, or null when the session stayed in clear text.
     pub tls: Option<Box<TlsInfo>>,
     /// SMTP summary (helo, capabilities, transaction state), on SMTP sessions.
@@ -494,6 +498,9 @@ pub struct SessionRecord {
     /// ended, across the layers of a session (clear text, then inside TLS).
     #[serde(skip)]
     pub messages_admitted: usize,
+    /// Set when content detection found the flow is not mail: it is not reported.
+    #[serde(skip)]
+    pub not_mail: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -546,6 +553,8 @@ impl SessionRecord {
             budget: crate::limits::RetentionBudget::unlimited(),
             inside_tls: false,
             messages_admitted: 0,
+            not_mail: false,
+            detected_by_content: false,
         }
     }
 

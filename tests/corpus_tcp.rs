@@ -126,6 +126,11 @@ fn mailsift_conversations(cap: &Capture) -> (BTreeMap<(Endpoint, Endpoint), Fram
     let mut map = BTreeMap::new();
     let mut sessions_per_tuple: BTreeMap<_, usize> = BTreeMap::new();
     for s in analyse(cap, false, false).sessions {
+        if s.detected_by_content {
+            // Found by content on another port: outside tshark's mail-port view here
+            // (tests/detect.rs checks those).
+            continue;
+        }
         let c = (s.client.ip, s.client.port);
         let v = (s.server.ip, s.server.port);
         add(&mut map, c, v, s.packets.client, s.packets.server);

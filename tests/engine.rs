@@ -234,16 +234,25 @@ fn sequence_wraparound_vlan_qinq_and_ipv6() {
 }
 
 #[test]
-fn traffic_on_other_ports_is_ignored() {
+fn mail_on_other_ports_is_found_by_content_unless_detection_is_off() {
     let pkts = smtp_conv("192.0.2.10:40009", "192.0.2.20:8080").packets();
-    assert!(run_packets("http.pcap", &pkts).is_empty());
-    // Unless the port is mapped.
+    let found = run_packets("http.pcap", &pkts);
+    assert_eq!(found.len(), 1);
+    assert!(found[0].detected_by_content);
+    let p = write_pcap("nodetect.pcap", &pkts);
+    let cfg = EngineConfig {
+        no_detection: true,
+        ..EngineConfig::default()
+    };
+    assert!(run_with(&[p], cfg).0.is_empty());
+    // A mapped port is mail by its number.
     let p = write_pcap("mapped.pcap", &pkts);
     let mut cfg = EngineConfig::default();
     cfg.ports.add_spec("smtp=8080").unwrap();
     let (s, _) = run_with(&[p], cfg);
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].protocol, Protocol::Smtp);
+    assert!(!s[0].detected_by_content);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Protocol dissectors. They see ordered bytes per direction and stream events, never packets,
 //! and they never print: everything they learn goes into the session record.
 
+pub mod detect;
 pub mod hashcat;
 pub mod line;
 pub mod pop3;

@@ -1,0 +1,267 @@
+//! Mail found by content on a port no mapping names: the first line of each side decides.
+//!
+//! Like Zeek's dynamic protocol detection, a flow on any other TCP port is watched until one
+//! side's first line shows SMTP or POP3, then handed, with the bytes seen so far, to the real
+//! dissector. The test is cheap and final: a first byte that cannot open a text line, or first
+//! lines that fit neither protocol, make the flow "not mail" and nothing more is looked at.
+//!
+//! What decides (RFC 5321 4.2 and 4.1.1.1, RFC 1939 4):
+//! - SMTP: a server greeting `220` that names SMTP (`ESMTP`, `SMTP`), or a client whose first
+//!   line is `EHLO` / `HELO`. A bare `220` is not enough: FTP greets with `220` too.
+//! - POP3: a server greeting `+OK`, or a client whose first line is `CAPA`, `APOP` or `STLS`.
+//!   `USER` alone is not enough: FTP clients send it too.
+
+use super::{Dissector, Framing, new_dissector};
+use crate::limits::Limits;
+use crate::session::{Direction, PerDirection, Protocol, SessionRecord};
+use crate::time::Timestamp;
+
+/// Most bytes per side looked at before the flow is declared not mail.
+pub const MAX_PROBE_BYTES: usize = 512;
+/// Most bytes per side held while the other side has not yet decided.
+pub const MAX_HELD_BYTES: usize = 4096;
+
+/// What one side's first line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Not enough bytes yet.
+    Undecided,
+    /// Mail, of this protocol.
+    Mail(Protocol),
+    /// A line, but one that decides nothing (`USER`, a bare `220`).
+    Neutral,
+    /// Not SMTP or POP3.
+    NotMail,
+}
+
+/// Reads `dir`'s first line from its first bytes.
+fn first_line_verdict(dir: Direction, bytes: &[u8]) -> Verdict {
+    if bytes
+        .iter()
+        .any(|&b| !(b.is_ascii_graphic() || b == b' ' || b == b'\r' || b == b'\n' || b == b'\t'))
+    {
+        // A mail dialogue opens with ASCII text; TLS, HTTP/2 or any binary protocol does not.
+        return Verdict::NotMail;
+    }
+    let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+        return if bytes.len() >= MAX_PROBE_BYTES {
+            Verdict::NotMail
+        } else {
+            Verdict::Undecided
+        };
+    };
+    let line = String::from_utf8_lossy(&bytes[..end]).to_ascii_uppercase();
+    let line = line.trim_end_matches('\r');
+    let verb = line.split(' ').next().unwrap_or_default();
+    match dir {
+        Direction::Server => {
+            if (line.starts_with("220 ") || line.starts_with("220-") || line == "220")
+                && line.contains("SMTP")
+            {
+                Verdict::Mail(Protocol::Smtp)
+            } else if line.starts_with("+OK") {
+                Verdict::Mail(Protocol::Pop3)
+            } else if line.starts_with("220") {
+                Verdict::Neutral
+            } else {
+                Verdict::NotMail
+            }
+        }
+        Direction::Client => match verb {
+            "EHLO" | "HELO" => Verdict::Mail(Protocol::Smtp),
+            "CAPA" | "APOP" | "STLS" => Verdict::Mail(Protocol::Pop3),
+            "USER" | "AUTH" | "QUIT" | "NOOP" => Verdict::Neutral,
+            _ => Verdict::NotMail,
+        },
+    }
+}
+
+/// An input held until the protocol is known.
+#[derive(Debug)]
+enum Held {
+    Data(Timestamp, Vec<u8>),
+    Gap(Timestamp, u64),
+    Fin(Timestamp),
+}
+
+#[derive(Debug, Default)]
+struct Side {
+    held: Vec<Held>,
+    held_bytes: usize,
+    /// The side's first bytes, up to [`MAX_PROBE_BYTES`].
+    head: Vec<u8>,
+    verdict: Option<Verdict>,
+}
+
+/// Watches a flow on an unmapped port until its content shows SMTP or POP3.
+pub struct ProbeDissector {
+    limits: Limits,
+    sides: PerDirection<Side>,
+    /// The real dissector, once the protocol is known.
+    inner: Option<Box<dyn Dissector>>,
+    /// The flow was found not to carry mail: nothing more is read.
+    not_mail: bool,
+}
+
+impl std::fmt::Debug for ProbeDissector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeDissector")
+            .field("decided", &self.inner.is_some())
+            .field("not_mail", &self.not_mail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProbeDissector {
+    /// A probe whose dissector, once chosen, is bounded by `limits`.
+    pub fn new(limits: &Limits) -> Self {
+        ProbeDissector {
+            limits: limits.clone(),
+            sides: PerDirection::default(),
+            inner: None,
+            not_mail: false,
+        }
+    }
+
+    fn hold(&mut self, dir: Direction, item: Held, rec: &mut SessionRecord) {
+        let side = self.sides.get_mut(dir);
+        if let Held::Data(_, bytes) = &item
+            && side.head.len() < MAX_PROBE_BYTES
+        {
+            let room = MAX_PROBE_BYTES - side.head.len();
+            side.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+        let ends = matches!(item, Held::Gap(..) | Held::Fin(_));
+        if let Held::Data(_, bytes) = &item {
+            side.held_bytes += bytes.len();
+        }
+        side.held.push(item);
+        if side.held_bytes > MAX_HELD_BYTES {
+            // One side talks on while the other says nothing that shows mail.
+            return self.give_up(rec);
+        }
+        if side.verdict.is_none() || side.verdict == Some(Verdict::Undecided) {
+            let v = first_line_verdict(dir, &side.head);
+            // A gap or a close before a whole first line leaves nothing to decide on.
+            side.verdict = Some(if v == Verdict::Undecided && ends {
+                Verdict::NotMail
+            } else {
+                v
+            });
+        }
+        self.decide(rec);
+    }
+
+    /// Chooses once one side is decisive, or gives up once both sides are read and neither is.
+    fn decide(&mut self, rec: &mut SessionRecord) {
+        let (c, s) = (self.sides.client.verdict, self.sides.server.verdict);
+        let found = [c, s].into_iter().find_map(|v| match v {
+            Some(Verdict::Mail(p)) => Some(p),
+            _ => None,
+        });
+        if let Some(protocol) = found {
+            rec.protocol = protocol;
+            rec.detected_by_content = true;
+            let mut inner = new_dissector(protocol, Framing::Plain, &self.limits);
+            for dir in [Direction::Client, Direction::Server] {
+                for item in std::mem::take(&mut self.sides.get_mut(dir).held) {
+                    match item {
+                        Held::Data(ts, bytes) => inner.on_data(dir, &bytes, ts, rec),
+                        Held::Gap(ts, len) => inner.on_gap(dir, len, ts, rec),
+                        Held::Fin(ts) => inner.on_fin(dir, ts, rec),
+                    }
+                }
+            }
+            self.sides = PerDirection::default();
+            self.inner = Some(inner);
+            return;
+        }
+        let settled = |v: Option<Verdict>| matches!(v, Some(Verdict::NotMail | Verdict::Neutral));
+        let one_side_lost =
+            matches!(c, Some(Verdict::NotMail)) || matches!(s, Some(Verdict::NotMail));
+        if (settled(c) && settled(s)) || one_side_lost {
+            self.give_up(rec);
+        }
+    }
+
+    fn give_up(&mut self, rec: &mut SessionRecord) {
+        self.not_mail = true;
+        rec.not_mail = true;
+        self.sides = PerDirection::default();
+    }
+}
+
+impl Dissector for ProbeDissector {
+    fn on_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
+        match (&mut self.inner, self.not_mail) {
+            (Some(inner), _) => inner.on_data(dir, data, ts, rec),
+            (None, true) => {}
+            (None, false) => self.hold(dir, Held::Data(ts, data.to_vec()), rec),
+        }
+    }
+
+    fn on_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
+        match (&mut self.inner, self.not_mail) {
+            (Some(inner), _) => inner.on_gap(dir, len, ts, rec),
+            (None, true) => {}
+            (None, false) => self.hold(dir, Held::Gap(ts, len), rec),
+        }
+    }
+
+    fn on_fin(&mut self, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
+        match (&mut self.inner, self.not_mail) {
+            (Some(inner), _) => inner.on_fin(dir, ts, rec),
+            (None, true) => {}
+            (None, false) => self.hold(dir, Held::Fin(ts), rec),
+        }
+    }
+
+    fn on_end(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
+        match &mut self.inner {
+            Some(inner) => inner.on_end(ts, rec),
+            None => self.give_up(rec),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_lines_decide_or_wait() {
+        use Direction::{Client as C, Server as S};
+        let cases: [(Direction, &[u8], Verdict); 14] = [
+            (
+                S,
+                b"220 mx.example ESMTP Postfix\r\n",
+                Verdict::Mail(Protocol::Smtp),
+            ),
+            (
+                S,
+                b"220-mx.example Microsoft ESMTP MAIL Service\r\n",
+                Verdict::Mail(Protocol::Smtp),
+            ),
+            (S, b"+OK Dovecot ready.\r\n", Verdict::Mail(Protocol::Pop3)),
+            (S, b"220 ProFTPD Server\r\n", Verdict::Neutral),
+            (S, b"HTTP/1.1 200 OK\r\n", Verdict::NotMail),
+            (S, b"* OK IMAP4rev1\r\n", Verdict::NotMail),
+            (S, b"220 mx.exa", Verdict::Undecided),
+            (C, b"EHLO client.example\r\n", Verdict::Mail(Protocol::Smtp)),
+            (C, b"helo x\n", Verdict::Mail(Protocol::Smtp)),
+            (C, b"CAPA\r\n", Verdict::Mail(Protocol::Pop3)),
+            (C, b"USER anonymous\r\n", Verdict::Neutral),
+            (C, b"GET / HTTP/1.1\r\n", Verdict::NotMail),
+            (C, &[0x16, 0x03, 0x01, 0x00], Verdict::NotMail),
+            (C, &[b'A'; MAX_PROBE_BYTES], Verdict::NotMail),
+        ];
+        for (dir, bytes, want) in cases {
+            assert_eq!(
+                first_line_verdict(dir, bytes),
+                want,
+                "{dir:?} {:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+}
