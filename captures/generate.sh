@@ -16,6 +16,9 @@
 #   Dovecot  POP3 on 127.0.0.1 and ::1, ports 110 (plain + STLS) and 995
 #            (implicit TLS); passwd-file with plaintext passwords so APOP and
 #            CRAM-MD5 work.
+#   For mail-other-ports only: one more Postfix listener on 2525 (like 587)
+#   and one more Dovecot POP3 listener on 8110 (like 110), plus a
+#   python3 -m http.server on 8080 and an FTP look-alike on 2121.
 # Clients: swaks, curl and Python's smtplib/poplib (captures/scenarios.py).
 # Which client made which session is noted at each scenario below.
 #
@@ -68,7 +71,7 @@ CAPTURES=(
     smtp-mime smtp-ipv6 tls-smtp-matrix tls-smtp-clear
     pop3-user-pass pop3-apop pop3-auth-plain pop3-stls pop3s-995
     tls-pop3-matrix tls-pop3-clear
-    sll2-mixed mixed
+    sll2-mixed mixed mail-other-ports
     pop3-mailbox   # last: it deletes mail
 )
 WANTED=()
@@ -91,11 +94,13 @@ wanted() { case " ${WANTED[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
 T=$(mktemp -d /tmp/mailsift-captures.XXXXXX)
 lab_vars "$T"
 TCPDUMP_PID=
+SIDE_PIDS=()   # non-mail servers of mail-other-ports, if one is still running
 
 cleanup() {
     local rc=$?
     set +e
     if [ -n "$TCPDUMP_PID" ]; then kill -INT "$TCPDUMP_PID" 2>/dev/null; wait "$TCPDUMP_PID" 2>/dev/null; fi
+    for pid in "${SIDE_PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
     lab_stop "$T"
     if [ $rc -ne 0 ]; then
         echo "generate.sh: failed; server logs follow" >&2
@@ -115,6 +120,12 @@ log "writing source messages and attachments to $SRC"
 # Servers: self-signed certificate, Dovecot (POP3 + SASL for Postfix) and
 # Postfix (SMTP), configured in $T (see lab.sh)
 # ---------------------------------------------------------------------------
+# mail-other-ports needs one more Postfix listener (like 587) and one more
+# Dovecot POP3 listener (like 110) on non-standard ports.
+OTHER_SMTP_PORT=2525 OTHER_POP3_PORT=8110 OTHER_HTTP_PORT=8080 OTHER_FTP_PORT=2121
+if wanted mail-other-ports; then
+    LAB_EXTRA_SMTP_PORT=$OTHER_SMTP_PORT LAB_EXTRA_POP3_PORT=$OTHER_POP3_PORT
+fi
 lab_start "$T" "$SRC"
 
 # ---------------------------------------------------------------------------
@@ -473,6 +484,68 @@ capture_mixed() {   # captured as pcap on lo, converted with editcap; curl + cur
         "$T/mixed-lo.pcap" "$T/mixed.pcapng"
     chown --reference="$OUT" "$T/mixed.pcapng"; chmod 644 "$T/mixed.pcapng"
     mv "$T/mixed.pcapng" "$OUT/mixed.pcapng"
+}
+
+# Mail on non-standard ports next to non-mail traffic, in one capture:
+# 1. swaks, 2525 (Postfix, extra listener like 587): EHLO, AUTH PLAIN alice,
+#    one message, QUIT
+# 2. poplib, 8110 (Dovecot, extra listener like 110): USER/PASS bob, STAT, LIST, QUIT
+# 3. curl, 8080: GET / from python3 -m http.server
+# 4. Python socket client, 2121: an FTP look-alike (220 greeting, USER
+#    anonymous, 331, server closes) that is not mail
+capture_mail_other_ports() {
+    for port in $OTHER_HTTP_PORT $OTHER_FTP_PORT; do
+        [ -z "$(ss -Hltn "sport = :$port")" ] || die "something already listens on TCP port $port"
+    done
+    mkdir -p "$T/www"
+    printf '<html><body>mailsift test page, not mail</body></html>\n' >"$T/www/index.html"
+    "$PY" -m http.server "$OTHER_HTTP_PORT" --bind 127.0.0.1 --directory "$T/www" \
+        >"$T/http.log" 2>&1 &
+    SIDE_PIDS+=($!)
+    "$PY" - "$OTHER_FTP_PORT" >"$T/ftp.log" 2>&1 <<'EOF' &
+import socket, sys
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(1)
+conn, _ = srv.accept()
+conn.sendall(b"220 ftp.example FTP ready\r\n")
+line = b""
+while not line.endswith(b"\r\n"):
+    chunk = conn.recv(1)
+    if not chunk:
+        break
+    line += chunk
+print("ftp look-alike got", line)
+conn.sendall(b"331 ok\r\n")
+conn.close()
+srv.close()
+EOF
+    SIDE_PIDS+=($!)
+    lab_wait_listen "$OTHER_HTTP_PORT"; lab_wait_listen "$OTHER_FTP_PORT"
+
+    cap_start mail-other-ports.pcap lo "tcp port $OTHER_SMTP_PORT or tcp port $OTHER_POP3_PORT or tcp port $OTHER_HTTP_PORT or tcp port $OTHER_FTP_PORT"
+    "${SWAKS[@]}" --server 127.0.0.1 --port "$OTHER_SMTP_PORT" --auth PLAIN --auth-user "$ALICE" \
+        --auth-password "$ALICE_PW" --from "$ALICE" --to bob@mailsift.test --data "$(swaks_data short.eml)"
+    pause
+    pyclient pop3-bob-list --port-map "110=$OTHER_POP3_PORT"
+    pause
+    curl -sS --max-time 30 "http://127.0.0.1:$OTHER_HTTP_PORT/" >/dev/null
+    pause
+    "$PY" - "$OTHER_FTP_PORT" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+f = s.makefile("rb")
+print("  ", f.readline())
+s.sendall(b"USER anonymous\r\n")
+print("  ", f.readline())
+assert f.read() == b""  # the server closes first
+f.close()
+s.close()
+EOF
+    cap_stop 4
+    for pid in "${SIDE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    SIDE_PIDS=()
 }
 
 # Last: this one deletes messages 4 and 5 from alice's mailbox.
