@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use mailsift::capture::synth::{Conversation, SynthPacket, duplicate_every, reorder};
 use mailsift::engine::EngineConfig;
-use mailsift::session::{Protocol, SessionState};
+use mailsift::session::{EventKind, Protocol, SessionState};
 use mailsift::time::Timestamp;
 
 const SMTP: &[(&str, &str)] = &[
@@ -544,4 +544,44 @@ fn fins_read_before_the_handshake_still_close_the_session() {
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].state, SessionState::Closed, "{:?}", s[0].anomalies);
     assert_eq!(events_json(&s[0]), events_json(&whole[0]));
+}
+
+#[test]
+fn an_auth_prompt_answered_by_a_command_is_no_credential() {
+    let pkts = Conversation::new(
+        "192.0.2.10:40031".parse().unwrap(),
+        "192.0.2.20:587".parse().unwrap(),
+    )
+    .server("220 mail.example ESMTP\r\n")
+    .client("EHLO x\r\n")
+    .server("250-mail.example\r\n250 AUTH LOGIN\r\n")
+    .client("AUTH LOGIN\r\n")
+    .server("334 VXNlcm5hbWU6\r\n")
+    .client("QUIT\r\n")
+    .server("501 5.5.2 Cannot decode response\r\n")
+    .client("QUIT\r\n")
+    .server("221 2.0.0 Bye\r\n")
+    .packets();
+    let s = run_packets("auth-abandoned.pcap", &pkts);
+    let c = &s[0].credentials;
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        c[0].username, None,
+        "no user name made of the letters of QUIT"
+    );
+    assert!(c[0].details.cancelled);
+    assert_eq!(c[0].success, Some(false));
+    assert!(s[0].has_anomaly("auth_abandoned"));
+    assert!(
+        !s[0].findings.iter().any(|f| f.rule == "cleartext-password"),
+        "{:?}",
+        s[0].findings
+    );
+    // The QUIT shows as the command it was; a real LOGIN user name still decodes.
+    let quits = s[0]
+        .events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::Command { verb, .. } if verb == "QUIT"))
+        .count();
+    assert_eq!(quits, 2);
 }

@@ -227,6 +227,7 @@ fn session_event(rec: &SessionRecord, ctx: &SessionContext) -> Value {
                     TlsMode::Starttls => "starttls",
                     TlsMode::Implicit => "implicit",
                 }),
+                "detected_by_content": rec.detected_by_content,
                 "tls_decrypted": rec.tls.as_ref().map(|t| t.decrypted),
                 "tls_decryption": rec.tls.as_ref().and_then(|t| t.decryption.as_ref()).map(|d| d.status),
                 "missing_bytes": rec.missing_bytes,

@@ -244,6 +244,35 @@ impl Core {
     pub(super) fn sasl_line(&mut self, line: Line<'_>, ts: Timestamp, rec: &mut SessionRecord) {
         self.report_line(&line, Direction::Client, ts, rec, false);
         let text = line.text();
+        if let Some(cmd) = split_command(&text).filter(|c| is_strict_command(c))
+            && !decodes_to_text(&text)
+        {
+            // A command (QUIT, RSET, ...) where a SASL answer belonged: the client gave up on
+            // the exchange (RFC 4954 4: the server refuses an answer it cannot decode), so it
+            // is recorded as cancelled, with no username made of the command's letters.
+            rec.push_event(
+                ts,
+                Direction::Client,
+                EventKind::Command {
+                    verb: cmd.token.to_ascii_uppercase(),
+                    arg: cmd.arg.map(str::to_string),
+                },
+            );
+            rec.anomaly(
+                ts,
+                Some(Direction::Client),
+                "auth_abandoned",
+                format!(
+                    "{} sent in answer to an AUTH challenge: the exchange was given up",
+                    cmd.token.to_ascii_uppercase()
+                ),
+            );
+            if let Some(auth) = self.auth.as_mut() {
+                auth.client_response("*");
+            }
+            self.push_pending(Step::Auth, ts, true, None, rec);
+            return;
+        }
         rec.push_event(
             ts,
             Direction::Client,
@@ -282,4 +311,15 @@ impl Core {
             );
         }
     }
+}
+
+/// Whether a SASL answer decodes from base64 to printable text (as a LOGIN user name does); a
+/// command word such as `QUIT` decodes to control bytes.
+fn decodes_to_text(line: &str) -> bool {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
+        .decode(line.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .is_some_and(|t| !t.is_empty() && t.chars().all(|c| !c.is_control()))
 }
