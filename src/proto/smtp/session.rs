@@ -51,8 +51,12 @@
 //! then on. Each side decides alone, from its own bytes, so this too keeps the contract.
 
 mod commands;
+mod gaps;
+mod hold;
 mod messages;
 mod replies;
+
+use hold::{HeldChunk, Hold};
 
 use super::SmtpSummary;
 use super::body::DotUnstuffer;
@@ -90,100 +94,6 @@ pub const MAX_RECIPIENTS: usize = 10_000;
 pub const MAX_CREDENTIALS: usize = 10_000;
 /// Longest content of a line RFC 5321 allows (1000 octets with CRLF).
 const RFC_LINE_LIMIT: u64 = 998;
-
-/// One piece of a held stream: bytes with their capture time, or a gap.
-#[derive(Debug)]
-enum HeldChunk {
-    Data {
-        ts: Timestamp,
-        bytes: Vec<u8>,
-        /// Bytes before this offset were already consumed.
-        start: usize,
-    },
-    Gap {
-        ts: Timestamp,
-        len: u64,
-    },
-}
-
-/// Bytes of one direction waiting for the other side to say how to read them.
-#[derive(Debug, Default)]
-struct Hold {
-    chunks: VecDeque<HeldChunk>,
-    bytes: usize,
-}
-
-impl Hold {
-    fn push_data(&mut self, ts: Timestamp, data: &[u8]) {
-        if data.is_empty() {
-            return;
-        }
-        self.bytes += data.len();
-        self.chunks.push_back(HeldChunk::Data {
-            ts,
-            bytes: data.to_vec(),
-            start: 0,
-        });
-    }
-
-    fn push_gap(&mut self, ts: Timestamp, len: u64) {
-        self.chunks.push_back(HeldChunk::Gap { ts, len });
-    }
-
-    fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
-    fn pop_front(&mut self) -> Option<HeldChunk> {
-        let chunk = self.chunks.pop_front();
-        if let Some(HeldChunk::Data { bytes, start, .. }) = &chunk {
-            self.bytes = self
-                .bytes
-                .saturating_sub(bytes.len().saturating_sub(*start));
-        }
-        chunk
-    }
-
-    /// Puts back the unconsumed rest of a chunk taken with `pop_front`.
-    fn push_front_rest(&mut self, ts: Timestamp, bytes: Vec<u8>, start: usize) {
-        if start >= bytes.len() {
-            return;
-        }
-        self.bytes += bytes.len() - start;
-        self.chunks.push_front(HeldChunk::Data { ts, bytes, start });
-    }
-
-    fn first_byte(&self) -> Option<u8> {
-        match self.chunks.front()? {
-            HeldChunk::Data { bytes, start, .. } => bytes.get(*start).copied(),
-            HeldChunk::Gap { .. } => None,
-        }
-    }
-
-    /// The first held line without its terminator (at most `max` bytes, stopping at a gap).
-    fn first_line(&self, max: usize) -> Vec<u8> {
-        let mut line = Vec::new();
-        for chunk in &self.chunks {
-            let HeldChunk::Data { bytes, start, .. } = chunk else {
-                break;
-            };
-            let data = bytes.get(*start..).unwrap_or_default();
-            let (part, done) = match memchr::memchr(b'\n', data) {
-                Some(i) => (&data[..i], true),
-                None => (data, false),
-            };
-            let room = max.saturating_sub(line.len());
-            line.extend_from_slice(&part[..part.len().min(room)]);
-            if done || line.len() >= max {
-                break;
-            }
-        }
-        if line.last() == Some(&b'\r') {
-            line.pop();
-        }
-        line
-    }
-}
 
 /// A message whose content is still arriving.
 #[derive(Debug)]
@@ -719,124 +629,6 @@ impl SmtpDissector {
             }
         }
         data.len() - input.len()
-    }
-
-    /// A gap in the client stream, in order: held bytes ahead of it go first.
-    fn gap_client(&mut self, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
-        let core = &mut self.core;
-        if matches!(core.client, ClientMode::Paused) || !core.client_hold.is_empty() {
-            core.client_hold.push_gap(ts, len);
-            return;
-        }
-        self.apply_client_gap(len, ts, rec);
-    }
-
-    fn apply_client_gap(&mut self, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
-        let core = &mut self.core;
-        if !matches!(core.client, ClientMode::Tls) {
-            rec.push_event(ts, Direction::Client, EventKind::Gap { bytes: len });
-        }
-        if !self.client_lines.is_empty() {
-            rec.anomaly(
-                ts,
-                Some(Direction::Client),
-                "line_cut_by_gap",
-                "a partial line before a gap was dropped",
-            );
-        }
-        self.client_lines.clear();
-        let mode = std::mem::replace(&mut core.client, ClientMode::Commands);
-        core.client = match mode {
-            ClientMode::Tls => {
-                core.tls_checked.client = true;
-                if let Some(tls) = core.tls.as_mut() {
-                    tls.on_gap(Direction::Client, len, ts, rec);
-                }
-                ClientMode::Tls
-            }
-            ClientMode::Stopped => ClientMode::Stopped,
-            ClientMode::Paused => ClientMode::Paused,
-            ClientMode::Commands | ClientMode::Resync => {
-                core.next_uncertain = true;
-                ClientMode::Resync
-            }
-            ClientMode::SaslLine => {
-                // The lost line was a SASL response: its reply still comes.
-                core.push_pending(Step::Auth, ts, false, None, rec);
-                core.next_uncertain = true;
-                ClientMode::Resync
-            }
-            ClientMode::Body(mut body) | ClientMode::BodyAfterGap(mut body) => {
-                // The message goes on after the gap: its MIME walk resumes at the next boundary.
-                body.message.gap(len, ts, &core.keep);
-                ClientMode::BodyAfterGap(body)
-            }
-            ClientMode::Chunk { remaining, last } => {
-                core.bdat
-                    .get_or_insert_with(|| OpenMessage::new(MessageSource::Bdat))
-                    .gap(len.min(remaining), ts, &core.keep);
-                if len < remaining {
-                    ClientMode::Chunk {
-                        remaining: remaining - len,
-                        last,
-                    }
-                } else {
-                    // The chunk ended inside the gap; whatever followed it is lost too.
-                    core.chunk_done(last, ts, rec);
-                    if len > remaining {
-                        core.next_uncertain = true;
-                        ClientMode::Resync
-                    } else {
-                        ClientMode::Commands
-                    }
-                }
-            }
-        };
-    }
-
-    /// A gap in the server stream, in order: held bytes ahead of it go first.
-    fn gap_server(&mut self, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
-        let core = &mut self.core;
-        if core.server == ServerMode::Paused || !core.server_hold.is_empty() {
-            core.server_hold.push_gap(ts, len);
-            return;
-        }
-        self.apply_server_gap(len, ts, rec);
-    }
-
-    fn apply_server_gap(&mut self, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
-        let core = &mut self.core;
-        match core.server {
-            ServerMode::Tls => {
-                core.tls_checked.server = true;
-                if let Some(tls) = core.tls.as_mut() {
-                    tls.on_gap(Direction::Server, len, ts, rec);
-                }
-            }
-            ServerMode::Stopped => {
-                rec.push_event(ts, Direction::Server, EventKind::Gap { bytes: len });
-            }
-            ServerMode::Replies | ServerMode::Resync | ServerMode::Paused => {
-                rec.push_event(ts, Direction::Server, EventKind::Gap { bytes: len });
-                if !self.server_lines.is_empty() {
-                    rec.anomaly(
-                        ts,
-                        Some(Direction::Server),
-                        "line_cut_by_gap",
-                        "a partial line before a gap was dropped",
-                    );
-                }
-                self.server_lines.clear();
-                if let Some(b) = core.reply.as_mut() {
-                    b.cut_by_gap = true;
-                }
-                core.server = ServerMode::Resync;
-                core.next_after_gap = true;
-                if core.replies_parsed == 0 {
-                    core.clean_start = false;
-                }
-            }
-        }
     }
 
     /// Feeds held client bytes while the client is not waiting; true if any were fed.
