@@ -217,3 +217,24 @@ fn a_public_capture_of_smtp_on_2525_is_found() {
     );
     assert!(analyse(&path, true).is_empty());
 }
+
+#[test]
+fn a_side_that_talks_on_without_showing_mail_is_dropped_with_bounded_holding() {
+    // An FTP-like greeting decides nothing; the server then sends far more than the probe
+    // holds while the client says nothing: the flow is let go, not buffered.
+    let mut text = String::from("220 files.example ready\r\n");
+    while text.len() < 64 << 10 {
+        text.push_str("220-more of a very long banner line\r\n");
+    }
+    let pkts = Conversation::new(
+        "192.0.2.17:40008".parse().unwrap(),
+        "192.0.2.27:2121".parse().unwrap(),
+    )
+    .server(&text)
+    .packets();
+    let path = capture("detect-talker.pcap", &pkts);
+    let (sessions, summary) = run_with(std::slice::from_ref(&path), EngineConfig::default());
+    assert!(sessions.is_empty());
+    assert_eq!(summary.stats.flows_not_mail, 1);
+    let _ = std::fs::remove_file(&path);
+}

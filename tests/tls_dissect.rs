@@ -477,3 +477,36 @@ fn a_truncated_capture_keeps_what_was_decrypted() {
         .count();
     assert!(done >= 10, "{done} sessions decrypted");
 }
+
+#[test]
+fn bytes_waiting_for_hellos_that_never_come_are_bounded() {
+    use mailsift::capture::synth::{Conversation, pcap_bytes};
+    // 400 KiB of application_data-shaped records from the client of an implicit-TLS port,
+    // with a key log but no hello at all: the backlog stops at its bound and says so.
+    let mut records = Vec::new();
+    while records.len() < 400 << 10 {
+        records.extend_from_slice(&[23, 3, 3, 0x10, 0x00]);
+        records.extend(std::iter::repeat_n(0xab, 0x1000));
+    }
+    let pkts = Conversation::new(
+        "192.0.2.30:40100".parse().unwrap(),
+        "192.0.2.40:465".parse().unwrap(),
+    )
+    .client(&records)
+    .packets();
+    let path = temp_path("tls-backlog.pcap");
+    std::fs::write(&path, pcap_bytes(&pkts)).unwrap();
+    let got = sessions(&path, Some(store(&capture("smtps-465.keys"))));
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(got.len(), 1);
+    let tls = got[0].tls.as_ref().unwrap();
+    let d = tls.decryption.as_ref().unwrap();
+    assert_eq!(d.status, DecryptionStatus::HandshakeIncomplete);
+    assert!(!tls.decrypted);
+    assert!(
+        got[0].has_anomaly("tls_decrypt_backlog"),
+        "{:?}",
+        got[0].anomalies
+    );
+    assert_eq!(tls.encrypted_bytes.client, records.len() as u64);
+}

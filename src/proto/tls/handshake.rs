@@ -421,15 +421,14 @@ pub fn certificate_list_tls13(body: &[u8]) -> Result<Vec<&[u8]>, HandshakeError>
 /// Reads a TLS 1.3 EncryptedExtensions message (RFC 8446 4.3.1): its extensions in order.
 pub fn encrypted_extensions(body: &[u8]) -> Result<Vec<Extension<'_>>, HandshakeError> {
     let mut r = Reader::new(body);
-    let mut list = Reader::new(r.vec16("extensions")?);
-    expect_end(&r, "encrypted_extensions")?;
-    let mut out = Vec::new();
-    while !list.is_empty() {
-        let kind = ExtensionType(list.u16("extension type")?);
-        let data = list.vec16("extension data")?;
-        out.push(Extension { kind, data });
+    if r.is_empty() {
+        return Err(HandshakeError::Truncated {
+            field: "extensions",
+        });
     }
-    Ok(out)
+    let exts = extensions(&mut r)?;
+    expect_end(&r, "encrypted_extensions")?;
+    Ok(exts)
 }
 
 #[cfg(test)]

@@ -140,6 +140,15 @@ mod tests {
         dir.join(name)
     }
 
+    fn append(path: &PathBuf, text: &str) {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+
     fn line(random: u8, secret: u8) -> String {
         format!(
             "CLIENT_RANDOM {} {}\n",
@@ -156,12 +165,7 @@ mod tests {
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].line, 2);
         assert!(store.secrets(&[1; 32]).is_some());
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(line(2, 0xbb).as_bytes())
-            .unwrap();
+        append(&path, &line(2, 0xbb));
         assert!(
             store.secrets(&[2; 32]).is_none(),
             "offline stores do not reload"
@@ -174,12 +178,7 @@ mod tests {
         std::fs::write(&path, line(1, 0xaa)).unwrap();
         let (store, _) = KeyStore::open(std::slice::from_ref(&path), true).unwrap();
         assert!(store.secrets(&[2; 32]).is_none());
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(line(2, 0xbb).as_bytes())
-            .unwrap();
+        append(&path, &line(2, 0xbb));
         std::thread::sleep(RELOAD_INTERVAL + Duration::from_millis(20));
         let found = store.secrets(&[2; 32]).expect("appended line is read");
         assert_eq!(found.master_secret.as_deref(), Some(&[0xbb; 48][..]));

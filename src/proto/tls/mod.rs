@@ -486,12 +486,21 @@ fn on_server_hello(sh: &ServerHello<'_>, ts: Timestamp, rec: &mut SessionRecord)
 
 /// Records the first certificate of a Certificate message.
 fn on_certificate(body: &[u8], dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
-    let certs = match handshake::certificate_list(body) {
-        Ok(certs) => certs,
-        Err(e) => return malformed(rec, ts, dir, "certificate", &e),
-    };
+    match handshake::certificate_list(body) {
+        Ok(certs) => keep_certificate(&certs, dir, ts, rec),
+        Err(e) => malformed(rec, ts, dir, "certificate", &e),
+    }
+}
+
+/// Keeps the first certificate of a chain as the sender's, unless one is already known; an
+/// empty list is how a client declines a certificate request.
+pub(super) fn keep_certificate(
+    certs: &[&[u8]],
+    dir: Direction,
+    ts: Timestamp,
+    rec: &mut SessionRecord,
+) {
     let Some(first) = certs.first() else {
-        // An empty list is how a client declines a certificate request.
         return;
     };
     match CertificateInfo::from_der(first, certs.len()) {

@@ -12,7 +12,7 @@ use super::decrypt::{Decryptor, Plaintext, SessionError, SessionParams};
 use super::handshake::{self, ServerHello};
 use super::keystore::KeyStore;
 use super::summary::{DecryptionStatus, TlsDecryption};
-use super::{CertificateInfo, ExtensionType, TlsVersion};
+use super::{ExtensionType, TlsVersion};
 use crate::direction::{Direction, PerDirection};
 use crate::proto::Dissector;
 use crate::session::SessionRecord;
@@ -499,24 +499,9 @@ fn encrypted_message(
             } else {
                 handshake::certificate_list(body)
             };
-            let certs = match list {
-                Ok(certs) => certs,
-                Err(e) => return problem(rec, "certificate", e),
-            };
-            let Some(first) = certs.first() else {
-                return;
-            };
-            match CertificateInfo::from_der(first, certs.len()) {
-                Ok(info) => {
-                    if let Some(tls) = rec.tls.as_mut() {
-                        let slot = match dir {
-                            Direction::Server => &mut tls.handshake.certificate,
-                            Direction::Client => &mut tls.handshake.client_certificate,
-                        };
-                        slot.get_or_insert(info);
-                    }
-                }
-                Err(e) => rec.anomaly(ts, Some(dir), "tls_bad_certificate", e.to_string()),
+            match list {
+                Ok(certs) => super::keep_certificate(&certs, dir, ts, rec),
+                Err(e) => problem(rec, "certificate", e),
             }
         }
         _ => {}
