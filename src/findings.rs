@@ -57,6 +57,9 @@ pub enum Rule {
     StarttlsRefused,
     /// TLS began after STARTTLS/STLS but its handshake did not complete. Medium.
     StarttlsFailed,
+    /// Clear text where TLS was expected: after an accepted STARTTLS/STLS, or on an
+    /// implicit-TLS port. High (the session was meant to be protected and was not).
+    CleartextInsteadOfTls,
     /// Authentication on an SMTP port without TLS. Medium.
     AuthWithoutTls,
     /// A TLS version below 1.2 negotiated, or the client offering nothing newer. Medium.
@@ -79,13 +82,14 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in documentation order.
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 15] = [
         Rule::CleartextPassword,
         Rule::CrackableChallengeResponse,
         Rule::CleartextBearerToken,
         Rule::StarttlsNotUsed,
         Rule::StarttlsRefused,
         Rule::StarttlsFailed,
+        Rule::CleartextInsteadOfTls,
         Rule::AuthWithoutTls,
         Rule::WeakTlsVersion,
         Rule::WeakTlsCipher,
@@ -105,6 +109,7 @@ impl Rule {
             Rule::StarttlsNotUsed => "starttls-not-used",
             Rule::StarttlsRefused => "starttls-refused",
             Rule::StarttlsFailed => "starttls-failed",
+            Rule::CleartextInsteadOfTls => "cleartext-instead-of-tls",
             Rule::AuthWithoutTls => "auth-without-tls",
             Rule::WeakTlsVersion => "weak-tls-version",
             Rule::WeakTlsCipher => "weak-tls-cipher",
@@ -189,6 +194,7 @@ pub fn session_findings(rec: &SessionRecord) -> Vec<Finding> {
     starttls_not_used(rec, &events, &mut out);
     starttls_refused(rec, &events, &mut out);
     starttls_failed(rec, &mut out);
+    cleartext_instead_of_tls(rec, &mut out);
     auth_without_tls(rec, &mut out);
     weak_tls_version(rec, &mut out);
     weak_tls_cipher(rec, &mut out);
@@ -512,6 +518,10 @@ fn starttls_failed(rec: &SessionRecord, out: &mut Vec<Finding>) {
     let Some(tls) = rec.tls.as_ref().filter(|t| t.mode == TlsMode::Starttls) else {
         return;
     };
+    if rec.cleartext_instead_of_tls.is_some() {
+        // Said more precisely by cleartext-instead-of-tls.
+        return;
+    }
     let verb = starttls_verb(rec.protocol);
     let hs = &tls.handshake;
     let fatal = hs.alerts.iter().find(|a| a.level == FATAL);
@@ -539,6 +549,35 @@ fn starttls_failed(rec: &SessionRecord, out: &mut Vec<Finding>) {
             "{verb} was accepted but TLS did not start: {why} (possible downgrade or interception)"
         ),
     ));
+}
+
+fn cleartext_instead_of_tls(rec: &SessionRecord, out: &mut Vec<Finding>) {
+    let Some(clear) = rec.cleartext_instead_of_tls else {
+        return;
+    };
+    let who = match (clear.client, clear.server) {
+        (true, true) => "both sides",
+        (true, false) => "the client",
+        _ => "the server",
+    };
+    let exposed = if clear.client && !rec.credentials.is_empty() {
+        ", credentials included"
+    } else {
+        ""
+    };
+    let message = match clear.mode {
+        TlsMode::Starttls => format!(
+            "{} was accepted but {who} went on in clear text: what followed was readable on the \
+             wire{exposed} (a stripped or broken TLS layer)",
+            starttls_verb(rec.protocol)
+        ),
+        TlsMode::Implicit => format!(
+            "port {} is for TLS from the first byte, but {who} spoke clear text: the session was \
+             not protected{exposed}",
+            rec.server.port
+        ),
+    };
+    out.push(Rule::CleartextInsteadOfTls.finding(Severity::High, clear.ts, message));
 }
 
 fn auth_without_tls(rec: &SessionRecord, out: &mut Vec<Finding>) {

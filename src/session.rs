@@ -89,6 +89,19 @@ pub enum TlsMode {
     Implicit,
 }
 
+/// Clear text where TLS was expected: the session was meant to be protected and was not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CleartextInsteadOfTls {
+    /// How TLS was to be entered.
+    pub mode: TlsMode,
+    /// Capture time of the first clear-text byte (of either side).
+    pub ts: Timestamp,
+    /// The client sent clear text where TLS was expected.
+    pub client: bool,
+    /// The server did.
+    pub server: bool,
+}
+
 /// What is known about the TLS layer of a session.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TlsInfo {
@@ -441,6 +454,10 @@ pub struct SessionRecord {
     pub detected_by_content: bool,
     /// TLS state, or null when the session stayed in clear text.
     pub tls: Option<Box<TlsInfo>>,
+    /// Clear text where TLS was expected (after an accepted STARTTLS/STLS, or on an
+    /// implicit-TLS port); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleartext_instead_of_tls: Option<CleartextInsteadOfTls>,
     /// SMTP summary (helo, capabilities, transaction state), on SMTP sessions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smtp: Option<Box<crate::proto::smtp::SmtpSummary>>,
@@ -533,6 +550,7 @@ impl SessionRecord {
             missing_bytes: PerDirection::default(),
             handshake_seen: false,
             tls: None,
+            cleartext_instead_of_tls: None,
             smtp: None,
             pop3: None,
             events: Vec::new(),
@@ -701,9 +719,28 @@ impl SessionRecord {
         self.anomalies.iter().any(|a| a.kind == kind)
     }
 
-    /// Whether the channel is encrypted as of now.
+    /// Whether the client's bytes are encrypted as of now (TLS started and the client did
+    /// not go on in clear text).
     pub fn in_tls(&self) -> bool {
-        self.tls.is_some()
+        self.tls.is_some() && !self.cleartext_instead_of_tls.is_some_and(|c| c.client)
+    }
+
+    /// Notes that `dir` sent clear text at `ts` where TLS (entered by `mode`) was expected.
+    pub fn note_cleartext_instead_of_tls(&mut self, mode: TlsMode, dir: Direction, ts: Timestamp) {
+        let c = self
+            .cleartext_instead_of_tls
+            .get_or_insert(CleartextInsteadOfTls {
+                mode,
+                ts,
+                client: false,
+                server: false,
+            });
+        // The earliest side's time, so the record does not depend on interleaving.
+        c.ts = c.ts.min(ts);
+        match dir {
+            Direction::Client => c.client = true,
+            Direction::Server => c.server = true,
+        }
     }
 }
 

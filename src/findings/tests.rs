@@ -504,6 +504,41 @@ fn starttls_followed_by_something_that_is_not_tls_failed() {
     );
 }
 
+// ----- cleartext-instead-of-tls --------------------------------------------------------
+
+#[test]
+fn clear_text_after_an_accepted_starttls_is_high_and_not_also_a_failure() {
+    let mut r = smtp();
+    start_tls(&mut r, TlsMode::Starttls, 4);
+    r.note_cleartext_instead_of_tls(TlsMode::Starttls, Direction::Client, at(5));
+    r.note_cleartext_instead_of_tls(TlsMode::Starttls, Direction::Server, at(6));
+    r.credentials
+        .push(password(7, "PLAIN", "alice", Some(true)));
+    let f = only(&r, Rule::CleartextInsteadOfTls);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].severity, Severity::High);
+    assert_eq!(f[0].ts, at(5));
+    assert!(
+        f[0].message
+            .starts_with("STARTTLS was accepted but both sides went on")
+    );
+    assert!(f[0].message.contains("credentials included"));
+    assert!(only(&r, Rule::StarttlsFailed).is_empty());
+}
+
+#[test]
+fn a_clear_server_on_an_implicit_tls_port_is_named() {
+    let mut r = session(1, Protocol::Pop3, "192.0.2.7", 995);
+    r.note_cleartext_instead_of_tls(TlsMode::Implicit, Direction::Server, at(1));
+    let f = only(&r, Rule::CleartextInsteadOfTls);
+    assert_eq!(f.len(), 1);
+    assert!(
+        f[0].message
+            .starts_with("port 995 is for TLS from the first byte, but the server")
+    );
+    assert!(!f[0].message.contains("credentials"));
+}
+
 #[test]
 fn starttls_handshake_that_never_completed_failed() {
     let mut r = pop3();

@@ -76,10 +76,10 @@ use crate::mail::{Envelope, KeepBounds, MessageCollector};
 use crate::proto::Dissector;
 use crate::proto::line::{LineEnding, LineFramer};
 use crate::proto::sasl::{GuessedLine, Mechanism, SaslExchange};
-use crate::proto::tls::TlsObserver;
+use crate::proto::tls::{ALERT_RECORD, HANDSHAKE_RECORD, TlsObserver, may_open_tls};
 use crate::session::{
-    Credential, CredentialDetails, Direction, EventKind, MessageAdmission, MessageSource, Protocol,
-    SessionRecord, TlsMode,
+    Credential, CredentialDetails, Direction, EventKind, MessageAdmission, MessageSource,
+    PerDirection, Protocol, SessionRecord, TlsMode,
 };
 use crate::time::Timestamp;
 use std::collections::VecDeque;
@@ -443,6 +443,10 @@ pub struct Pop3Dissector {
     /// The first client line after a gap or a mid-stream pickup may be a fragment.
     client_after_gap: bool,
     client_tls: bool,
+    /// Sides whose first bytes after an accepted STLS were looked at.
+    tls_checked: PerDirection<bool>,
+    /// Sides that went on in clear text after an accepted STLS: dissected as POP3 again.
+    clear_after_upgrade: PerDirection<bool>,
     queue: VecDeque<Pending>,
     commands_pending: usize,
     auth: Option<AuthFlow>,
@@ -620,6 +624,8 @@ impl Pop3Dissector {
             held: None,
             client_after_gap: false,
             client_tls: false,
+            tls_checked: PerDirection::default(),
+            clear_after_upgrade: PerDirection::default(),
             queue: VecDeque::new(),
             commands_pending: 0,
             auth: None,
@@ -802,7 +808,12 @@ impl Pop3Dissector {
 
     /// Whether no further client command can come to be answered.
     fn client_exhausted(&self) -> bool {
-        self.client.done || self.client.stopped || self.degraded || self.client_tls
+        // A client in TLS sends no more commands, unless its first bytes after STLS have yet to
+        // show whether it went on in clear text.
+        self.client.done
+            || self.client.stopped
+            || self.degraded
+            || (self.client_tls && self.tls_checked.client)
     }
 
     fn feed(
@@ -913,6 +924,37 @@ impl Pop3Dissector {
         self.server_phase = ServerPhase::Tls;
     }
 
+    /// Decides at a side's first bytes after an accepted STLS whether they are TLS; a side
+    /// that goes on in clear text is dissected as POP3 again (only TLS records count as
+    /// encrypted). Returns true when `dir` goes on in clear text.
+    fn clear_after_stls(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) -> bool {
+        let checked = self.tls_checked.get_mut(dir);
+        let Some(&first) = data.first().filter(|_| !*checked) else {
+            return false;
+        };
+        *checked = true;
+        if may_open_tls(first) {
+            return false;
+        }
+        let detail = match dir {
+            Direction::Client => {
+                "client bytes after the STLS +OK are not TLS (a stripped or broken TLS layer, \
+                 or commands injected before the handshake); read as clear text"
+            }
+            Direction::Server => "server bytes after the STLS +OK are not TLS; read as clear text",
+        };
+        rec.anomaly(ts, Some(dir), "stls_plaintext", detail);
+        *self.clear_after_upgrade.get_mut(dir) = true;
+        rec.note_cleartext_instead_of_tls(TlsMode::Starttls, dir, ts);
+        true
+    }
+
     fn tls_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
         if let Some(observer) = self.tls.as_mut() {
             observer.on_data(dir, data, ts, rec);
@@ -920,6 +962,8 @@ impl Pop3Dissector {
     }
 
     fn tls_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
+        // Bytes after a gap may be the middle of a record: they decide nothing.
+        *self.tls_checked.get_mut(dir) = true;
         match self.tls.as_mut() {
             Some(observer) => observer.on_gap(dir, len, ts, rec),
             None => rec.push_event(ts, dir, EventKind::Gap { bytes: len }),

@@ -819,6 +819,57 @@ fn stls_accepted_switches_both_sides_to_tls() {
 }
 
 #[test]
+fn stripped_stls_is_dissected_in_clear_text() {
+    let rec = check(&transcript(&[
+        (S, "+OK ready\r\n"),
+        (C, "CAPA\r\n"),
+        (S, "+OK\r\nSTLS\r\nUSER\r\n.\r\n"),
+        (C, "STLS\r\n"),
+        (S, "+OK Begin TLS negotiation now\r\n"),
+        (C, "USER alice\r\n"),
+        (S, "+OK\r\n"),
+        (C, "PASS secret\r\n"),
+        (S, "+OK logged in\r\n"),
+        (C, "RETR 1\r\n"),
+        (S, "+OK 20 octets\r\nSubject: a\r\n\r\nhello\r\n.\r\n"),
+        (C, "QUIT\r\n"),
+        (S, "+OK bye\r\n"),
+    ]));
+    let tls = rec.tls.as_ref().expect("tls");
+    assert_eq!(tls.encrypted_bytes.client + tls.encrypted_bytes.server, 0);
+    let clear = rec.cleartext_instead_of_tls.expect("cleartext");
+    assert!(clear.client && clear.server);
+    assert_eq!(clear.ts, Timestamp::from_parts(6, 0));
+    assert!(rec.has_anomaly("stls_plaintext"));
+    assert_eq!(rec.credentials.len(), 1);
+    assert!(!rec.credentials[0].encrypted);
+    assert_eq!(rec.credentials[0].password.as_deref(), Some("secret"));
+    assert_eq!(rec.messages.len(), 1);
+    assert_eq!(commands(&rec).last(), Some(&("QUIT".to_string(), None)));
+}
+
+#[test]
+fn commands_injected_before_the_stls_handshake_are_shown() {
+    let mut chunks = transcript(&[
+        (S, "+OK ready\r\n"),
+        (C, "STLS\r\nUSER evil\r\n"),
+        (S, "+OK go\r\n"),
+    ]);
+    chunks.push(Chunk::Data(
+        C,
+        Timestamp::from_parts(4, 0),
+        vec![0x16, 3, 1, 0, 1, 1],
+    ));
+    let rec = check(&chunks);
+    assert_eq!(
+        commands(&rec),
+        owned(&[("STLS", None), ("USER", Some("evil"))])
+    );
+    assert_eq!(rec.tls.as_ref().unwrap().encrypted_bytes.client, 6);
+    assert!(rec.cleartext_instead_of_tls.unwrap().client);
+}
+
+#[test]
 fn stls_refused_keeps_plain_text() {
     let rec = check(&transcript(&[
         (S, "+OK ready\r\n"),

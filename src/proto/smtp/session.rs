@@ -70,7 +70,7 @@ use crate::mail::{Envelope, KeepBounds, MessageCollector};
 use crate::proto::Dissector;
 use crate::proto::line::{Line, LineEnding, LineFramer};
 use crate::proto::sasl::{GuessedLine, SaslExchange};
-use crate::proto::tls::TlsObserver;
+use crate::proto::tls::{ALERT_RECORD, HANDSHAKE_RECORD, TlsObserver, may_open_tls};
 use crate::session::{
     Direction, EventKind, MessageAdmission, MessageReply, MessageSource, PerDirection, Protocol,
     SessionRecord, TlsMode,
@@ -363,12 +363,6 @@ fn line_facts(bytes: &[u8]) -> LineFacts {
     f
 }
 
-/// First byte of a TLS record (change_cipher_spec, alert, handshake, application data) or of
-/// an SSLv2-style hello.
-fn looks_like_tls(b: u8) -> bool {
-    (0x14..=0x17).contains(&b) || b >= 0x80
-}
-
 fn is_positive(code: Option<u16>) -> bool {
     code.is_some_and(|c| (200..300).contains(&c))
 }
@@ -464,6 +458,8 @@ struct Core {
     auth: Option<SaslExchange>,
     tls: Option<TlsObserver>,
     tls_checked: PerDirection<bool>,
+    /// Sides that went on in clear text after an accepted STARTTLS: dissected as SMTP again.
+    clear_after_upgrade: PerDirection<bool>,
     /// The session's bounds and key log, for the dissector inside a decrypted TLS layer.
     limits: Limits,
     summary: SmtpSummary,
@@ -512,6 +508,7 @@ impl SmtpDissector {
                 auth: None,
                 tls: None,
                 tls_checked: PerDirection::default(),
+                clear_after_upgrade: PerDirection::default(),
                 limits: limits.clone(),
                 summary: SmtpSummary::default(),
                 ended: false,
@@ -561,6 +558,10 @@ impl SmtpDissector {
                 ClientMode::Paused => break,
                 ClientMode::Stopped => input = &[],
                 ClientMode::Tls => {
+                    if core.clear_after_starttls(Direction::Client, input, ts, rec) {
+                        core.client = ClientMode::Commands;
+                        continue;
+                    }
                     core.tls_data(Direction::Client, input, ts, rec);
                     input = &[];
                 }
@@ -593,6 +594,15 @@ impl SmtpDissector {
                 | ClientMode::Resync
                 | ClientMode::SaslLine
                 | ClientMode::BodyAfterGap(_) => {
+                    if core.clear_after_upgrade.client
+                        && matches!(core.client, ClientMode::Commands)
+                        && self.client_lines.is_empty()
+                        && input.first() == Some(&HANDSHAKE_RECORD)
+                    {
+                        // Commands injected before the handshake, then TLS after all.
+                        core.client = ClientMode::Tls;
+                        continue;
+                    }
                     let Some(line) = self.client_lines.next_line(&mut input) else {
                         break;
                     };
@@ -614,10 +624,27 @@ impl SmtpDissector {
                 ServerMode::Paused => break,
                 ServerMode::Stopped => input = &[],
                 ServerMode::Tls => {
+                    if self
+                        .core
+                        .clear_after_starttls(Direction::Server, input, ts, rec)
+                    {
+                        self.core.server = ServerMode::Replies;
+                        continue;
+                    }
                     self.core.tls_data(Direction::Server, input, ts, rec);
                     input = &[];
                 }
                 ServerMode::Replies | ServerMode::Resync => {
+                    if self.core.clear_after_upgrade.server
+                        && self.core.server == ServerMode::Replies
+                        && self.server_lines.is_empty()
+                        && input
+                            .first()
+                            .is_some_and(|b| [HANDSHAKE_RECORD, ALERT_RECORD].contains(b))
+                    {
+                        self.core.server = ServerMode::Tls;
+                        continue;
+                    }
                     let Some(line) = self.server_lines.next_line(&mut input) else {
                         break;
                     };
@@ -848,21 +875,40 @@ impl Core {
         self.tls = Some(observer);
     }
 
-    fn tls_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
+    /// Decides at a side's first bytes after an accepted STARTTLS whether they are TLS; a
+    /// side that goes on in clear text is dissected as SMTP again (only TLS records count as
+    /// encrypted). Returns true when `dir` goes on in clear text.
+    fn clear_after_starttls(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) -> bool {
         let checked = self.tls_checked.get_mut(dir);
-        if !*checked {
-            *checked = true;
-            if data.first().is_some_and(|&b| !looks_like_tls(b)) {
-                let detail = match dir {
-                    Direction::Client => {
-                        "client bytes after STARTTLS are not TLS: commands sent before the \
-                         handshake may be injected (CVE-2011-0411 style)"
-                    }
-                    Direction::Server => "server bytes after the STARTTLS 220 reply are not TLS",
-                };
-                rec.anomaly(ts, Some(dir), "starttls_plaintext", detail);
-            }
+        let Some(&first) = data.first().filter(|_| !*checked) else {
+            return false;
+        };
+        *checked = true;
+        if may_open_tls(first) {
+            return false;
         }
+        let detail = match dir {
+            Direction::Client => {
+                "client bytes after STARTTLS are not TLS (a stripped or broken TLS layer, or \
+                 commands injected before the handshake, CVE-2011-0411 style); read as clear text"
+            }
+            Direction::Server => {
+                "server bytes after the STARTTLS 220 reply are not TLS; read as clear text"
+            }
+        };
+        rec.anomaly(ts, Some(dir), "starttls_plaintext", detail);
+        *self.clear_after_upgrade.get_mut(dir) = true;
+        rec.note_cleartext_instead_of_tls(TlsMode::Starttls, dir, ts);
+        true
+    }
+
+    fn tls_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
         if let Some(tls) = self.tls.as_mut() {
             tls.on_data(dir, data, ts, rec);
         }

@@ -3,7 +3,9 @@
 use super::SmtpDissector;
 use crate::limits::Limits;
 use crate::proto::Dissector;
-use crate::session::{Direction, Endpoint, EventKind, MessageSource, Protocol, SessionRecord};
+use crate::session::{
+    Direction, Endpoint, EventKind, MessageSource, Protocol, SessionRecord, TlsMode,
+};
 use crate::time::Timestamp;
 use sha2::{Digest, Sha256};
 
@@ -973,16 +975,75 @@ fn starttls_refused_stays_plain() {
 }
 
 #[test]
-fn plaintext_after_starttls_is_flagged_as_injection() {
+fn commands_injected_before_the_tls_handshake_are_shown_then_tls_goes_on() {
     let rec = run(&[
         s("220 mx ESMTP\r\n"),
         c("STARTTLS\r\nRSET\r\nMAIL FROM:<evil@x.org>\r\n"),
         s("220 ready\r\n"),
         cb(b"\x16\x03\x01\x00\x01\x01"),
     ]);
-    assert!(rec.tls.is_some());
-    assert_eq!(commands(&rec), vec!["STARTTLS"]);
+    let tls = rec.tls.as_ref().unwrap();
+    // Only the TLS record counts as encrypted.
+    assert_eq!(tls.encrypted_bytes.client, 6);
+    assert_eq!(
+        commands(&rec),
+        vec!["STARTTLS", "RSET", "MAIL FROM:<evil@x.org>"]
+    );
     assert!(rec.has_anomaly("starttls_plaintext"));
+    let clear = rec.cleartext_instead_of_tls.unwrap();
+    assert!(clear.client && !clear.server);
+}
+
+/// A STARTTLS accepted, then both sides carry on in clear text (a stripped TLS layer).
+fn stripped_starttls_session() -> Vec<Seg> {
+    vec![
+        s("220 mx ESMTP\r\n"),
+        c("EHLO c\r\n"),
+        s("250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n"),
+        c("STARTTLS\r\n"),
+        s("220 2.0.0 Ready to start TLS\r\n"),
+        c("EHLO c\r\n"),
+        s("250-mx\r\n250 AUTH PLAIN\r\n"),
+        c("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+        s("235 2.7.0 ok\r\n"),
+        c("MAIL FROM:<alice@x.org>\r\nRCPT TO:<bob@y.org>\r\nDATA\r\n"),
+        s("250 ok\r\n250 ok\r\n354 go\r\n"),
+        c("Subject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n"),
+        s("250 queued\r\n221 bye\r\n"),
+    ]
+}
+
+#[test]
+fn stripped_starttls_is_dissected_in_clear_text() {
+    let segs = stripped_starttls_session();
+    let rec = run(&segs);
+    let tls = rec.tls.as_ref().unwrap();
+    assert_eq!(tls.encrypted_bytes.client + tls.encrypted_bytes.server, 0);
+    assert!(!tls.handshake.established);
+    let clear = rec.cleartext_instead_of_tls.unwrap();
+    assert!(clear.client && clear.server);
+    assert_eq!(clear.mode, TlsMode::Starttls);
+    assert_eq!(clear.ts, ts_of(5));
+    assert_eq!(
+        commands(&rec)[3..],
+        [
+            "AUTH PLAIN AGFsaWNlAHNlY3JldA==",
+            "MAIL FROM:<alice@x.org>",
+            "RCPT TO:<bob@y.org>",
+            "DATA",
+            "QUIT"
+        ]
+    );
+    assert_eq!(rec.credentials.len(), 1);
+    let cred = &rec.credentials[0];
+    assert!(
+        !cred.encrypted,
+        "sent after a STARTTLS that never became TLS"
+    );
+    assert_eq!(cred.password.as_deref(), Some("secret"));
+    assert_eq!(rec.messages.len(), 1);
+    assert_eq!(*reply_codes(&rec).last().unwrap(), 221);
+    assert_order_independent(&segs, true, 40);
 }
 
 #[test]

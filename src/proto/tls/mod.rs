@@ -63,6 +63,17 @@ use handshake::{ClientHello, HandshakeError, ServerHello};
 use record::{After, RecordEvent, RecordReader};
 use std::sync::Arc;
 
+/// Content type of a TLS handshake record: what a client's TLS starts with.
+pub const HANDSHAKE_RECORD: u8 = 0x16;
+/// Content type of a TLS alert record: how a server may refuse a handshake.
+pub const ALERT_RECORD: u8 = 0x15;
+
+/// Whether `b` can open a TLS record (change_cipher_spec, alert, handshake, application data)
+/// or an SSLv2-style hello; any other first byte where TLS was expected is clear text.
+pub fn may_open_tls(b: u8) -> bool {
+    (0x14..=0x17).contains(&b) || b >= 0x80
+}
+
 /// Most alerts kept per session; later ones are dropped (a fatal alert ends a session anyway).
 pub const MAX_ALERTS: usize = 32;
 
@@ -518,13 +529,39 @@ pub(super) fn keep_certificate(
 }
 
 /// A session that is TLS from its first byte (SMTPS 465, POP3S 995).
-#[derive(Debug)]
+///
+/// Each side's first byte decides, on its own, whether that side speaks TLS: a side of a
+/// stream seen from its start whose first byte cannot open a TLS record speaks clear text
+/// (a plain server on an implicit-TLS port) and is dissected as SMTP or POP3, with an anomaly;
+/// only TLS records count as encrypted.
 pub struct ImplicitTlsDissector {
-    /// The observer, from the session's first byte.
+    /// The observer, from the first TLS byte of either side.
     observer: Option<TlsObserver>,
+    /// The clear-text dissector, once a side turned out to speak clear text.
+    clear: Option<Box<dyn Dissector>>,
+    /// What each side speaks, once its first byte is known.
+    sides: PerDirection<Option<SideSpeaks>>,
     /// What the session carries inside TLS, and its bounds, for decryption.
     protocol: Protocol,
     limits: Limits,
+}
+
+impl std::fmt::Debug for ImplicitTlsDissector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImplicitTlsDissector")
+            .field("observer", &self.observer)
+            .field("clear", &self.clear.is_some())
+            .field("sides", &self.sides)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one side of an implicit-TLS session turned out to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SideSpeaks {
+    Tls,
+    Clear,
 }
 
 impl ImplicitTlsDissector {
@@ -532,6 +569,8 @@ impl ImplicitTlsDissector {
     pub fn new(protocol: Protocol, limits: &Limits) -> Self {
         ImplicitTlsDissector {
             observer: None,
+            clear: None,
+            sides: PerDirection::default(),
             protocol,
             limits: limits.clone(),
         }
@@ -566,26 +605,84 @@ impl ImplicitTlsDissector {
         }
         observer
     }
+
+    /// The clear-text dissector of the session's protocol, made on first use.
+    fn clear(&mut self) -> &mut dyn Dissector {
+        let (protocol, limits) = (self.protocol, &self.limits);
+        self.clear
+            .get_or_insert_with(|| {
+                crate::proto::new_dissector(protocol, crate::proto::Framing::Plain, limits)
+            })
+            .as_mut()
+    }
+
+    /// What `dir` speaks, decided by its first byte (`None` for a gap: mid-record, so TLS).
+    fn speaks(
+        &mut self,
+        dir: Direction,
+        first: Option<u8>,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) -> SideSpeaks {
+        if let Some(known) = *self.sides.get(dir) {
+            return known;
+        }
+        // Mid-stream, a first byte may be the middle of a record: only a stream seen from
+        // its start can show clear text.
+        let speaks = match first {
+            Some(b) if rec.handshake_seen && !may_open_tls(b) => {
+                let detail = match dir {
+                    Direction::Client => {
+                        "the client spoke clear text on an implicit-TLS port; read as clear text"
+                    }
+                    Direction::Server => {
+                        "the server spoke clear text on an implicit-TLS port; read as clear text"
+                    }
+                };
+                rec.anomaly(ts, Some(dir), "implicit_tls_plaintext", detail);
+                rec.note_cleartext_instead_of_tls(TlsMode::Implicit, dir, ts);
+                SideSpeaks::Clear
+            }
+            _ => SideSpeaks::Tls,
+        };
+        *self.sides.get_mut(dir) = Some(speaks);
+        speaks
+    }
 }
 
 impl Dissector for ImplicitTlsDissector {
     fn on_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
-        self.observer(ts, rec).on_data(dir, data, ts, rec);
+        let Some(&first) = data.first() else {
+            return;
+        };
+        match self.speaks(dir, Some(first), ts, rec) {
+            SideSpeaks::Tls => self.observer(ts, rec).on_data(dir, data, ts, rec),
+            SideSpeaks::Clear => self.clear().on_data(dir, data, ts, rec),
+        }
     }
 
     fn on_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
-        self.observer(ts, rec).on_gap(dir, len, ts, rec);
+        match self.speaks(dir, None, ts, rec) {
+            SideSpeaks::Tls => self.observer(ts, rec).on_gap(dir, len, ts, rec),
+            SideSpeaks::Clear => self.clear().on_gap(dir, len, ts, rec),
+        }
     }
 
     fn on_fin(&mut self, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
         if let Some(observer) = self.observer.as_mut() {
             observer.on_fin(dir, ts, rec);
         }
+        if let Some(clear) = self.clear.as_mut() {
+            clear.on_fin(dir, ts, rec);
+        }
     }
 
     fn on_end(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
         if let Some(observer) = self.observer.as_mut() {
             observer.finish(ts, rec);
+        }
+        if let Some(clear) = self.clear.as_mut() {
+            clear.on_end(ts, rec);
         }
     }
 }

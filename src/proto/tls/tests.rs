@@ -727,3 +727,48 @@ mod corpus {
         );
     }
 }
+
+#[test]
+fn clear_text_on_an_implicit_tls_port_is_dissected() {
+    let client = b"EHLO c\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nQUIT\r\n".as_slice();
+    let server = b"220 mx ESMTP\r\n250 mx\r\n235 ok\r\n221 bye\r\n".as_slice();
+    // Whichever side the capture delivers first, the record is the same.
+    let a = run_implicit(&[client], &[server]);
+    let mut rec = new_record(Protocol::Smtp, 465);
+    let mut d = ImplicitTlsDissector::new(Protocol::Smtp, &Limits::default());
+    d.on_data(Direction::Server, server, Timestamp(2), &mut rec);
+    d.on_data(Direction::Client, client, Timestamp(1), &mut rec);
+    d.on_end(Timestamp(3), &mut rec);
+    for rec in [&a, &rec] {
+        assert!(rec.tls.is_none(), "no TLS byte was sent");
+        let clear = rec.cleartext_instead_of_tls.unwrap();
+        assert_eq!(clear.mode, TlsMode::Implicit);
+        assert!(clear.client && clear.server);
+        assert_eq!(clear.ts, Timestamp(1));
+        assert_eq!(rec.credentials.len(), 1);
+        assert!(!rec.credentials[0].encrypted);
+        assert_eq!(rec.credentials[0].success, Some(true));
+        assert!(rec.has_anomaly("implicit_tls_plaintext"));
+        assert_eq!(
+            rec.smtp.as_ref().unwrap().greeting.as_deref(),
+            Some("mx ESMTP")
+        );
+    }
+}
+
+#[test]
+fn a_clear_server_answering_a_client_hello_is_read_on_both_layers() {
+    let (client, _) = tls12_session();
+    let server = b"220 mx ESMTP\r\n500 5.5.2 Error: bad syntax\r\n".as_slice();
+    let rec = run_implicit(&[&client], &[server]);
+    let tls = rec.tls.as_ref().unwrap();
+    assert_eq!(tls.encrypted_bytes.client, client.len() as u64);
+    assert_eq!(tls.encrypted_bytes.server, 0);
+    assert!(tls.handshake.client_hello.is_some());
+    let clear = rec.cleartext_instead_of_tls.unwrap();
+    assert!(!clear.client && clear.server);
+    assert_eq!(
+        rec.smtp.as_ref().unwrap().greeting.as_deref(),
+        Some("mx ESMTP")
+    );
+}

@@ -15,8 +15,20 @@ impl Pop3Dissector {
                 return data.len();
             }
             if self.client_tls {
+                if self.clear_after_stls(Direction::Client, input, ts, rec) {
+                    self.client_tls = false;
+                    continue;
+                }
                 self.tls_data(Direction::Client, input, ts, rec);
                 return data.len();
+            }
+            if self.clear_after_upgrade.client
+                && self.client.framer.is_empty()
+                && input.first() == Some(&HANDSHAKE_RECORD)
+            {
+                // Commands injected before the handshake, then TLS after all.
+                self.client_tls = true;
+                continue;
             }
             if self.client_blocked() {
                 return data.len() - input.len();

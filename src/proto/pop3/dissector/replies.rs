@@ -19,8 +19,19 @@ impl Pop3Dissector {
             }
             match &mut self.server_phase {
                 ServerPhase::Tls => {
+                    if self.clear_after_stls(Direction::Server, input, ts, rec) {
+                        self.server_phase = ServerPhase::Lines { after_gap: false };
+                        continue;
+                    }
                     self.tls_data(Direction::Server, input, ts, rec);
                     return data.len();
+                }
+                ServerPhase::Lines { .. }
+                    if self.clear_after_upgrade.server
+                        && self.server.framer.is_empty()
+                        && [HANDSHAKE_RECORD, ALERT_RECORD].contains(&input[0]) =>
+                {
+                    self.server_phase = ServerPhase::Tls;
                 }
                 ServerPhase::Body(_) => {
                     let n = self.body_bytes(input, ts, rec);

@@ -211,7 +211,7 @@ impl Core {
                     Resolution::Sasl
                 }
             }
-            Step::Starttls if self.client_hold.first_byte().is_some_and(looks_like_tls) => {
+            Step::Starttls if self.client_hold.first_byte().is_some_and(may_open_tls) => {
                 Resolution::Tls
             }
             _ => Resolution::Commands,
@@ -307,7 +307,7 @@ impl Core {
         {
             r.greeting = Greeting::Definite;
         }
-        if self.server_hold.first_byte().is_some_and(looks_like_tls) {
+        if self.server_hold.first_byte().is_some_and(may_open_tls) {
             self.start_tls(Direction::Server, ts, rec);
             self.server = ServerMode::Tls;
         } else {
