@@ -301,6 +301,8 @@ pub struct Reassembler {
     next: u64,
     /// Offset just past the last byte delivered as data (not as a gap).
     delivered_end: u64,
+    /// Capture time of the last byte delivered, to place a trailing gap after it.
+    last_delivered_ts: Option<Timestamp>,
     /// Pieces ahead of `next`, keyed by offset; they never overlap and all start after `next`.
     held: BTreeMap<u64, Held>,
     /// Memory charged for `held`.
@@ -333,6 +335,7 @@ impl Reassembler {
             offsets: None,
             next: 0,
             delivered_end: 0,
+            last_delivered_ts: None,
             held: BTreeMap::new(),
             held_cost: 0,
             fin: None,
@@ -603,6 +606,7 @@ impl Reassembler {
             return;
         }
         out(Chunk::Data { bytes, ts });
+        self.last_delivered_ts = Some(ts);
         self.history.record(self.next, bytes);
         self.next += bytes.len() as u64;
         self.delivered_end = self.next;
@@ -895,7 +899,8 @@ impl Reassembler {
         while self.next < target {
             let hole_end = self.held_start_after(self.next, target);
             if hole_end > self.next {
-                self.deliver_gap(hole_end - self.next, ts, out);
+                let at = self.gap_time(hole_end, ts);
+                self.deliver_gap(hole_end - self.next, at, out);
             }
             let before = self.next;
             self.drain(out);
@@ -904,6 +909,18 @@ impl Reassembler {
             }
         }
         self.deliver_fin_if_due(out);
+    }
+
+    /// Where in time a hole ending at `hole_end` belongs: just before the captured bytes that
+    /// follow it, or (a trailing hole) just after the last delivered ones; never later than
+    /// `declared`, when it was found. So a transcript keeps lost bytes at their place rather
+    /// than at the time an acknowledgement or the end of the capture revealed them.
+    fn gap_time(&self, hole_end: u64, declared: Timestamp) -> Timestamp {
+        let around = match self.held.get(&hole_end) {
+            Some(Held::Data { ts, .. } | Held::Missing { ts, .. }) => Some(*ts),
+            None => self.last_delivered_ts,
+        };
+        around.map_or(declared, |t| t.min(declared))
     }
 
     /// Turns acknowledged holes into gaps once their grace has run out.
@@ -1227,6 +1244,57 @@ mod tests {
         assert_eq!(rig.data(), b"aaaacccc");
         // A late copy of the hole is a duplicate now.
         assert_eq!(rig.seg(5, b"bbbbbb").duplicate_bytes, 6);
+    }
+
+    #[test]
+    fn a_gap_takes_the_time_of_the_bytes_around_it_not_of_its_discovery() {
+        let gap_times =
+            |rig: &mut Rig, declare: &mut dyn FnMut(&mut Reassembler, &mut Vec<i64>)| {
+                let mut times = Vec::new();
+                declare(&mut rig.r, &mut times);
+                times
+            };
+        // A hole before held bytes: the time of the bytes after it.
+        let mut rig = Rig::new(1 << 20, 0);
+        rig.r.syn(0);
+        rig.seg_full(1, b"aaaa", 0, false, 10);
+        rig.seg_full(11, b"cccc", 0, false, 30);
+        let times = gap_times(&mut rig, &mut |r, times| {
+            r.peer_ack(15, ts(90), &mut |c| {
+                if let Chunk::Gap { ts, .. } = c {
+                    times.push(ts.0);
+                }
+            })
+        });
+        assert_eq!(times, [30]);
+        // A trailing hole: just after the last delivered bytes.
+        let mut rig = Rig::new(1 << 20, 0);
+        rig.r.syn(0);
+        rig.seg_full(1, b"aaaa", 0, false, 10);
+        let times = gap_times(&mut rig, &mut |r, times| {
+            r.flush(ts(99), &mut |c| {
+                if let Chunk::Gap { ts, .. } = c {
+                    times.push(ts.0);
+                }
+            });
+            r.peer_ack(9, ts(95), &mut |c| {
+                if let Chunk::Gap { ts, .. } = c {
+                    times.push(ts.0);
+                }
+            })
+        });
+        assert_eq!(times, [10]);
+        // Nothing delivered yet: the time it was found.
+        let mut rig = Rig::new(1 << 20, 0);
+        rig.r.syn(0);
+        let times = gap_times(&mut rig, &mut |r, times| {
+            r.peer_ack(9, ts(7), &mut |c| {
+                if let Chunk::Gap { ts, .. } = c {
+                    times.push(ts.0);
+                }
+            })
+        });
+        assert_eq!(times, [7]);
     }
 
     #[test]

@@ -1450,3 +1450,42 @@ fn an_established_server_is_not_given_up_for_a_stray_body() {
     assert!(rec.has_anomaly("unexpected_server_line"));
     assert_eq!(statuses(&rec).last().map(|s| s.1.as_str()), Some("bye"));
 }
+
+/// A session whose greeting was not captured: the first reply answers CAPA.
+fn without_greeting() -> Vec<Chunk> {
+    transcript(&[
+        (C, "CAPA\r\n"),
+        (S, "+OK Capability list follows\r\nUSER\r\nSTLS\r\n.\r\n"),
+        (C, "USER alice\r\n"),
+        (S, "+OK\r\n"),
+        (C, "PASS secret\r\n"),
+        (S, "+OK logged in\r\n"),
+        (C, "STAT\r\n"),
+        (S, "+OK 1 20\r\n"),
+        (C, "QUIT\r\n"),
+        (S, "+OK bye\r\n"),
+    ])
+}
+
+#[test]
+fn replies_pair_with_commands_when_the_greeting_is_missing() {
+    // Picked up mid-session (no handshake), or the greeting lost in a gap.
+    let mut lost = without_greeting();
+    lost.insert(1, gap(S, 2, 30));
+    for (chunks, handshake_seen) in [(without_greeting(), false), (lost, true)] {
+        let rec = check_with(&chunks, handshake_seen, &Limits::default());
+        let pop3 = pop3(&rec);
+        assert!(pop3.greeting.is_none());
+        let caps = pop3.capabilities.as_ref().unwrap();
+        assert!(caps.stls && caps.user);
+        assert_eq!(pop3.mailbox.message_count, Some(1));
+        assert_eq!(pop3.state, Pop3State::Update);
+        assert_eq!(rec.credentials.len(), 1);
+        assert_eq!(rec.credentials[0].success, Some(true));
+        assert!(
+            !rec.has_anomaly("unexpected_server_line"),
+            "{:?}",
+            rec.anomalies
+        );
+    }
+}

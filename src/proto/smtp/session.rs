@@ -167,6 +167,10 @@ struct DataBody {
     message: OpenMessage,
     /// Bytes skipped after a gap while looking for the end-of-data line.
     skipped: u64,
+    /// Lines read since the last gap (saturating), and whether the first was empty: a gap
+    /// that took the end-of-data line shows as a command in one of the first two.
+    lines_after_gap: u8,
+    blank_after_gap: bool,
 }
 
 impl DataBody {
@@ -175,6 +179,8 @@ impl DataBody {
             unstuffer: DotUnstuffer::new(),
             message: OpenMessage::new(MessageSource::Data),
             skipped: 0,
+            lines_after_gap: 0,
+            blank_after_gap: false,
         }
     }
 }

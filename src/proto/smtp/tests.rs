@@ -1944,3 +1944,76 @@ fn each_message_records_the_servers_verdict() {
     );
     assert_eq!(verdict(2), None, "no reply was captured");
 }
+
+#[test]
+fn replies_pair_with_commands_when_the_greeting_is_missing() {
+    let segs = vec![
+        c("EHLO c\r\n"),
+        s("250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n"),
+        c("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+        s("235 2.7.0 ok\r\n"),
+        c("MAIL FROM:<a@x.org>\r\n"),
+        s("250 ok\r\n"),
+        c("QUIT\r\n"),
+        s("221 bye\r\n"),
+    ];
+    let mut lost = segs.clone();
+    lost.insert(0, Seg::Gap(S, 30));
+    // Picked up mid-session (no handshake), greeting lost in a gap, or never sent.
+    for (segs, handshake_seen) in [(&segs, false), (&lost, true), (&segs, true)] {
+        let rec = run_timed(&timed(segs), &Limits::default(), handshake_seen);
+        let smtp = rec.smtp.as_ref().unwrap();
+        assert!(smtp.greeting.is_none());
+        assert!(smtp.pipelining && smtp.authenticated && smtp.quit);
+        assert_eq!(smtp.capabilities, ["PIPELINING", "AUTH PLAIN"]);
+        assert_eq!(rec.credentials[0].success, Some(true));
+        assert_eq!(reply_codes(&rec), [250, 235, 250, 221]);
+        assert_order_independent(segs, handshake_seen, 10);
+    }
+}
+
+#[test]
+fn the_end_of_data_is_recovered_whatever_part_of_it_a_gap_took() {
+    for (before, lost, after, anomaly) in [
+        ("last line", "\r\n", ".\r\nQUIT\r\n", "data_after_gap"),
+        ("last line\r", "\n", ".\r\nQUIT\r\n", "data_after_gap"),
+        ("last", " line\r\n", ".\r\nQUIT\r\n", "data_after_gap"),
+        ("last line", "\r\n.", "\r\nQUIT\r\n", "end_of_data_lost"),
+        ("last line", "\r\n.\r\n", "QUIT\r\n", "end_of_data_lost"),
+        (
+            "last line",
+            "\r\n.\r\n",
+            "RSET\r\nQUIT\r\n",
+            "end_of_data_lost",
+        ),
+    ] {
+        let segs = vec![
+            s("220 mx ESMTP\r\n"),
+            c("HELO c\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n"),
+            s("250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+            c(&format!("Subject: a\r\n\r\n{before}")),
+            Seg::Gap(C, lost.len() as u64),
+            c(after),
+            s(if after.starts_with("RSET") || after.contains("RSET") {
+                "250 queued\r\n250 reset\r\n221 bye\r\n"
+            } else {
+                "250 queued\r\n221 bye\r\n"
+            }),
+        ];
+        let rec = run(&segs);
+        let case = format!("lost {lost:?}");
+        assert_eq!(
+            commands(&rec).last().map(String::as_str),
+            Some("QUIT"),
+            "{case}"
+        );
+        assert_eq!(reply_codes(&rec).last(), Some(&221), "{case}");
+        assert_eq!(rec.messages.len(), 1, "{case}");
+        let m = &rec.messages[0];
+        assert!(!m.complete, "{case}");
+        assert_eq!(m.reply.as_ref().map(|r| r.code), Some(250), "{case}");
+        assert!(rec.has_anomaly(anomaly), "{case}: {:?}", rec.anomalies);
+        assert!(!rec.has_anomaly("reply_without_command"), "{case}");
+        assert_order_independent(&segs, true, 10);
+    }
+}

@@ -54,6 +54,7 @@ impl SmtpDissector {
             ClientMode::Body(mut body) | ClientMode::BodyAfterGap(mut body) => {
                 // The message goes on after the gap: its MIME walk resumes at the next boundary.
                 body.message.gap(len, ts, &core.keep);
+                body.lines_after_gap = 0;
                 ClientMode::BodyAfterGap(body)
             }
             ClientMode::Chunk { remaining, last } => {

@@ -13,6 +13,16 @@ impl Core {
         let ClientMode::BodyAfterGap(body) = &mut self.client else {
             return;
         };
+        body.lines_after_gap = body.lines_after_gap.saturating_add(1);
+        let just_after_gap =
+            body.lines_after_gap == 1 || (body.lines_after_gap == 2 && body.blank_after_gap);
+        if just_after_gap && line.ending != LineEnding::None && follows_a_message(&line) {
+            self.end_of_data_lost(line, ts, rec);
+            return;
+        }
+        if body.lines_after_gap == 1 {
+            body.blank_after_gap = line.bytes.is_empty();
+        }
         if line.bytes != b"." || line.ending == LineEnding::None {
             // Line starts are known again, so dot-stuffing can be undone line by line.
             let content = line.bytes.strip_prefix(b".").unwrap_or(line.bytes);
@@ -42,6 +52,25 @@ impl Core {
         );
         let ended = self.close_message(body.message, ts, rec);
         self.push_pending(Step::DataEnd(Box::new(ended)), ts, false, None, rec);
+    }
+
+    /// A gap took the end-of-data line: `line`, just after it, is a command. The message ends
+    /// there (incomplete) and waits for its reply; the line is read as the command it is.
+    fn end_of_data_lost(&mut self, line: Line<'_>, ts: Timestamp, rec: &mut SessionRecord) {
+        let ClientMode::BodyAfterGap(body) =
+            std::mem::replace(&mut self.client, ClientMode::Commands)
+        else {
+            return;
+        };
+        rec.anomaly(
+            ts,
+            Some(Direction::Client),
+            "end_of_data_lost",
+            "a gap took the end-of-data line: the command after it ends the message",
+        );
+        let ended = self.close_message(body.message, ts, rec);
+        self.push_pending(Step::DataEnd(Box::new(ended)), ts, false, None, rec);
+        self.command_line(line, ts, rec);
     }
 
     /// The end-of-data line was read: the message waits for its reply in the queue.
@@ -389,4 +418,18 @@ impl Core {
         }
         rec.smtp = Some(Box::new(summary));
     }
+}
+
+/// Whether a line is a command that follows a message (a new transaction, a reset, the
+/// end), written strictly: what a gap that took the end-of-data line leaves next.
+fn follows_a_message(line: &Line<'_>) -> bool {
+    let Ok(text) = std::str::from_utf8(line.bytes) else {
+        return false;
+    };
+    split_command(text).is_some_and(|cmd| {
+        matches!(
+            cmd.verb,
+            Verb::Quit | Verb::Rset | Verb::Mail | Verb::Helo | Verb::Ehlo | Verb::Noop
+        ) && is_strict_command(&cmd)
+    })
 }
