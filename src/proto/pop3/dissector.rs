@@ -62,7 +62,7 @@ mod bodies;
 mod client;
 mod replies;
 
-use super::body::DotScanner;
+use super::body::{DotScanner, ScanResult};
 use super::command::{Command, ReplyShape, Scope, Verb, parse_command};
 use super::mailbox::{
     Capabilities, MAX_AUTH_MECHANISMS, MAX_CAPABILITY_LEN, Pop3State, Pop3Summary, bounded,

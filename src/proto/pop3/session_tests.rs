@@ -1489,3 +1489,53 @@ fn replies_pair_with_commands_when_the_greeting_is_missing() {
         );
     }
 }
+
+#[test]
+fn a_listing_without_its_final_dot_ends_at_the_next_status_line() {
+    let rec = check(&transcript(&[
+        (S, "+OK ready\r\n"),
+        (C, "USER alice\r\n"),
+        (S, "+OK\r\n"),
+        (C, "PASS secret\r\n"),
+        (S, "+OK logged in\r\n"),
+        (C, "LIST\r\n"),
+        (S, "+OK 2 messages\r\n1 120\r\nthis is junk\r\n2 200\r\n"),
+        (C, "UIDL\r\n"),
+        (S, "+OK\r\n1 aaa\r\n2 bbb\r\n"),
+        (C, "RETR 1\r\n"),
+        (
+            S,
+            "+OK 120 octets\r\nSubject: one\r\n\r\n+OK this line is content\r\n.\r\n",
+        ),
+        (C, "DELE 1\r\n"),
+        (S, "+OK deleted\r\n"),
+        (C, "QUIT\r\n"),
+        (S, "+OK bye\r\n"),
+    ]));
+    let pop3 = pop3(&rec);
+    assert_eq!(pop3.mailbox.sizes.get(&2), Some(&200));
+    assert_eq!(pop3.mailbox.uids.get(&2).map(String::as_str), Some("bbb"));
+    assert_eq!(pop3.mailbox.retrieved, [1].into());
+    assert_eq!(pop3.mailbox.deleted, [1].into());
+    assert!(pop3.mailbox.deletions_committed);
+    assert_eq!(rec.messages.len(), 1);
+    // A status-looking line inside a message is content, not the end of it.
+    let body = b"Subject: one\r\n\r\n+OK this line is content\r\n";
+    assert_eq!(rec.messages[0].size, body.len() as u64);
+    assert_eq!(
+        rec.messages[0].sha256,
+        hex::encode(sha2::Sha256::digest(body))
+    );
+    let unterminated = rec
+        .anomalies
+        .iter()
+        .find(|a| a.kind == "listing_unterminated")
+        .expect("anomaly");
+    assert_eq!(unterminated.count, 2);
+    assert!(rec.has_anomaly("bad_listing_line"));
+    assert!(
+        !rec.has_anomaly("unanswered_commands"),
+        "{:?}",
+        rec.anomalies
+    );
+}

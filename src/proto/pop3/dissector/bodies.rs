@@ -70,12 +70,28 @@ impl Pop3Dissector {
                         .push(chunk, ts)
                 })
             }
-            BodySink::Listing { framer, listing } => scanner.scan(input, |chunk| {
-                let mut chunk = chunk;
-                while let Some(line) = framer.next_line(&mut chunk) {
-                    listing_line(listing, line.bytes, line.overlong(), ts, rec);
+            BodySink::Listing { framer, listing } => {
+                let (result, unterminated) = scan_listing(scanner, framer, input, |line| {
+                    listing_line(listing, line.bytes, line.overlong(), ts, rec)
+                });
+                if unterminated {
+                    rec.anomaly(
+                        ts,
+                        Some(Direction::Server),
+                        "listing_unterminated",
+                        "a listing ended without its \".\" line: a status line followed it",
+                    );
+                    let phase = std::mem::replace(
+                        &mut self.server_phase,
+                        ServerPhase::Lines { after_gap: false },
+                    );
+                    if let ServerPhase::Body(body) = phase {
+                        self.finish_body(*body, ts, false, rec);
+                    }
+                    return result.consumed;
                 }
-            }),
+                result
+            }
             BodySink::Discard | BodySink::Skip { .. } => scanner.scan(input, |_| {}),
         };
         if result.ended {
@@ -298,4 +314,55 @@ impl Pop3Dissector {
     }
 
     // ----- credentials ------------------------------------------------------------------
+}
+
+/// Scans listing bytes line by line; stops before a line that opens with `+` or `-`, which
+/// no listing line does (LIST and UIDL lines start with a number, capabilities and SASL
+/// mechanisms with a letter): the server has moved on to the next reply without the `.`
+/// line. Returns what was scanned, and whether the listing ended that way.
+fn scan_listing(
+    scanner: &mut DotScanner,
+    framer: &mut LineFramer,
+    input: &[u8],
+    mut on_line: impl FnMut(crate::proto::line::Line<'_>),
+) -> (ScanResult, bool) {
+    let mut used = 0;
+    while let Some(rest) = input.get(used..).filter(|r| !r.is_empty()) {
+        if scanner.at_line_start() && framer.is_empty() && matches!(rest[0], b'+' | b'-') {
+            return (
+                ScanResult {
+                    consumed: used,
+                    ended: false,
+                },
+                true,
+            );
+        }
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |p| p + 1);
+        let r = scanner.scan(&rest[..end], |chunk| {
+            let mut chunk = chunk;
+            while let Some(line) = framer.next_line(&mut chunk) {
+                on_line(line);
+            }
+        });
+        used += r.consumed;
+        if r.ended {
+            return (
+                ScanResult {
+                    consumed: used,
+                    ended: true,
+                },
+                false,
+            );
+        }
+    }
+    (
+        ScanResult {
+            consumed: used,
+            ended: false,
+        },
+        false,
+    )
 }
