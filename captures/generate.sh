@@ -67,7 +67,7 @@ getent passwd mail >/dev/null || die "user 'mail' missing"
 # ---------------------------------------------------------------------------
 CAPTURES=(
     smtp-plain smtp-auth-plain smtp-auth-login smtp-auth-cram-md5 smtp-auth-fail
-    smtp-pipelining smtp-multi-message smtp-dotstuff smtp-starttls smtps-465
+    smtp-pipelining smtp-multi-message smtp-dotstuff smtp-refused smtp-starttls smtps-465
     smtp-mime smtp-ipv6 tls-smtp-matrix tls-smtp-clear
     pop3-user-pass pop3-apop pop3-auth-plain pop3-stls pop3s-995
     tls-pop3-matrix tls-pop3-clear
@@ -319,6 +319,12 @@ capture_smtp_multi_message() {   # smtplib
 capture_smtp_dotstuff() {   # smtplib
     cap_start smtp-dotstuff.pcap lo 'tcp port 25'
     pyclient smtp-dotstuff
+    cap_stop 1
+}
+
+capture_smtp_refused() {   # smtplib: refused sender, recipients, DATA and message
+    cap_start smtp-refused.pcap lo 'tcp port 25'
+    pyclient smtp-refused
     cap_stop 1
 }
 

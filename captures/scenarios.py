@@ -243,6 +243,18 @@ Content-Type: text/plain; charset=us-ascii
 This message was sent by an authenticated client.
 """
 
+# Refused after its end of data by the lab's header check (lab.sh).
+REFUSED_MESSAGE = """From: Alice Liddell <alice@mailsift.test>
+To: Bob Builder <bob@mailsift.test>
+Subject: mailsift refused message REJECT-ME
+Date: Mon, 06 Jan 2025 11:05:00 +0000
+Message-ID: <refused-0001@mailsift.test>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=us-ascii
+
+The server refuses this message after its end of data.
+"""
+
 # The body has lines that start with "." and one line that is only ".".
 # On the wire SMTP clients double the leading dot (RFC 5321 4.5.2) and
 # POP3 servers do the same in RETR/TOP (RFC 1939 3).
@@ -295,6 +307,7 @@ def write_sources(outdir):
         "latin1-subject.eml": LATIN1_MESSAGE.encode("ascii"),
         "plain.eml": PLAIN_MESSAGE.encode("ascii"),
         "short.eml": SHORT_MESSAGE.encode("ascii"),
+        "refused.eml": REFUSED_MESSAGE.encode("ascii"),
         "dotstuff.eml": DOTSTUFF_MESSAGE.encode("ascii"),
     }
     for i, text in enumerate(MULTI, 1):
@@ -393,6 +406,48 @@ def c_smtp_mime(a):
 def c_smtp_dotstuff(a):
     s = smtp(25)
     s.sendmail(ALICE, ["bob@mailsift.test"], read_eml(a.src, "dotstuff.eml"))
+    s.quit()
+
+
+def c_smtp_refused(a):
+    # Every way the lab's Postfix refuses a transaction (lab.sh: the sender
+    # map, the recipient map and the header check), one after the other.
+    s = smtplib.SMTP(HOST4, port(25), local_hostname=HELO, timeout=30)
+    s.ehlo()
+
+    def expect(reply, code):
+        got, text = reply
+        print(f"  {got} {text.decode(errors='replace')}")
+        assert got == code, f"expected {code}, got {got}"
+
+    # A refused sender (smtpd_delay_reject = no: refused at MAIL).
+    expect(s.docmd("MAIL", "FROM:<spammer@bad.mailsift.test>"), 554)
+    # A refused and an accepted recipient; the message refused after its end
+    # of data by the header check.
+    expect(s.docmd("MAIL", f"FROM:<{ALICE}>"), 250)
+    expect(s.docmd("RCPT", "TO:<nobody@mailsift.test>"), 550)
+    expect(s.docmd("RCPT", "TO:<bob@mailsift.test>"), 250)
+    expect(s.docmd("DATA"), 354)
+    s.send(read_eml(a.src, "refused.eml") + b".\r\n")
+    expect(s.getreply(), 550)
+    # Every recipient refused: DATA is refused with them.
+    expect(s.docmd("MAIL", f"FROM:<{ALICE}>"), 250)
+    expect(s.docmd("RCPT", "TO:<nobody@mailsift.test>"), 550)
+    expect(s.docmd("DATA"), 554)
+    expect(s.docmd("RSET"), 250)
+    # A recipient deferred (4xx), another accepted, then abandoned by RSET.
+    expect(s.docmd("MAIL", f"FROM:<{ALICE}>"), 250)
+    expect(s.docmd("RCPT", "TO:<later@mailsift.test>"), 451)
+    expect(s.docmd("RCPT", "TO:<bob@mailsift.test>"), 250)
+    expect(s.docmd("RSET"), 250)
+    # Delivered.
+    expect(s.docmd("MAIL", f"FROM:<{ALICE}>"), 250)
+    expect(s.docmd("RCPT", "TO:<bob@mailsift.test>"), 250)
+    expect(s.docmd("DATA"), 354)
+    s.send(read_eml(a.src, "short.eml") + b".\r\n")
+    expect(s.getreply(), 250)
+    # DATA outside any transaction.
+    expect(s.docmd("DATA"), 503)
     s.quit()
 
 
@@ -852,6 +907,7 @@ CLIENTS = {
     "smtp-multi": c_smtp_multi,
     "smtp-mime": c_smtp_mime,
     "smtp-dotstuff": c_smtp_dotstuff,
+    "smtp-refused": c_smtp_refused,
     "smtp-starttls": c_smtp_starttls,
     "smtp-starttls-submission": c_smtp_starttls_submission,
     "smtps": c_smtps,

@@ -63,6 +63,28 @@ fn analyze_shows_smtp_pop3_and_message_tables() {
 }
 
 #[test]
+fn refused_transactions_are_shown_and_a_refused_message_is_not_delivered() {
+    let a = captures_dir().join("smtp-refused.pcap");
+    let o = mailsift(&["analyze", a.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "2, 3 refused",
+        "SMTP transactions that delivered nothing (4)",
+        "mail refused",
+        "nobody@mailsift.test (550)",
+        "no recipients",
+        "later@mailsift.test (451)",
+        "abandoned",
+        "550 5.7.1 message content refused by the capture lab",
+        "smtp DATA → 550 refused",
+        "smtp DATA → 250",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+}
+
+#[test]
 fn a_missing_file_is_one_line_naming_it_and_fails_only_when_nothing_was_read() {
     let o = mailsift(&["analyze", "/nonexistent/x.pcap"]);
     assert!(!o.status.success());

@@ -2,7 +2,8 @@
 
 use super::table::new_table;
 use crate::mail::AddressRecord;
-use crate::session::{Credential, MessageRecord, Protocol, SessionRecord, TlsMode};
+use crate::proto::smtp::{MailTransaction, TransactionOutcome};
+use crate::session::{Credential, MessageRecord, MessageSource, Protocol, SessionRecord, TlsMode};
 use crate::time::Timestamp;
 use comfy_table::{Cell, CellAlignment};
 
@@ -113,7 +114,65 @@ pub struct ActivityTables {
     smtp: Rows,
     pop3: Rows,
     tls: Rows,
+    /// SMTP transactions that delivered nothing (delivered ones are in `messages`).
+    refused: Rows,
     messages: Rows,
+}
+
+/// Messages carried, and the transactions the server refused, e.g. "2, 3 refused".
+fn mail_count(rec: &SessionRecord) -> String {
+    use TransactionOutcome as O;
+    let carried = rec.messages.len();
+    let refused = rec.smtp.as_ref().map_or(0, |s| {
+        s.mail_transactions
+            .iter()
+            .filter(|t| !matches!(t.outcome, O::Delivered | O::Abandoned | O::Unanswered))
+            .count()
+    });
+    if refused == 0 {
+        carried.to_string()
+    } else {
+        format!("{carried}, {refused} refused")
+    }
+}
+
+/// What the server said to a message: "delivered 250", "refused 554", "no reply".
+fn verdict(m: &MessageRecord) -> String {
+    if !matches!(m.source, MessageSource::Data | MessageSource::Bdat) {
+        return String::new();
+    }
+    match m.reply.as_ref().map(|r| r.code) {
+        Some(c @ 200..=299) => format!(" → {c}"),
+        Some(c @ 400..=499) => format!(" → {c} deferred"),
+        Some(c) => format!(" → {c} refused"),
+        None => " → no reply".into(),
+    }
+}
+
+fn transaction_row(t: &MailTransaction) -> Vec<String> {
+    let sender = match t.mail_from.as_deref() {
+        Some("") => "<>".to_string(),
+        Some(f) => f.to_string(),
+        None => "?".to_string(),
+    };
+    let rcpts: Vec<String> = t
+        .recipients
+        .iter()
+        .map(|r| match r.reply {
+            Some(c) if c >= 400 => format!("{} ({c})", r.path),
+            _ => r.path.clone(),
+        })
+        .collect();
+    let reply = t
+        .last_reply
+        .as_ref()
+        .map_or("-".to_string(), |r| format!("{} {}", r.code, r.text));
+    vec![
+        clip(&sender),
+        list(&rcpts, 3),
+        t.outcome.as_str().replace('_', " "),
+        clip(&reply),
+    ]
 }
 
 /// What decryption achieved, in a few words, or `-` without a key log.
@@ -186,10 +245,22 @@ impl ActivityTables {
                         list(&senders, 2),
                         list(&rcpts, 3),
                         login(&rec.credentials),
-                        rec.messages.len().to_string(),
+                        mail_count(rec),
                         tls_state(rec, s.is_some_and(|s| s.starttls_offered)),
                     ],
                 );
+                for (i, t) in s
+                    .iter()
+                    .flat_map(|s| s.mail_transactions.iter())
+                    .enumerate()
+                {
+                    if t.outcome == TransactionOutcome::Delivered {
+                        continue;
+                    }
+                    let mut cells = vec![t.ts.to_string(), rec.id.to_string()];
+                    cells.extend(transaction_row(t));
+                    self.refused.push((t.ts, rec.id, i), cells);
+                }
             }
             Protocol::Pop3 => {
                 let p = rec.pop3.as_ref();
@@ -256,6 +327,24 @@ impl ActivityTables {
                     "tls",
                 ],
                 &[6],
+            ));
+            out.push('\n');
+        }
+        if !self.refused.rows.is_empty() {
+            out.push_str(&format!(
+                "\nSMTP transactions that delivered nothing ({})\n",
+                self.refused.rows.len()
+            ));
+            out.push_str(&self.refused.render(
+                &[
+                    "time (UTC)",
+                    "session",
+                    "sender",
+                    "recipients",
+                    "outcome",
+                    "last reply",
+                ],
+                &[1],
             ));
             out.push('\n');
         }
@@ -338,7 +427,7 @@ fn message_row(rec: &SessionRecord, m: &MessageRecord) -> Vec<String> {
     vec![
         m.first_seen.to_string(),
         rec.id.to_string(),
-        format!("{} {}", rec.protocol.as_str(), source_name(m)),
+        format!("{} {}{}", rec.protocol.as_str(), source_name(m), verdict(m)),
         list(&from, 2),
         list(&to, 3),
         clip(header.and_then(|h| h.subject.as_deref()).unwrap_or("-")),

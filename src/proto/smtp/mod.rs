@@ -7,11 +7,13 @@ pub mod body;
 pub mod command;
 pub mod reply;
 pub mod session;
+pub mod transaction;
 
 #[cfg(test)]
 mod tests;
 
 pub use session::SmtpDissector;
+pub use transaction::{MailTransaction, TransactionOutcome, TransactionRecipient};
 
 use serde::Serialize;
 
@@ -76,6 +78,11 @@ pub struct SmtpSummary {
     pub quit: bool,
     /// A side was found not to speak SMTP and was no longer dissected.
     pub not_smtp: bool,
+    /// Every mail transaction, in command order, with its envelope and outcome.
+    pub mail_transactions: Vec<MailTransaction>,
+    /// Transactions beyond the [`transaction::MAX_TRANSACTIONS`] kept.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub mail_transactions_dropped: u64,
 }
 
 impl SmtpSummary {
@@ -112,5 +119,15 @@ impl SmtpSummary {
         self.binarymime_used |= inner.binarymime_used;
         self.quit |= inner.quit;
         self.not_smtp |= inner.not_smtp;
+        let room = transaction::MAX_TRANSACTIONS.saturating_sub(self.mail_transactions.len());
+        let taken = inner.mail_transactions.len().min(room);
+        self.mail_transactions
+            .extend_from_slice(&inner.mail_transactions[..taken]);
+        self.mail_transactions_dropped +=
+            inner.mail_transactions_dropped + (inner.mail_transactions.len() - taken) as u64;
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -55,6 +55,7 @@ mod gaps;
 mod hold;
 mod messages;
 mod replies;
+mod transactions;
 
 use hold::{HeldChunk, Hold};
 
@@ -330,6 +331,8 @@ struct Transaction {
     open: bool,
     mail_from: Option<String>,
     rcpt_to: Vec<String>,
+    /// RCPT commands answered in it, accepted or not.
+    rcpt_named: u64,
 }
 
 impl Transaction {
@@ -461,6 +464,11 @@ struct Core {
     owed_commands: u64,
 
     txn: Transaction,
+    /// Index of the open transaction's record in the summary, while one is open and kept.
+    txn_record: Option<usize>,
+    /// Client bytes were lost (a gap, or a stream not seen from its start): a DATA outside
+    /// a transaction may only look so.
+    commands_lost: bool,
     auth: Option<SaslExchange>,
     tls: Option<TlsObserver>,
     tls_checked: PerDirection<bool>,
@@ -511,6 +519,8 @@ impl SmtpDissector {
                 owed_replies: 0,
                 owed_commands: 0,
                 txn: Transaction::default(),
+                txn_record: None,
+                commands_lost: false,
                 auth: None,
                 tls: None,
                 tls_checked: PerDirection::default(),
@@ -853,6 +863,7 @@ impl Core {
                 if !rec.handshake_seen {
                     self.client = ClientMode::Resync;
                     self.next_uncertain = true;
+                    self.commands_lost = true;
                 }
             }
             Direction::Server if !self.server_started => {

@@ -2017,3 +2017,97 @@ fn the_end_of_data_is_recovered_whatever_part_of_it_a_gap_took() {
         assert_order_independent(&segs, true, 10);
     }
 }
+
+/// Every way a mail transaction can end, in one session.
+fn transactions_session() -> Vec<Seg> {
+    vec![
+        s("220 mx ESMTP\r\n"),
+        c("EHLO c\r\n"),
+        s("250-mx\r\n250 PIPELINING\r\n"),
+        // Refused sender.
+        c("MAIL FROM:<spam@bad.example>\r\n"),
+        s("550 5.7.1 sender rejected\r\n"),
+        // One recipient refused, one accepted, the message refused after its end of data.
+        c("MAIL FROM:<a@x.org>\r\nRCPT TO:<nobody@y.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n"),
+        s("250 ok\r\n550 5.1.1 no such user\r\n250 ok\r\n354 go\r\n"),
+        c("Subject: virus\r\n\r\nbad\r\n.\r\n"),
+        s("554 5.7.1 Message contains a virus\r\n"),
+        // Every recipient refused: DATA refused with them.
+        c("MAIL FROM:<a@x.org>\r\nRCPT TO:<nobody@y.org>\r\nDATA\r\n"),
+        s("250 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 no valid recipients\r\n"),
+        // Abandoned by RSET.
+        c("RSET\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nRSET\r\n"),
+        s("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n"),
+        // DATA refused for now.
+        c("MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n"),
+        s("250 ok\r\n250 ok\r\n451 4.3.0 try later\r\n"),
+        // Delivered, from the null sender.
+        c("RSET\r\nMAIL FROM:<>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n"),
+        s("250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        c("Subject: fine\r\n\r\nok\r\n.\r\n"),
+        s("250 2.0.0 queued as 42\r\n"),
+        // DATA with no transaction at all.
+        c("DATA\r\nQUIT\r\n"),
+        s("503 5.5.1 need MAIL\r\n221 bye\r\n"),
+    ]
+}
+
+#[test]
+fn every_transaction_is_recorded_with_its_envelope_and_outcome() {
+    use super::TransactionOutcome as O;
+    let segs = transactions_session();
+    let rec = run(&segs);
+    let list = &rec.smtp.as_ref().unwrap().mail_transactions;
+    let outcomes: Vec<O> = list.iter().map(|t| t.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            O::MailRefused,
+            O::Rejected,
+            O::NoRecipients,
+            O::Abandoned,
+            O::DataRefused,
+            O::Delivered
+        ]
+    );
+    let rejected = &list[1];
+    assert_eq!(rejected.mail_from.as_deref(), Some("a@x.org"));
+    let rcpts: Vec<(&str, Option<u16>)> = rejected
+        .recipients
+        .iter()
+        .map(|r| (r.path.as_str(), r.reply))
+        .collect();
+    assert_eq!(rcpts, [("nobody@y.org", Some(550)), ("b@y.org", Some(250))]);
+    assert_eq!(rejected.data_reply, Some(354));
+    let last = rejected.last_reply.as_ref().unwrap();
+    assert_eq!(
+        (last.code, last.text.as_str()),
+        (554, "5.7.1 Message contains a virus")
+    );
+    assert_eq!(rejected.message, Some(0));
+    assert_eq!(list[0].last_reply.as_ref().map(|r| r.code), Some(550));
+    assert_eq!(list[2].last_reply.as_ref().map(|r| r.code), Some(554));
+    assert_eq!(list[4].last_reply.as_ref().map(|r| r.code), Some(451));
+    assert_eq!(list[5].mail_from.as_deref(), Some(""));
+    assert_eq!(list[5].message, Some(1));
+    // The refused message is recorded as refused, never as delivered.
+    assert_eq!(rec.messages[0].reply.as_ref().map(|r| r.code), Some(554));
+    assert!(rec.has_anomaly("data_without_transaction"));
+    assert!(!rec.has_anomaly("data_without_recipients"));
+    assert_order_independent(&segs, true, 20);
+}
+
+#[test]
+fn transactions_left_open_or_unanswered_at_the_end() {
+    use super::TransactionOutcome as O;
+    let rec = run(&[
+        s("220 mx ESMTP\r\n"),
+        c("HELO c\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\n"),
+        s("250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+        c("Subject: x\r\n\r\nbody\r\n.\r\nMAIL FROM:<a@x.org>\r\n"),
+    ]);
+    let list = &rec.smtp.as_ref().unwrap().mail_transactions;
+    let outcomes: Vec<O> = list.iter().map(|t| t.outcome).collect();
+    assert_eq!(outcomes, [O::Unanswered, O::Abandoned]);
+    assert_eq!(list[1].mail_reply, None);
+}

@@ -18,6 +18,7 @@ impl SmtpDissector {
 
     pub(super) fn apply_client_gap(&mut self, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
         let core = &mut self.core;
+        core.commands_lost = true;
         if !matches!(core.client, ClientMode::Tls) {
             rec.push_event(ts, Direction::Client, EventKind::Gap { bytes: len });
         }

@@ -185,10 +185,12 @@ impl Core {
         rec: &mut SessionRecord,
     ) {
         let final_code = verdict.as_ref().map(|v| v.code);
+        let mut recorded = None;
         if let Some(announced) = m.index {
             let index = m.collector.finish(self.txn.envelope(), m.complete, rec);
+            recorded = Some(index);
             if let Some(record) = rec.messages.get_mut(index) {
-                record.reply = verdict;
+                record.reply = verdict.clone();
             }
             if index != announced {
                 // Messages end in client order and are recorded in command order, which
@@ -201,6 +203,7 @@ impl Core {
                 );
             }
         }
+        self.transaction_message(m.end_ts, recorded, verdict.as_ref());
         match final_code {
             Some(c) if (200..300).contains(&c) => self.summary.messages_accepted += 1,
             Some(_) => self.summary.messages_rejected += 1,
@@ -406,6 +409,7 @@ impl Core {
         if let Some(auth) = self.auth.take() {
             self.finish_auth(auth, None, rec);
         }
+        self.transaction_abandoned();
         self.client_hold = Hold::default();
         self.server_hold = Hold::default();
         // A decrypted TLS layer ends its own dissector first, which leaves its summary.

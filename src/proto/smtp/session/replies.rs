@@ -292,6 +292,7 @@ impl Core {
                 // A rejected HELO/EHLO changes nothing; an accepted one resets the transaction.
                 if !is_rejection(code) {
                     self.txn = Transaction::default();
+                    self.transaction_abandoned();
                 }
                 if ehlo
                     && is_positive(code)
@@ -301,16 +302,20 @@ impl Core {
                 }
             }
             Step::Mail { path } => {
+                self.transaction_mail(p.ts, path.as_deref(), reply.as_ref());
                 if !is_rejection(code) {
                     self.txn = Transaction {
                         open: true,
                         mail_from: path,
                         rcpt_to: Vec::new(),
+                        rcpt_named: 0,
                     };
                     self.summary.transactions += 1;
                 }
             }
             Step::Rcpt { path } => {
+                self.transaction_rcpt(path.as_deref(), code);
+                self.txn.rcpt_named += 1;
                 if is_rejection(code) {
                     self.summary.recipients_rejected += 1;
                 } else if let Some(path) = path {
@@ -326,24 +331,25 @@ impl Core {
                     }
                 }
             }
-            Step::Data | Step::Bdat(None) | Step::Quit | Step::Other => {}
+            Step::Data if !self.commands_lost || self.txn.open => {
+                self.transaction_data(p.ts, reply.as_ref(), rec);
+            }
+            Step::Data | Step::Bdat(None) | Step::Other => {}
+            Step::Quit => self.transaction_abandoned(),
             Step::DataEnd(m) | Step::Bdat(Some(m)) => {
-                let verdict = reply.as_ref().map(|r| {
-                    let mut text = r.text.clone();
-                    for more in &r.more {
-                        text.push(' ');
-                        text.push_str(more);
-                    }
-                    MessageReply { code: r.code, text }
-                });
+                let verdict = reply.as_ref().map(transactions::reply_of);
                 self.finish_message(*m, verdict, rec);
                 self.txn = Transaction::default();
             }
-            Step::Rset | Step::LostDataEnd => self.txn = Transaction::default(),
+            Step::Rset | Step::LostDataEnd => {
+                self.txn = Transaction::default();
+                self.transaction_abandoned();
+            }
             Step::Starttls => {
                 if code == Some(220) {
                     self.summary.starttls_accepted = true;
                     self.txn = Transaction::default();
+                    self.transaction_abandoned();
                     let ts = reply.as_ref().map_or(p.ts, |r| r.ts);
                     self.start_tls(Direction::Server, ts, rec);
                     if matches!(self.server, ServerMode::Paused | ServerMode::Tls) {
