@@ -221,6 +221,15 @@ fn compare(
     out
 }
 
+/// The sessions from which no byte was lost.
+fn whole(sessions: &[SessionRecord]) -> Vec<SessionRecord> {
+    sessions
+        .iter()
+        .filter(|s| s.missing_bytes.client == 0 && s.missing_bytes.server == 0)
+        .cloned()
+        .collect()
+}
+
 /// The session a dropped segment belonged to, and the side that sent it.
 fn owner(sessions: &[SessionRecord], d: &DroppedSegment) -> Option<(SessionKey, Direction)> {
     let ep = |e: &mailsift::session::Endpoint| (e.ip, e.port);
@@ -254,6 +263,11 @@ fn check_loss(base: &[SessionRecord], lossy: &[SessionRecord], d: &DroppedSegmen
     }
     let (s, t) = (before[0], after[0]);
     let lost = *t.missing_bytes.get(dir) - *s.missing_bytes.get(dir);
+    if lost == 0 && !s.handshake_seen && !t.handshake_seen {
+        // Picked up mid-stream: bytes lost before the first captured one leave no trace
+        // (the stream seems to start later), as on the wire.
+        return out;
+    }
     if lost < d.len as u64 {
         out.push(format!(
             "{} -> {}: {} bytes lost by {}, {lost} reported missing",
@@ -269,8 +283,9 @@ fn check_loss(base: &[SessionRecord], lossy: &[SessionRecord], d: &DroppedSegmen
             .filter(|e| e.from == dir && matches!(e.kind, EventKind::Gap { .. }))
             .count()
     };
-    // A gap in a stream the dissector no longer reads as text (TLS) is counted but has no event.
-    if gaps(t) <= gaps(s) && t.tls.is_none() {
+    // A gap in a stream the dissector no longer reads as text (TLS) is counted but has no event;
+    // one next to a gap the capture already had merges with it.
+    if gaps(t) <= gaps(s) && t.tls.is_none() && *s.missing_bytes.get(dir) == 0 {
         out.push(format!("{} -> {}: no gap event", k.0, k.1));
     }
     for m in &t.messages {
@@ -361,7 +376,16 @@ fn check_capture_with(path: &Path, keys: Option<&Arc<KeyStore>>) -> Vec<String> 
     let reorder_keeps_times = !has_retransmissions(&cap);
     let mut problems = Vec::new();
     let mut expect_same = |what: &str, other: &Capture, keep_times: bool| {
-        for d in compare(&base, &analyse(other, what, keys), keep_times, None) {
+        let other = analyse(other, what, keys);
+        // Retiming can give a reply a capture time before its command's. Where bytes were
+        // lost, which reply answers which command is judged by capture time (a reply older
+        // than a command cannot answer it), so retimed runs compare whole sessions only.
+        let (base, other) = if what.contains("retimed") {
+            (whole(&base), whole(&other))
+        } else {
+            (base.clone(), other)
+        };
+        for d in compare(&base, &other, keep_times, None) {
             problems.push(format!("{name} [{what}] {d}"));
         }
     };

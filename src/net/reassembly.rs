@@ -911,15 +911,18 @@ impl Reassembler {
         self.deliver_fin_if_due(out);
     }
 
-    /// Where in time a hole ending at `hole_end` belongs: just before the captured bytes that
-    /// follow it, or (a trailing hole) just after the last delivered ones; never later than
-    /// `declared`, when it was found. So a transcript keeps lost bytes at their place rather
-    /// than at the time an acknowledgement or the end of the capture revealed them.
+    /// Where in time a hole ending at `hole_end` belongs: just after the last bytes delivered
+    /// before it (the lost bytes were sent after those; anything the peer sent in answer to
+    /// them is later still), else just before the captured bytes that follow it; never later
+    /// than `declared`, when it was found. So a transcript shows a lost command before the
+    /// reply it got, not at the time an acknowledgement or the end of the capture revealed it.
     fn gap_time(&self, hole_end: u64, declared: Timestamp) -> Timestamp {
-        let around = match self.held.get(&hole_end) {
-            Some(Held::Data { ts, .. } | Held::Missing { ts, .. }) => Some(*ts),
-            None => self.last_delivered_ts,
-        };
+        let around = self
+            .last_delivered_ts
+            .or_else(|| match self.held.get(&hole_end) {
+                Some(Held::Data { ts, .. } | Held::Missing { ts, .. }) => Some(*ts),
+                None => None,
+            });
         around.map_or(declared, |t| t.min(declared))
     }
 
@@ -1254,13 +1257,25 @@ mod tests {
                 declare(&mut rig.r, &mut times);
                 times
             };
-        // A hole before held bytes: the time of the bytes after it.
+        // A hole between delivered and held bytes: just after the delivered ones.
         let mut rig = Rig::new(1 << 20, 0);
         rig.r.syn(0);
         rig.seg_full(1, b"aaaa", 0, false, 10);
         rig.seg_full(11, b"cccc", 0, false, 30);
         let times = gap_times(&mut rig, &mut |r, times| {
             r.peer_ack(15, ts(90), &mut |c| {
+                if let Chunk::Gap { ts, .. } = c {
+                    times.push(ts.0);
+                }
+            })
+        });
+        assert_eq!(times, [10]);
+        // Nothing delivered before the hole: the time of the bytes after it.
+        let mut rig = Rig::new(1 << 20, 0);
+        rig.r.syn(0);
+        rig.seg_full(5, b"cccc", 0, false, 30);
+        let times = gap_times(&mut rig, &mut |r, times| {
+            r.peer_ack(9, ts(90), &mut |c| {
                 if let Chunk::Gap { ts, .. } = c {
                     times.push(ts.0);
                 }

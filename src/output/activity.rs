@@ -37,6 +37,12 @@ fn list(items: &[String], n: usize) -> String {
 }
 
 fn tls_state(rec: &SessionRecord, offered: bool) -> String {
+    if let Some(c) = rec.cleartext_instead_of_tls {
+        return match c.mode {
+            TlsMode::Starttls => "starttls, then clear text".into(),
+            TlsMode::Implicit => "clear text on a tls port".into(),
+        };
+    }
     match rec.tls.as_ref().map(|t| t.mode) {
         Some(TlsMode::Implicit) => "implicit".into(),
         Some(TlsMode::Starttls) => "starttls".into(),

@@ -48,6 +48,8 @@ struct SessionRow {
     missing: u64,
     state: SessionState,
     tls: Option<TlsMode>,
+    /// Clear text where TLS was expected (the mode it was expected by).
+    cleartext: Option<TlsMode>,
 }
 
 /// Column titles of the sessions table.
@@ -71,10 +73,12 @@ const RIGHT_ALIGNED: [usize; 5] = [5, 6, 7, 8, 9];
 
 impl SessionRow {
     fn cells(&self) -> [String; 12] {
-        let tls = match self.tls {
-            None => "-",
-            Some(TlsMode::Starttls) => "starttls",
-            Some(TlsMode::Implicit) => "implicit",
+        let tls = match (self.cleartext, self.tls) {
+            (Some(TlsMode::Starttls), _) => "starttls, clear",
+            (Some(TlsMode::Implicit), _) => "clear on tls port",
+            (None, None) => "-",
+            (None, Some(TlsMode::Starttls)) => "starttls",
+            (None, Some(TlsMode::Implicit)) => "implicit",
         };
         [
             self.id.to_string(),
@@ -127,6 +131,7 @@ impl SessionTable {
             missing: rec.missing_bytes.client + rec.missing_bytes.server,
             state: rec.state,
             tls: rec.tls.as_ref().map(|t| t.mode),
+            cleartext: rec.cleartext_instead_of_tls.map(|c| c.mode),
         });
     }
 
