@@ -127,6 +127,7 @@ pub(super) fn bare_record(at: &Placement) -> PartRecord {
         size: None,
         sha256: None,
         complete: true,
+        content_kind: None,
         message: None,
     }
 }
@@ -207,6 +208,7 @@ fn from_part(
         size: None,
         sha256: None,
         complete: true,
+        content_kind: None,
         message: None,
     };
     EntityHeaders {
