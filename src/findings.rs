@@ -75,11 +75,26 @@ pub enum Rule {
     LoginAfterFailures,
     /// More clients logged in than the run keeps counting; run-level rules are incomplete. Info.
     LoginTrackingLimit,
+    /// An attachment that runs when opened: an executable or script extension, or content
+    /// that is a PE, ELF or Mach-O binary, a `#!` script or a Windows shortcut. High.
+    ExecutableAttachment,
+    /// An attachment named like a document with an executable extension after it
+    /// (`invoice.pdf.exe`). High.
+    DoubleExtension,
+    /// An attachment name holding bidirectional control characters (U+202E and others),
+    /// which can display its extension reversed or hidden. High.
+    FilenameBidiControl,
+    /// A macro-enabled Office document by name (medium), or an OLE2 compound file, the
+    /// legacy Office format that carries VBA macros (low).
+    MacroDocument,
+    /// An archive or compressed file by name or content (low), or a disk image by name
+    /// (medium): content a gateway may not have scanned.
+    ArchiveAttachment,
 }
 
 impl Rule {
     /// Every rule, in documentation order.
-    pub const ALL: [Rule; 14] = [
+    pub const ALL: [Rule; 19] = [
         Rule::CleartextPassword,
         Rule::CrackableChallengeResponse,
         Rule::CleartextBearerToken,
@@ -94,6 +109,11 @@ impl Rule {
         Rule::BruteForce,
         Rule::LoginAfterFailures,
         Rule::LoginTrackingLimit,
+        Rule::ExecutableAttachment,
+        Rule::DoubleExtension,
+        Rule::FilenameBidiControl,
+        Rule::MacroDocument,
+        Rule::ArchiveAttachment,
     ];
 
     /// The stable kebab-case id, e.g. `cleartext-password`.
@@ -113,6 +133,11 @@ impl Rule {
             Rule::BruteForce => "brute-force",
             Rule::LoginAfterFailures => "login-after-failures",
             Rule::LoginTrackingLimit => "login-tracking-limit",
+            Rule::ExecutableAttachment => "executable-attachment",
+            Rule::DoubleExtension => "double-extension",
+            Rule::FilenameBidiControl => "filename-bidi-control",
+            Rule::MacroDocument => "macro-document",
+            Rule::ArchiveAttachment => "archive-attachment",
         }
     }
 
@@ -122,6 +147,7 @@ impl Rule {
             severity,
             message,
             ts,
+            details: None,
         }
     }
 }
@@ -194,6 +220,7 @@ pub fn session_findings(rec: &SessionRecord) -> Vec<Finding> {
     weak_tls_cipher(rec, &mut out);
     certificate(rec, &mut out);
     login_after_failures(rec, &mut out);
+    attachments::attachment_findings(rec, &mut out);
     out.sort_by(|a, b| (a.ts, &a.rule).cmp(&(b.ts, &b.rule)));
     out
 }
@@ -974,6 +1001,12 @@ impl LoginTracker {
         })
     }
 }
+
+mod attachments;
+pub use attachments::{
+    ARCHIVE_EXTENSIONS, DISK_IMAGE_EXTENSIONS, DOCUMENT_EXTENSIONS, EXECUTABLE_EXTENSIONS,
+    MACRO_EXTENSIONS,
+};
 
 #[cfg(test)]
 mod tests;
