@@ -13,7 +13,8 @@
 use crate::proto::hashcat::hashcat_line;
 use crate::proto::tls::{AlertLevel, ClientHelloInfo, TlsVersion};
 use crate::session::{
-    Credential, Direction, Event, EventKind, Finding, Protocol, SessionRecord, Severity, TlsMode,
+    Credential, Direction, Event, EventKind, Finding, FindingDetails, LoginAttempt, Protocol,
+    SessionRecord, Severity, TlsMode,
 };
 use crate::time::Timestamp;
 use serde::Serialize;
@@ -724,10 +725,14 @@ fn login_after_failures(rec: &SessionRecord, out: &mut Vec<Finding>) {
     // Their times are no substitute: a retransmitted or reordered segment can give an earlier
     // attempt a later capture time.
     let attempts = rec.credentials.iter().filter(|c| c.success.is_some());
+    let mut failed: Vec<LoginAttempt> = Vec::new();
     let mut failures = 0u64;
     for c in attempts {
         if c.success == Some(false) {
             failures += 1;
+            if failed.len() < MAX_LISTED_FAILURES {
+                failed.push(attempt(c, rec.id));
+            }
             continue;
         }
         if failures == 0 {
@@ -739,17 +744,68 @@ fn login_after_failures(rec: &SessionRecord, out: &mut Vec<Finding>) {
             Severity::Medium
         };
         let plural = if failures == 1 { "" } else { "s" };
-        out.push(Rule::LoginAfterFailures.finding(
+        let more = failures - failed.len() as u64;
+        let mut f = Rule::LoginAfterFailures.finding(
             severity,
             c.ts,
             format!(
-                "login as {} ({}) succeeded after {failures} failed attempt{plural} in this session",
+                "login as {} ({}) succeeded after {failures} failed attempt{plural} in this session \
+                 (session {}, at {}; failed: {})",
                 user_shown(c.username.as_deref()),
-                mechanism_label(&c.mechanism)
+                mechanism_label(&c.mechanism),
+                rec.id,
+                c.ts,
+                failure_list(&failed, more, false)
             ),
-        ));
+        );
+        f.details = Some(Box::new(FindingDetails {
+            login: Some(attempt(c, rec.id)),
+            failures: failed,
+            more_failures: more,
+            ..FindingDetails::default()
+        }));
+        out.push(f);
         return;
     }
+}
+
+/// Failed logins listed in one `login-after-failures` finding; the rest are counted.
+pub const MAX_LISTED_FAILURES: usize = 10;
+
+/// Failed-login times the run keeps, for counting the failures before a login; past this,
+/// later failures are still counted in totals, not timed.
+pub const MAX_TIMED_FAILURES: usize = 1_000_000;
+
+/// Successful logins per client kept while no failure from another session precedes them (a
+/// later session may bring one); past this, the earliest is dropped.
+const MAX_PENDING_SUCCESSES: usize = 64;
+
+fn attempt(c: &Credential, session: u64) -> LoginAttempt {
+    LoginAttempt {
+        ts: c.ts,
+        session,
+        user: c.username.clone(),
+        mechanism: c.mechanism.clone(),
+    }
+}
+
+/// `T1 alice, T2 bob (session 4), and 3 more` for a finding's message.
+fn failure_list(failed: &[LoginAttempt], more: u64, with_session: bool) -> String {
+    let mut items: Vec<String> = failed
+        .iter()
+        .map(|a| {
+            let session = if with_session {
+                format!(" (session {})", a.session)
+            } else {
+                String::new()
+            };
+            format!("{} {}{session}", a.ts, user_shown(a.user.as_deref()))
+        })
+        .collect();
+    if more > 0 {
+        items.push(format!("and {more} more"));
+    }
+    items.join(", ")
 }
 
 /// A finding about the whole run rather than one session.
@@ -770,6 +826,22 @@ struct Mark {
     ts: Timestamp,
     session: u64,
     username: Option<String>,
+    mechanism: String,
+}
+
+impl Mark {
+    fn attempt(&self) -> LoginAttempt {
+        LoginAttempt {
+            ts: self.ts,
+            session: self.session,
+            user: self.username.clone(),
+            mechanism: self.mechanism.clone(),
+        }
+    }
+
+    fn key(&self) -> (Timestamp, u64) {
+        (self.ts, self.session)
+    }
 }
 
 /// The best two marks from distinct sessions (earliest or latest, by `better`).
@@ -813,7 +885,65 @@ struct ClientLogins {
     users: Vec<String>,
     more_users: bool,
     earliest_failures: BestTwo,
-    latest_successes: BestTwo,
+    /// The earliest failures, by time (at most [`MAX_LISTED_FAILURES`]).
+    first_failures: Vec<Mark>,
+    /// The time of every failure (within the run's [`MAX_TIMED_FAILURES`]).
+    failure_times: Vec<Timestamp>,
+    /// The earliest success with a failure from another session before it. Once a success
+    /// has one it keeps it (failures are only added), so only the earliest such matters.
+    first_success_after_failure: Option<Mark>,
+    /// Successes with no such failure yet, earliest first (at most [`MAX_PENDING_SUCCESSES`]).
+    pending_successes: Vec<Mark>,
+}
+
+impl ClientLogins {
+    /// Whether a failure from another session precedes `s`. Exact with the earliest two
+    /// failures of distinct sessions (see [`BestTwo`]).
+    fn follows_a_failure(&self, s: &Mark) -> bool {
+        self.earliest_failures
+            .0
+            .iter()
+            .any(|f| f.session != s.session && f.ts < s.ts)
+    }
+
+    /// Moves the pending successes that now follow a failure to the candidate.
+    fn settle(&mut self) {
+        let pending = std::mem::take(&mut self.pending_successes);
+        for s in pending {
+            if self.follows_a_failure(&s) {
+                if self
+                    .first_success_after_failure
+                    .as_ref()
+                    .is_none_or(|best| s.key() < best.key())
+                {
+                    self.first_success_after_failure = Some(s);
+                }
+            } else if self
+                .first_success_after_failure
+                .as_ref()
+                .is_none_or(|best| s.key() < best.key())
+            {
+                // Later than the candidate it could never be reported.
+                self.pending_successes.push(s);
+            }
+        }
+        self.pending_successes.sort_by_key(Mark::key);
+        let excess = self
+            .pending_successes
+            .len()
+            .saturating_sub(MAX_PENDING_SUCCESSES);
+        self.pending_successes.drain(..excess);
+    }
+
+    fn remember_failure(&mut self, mark: Mark) {
+        let at = self
+            .first_failures
+            .partition_point(|m| m.key() <= mark.key());
+        if at < MAX_LISTED_FAILURES {
+            self.first_failures.insert(at, mark);
+            self.first_failures.truncate(MAX_LISTED_FAILURES);
+        }
+    }
 }
 
 /// Counts logins per client IP across the run, for the run-level rules (`brute-force`,
@@ -825,6 +955,7 @@ pub struct LoginTracker {
     clients: HashMap<IpAddr, ClientLogins>,
     untracked_clients: u64,
     first_untracked: Option<Timestamp>,
+    timed_failures: usize,
 }
 
 impl Default for LoginTracker {
@@ -842,6 +973,7 @@ impl LoginTracker {
             clients: HashMap::new(),
             untracked_clients: 0,
             first_untracked: None,
+            timed_failures: 0,
         }
     }
 
@@ -873,6 +1005,7 @@ impl LoginTracker {
                 ts: c.ts,
                 session: rec.id,
                 username: c.username.clone(),
+                mechanism: c.mechanism.clone(),
             };
             match c.success {
                 Some(false) => {
@@ -890,11 +1023,17 @@ impl LoginTracker {
                         }
                     }
                     client.earliest_failures.offer(mark(), |a, b| a < b);
+                    client.remember_failure(mark());
+                    if self.timed_failures < MAX_TIMED_FAILURES {
+                        self.timed_failures += 1;
+                        client.failure_times.push(c.ts);
+                    }
                 }
-                Some(true) => client.latest_successes.offer(mark(), |a, b| a > b),
+                Some(true) => client.pending_successes.push(mark()),
                 None => {}
             }
         }
+        client.settle();
         if session_failed {
             if client.failure_sessions.len() < MAX_LISTED_SESSIONS {
                 client.failure_sessions.push(rec.id);
@@ -972,30 +1111,50 @@ impl LoginTracker {
     }
 
     fn cross_session_success(&self, ip: IpAddr, c: &ClientLogins) -> Option<RunFinding> {
-        let (failure, success) = c.earliest_failures.0.iter().find_map(|f| {
-            c.latest_successes
-                .0
-                .iter()
-                .find(|s| s.session != f.session && f.ts < s.ts)
-                .map(|s| (f, s))
-        })?;
+        let success = c.first_success_after_failure.as_ref()?;
+        let failure = c
+            .earliest_failures
+            .0
+            .iter()
+            .find(|f| f.session != success.session && f.ts < success.ts)?;
         let severity = if c.failures >= self.threshold {
             Severity::High
         } else {
             Severity::Medium
         };
-        Some(RunFinding {
-            finding: Rule::LoginAfterFailures.finding(
-                severity,
+        let listed: Vec<LoginAttempt> = c
+            .first_failures
+            .iter()
+            .filter(|f| f.ts < success.ts)
+            .map(Mark::attempt)
+            .collect();
+        let mut times = c.failure_times.clone();
+        times.sort_unstable();
+        let before = times.partition_point(|&t| t < success.ts) as u64;
+        let more = before.saturating_sub(listed.len() as u64);
+        let mut finding = Rule::LoginAfterFailures.finding(
+            severity,
+            success.ts,
+            format!(
+                "login as {} ({}) from {ip} succeeded at {} (session {}) after failed logins from \
+                 the same client in other sessions ({} failures in the run, {} before it: {})",
+                user_shown(success.username.as_deref()),
+                mechanism_label(&success.mechanism),
                 success.ts,
-                format!(
-                    "login as {} from {ip} succeeded (session {}) after failed logins from the same \
-                     client in other sessions ({} failures in the run)",
-                    user_shown(success.username.as_deref()),
-                    success.session,
-                    c.failures
-                ),
+                success.session,
+                c.failures,
+                before.max(listed.len() as u64),
+                failure_list(&listed, more, true)
             ),
+        );
+        finding.details = Some(Box::new(FindingDetails {
+            login: Some(success.attempt()),
+            failures: listed,
+            more_failures: more,
+            ..FindingDetails::default()
+        }));
+        Some(RunFinding {
+            finding,
             client: Some(ip),
             sessions: vec![failure.session, success.session],
         })

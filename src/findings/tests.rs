@@ -729,8 +729,61 @@ fn success_after_failures_in_a_session() {
     assert_eq!(f[0].ts, at(3));
     assert_eq!(
         f[0].message,
-        "login as alice (AUTH PLAIN) succeeded after 2 failed attempts in this session"
+        format!(
+            "login as alice (AUTH PLAIN) succeeded after 2 failed attempts in this session \
+             (session 1, at {}; failed: {} alice, {} alice)",
+            at(3),
+            at(1),
+            at(2)
+        )
     );
+    let d = f[0].details.as_ref().expect("details");
+    let login = d.login.as_ref().expect("login");
+    assert_eq!((login.ts, login.session), (at(3), 1));
+    assert_eq!(login.user.as_deref(), Some("alice"));
+    assert_eq!(login.mechanism, "PLAIN");
+    let failed: Vec<Timestamp> = d.failures.iter().map(|a| a.ts).collect();
+    assert_eq!(failed, [at(1), at(2)]);
+    assert_eq!(d.more_failures, 0);
+}
+
+#[test]
+fn a_long_run_of_failures_lists_ten_and_counts_the_rest() {
+    let mut r = pop3();
+    for ts in 0..14 {
+        r.credentials
+            .push(password(ts, "USER", &format!("u{ts}"), Some(false)));
+    }
+    r.credentials.push(password(20, "USER", "u13", Some(true)));
+    // Only the first success after the failures is reported.
+    r.credentials.push(password(21, "USER", "u13", Some(false)));
+    r.credentials.push(password(22, "USER", "u13", Some(true)));
+    let f = only(&r, Rule::LoginAfterFailures);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].ts, at(20));
+    let d = f[0].details.as_ref().unwrap();
+    let users: Vec<&str> = d
+        .failures
+        .iter()
+        .filter_map(|a| a.user.as_deref())
+        .collect();
+    assert_eq!(
+        users,
+        ["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"]
+    );
+    assert_eq!(d.more_failures, 4);
+    assert!(f[0].message.contains("after 14 failed attempts"));
+    assert!(
+        f[0].message
+            .ends_with(&format!("{} u9, and 4 more)", at(9))),
+        "{}",
+        f[0].message
+    );
+    let v = serde_json::to_value(&f[0]).unwrap();
+    assert_eq!(v["details"]["login"]["session"], 1);
+    assert_eq!(v["details"]["failures"].as_array().unwrap().len(), 10);
+    assert_eq!(v["details"]["more_failures"], 4);
+    assert!(v["details"].get("message_index").is_none());
 }
 
 #[test]
@@ -913,9 +966,72 @@ fn success_after_failures_in_other_sessions_whatever_the_finishing_order() {
         assert_eq!(f[0].sessions, [1, 2]);
         assert_eq!(
             f[0].finding.message,
-            "login as alice from 198.51.100.7 succeeded (session 2) after failed logins from the \
-             same client in other sessions (1 failures in the run)"
+            format!(
+                "login as alice (USER/PASS) from 198.51.100.7 succeeded at {} (session 2) after \
+                 failed logins from the same client in other sessions (1 failures in the run, 1 \
+                 before it: {} alice (session 1))",
+                at(20),
+                at(10)
+            )
         );
+        let d = f[0].finding.details.as_ref().unwrap();
+        assert_eq!(
+            d.login.as_ref().map(|l| (l.ts, l.session)),
+            Some((at(20), 2))
+        );
+        assert_eq!(d.failures.len(), 1);
+        assert_eq!((d.failures[0].ts, d.failures[0].session), (at(10), 1));
+    }
+}
+
+#[test]
+fn the_first_success_after_failures_is_named_with_the_failures_before_it() {
+    // Sessions finish in any order; a success before every failure is no candidate until a
+    // failure from another session comes before it.
+    let mut sessions = vec![
+        login_session(1, "198.51.100.7", 5, "alice", true),
+        login_session(2, "198.51.100.7", 300, "alice", true),
+        login_session(3, "198.51.100.7", 200, "alice", true),
+    ];
+    for i in 0..12 {
+        sessions.push(login_session(
+            10 + i,
+            "198.51.100.7",
+            100 + i as i64,
+            "root",
+            false,
+        ));
+    }
+    // A failure after the first success does not count before it.
+    sessions.push(login_session(40, "198.51.100.7", 250, "mallory", false));
+    for order in [false, true] {
+        let mut t = LoginTracker::new(100);
+        let mut list: Vec<&SessionRecord> = sessions.iter().collect();
+        if order {
+            list.reverse();
+        }
+        for r in list {
+            t.observe(r);
+        }
+        let f = t.finish();
+        assert_eq!(f.len(), 1, "{f:?}");
+        let f = &f[0];
+        assert_eq!(f.finding.ts, at(200));
+        assert_eq!(f.sessions, [10, 3]);
+        let d = f.finding.details.as_ref().unwrap();
+        assert_eq!(d.login.as_ref().unwrap().session, 3);
+        let listed: Vec<(Timestamp, u64)> = d.failures.iter().map(|a| (a.ts, a.session)).collect();
+        let want: Vec<(Timestamp, u64)> = (0..10).map(|i| (at(100 + i), 10 + i as u64)).collect();
+        assert_eq!(listed, want);
+        assert_eq!(d.more_failures, 2);
+        assert!(
+            f.finding
+                .message
+                .contains("(13 failures in the run, 12 before it: "),
+            "{}",
+            f.finding.message
+        );
+        assert!(f.finding.message.ends_with(", and 2 more)"));
     }
 }
 
@@ -1298,4 +1414,24 @@ fn a_subject_with_controls_is_quoted_safely() {
         "{}",
         f.message
     );
+}
+
+#[test]
+fn many_early_successes_do_not_push_out_a_later_one() {
+    let mut t = LoginTracker::default();
+    t.observe(&login_session(1, "198.51.100.7", 90, "alice", true));
+    for i in 0..(2 * MAX_PENDING_SUCCESSES as u64) {
+        t.observe(&login_session(
+            100 + i,
+            "198.51.100.7",
+            i as i64,
+            "alice",
+            true,
+        ));
+    }
+    t.observe(&login_session(2, "198.51.100.7", 80, "bob", false));
+    let f = t.finish();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].finding.ts, at(90));
+    assert_eq!(f[0].sessions, [2, 1]);
 }
