@@ -1419,7 +1419,9 @@ fn a_subject_with_controls_is_quoted_safely() {
 #[test]
 fn many_early_successes_do_not_push_out_a_later_one() {
     let mut t = LoginTracker::default();
-    t.observe(&login_session(1, "198.51.100.7", 90, "alice", true));
+    // The later success comes first, then more early successes than are kept, all before
+    // the failure that finally makes the later one a finding.
+    t.observe(&login_session(1, "198.51.100.7", 300, "alice", true));
     for i in 0..(2 * MAX_PENDING_SUCCESSES as u64) {
         t.observe(&login_session(
             100 + i,
@@ -1429,9 +1431,9 @@ fn many_early_successes_do_not_push_out_a_later_one() {
             true,
         ));
     }
-    t.observe(&login_session(2, "198.51.100.7", 80, "bob", false));
+    t.observe(&login_session(2, "198.51.100.7", 200, "bob", false));
     let f = t.finish();
     assert_eq!(f.len(), 1);
-    assert_eq!(f[0].finding.ts, at(90));
+    assert_eq!(f[0].finding.ts, at(300));
     assert_eq!(f[0].sessions, [2, 1]);
 }
