@@ -731,7 +731,7 @@ fn login_after_failures(rec: &SessionRecord, out: &mut Vec<Finding>) {
         if c.success == Some(false) {
             failures += 1;
             if failed.len() < MAX_LISTED_FAILURES {
-                failed.push(attempt(c, rec.id));
+                failed.push(attempt(c));
             }
             continue;
         }
@@ -750,16 +750,14 @@ fn login_after_failures(rec: &SessionRecord, out: &mut Vec<Finding>) {
             c.ts,
             format!(
                 "login as {} ({}) succeeded after {failures} failed attempt{plural} in this session \
-                 (session {}, at {}; failed: {})",
+                 (failed: {})",
                 user_shown(c.username.as_deref()),
                 mechanism_label(&c.mechanism),
-                rec.id,
-                c.ts,
-                failure_list(&failed, more, false)
+                failure_list(&failed, more)
             ),
         );
         f.details = Some(Box::new(FindingDetails {
-            login: Some(attempt(c, rec.id)),
+            login: Some(attempt(c)),
             failures: failed,
             more_failures: more,
             ..FindingDetails::default()
@@ -780,26 +778,28 @@ pub const MAX_TIMED_FAILURES: usize = 1_000_000;
 /// later session may bring one); past this, the earliest is dropped.
 const MAX_PENDING_SUCCESSES: usize = 64;
 
-fn attempt(c: &Credential, session: u64) -> LoginAttempt {
+/// An attempt of this session, as its own findings name it (no session id).
+fn attempt(c: &Credential) -> LoginAttempt {
     LoginAttempt {
         ts: c.ts,
-        session,
+        session: None,
         user: c.username.clone(),
         mechanism: c.mechanism.clone(),
     }
 }
 
-/// `T1 alice, T2 bob (session 4), and 3 more` for a finding's message.
-fn failure_list(failed: &[LoginAttempt], more: u64, with_session: bool) -> String {
+/// `alice, bob (session 4), and 3 more` for a finding's message. Times stay in the details:
+/// a message is compared as text, and capture times vary by microseconds between the live
+/// and the file reading of the same traffic.
+fn failure_list(failed: &[LoginAttempt], more: u64) -> String {
     let mut items: Vec<String> = failed
         .iter()
         .map(|a| {
-            let session = if with_session {
-                format!(" (session {})", a.session)
-            } else {
-                String::new()
-            };
-            format!("{} {}{session}", a.ts, user_shown(a.user.as_deref()))
+            let session = a
+                .session
+                .map(|id| format!(" (session {id})"))
+                .unwrap_or_default();
+            format!("{}{session}", user_shown(a.user.as_deref()))
         })
         .collect();
     if more > 0 {
@@ -833,7 +833,7 @@ impl Mark {
     fn attempt(&self) -> LoginAttempt {
         LoginAttempt {
             ts: self.ts,
-            session: self.session,
+            session: Some(self.session),
             user: self.username.clone(),
             mechanism: self.mechanism.clone(),
         }
@@ -1136,15 +1136,14 @@ impl LoginTracker {
             severity,
             success.ts,
             format!(
-                "login as {} ({}) from {ip} succeeded at {} (session {}) after failed logins from \
-                 the same client in other sessions ({} failures in the run, {} before it: {})",
+                "login as {} ({}) from {ip} succeeded (session {}) after failed logins from the \
+                 same client in other sessions ({} failures in the run, {} before it: {})",
                 user_shown(success.username.as_deref()),
                 mechanism_label(&success.mechanism),
-                success.ts,
                 success.session,
                 c.failures,
                 before.max(listed.len() as u64),
-                failure_list(&listed, more, true)
+                failure_list(&listed, more)
             ),
         );
         finding.details = Some(Box::new(FindingDetails {

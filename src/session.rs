@@ -404,8 +404,10 @@ pub struct FindingDetails {
 pub struct LoginAttempt {
     /// When the attempt was made.
     pub ts: Timestamp,
-    /// Id of its session.
-    pub session: u64,
+    /// Id of its session; left out in a session's own findings (it is that session, whose id
+    /// depends on where the capture starts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<u64>,
     /// The user name given, if any.
     pub user: Option<String>,
     /// The mechanism (`USER`, `PLAIN`, `LOGIN`, ...), as in credentials.
