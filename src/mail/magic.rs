@@ -14,7 +14,7 @@ pub const MAGIC_BYTES: usize = 16;
 /// A kind of content recognised by its leading bytes; `content_kind` of a part in the JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum ContentKind {
-    /// Windows PE executable or DLL (`MZ`).
+    /// Windows PE executable or DLL (`MZ` and a binary DOS header).
     #[serde(rename = "pe")]
     Pe,
     /// ELF executable or shared object (`\x7fELF`).
@@ -24,7 +24,7 @@ pub enum ContentKind {
     /// which Java class files share: executable too).
     #[serde(rename = "mach_o")]
     MachO,
-    /// A script with an interpreter line (`#!`).
+    /// A script with an interpreter line (`#!` and a path).
     #[serde(rename = "script")]
     Script,
     /// A Windows shell link (`.lnk`: header size 0x4C then the link CLSID).
@@ -44,7 +44,7 @@ pub enum ContentKind {
     /// A 7-Zip archive (`7z\xbc\xaf\x27\x1c`).
     #[serde(rename = "7z")]
     SevenZip,
-    /// gzip-compressed data (`\x1f\x8b`).
+    /// gzip-compressed data (`\x1f\x8b\x08`).
     #[serde(rename = "gzip")]
     Gzip,
     /// bzip2-compressed data (`BZh` and a block size digit).
@@ -66,7 +66,9 @@ impl ContentKind {
     /// one is recognised.
     pub fn of(head: &[u8]) -> Option<ContentKind> {
         let starts = |magic: &[u8]| head.starts_with(magic);
-        let kind = if starts(b"MZ") {
+        // A DOS header is binary: text that happens to start with "MZ" is not one.
+        let binary_after = |n: usize| head.iter().skip(n).any(|&b| b == 0 || b >= 0x80);
+        let kind = if starts(b"MZ") && binary_after(2) {
             ContentKind::Pe
         } else if starts(b"\x7fELF") {
             ContentKind::Elf
@@ -81,7 +83,8 @@ impl ContentKind {
         .any(|m| starts(*m))
         {
             ContentKind::MachO
-        } else if starts(b"#!") {
+        } else if head.starts_with(b"#!") && head[2..].iter().find(|&&b| b != b' ') == Some(&b'/') {
+            // An interpreter line names a path: `#!/bin/sh`, `#! /usr/bin/env python`.
             ContentKind::Script
         } else if starts(b"\x4c\x00\x00\x00\x01\x14\x02\x00") {
             ContentKind::WindowsShortcut
@@ -93,7 +96,8 @@ impl ContentKind {
             ContentKind::Rar
         } else if starts(b"7z\xbc\xaf\x27\x1c") {
             ContentKind::SevenZip
-        } else if starts(b"\x1f\x8b") {
+        } else if starts(b"\x1f\x8b\x08") {
+            // Deflate is the only method gzip defines (RFC 1952).
             ContentKind::Gzip
         } else if head.len() >= 4 && starts(b"BZh") && (b'1'..=b'9').contains(&head[3]) {
             ContentKind::Bzip2
@@ -254,6 +258,12 @@ mod tests {
             ),
             (b"%PDF-1.7\n", None),
             (b"M", None),
+            (b"MZ", None),
+            (b"MZ is where the story starts", None),
+            (b"MZP\x00\x02\x00", Some(ContentKind::Pe)),
+            (b"#! /usr/bin/env python3\n", Some(ContentKind::Script)),
+            (b"#!important note", None),
+            (b"\x1f\x8bx", None),
             (b"", None),
             (b"Hello, world", None),
         ];
