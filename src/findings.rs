@@ -13,7 +13,8 @@
 use crate::proto::hashcat::hashcat_line;
 use crate::proto::tls::{AlertLevel, ClientHelloInfo, TlsVersion};
 use crate::session::{
-    Credential, Direction, Event, EventKind, Finding, Protocol, SessionRecord, Severity, TlsMode,
+    Credential, Direction, Event, EventKind, Finding, FindingDetails, LoginAttempt, Protocol,
+    SessionRecord, Severity, TlsMode,
 };
 use crate::time::Timestamp;
 use serde::Serialize;
@@ -78,11 +79,26 @@ pub enum Rule {
     LoginAfterFailures,
     /// More clients logged in than the run keeps counting; run-level rules are incomplete. Info.
     LoginTrackingLimit,
+    /// An attachment that runs when opened: an executable or script extension, or content
+    /// that is a PE, ELF or Mach-O binary, a `#!` script or a Windows shortcut. High.
+    ExecutableAttachment,
+    /// An attachment named like a document with an executable extension after it
+    /// (`invoice.pdf.exe`). High.
+    DoubleExtension,
+    /// An attachment name holding bidirectional control characters (U+202E and others),
+    /// which can display its extension reversed or hidden. High.
+    FilenameBidiControl,
+    /// A macro-enabled Office document by name (medium), or an OLE2 compound file, the
+    /// legacy Office format that carries VBA macros (low).
+    MacroDocument,
+    /// An archive or compressed file by name or content (low), or a disk image by name
+    /// (medium): content a gateway may not have scanned.
+    ArchiveAttachment,
 }
 
 impl Rule {
     /// Every rule, in documentation order.
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 20] = [
         Rule::CleartextPassword,
         Rule::CrackableChallengeResponse,
         Rule::CleartextBearerToken,
@@ -98,6 +114,11 @@ impl Rule {
         Rule::BruteForce,
         Rule::LoginAfterFailures,
         Rule::LoginTrackingLimit,
+        Rule::ExecutableAttachment,
+        Rule::DoubleExtension,
+        Rule::FilenameBidiControl,
+        Rule::MacroDocument,
+        Rule::ArchiveAttachment,
     ];
 
     /// The stable kebab-case id, e.g. `cleartext-password`.
@@ -118,6 +139,11 @@ impl Rule {
             Rule::BruteForce => "brute-force",
             Rule::LoginAfterFailures => "login-after-failures",
             Rule::LoginTrackingLimit => "login-tracking-limit",
+            Rule::ExecutableAttachment => "executable-attachment",
+            Rule::DoubleExtension => "double-extension",
+            Rule::FilenameBidiControl => "filename-bidi-control",
+            Rule::MacroDocument => "macro-document",
+            Rule::ArchiveAttachment => "archive-attachment",
         }
     }
 
@@ -127,6 +153,7 @@ impl Rule {
             severity,
             message,
             ts,
+            details: None,
         }
     }
 }
@@ -200,6 +227,7 @@ pub fn session_findings(rec: &SessionRecord) -> Vec<Finding> {
     weak_tls_cipher(rec, &mut out);
     certificate(rec, &mut out);
     login_after_failures(rec, &mut out);
+    attachments::attachment_findings(rec, &mut out);
     out.sort_by(|a, b| (a.ts, &a.rule).cmp(&(b.ts, &b.rule)));
     out
 }
@@ -736,10 +764,14 @@ fn login_after_failures(rec: &SessionRecord, out: &mut Vec<Finding>) {
     // Their times are no substitute: a retransmitted or reordered segment can give an earlier
     // attempt a later capture time.
     let attempts = rec.credentials.iter().filter(|c| c.success.is_some());
+    let mut failed: Vec<LoginAttempt> = Vec::new();
     let mut failures = 0u64;
     for c in attempts {
         if c.success == Some(false) {
             failures += 1;
+            if failed.len() < MAX_LISTED_FAILURES {
+                failed.push(attempt(c));
+            }
             continue;
         }
         if failures == 0 {
@@ -751,17 +783,68 @@ fn login_after_failures(rec: &SessionRecord, out: &mut Vec<Finding>) {
             Severity::Medium
         };
         let plural = if failures == 1 { "" } else { "s" };
-        out.push(Rule::LoginAfterFailures.finding(
+        let more = failures - failed.len() as u64;
+        let mut f = Rule::LoginAfterFailures.finding(
             severity,
             c.ts,
             format!(
-                "login as {} ({}) succeeded after {failures} failed attempt{plural} in this session",
+                "login as {} ({}) succeeded after {failures} failed attempt{plural} in this session \
+                 (failed: {})",
                 user_shown(c.username.as_deref()),
-                mechanism_label(&c.mechanism)
+                mechanism_label(&c.mechanism),
+                failure_list(&failed, more)
             ),
-        ));
+        );
+        f.details = Some(Box::new(FindingDetails {
+            login: Some(attempt(c)),
+            failures: failed,
+            more_failures: more,
+            ..FindingDetails::default()
+        }));
+        out.push(f);
         return;
     }
+}
+
+/// Failed logins listed in one `login-after-failures` finding; the rest are counted.
+pub const MAX_LISTED_FAILURES: usize = 10;
+
+/// Failed-login times the run keeps, for counting the failures before a login; past this,
+/// later failures are still counted in totals, not timed.
+pub const MAX_TIMED_FAILURES: usize = 1_000_000;
+
+/// Successful logins per client kept while no failure from another session precedes them (a
+/// later session may bring one); past this, the earliest is dropped.
+const MAX_PENDING_SUCCESSES: usize = 64;
+
+/// An attempt of this session, as its own findings name it (no session id).
+fn attempt(c: &Credential) -> LoginAttempt {
+    LoginAttempt {
+        ts: c.ts,
+        session: None,
+        user: c.username.clone(),
+        mechanism: c.mechanism.clone(),
+    }
+}
+
+/// `alice, bob (session 4), and 3 more` for a finding's message. Times stay in the details:
+/// a message is compared as text, and capture times vary by microseconds between the live
+/// and the file reading of the same traffic.
+fn failure_list(failed: &[LoginAttempt], more: u64) -> String {
+    let mut items: Vec<String> = failed
+        .iter()
+        .map(|a| {
+            let session = a
+                .session
+                .map(|id| format!(" (session {id})"))
+                .unwrap_or_default();
+            format!("{}{session}", user_shown(a.user.as_deref()))
+        })
+        .collect();
+    if more > 0 {
+        items.push(format!("and {more} more"));
+    }
+    items.join(", ")
 }
 
 /// A finding about the whole run rather than one session.
@@ -782,6 +865,22 @@ struct Mark {
     ts: Timestamp,
     session: u64,
     username: Option<String>,
+    mechanism: String,
+}
+
+impl Mark {
+    fn attempt(&self) -> LoginAttempt {
+        LoginAttempt {
+            ts: self.ts,
+            session: Some(self.session),
+            user: self.username.clone(),
+            mechanism: self.mechanism.clone(),
+        }
+    }
+
+    fn key(&self) -> (Timestamp, u64) {
+        (self.ts, self.session)
+    }
 }
 
 /// The best two marks from distinct sessions (earliest or latest, by `better`).
@@ -825,7 +924,65 @@ struct ClientLogins {
     users: Vec<String>,
     more_users: bool,
     earliest_failures: BestTwo,
-    latest_successes: BestTwo,
+    /// The earliest failures, by time (at most [`MAX_LISTED_FAILURES`]).
+    first_failures: Vec<Mark>,
+    /// The time of every failure (within the run's [`MAX_TIMED_FAILURES`]).
+    failure_times: Vec<Timestamp>,
+    /// The earliest success with a failure from another session before it. Once a success
+    /// has one it keeps it (failures are only added), so only the earliest such matters.
+    first_success_after_failure: Option<Mark>,
+    /// Successes with no such failure yet, earliest first (at most [`MAX_PENDING_SUCCESSES`]).
+    pending_successes: Vec<Mark>,
+}
+
+impl ClientLogins {
+    /// Whether a failure from another session precedes `s`. Exact with the earliest two
+    /// failures of distinct sessions (see [`BestTwo`]).
+    fn follows_a_failure(&self, s: &Mark) -> bool {
+        self.earliest_failures
+            .0
+            .iter()
+            .any(|f| f.session != s.session && f.ts < s.ts)
+    }
+
+    /// Moves the pending successes that now follow a failure to the candidate.
+    fn settle(&mut self) {
+        let pending = std::mem::take(&mut self.pending_successes);
+        for s in pending {
+            if self.follows_a_failure(&s) {
+                if self
+                    .first_success_after_failure
+                    .as_ref()
+                    .is_none_or(|best| s.key() < best.key())
+                {
+                    self.first_success_after_failure = Some(s);
+                }
+            } else if self
+                .first_success_after_failure
+                .as_ref()
+                .is_none_or(|best| s.key() < best.key())
+            {
+                // Later than the candidate it could never be reported.
+                self.pending_successes.push(s);
+            }
+        }
+        self.pending_successes.sort_by_key(Mark::key);
+        let excess = self
+            .pending_successes
+            .len()
+            .saturating_sub(MAX_PENDING_SUCCESSES);
+        self.pending_successes.drain(..excess);
+    }
+
+    fn remember_failure(&mut self, mark: Mark) {
+        let at = self
+            .first_failures
+            .partition_point(|m| m.key() <= mark.key());
+        if at < MAX_LISTED_FAILURES {
+            self.first_failures.insert(at, mark);
+            self.first_failures.truncate(MAX_LISTED_FAILURES);
+        }
+    }
 }
 
 /// Counts logins per client IP across the run, for the run-level rules (`brute-force`,
@@ -837,6 +994,7 @@ pub struct LoginTracker {
     clients: HashMap<IpAddr, ClientLogins>,
     untracked_clients: u64,
     first_untracked: Option<Timestamp>,
+    timed_failures: usize,
 }
 
 impl Default for LoginTracker {
@@ -854,6 +1012,7 @@ impl LoginTracker {
             clients: HashMap::new(),
             untracked_clients: 0,
             first_untracked: None,
+            timed_failures: 0,
         }
     }
 
@@ -885,6 +1044,7 @@ impl LoginTracker {
                 ts: c.ts,
                 session: rec.id,
                 username: c.username.clone(),
+                mechanism: c.mechanism.clone(),
             };
             match c.success {
                 Some(false) => {
@@ -902,11 +1062,17 @@ impl LoginTracker {
                         }
                     }
                     client.earliest_failures.offer(mark(), |a, b| a < b);
+                    client.remember_failure(mark());
+                    if self.timed_failures < MAX_TIMED_FAILURES {
+                        self.timed_failures += 1;
+                        client.failure_times.push(c.ts);
+                    }
                 }
-                Some(true) => client.latest_successes.offer(mark(), |a, b| a > b),
+                Some(true) => client.pending_successes.push(mark()),
                 None => {}
             }
         }
+        client.settle();
         if session_failed {
             if client.failure_sessions.len() < MAX_LISTED_SESSIONS {
                 client.failure_sessions.push(rec.id);
@@ -984,35 +1150,60 @@ impl LoginTracker {
     }
 
     fn cross_session_success(&self, ip: IpAddr, c: &ClientLogins) -> Option<RunFinding> {
-        let (failure, success) = c.earliest_failures.0.iter().find_map(|f| {
-            c.latest_successes
-                .0
-                .iter()
-                .find(|s| s.session != f.session && f.ts < s.ts)
-                .map(|s| (f, s))
-        })?;
+        let success = c.first_success_after_failure.as_ref()?;
+        let failure = c
+            .earliest_failures
+            .0
+            .iter()
+            .find(|f| f.session != success.session && f.ts < success.ts)?;
         let severity = if c.failures >= self.threshold {
             Severity::High
         } else {
             Severity::Medium
         };
-        Some(RunFinding {
-            finding: Rule::LoginAfterFailures.finding(
-                severity,
-                success.ts,
-                format!(
-                    "login as {} from {ip} succeeded (session {}) after failed logins from the same \
-                     client in other sessions ({} failures in the run)",
-                    user_shown(success.username.as_deref()),
-                    success.session,
-                    c.failures
-                ),
+        let listed: Vec<LoginAttempt> = c
+            .first_failures
+            .iter()
+            .filter(|f| f.ts < success.ts)
+            .map(Mark::attempt)
+            .collect();
+        let mut times = c.failure_times.clone();
+        times.sort_unstable();
+        let before = times.partition_point(|&t| t < success.ts) as u64;
+        let more = before.saturating_sub(listed.len() as u64);
+        let mut finding = Rule::LoginAfterFailures.finding(
+            severity,
+            success.ts,
+            format!(
+                "login as {} ({}) from {ip} succeeded (session {}) after failed logins from the \
+                 same client in other sessions ({} failures in the run, {} before it: {})",
+                user_shown(success.username.as_deref()),
+                mechanism_label(&success.mechanism),
+                success.session,
+                c.failures,
+                before.max(listed.len() as u64),
+                failure_list(&listed, more)
             ),
+        );
+        finding.details = Some(Box::new(FindingDetails {
+            login: Some(success.attempt()),
+            failures: listed,
+            more_failures: more,
+            ..FindingDetails::default()
+        }));
+        Some(RunFinding {
+            finding,
             client: Some(ip),
             sessions: vec![failure.session, success.session],
         })
     }
 }
+
+mod attachments;
+pub use attachments::{
+    ARCHIVE_EXTENSIONS, DISK_IMAGE_EXTENSIONS, DOCUMENT_EXTENSIONS, EXECUTABLE_EXTENSIONS,
+    MACRO_EXTENSIONS,
+};
 
 #[cfg(test)]
 mod tests;

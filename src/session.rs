@@ -377,6 +377,54 @@ pub struct Finding {
     pub message: String,
     /// When it was observed.
     pub ts: Timestamp,
+    /// The facts it is about, for machines (which message and attachment, which logins);
+    /// left out when the message says all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Box<FindingDetails>>,
+}
+
+/// The facts behind a finding; each field is left out when it does not apply.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FindingDetails {
+    /// `index` of the message concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_index: Option<usize>,
+    /// Section number of the attachment concerned (its part's `path`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachment_path: Option<String>,
+    /// The attachment's file name as decoded (unescaped; the message quotes it safely).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// The file name's real extension, lower case, without bidirectional controls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    /// What the attachment's content is, from its first bytes (the part's `content_kind`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_kind: Option<crate::mail::ContentKind>,
+    /// The successful login the finding is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub login: Option<LoginAttempt>,
+    /// Failed logins before it, earliest first (at most ten).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<LoginAttempt>,
+    /// Failed logins before it not listed in `failures`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more_failures: u64,
+}
+
+/// One login attempt named by a finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoginAttempt {
+    /// When the attempt was made.
+    pub ts: Timestamp,
+    /// Id of its session; left out in a session's own findings (it is that session, whose id
+    /// depends on where the capture starts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<u64>,
+    /// The user name given, if any.
+    pub user: Option<String>,
+    /// The mechanism (`USER`, `PLAIN`, `LOGIN`, ...), as in credentials.
+    pub mechanism: String,
 }
 
 /// Something unusual or damaged in the traffic, reported instead of failing.

@@ -306,6 +306,18 @@ fn run_level_findings_reach_the_document_the_ndjson_stream_and_the_table() {
     assert_eq!(doc["findings"][0]["client"], "203.0.113.9");
     assert_eq!(doc["findings"][0]["sessions"].as_array().unwrap().len(), 5);
     assert_eq!(doc["findings"][1]["severity"], "high");
+    // The login after the failures is named, with the failures before it.
+    let details = &doc["findings"][1]["details"];
+    let login_session = details["login"]["session"].as_u64().expect("login session");
+    assert_eq!(
+        doc["findings"][1]["sessions"].as_array().unwrap().last(),
+        Some(&serde_json::json!(login_session))
+    );
+    assert_eq!(details["login"]["ts"], doc["findings"][1]["ts"]);
+    let failures = details["failures"].as_array().expect("failures");
+    assert_eq!(failures.len(), 5);
+    assert!(failures.iter().all(|f| f["session"] != login_session));
+    assert!(details.get("more_failures").is_none());
 
     let ndjson = stdout(&mailsift(&["export", "--ndjson", &path]));
     let last: serde_json::Value =

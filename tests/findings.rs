@@ -374,3 +374,135 @@ fn smtp_big_base64_attachment_after_a_login_gives_exactly_one_credential() {
         [vec!["auth-without-tls", "cleartext-password"]]
     );
 }
+
+/// The golden message `tests/messages/NAME.eml` sent in one SMTP session (dot-stuffed), run
+/// through the whole engine.
+fn smtp_session_carrying(name: &str) -> SessionRecord {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/messages")
+        .join(format!("{name}.eml"));
+    let eml = std::fs::read_to_string(path).expect("message");
+    let mut data = String::new();
+    for line in eml.split_inclusive("\r\n") {
+        if line.starts_with('.') {
+            data.push('.');
+        }
+        data.push_str(line);
+    }
+    let pkts = Conversation::new(
+        "198.51.100.30:50100".parse().unwrap(),
+        "192.0.2.25:25".parse().unwrap(),
+    )
+    .server("220 mx.example.test ESMTP\r\n")
+    .client("EHLO client.example\r\n")
+    .server("250 mx.example.test\r\n")
+    .client("MAIL FROM:<billing@example.test>\r\n")
+    .server("250 OK\r\n")
+    .client("RCPT TO:<victim@example.org>\r\n")
+    .server("250 OK\r\n")
+    .client("DATA\r\n")
+    .server("354 go ahead\r\n")
+    .client(format!("{data}.\r\n"))
+    .server("250 queued\r\n")
+    .client("QUIT\r\n")
+    .server("221 bye\r\n")
+    .packets();
+    let mut s = run_packets(&format!("{name}.pcap"), &pkts);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].messages.len(), 1);
+    s.remove(0)
+}
+
+/// (rule, severity, attachment path) of each attachment finding, in order.
+fn attachment_findings(rec: &SessionRecord) -> Vec<(&str, Severity, &str)> {
+    rec.findings
+        .iter()
+        .filter_map(|f| {
+            let path = f.details.as_ref()?.attachment_path.as_deref()?;
+            Some((f.rule.as_str(), f.severity, path))
+        })
+        .collect()
+}
+
+#[test]
+fn dangerous_attachments_in_an_smtp_message() {
+    let s = smtp_session_carrying("dangerous-attachments");
+    let mut got = attachment_findings(&s);
+    got.sort();
+    let high = Severity::High;
+    let mut want = vec![
+        ("double-extension", high, "3"),
+        ("executable-attachment", high, "2"),
+        ("executable-attachment", high, "3"),
+        ("executable-attachment", high, "4"),
+        ("executable-attachment", high, "5"),
+        ("executable-attachment", high, "6"),
+        ("executable-attachment", high, "7"),
+        ("executable-attachment", high, "8"),
+        ("filename-bidi-control", high, "4"),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    let bidi = s
+        .findings
+        .iter()
+        .find(|f| f.rule == "filename-bidi-control")
+        .unwrap();
+    assert_eq!(
+        bidi.message,
+        "message 0 (\"Overdue invoice\") attachment \"photo\\u{202e}gpj.exe\" (part 4): the name \
+         holds bidirectional control characters (U+202E) that reorder how it displays, which can \
+         hide its extension; its real extension is .exe"
+    );
+    let nameless = s
+        .findings
+        .iter()
+        .find(|f| {
+            f.details
+                .as_ref()
+                .and_then(|d| d.attachment_path.as_deref())
+                == Some("8")
+        })
+        .unwrap();
+    assert!(
+        nameless
+            .message
+            .contains("attachment without a name (part 8): content is a Windows PE")
+    );
+    // The JSON of the finding carries the facts.
+    let v = serde_json::to_value(bidi).unwrap();
+    assert_eq!(v["details"]["message_index"], 0);
+    assert_eq!(v["details"]["filename"], "photo\u{202e}gpj.exe");
+    assert_eq!(v["details"]["content_kind"], "pe");
+}
+
+#[test]
+fn office_documents_and_archives_in_an_smtp_message() {
+    let s = smtp_session_carrying("office-and-archives");
+    let got = attachment_findings(&s);
+    assert_eq!(
+        got,
+        [
+            // Ordered by time, then rule id, then attachment.
+            ("archive-attachment", Severity::Low, "5"),
+            ("archive-attachment", Severity::Low, "6"),
+            ("archive-attachment", Severity::Low, "7"),
+            ("archive-attachment", Severity::Low, "8"),
+            ("archive-attachment", Severity::Medium, "9"),
+            ("macro-document", Severity::Medium, "2"),
+            ("macro-document", Severity::Low, "3"),
+        ]
+    );
+    let zip = s
+        .findings
+        .iter()
+        .find(|f| f.rule == "archive-attachment")
+        .unwrap();
+    assert!(
+        zip.message.starts_with(
+            "message 0 (\"Q3 résultats\") attachment \"photos été.zip\" (part 5): archive by name (.zip)"
+        ),
+        "{}",
+        zip.message
+    );
+}

@@ -91,3 +91,53 @@ fn an_ndjson_line_validates_as_a_session() {
     bad.as_object_mut().unwrap().remove("id");
     assert!(!validator.is_valid(&bad));
 }
+
+#[test]
+fn attachment_findings_and_content_kinds_validate() {
+    use mailsift::capture::synth::Conversation;
+    let eml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/messages/dangerous-attachments.eml"),
+    )
+    .unwrap();
+    let pkts = Conversation::new(
+        "198.51.100.31:50200".parse().unwrap(),
+        "192.0.2.25:25".parse().unwrap(),
+    )
+    .server("220 mx.example.test ESMTP\r\n")
+    .client("EHLO c\r\n")
+    .server("250 mx.example.test\r\n")
+    .client("MAIL FROM:<a@example.test>\r\n")
+    .server("250 OK\r\n")
+    .client("RCPT TO:<b@example.org>\r\n")
+    .server("250 OK\r\n")
+    .client("DATA\r\n")
+    .server("354 go ahead\r\n")
+    .client(format!("{eml}.\r\n"))
+    .server("250 queued\r\n")
+    .packets();
+    let pcap = write_pcap("schema-attachments.pcap", &pkts);
+    let doc = export_document(std::slice::from_ref(&pcap), EngineConfig::default());
+    let _ = std::fs::remove_file(pcap);
+    let session = &doc["sessions"][0];
+    assert!(
+        session["messages"][0]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["content_kind"] == "pe")
+    );
+    assert!(
+        session["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["details"]["attachment_path"] == "4")
+    );
+    let schema = schema();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    assert_valid(&validator, &doc, "attachments");
+    // Not vacuous: an unknown content kind is refused.
+    let mut bad = doc.clone();
+    bad["sessions"][0]["messages"][0]["parts"][2]["content_kind"] = "banana".into();
+    assert!(!validator.is_valid(&bad));
+}

@@ -764,8 +764,58 @@ fn success_after_failures_in_a_session() {
     assert_eq!(f[0].ts, at(3));
     assert_eq!(
         f[0].message,
-        "login as alice (AUTH PLAIN) succeeded after 2 failed attempts in this session"
+        "login as alice (AUTH PLAIN) succeeded after 2 failed attempts in this session \
+         (failed: alice, alice)"
     );
+    let d = f[0].details.as_ref().expect("details");
+    let login = d.login.as_ref().expect("login");
+    // The session's own finding: the session is this one, its id is not repeated.
+    assert_eq!((login.ts, login.session), (at(3), None));
+    assert_eq!(login.user.as_deref(), Some("alice"));
+    assert_eq!(login.mechanism, "PLAIN");
+    let failed: Vec<Timestamp> = d.failures.iter().map(|a| a.ts).collect();
+    assert_eq!(failed, [at(1), at(2)]);
+    assert_eq!(d.more_failures, 0);
+}
+
+#[test]
+fn a_long_run_of_failures_lists_ten_and_counts_the_rest() {
+    let mut r = pop3();
+    for ts in 0..14 {
+        r.credentials
+            .push(password(ts, "USER", &format!("u{ts}"), Some(false)));
+    }
+    r.credentials.push(password(20, "USER", "u13", Some(true)));
+    // Only the first success after the failures is reported.
+    r.credentials.push(password(21, "USER", "u13", Some(false)));
+    r.credentials.push(password(22, "USER", "u13", Some(true)));
+    let f = only(&r, Rule::LoginAfterFailures);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].ts, at(20));
+    let d = f[0].details.as_ref().unwrap();
+    let users: Vec<&str> = d
+        .failures
+        .iter()
+        .filter_map(|a| a.user.as_deref())
+        .collect();
+    assert_eq!(
+        users,
+        ["u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"]
+    );
+    assert_eq!(d.more_failures, 4);
+    assert!(f[0].message.contains("after 14 failed attempts"));
+    assert!(
+        f[0].message
+            .ends_with("(failed: u0, u1, u2, u3, u4, u5, u6, u7, u8, u9, and 4 more)"),
+        "{}",
+        f[0].message
+    );
+    let v = serde_json::to_value(&f[0]).unwrap();
+    assert!(v["details"]["login"].get("session").is_none());
+    assert_eq!(v["details"]["login"]["user"], "u13");
+    assert_eq!(v["details"]["failures"].as_array().unwrap().len(), 10);
+    assert_eq!(v["details"]["more_failures"], 4);
+    assert!(v["details"].get("message_index").is_none());
 }
 
 #[test]
@@ -948,9 +998,71 @@ fn success_after_failures_in_other_sessions_whatever_the_finishing_order() {
         assert_eq!(f[0].sessions, [1, 2]);
         assert_eq!(
             f[0].finding.message,
-            "login as alice from 198.51.100.7 succeeded (session 2) after failed logins from the \
-             same client in other sessions (1 failures in the run)"
+            "login as alice (USER/PASS) from 198.51.100.7 succeeded (session 2) after failed \
+             logins from the same client in other sessions (1 failures in the run, 1 before it: \
+             alice (session 1))"
         );
+        let d = f[0].finding.details.as_ref().unwrap();
+        assert_eq!(
+            d.login.as_ref().map(|l| (l.ts, l.session)),
+            Some((at(20), Some(2)))
+        );
+        assert_eq!(d.failures.len(), 1);
+        assert_eq!((d.failures[0].ts, d.failures[0].session), (at(10), Some(1)));
+    }
+}
+
+#[test]
+fn the_first_success_after_failures_is_named_with_the_failures_before_it() {
+    // Sessions finish in any order; a success before every failure is no candidate until a
+    // failure from another session comes before it.
+    let mut sessions = vec![
+        login_session(1, "198.51.100.7", 5, "alice", true),
+        login_session(2, "198.51.100.7", 300, "alice", true),
+        login_session(3, "198.51.100.7", 200, "alice", true),
+    ];
+    for i in 0..12 {
+        sessions.push(login_session(
+            10 + i,
+            "198.51.100.7",
+            100 + i as i64,
+            "root",
+            false,
+        ));
+    }
+    // A failure after the first success does not count before it.
+    sessions.push(login_session(40, "198.51.100.7", 250, "mallory", false));
+    for order in [false, true] {
+        let mut t = LoginTracker::new(100);
+        let mut list: Vec<&SessionRecord> = sessions.iter().collect();
+        if order {
+            list.reverse();
+        }
+        for r in list {
+            t.observe(r);
+        }
+        let f = t.finish();
+        assert_eq!(f.len(), 1, "{f:?}");
+        let f = &f[0];
+        assert_eq!(f.finding.ts, at(200));
+        assert_eq!(f.sessions, [10, 3]);
+        let d = f.finding.details.as_ref().unwrap();
+        assert_eq!(d.login.as_ref().unwrap().session, Some(3));
+        let listed: Vec<(Timestamp, Option<u64>)> =
+            d.failures.iter().map(|a| (a.ts, a.session)).collect();
+        let want: Vec<(Timestamp, Option<u64>)> = (0..10)
+            .map(|i| (at(100 + i), Some(10 + i as u64)))
+            .collect();
+        assert_eq!(listed, want);
+        assert_eq!(d.more_failures, 2);
+        assert!(
+            f.finding
+                .message
+                .contains("(13 failures in the run, 12 before it: "),
+            "{}",
+            f.finding.message
+        );
+        assert!(f.finding.message.ends_with(", and 2 more)"));
     }
 }
 
@@ -1050,4 +1162,309 @@ fn sessions_without_verdicts_are_not_tracked() {
     let f = t.finish();
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].finding.rule, "brute-force");
+}
+
+/// A message with one attachment per `(name, content)`, decoded by the project's streaming
+/// decoder, as the session's message `index`.
+fn message_with(
+    index: usize,
+    subject: &str,
+    files: &[(&str, &[u8])],
+) -> crate::session::MessageRecord {
+    use base64::Engine;
+    let mut m = format!(
+        "From: a@example.com\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+         Content-Type: text/plain\r\n\r\nsee attached\r\n"
+    );
+    for (name, content) in files {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(content);
+        m.push_str(&format!(
+            "--b\r\nContent-Type: application/octet-stream\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n"
+        ));
+    }
+    m.push_str("--b--\r\n");
+    let options = crate::mail::StreamOptions::new(Default::default());
+    let streamed = crate::mail::decode_message(m.as_bytes(), true, &options);
+    crate::session::MessageRecord {
+        index,
+        source: crate::session::MessageSource::Data,
+        first_seen: at(10 + index as i64),
+        last_seen: at(11 + index as i64),
+        mail_from: None,
+        rcpt_to: None,
+        number: None,
+        uidl: None,
+        size: streamed.size,
+        missing_bytes: 0,
+        sha256: streamed.sha256,
+        complete: true,
+        reply: None,
+        mime: streamed.mime,
+    }
+}
+
+const PE: &[u8] = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00PE body";
+const PDF: &[u8] = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n";
+const OLE2: &[u8] = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00\x00\x00 compound";
+const ZIP: &[u8] = b"PK\x03\x04\x14\x00\x00\x00\x08\x00 zip entries";
+
+fn attachment_rules(rec: &SessionRecord) -> Vec<(String, Severity, String)> {
+    session_findings(rec)
+        .into_iter()
+        .filter(|f| {
+            [
+                Rule::ExecutableAttachment,
+                Rule::DoubleExtension,
+                Rule::FilenameBidiControl,
+                Rule::MacroDocument,
+                Rule::ArchiveAttachment,
+            ]
+            .iter()
+            .any(|r| r.id() == f.rule)
+        })
+        .map(|f| {
+            let d = f.details.expect("attachment findings carry details");
+            (f.rule, f.severity, d.attachment_path.expect("path"))
+        })
+        .collect()
+}
+
+#[test]
+fn executables_are_found_by_name_and_by_content() {
+    let mut r = smtp();
+    r.messages.push(message_with(
+        0,
+        "Invoice",
+        &[
+            ("setup.exe", PE),
+            ("notes.txt", b"hello"),
+            ("photo.jpg", PE),
+            ("run.js", b"WScript.Echo(1)"),
+            ("install.sh", b"#!/bin/sh\nrm -rf /tmp/x\n"),
+        ],
+    ));
+    let found = only(&r, Rule::ExecutableAttachment);
+    let paths: Vec<&str> = found
+        .iter()
+        .map(|f| {
+            f.details
+                .as_ref()
+                .unwrap()
+                .attachment_path
+                .as_deref()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(paths, ["2", "4", "5", "6"]);
+    assert!(found.iter().all(|f| f.severity == Severity::High));
+    assert_eq!(
+        found[0].message,
+        "message 0 (\"Invoice\") attachment \"setup.exe\" (part 2): executable by name (.exe) \
+         and by content (a Windows PE executable)"
+    );
+    assert!(
+        found[1]
+            .message
+            .ends_with("content is a Windows PE executable though the name says .jpg"),
+        "{}",
+        found[1].message
+    );
+    assert!(
+        found[2]
+            .message
+            .ends_with("executable or script by name (.js)")
+    );
+    let d = found[0].details.as_ref().unwrap();
+    assert_eq!(d.message_index, Some(0));
+    assert_eq!(d.filename.as_deref(), Some("setup.exe"));
+    assert_eq!(d.extension.as_deref(), Some("exe"));
+    assert_eq!(d.content_kind, Some(crate::mail::ContentKind::Pe));
+    assert_eq!(found[0].ts, at(10));
+}
+
+#[test]
+fn double_extensions_and_bidi_names_are_high() {
+    let mut r = smtp();
+    r.messages.push(message_with(
+        3,
+        "Scan",
+        &[
+            ("invoice.pdf.exe", PE),
+            ("report.pdf     .scr", PE),
+            ("photo\u{202e}gpj.exe", PE),
+            ("archive.tar.gz", b"\x1f\x8b\x08\x00"),
+            ("setup.v2.exe", PE),
+        ],
+    ));
+    let got = attachment_rules(&r);
+    let of = |rule: Rule| -> Vec<&str> {
+        got.iter()
+            .filter(|(id, ..)| id == rule.id())
+            .map(|(_, _, p)| p.as_str())
+            .collect()
+    };
+    assert_eq!(of(Rule::DoubleExtension), ["2", "3"]);
+    assert_eq!(of(Rule::FilenameBidiControl), ["4"]);
+    assert_eq!(of(Rule::ExecutableAttachment), ["2", "3", "4", "6"]);
+    assert_eq!(of(Rule::ArchiveAttachment), ["5"]);
+    let bidi = &only(&r, Rule::FilenameBidiControl)[0];
+    assert_eq!(bidi.severity, Severity::High);
+    // The name is quoted with its control escaped, and the real extension is named.
+    assert!(
+        bidi.message.contains("\"photo\\u{202e}gpj.exe\""),
+        "{}",
+        bidi.message
+    );
+    assert!(bidi.message.contains("(U+202E)"));
+    assert!(bidi.message.ends_with("its real extension is .exe"));
+    assert!(!bidi.message.contains('\u{202e}'));
+    let double = &only(&r, Rule::DoubleExtension)[0];
+    assert!(
+        double
+            .message
+            .ends_with("named like a .pdf file but its real extension is .exe")
+    );
+}
+
+#[test]
+fn macro_documents_by_name_and_legacy_office_by_content() {
+    let mut r = smtp();
+    r.messages.push(message_with(
+        0,
+        "Q3",
+        &[
+            ("budget.xlsm", ZIP),
+            ("letter.doc", OLE2),
+            ("letter.docx", ZIP),
+            ("setup.msi", OLE2),
+            ("plain.pdf", PDF),
+        ],
+    ));
+    let got = attachment_rules(&r);
+    let macro_rows: Vec<(Severity, &str)> = got
+        .iter()
+        .filter(|(id, ..)| id == Rule::MacroDocument.id())
+        .map(|(_, s, p)| (*s, p.as_str()))
+        .collect();
+    assert_eq!(macro_rows, [(Severity::Medium, "2"), (Severity::Low, "3")]);
+    // A ZIP that is an OOXML document is not an archive finding; an msi is an executable.
+    assert!(
+        !got.iter()
+            .any(|(id, ..)| id == Rule::ArchiveAttachment.id())
+    );
+    let exec: Vec<&str> = got
+        .iter()
+        .filter(|(id, ..)| id == Rule::ExecutableAttachment.id())
+        .map(|(_, _, p)| p.as_str())
+        .collect();
+    assert_eq!(exec, ["5"]);
+}
+
+#[test]
+fn archives_by_name_or_content_and_disk_images() {
+    let mut r = smtp();
+    r.messages.push(message_with(
+        1,
+        "files",
+        &[
+            ("photos.zip", ZIP),
+            ("data.bin", b"Rar!\x1a\x07\x01\x00rar"),
+            ("backup.7z", b"not really"),
+            ("disk.iso", b"\x00\x00\x00\x00"),
+            ("slides.pptx", ZIP),
+        ],
+    ));
+    let got = attachment_rules(&r);
+    assert_eq!(
+        got,
+        [
+            (
+                "archive-attachment".to_string(),
+                Severity::Low,
+                "2".to_string()
+            ),
+            (
+                "archive-attachment".to_string(),
+                Severity::Low,
+                "3".to_string()
+            ),
+            (
+                "archive-attachment".to_string(),
+                Severity::Low,
+                "4".to_string()
+            ),
+            (
+                "archive-attachment".to_string(),
+                Severity::Medium,
+                "5".to_string()
+            ),
+        ]
+    );
+    let f = only(&r, Rule::ArchiveAttachment);
+    assert!(
+        f[1].message.contains("content is a RAR archive"),
+        "{}",
+        f[1].message
+    );
+    assert!(f[3].message.contains("disk image by name (.iso)"));
+}
+
+#[test]
+fn harmless_attachments_and_messages_without_mime_make_no_attachment_finding() {
+    let mut r = smtp();
+    r.messages.push(message_with(
+        0,
+        "ok",
+        &[
+            ("report.pdf", PDF),
+            ("notes.txt", b"plain"),
+            ("logo.png", b"\x89PNG\r\n"),
+        ],
+    ));
+    let mut bare = message_with(1, "x", &[]);
+    bare.mime = None;
+    r.messages.push(bare);
+    assert!(attachment_rules(&r).is_empty());
+}
+
+#[test]
+fn a_subject_with_controls_is_quoted_safely() {
+    let mut r = smtp();
+    r.messages.push(message_with(
+        7,
+        "=?UTF-8?Q?pay=E2=80=AEfdp?=",
+        &[("a.exe", PE)],
+    ));
+    let f = &only(&r, Rule::ExecutableAttachment)[0];
+    assert!(
+        f.message
+            .starts_with("message 7 (\"pay\\u{202e}fdp\") attachment \"a.exe\""),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn many_early_successes_do_not_push_out_a_later_one() {
+    let mut t = LoginTracker::default();
+    // The later success comes first, then more early successes than are kept, all before
+    // the failure that finally makes the later one a finding.
+    t.observe(&login_session(1, "198.51.100.7", 300, "alice", true));
+    for i in 0..(2 * MAX_PENDING_SUCCESSES as u64) {
+        t.observe(&login_session(
+            100 + i,
+            "198.51.100.7",
+            i as i64,
+            "alice",
+            true,
+        ));
+    }
+    t.observe(&login_session(2, "198.51.100.7", 200, "bob", false));
+    let f = t.finish();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].finding.ts, at(300));
+    assert_eq!(f[0].sessions, [2, 1]);
 }

@@ -194,11 +194,7 @@ pub(crate) fn summarize(
         match &h.name {
             HeaderName::Subject => {
                 // Decoded from the whole field, then clipped like the other decoded values.
-                let whole = HeaderText::decode(field_body(h, raw));
-                s.subject = Some(clip_to(
-                    decode_unstructured(&unfold(whole.as_str())),
-                    clip_at,
-                ));
+                s.subject = Some(clip_to(unstructured(h, raw), clip_at));
                 s.subject_raw = Some(unfolded);
             }
             HeaderName::From => {
@@ -277,10 +273,10 @@ pub(crate) fn summarize(
             }
             HeaderName::Other(other) => {
                 if other.eq_ignore_ascii_case("user-agent") {
-                    s.user_agent = decode_text(&unfolded).map(|t| clip_to(t, clip_at));
+                    s.user_agent = Some(clip_to(decode_words(&unfolded).into_owned(), clip_at));
                     s.user_agent_raw = Some(unfolded);
                 } else if other.eq_ignore_ascii_case("x-mailer") {
-                    s.x_mailer = decode_text(&unfolded).map(|t| clip_to(t, clip_at));
+                    s.x_mailer = Some(clip_to(decode_words(&unfolded).into_owned(), clip_at));
                     s.x_mailer_raw = Some(unfolded);
                 } else if other.eq_ignore_ascii_case("x-originating-ip") {
                     s.x_originating_ip = Some(unfolded.trim().to_string());
@@ -404,16 +400,26 @@ pub(crate) fn note_8bit(problems: &mut Vec<MimeProblem>, at: &str, field: &str) 
 }
 
 /// The field's value parsed again from its body read by [`HeaderText`], for a field whose
-/// bytes are not UTF-8 (the parser replaced them with U+FFFD); None when they are UTF-8.
-fn reparsed<'b>(
-    body: &[u8],
+/// bytes are not UTF-8 (the parser replaced them with U+FFFD) or that holds encoded words
+/// (marked first, see [`protect_words`]; their texts are returned to restore them); None when
+/// the parser's own reading stands.
+fn reparsed<'b, 'r>(
+    body: &'r [u8],
     buffer: &'b mut Vec<u8>,
     parse: fn(&mut MessageStream<'b>) -> HeaderValue<'b>,
+    words: &mut Vec<String>,
 ) -> Option<HeaderValue<'b>> {
-    let HeaderText::Windows1252(text) = HeaderText::decode(body) else {
-        return None;
+    let text = HeaderText::decode(body);
+    let protected = protect_words(text.as_str())
+        .map(|(marked, found)| (marked, found.into_iter().map(str::to_string).collect()));
+    let mut bytes = match (protected, text) {
+        (Some((marked, found)), _) => {
+            *words = found;
+            marked.into_bytes()
+        }
+        (None, HeaderText::Windows1252(t)) => t.into_bytes(),
+        (None, HeaderText::Utf8(_)) => return None,
     };
-    let mut bytes = text.into_bytes();
     // The parsers stop at the line end that closes the field.
     if !bytes.ends_with(b"\n") {
         bytes.extend_from_slice(b"\r\n");
@@ -436,80 +442,174 @@ pub(crate) fn unfold(value: &str) -> String {
     out.trim().to_string()
 }
 
-/// Decodes RFC 2047 encoded words in an unfolded unstructured field body, keeping its white
-/// space as written (RFC 5322 3.2.5 gives runs of blanks in unstructured text no special
-/// meaning); only the blanks between two adjacent encoded words go (RFC 2047 6.2). A word
-/// that does not decode (unknown charset, bad encoding) is kept as written.
-pub(crate) fn decode_unstructured(unfolded: &str) -> String {
-    if !unfolded.contains("=?") {
-        return unfolded.to_string();
+// RFC 2047 encoded words: one rule for every header.
+//
+// RFC 2047 (section 5) wants an encoded word separated from other text by white space (or, in
+// a phrase, to be a whole word), and never inside a quoted string. Real mailers glue them to
+// text (`Subject: Re:=?UTF-8?Q?...?=`), put them in quotes (`"=?UTF-8?B?...?=" <a@b>`,
+// `filename="=?UTF-8?Q?...?=.pdf"`), and the clients that read mail (Thunderbird, Outlook,
+// mail-parser) decode them all the same. mailsift shows what the reader sees, so:
+//
+// - every syntactically valid encoded word is decoded wherever it appears in header text:
+//   unstructured fields (Subject, Content-Description, User-Agent, X-Mailer), display names
+//   (quoted or not) and MIME parameter values (file names, after RFC 2231 joining), whether
+//   white space separates it from the text around it or not;
+// - the white space between two encoded words that follow each other is dropped (RFC 2047
+//   6.2); all other text and white space is kept as written, nothing is added;
+// - a word that is not valid (no `?=` end, white space or `?` inside, an encoding other than
+//   B or Q, bad base64, a charset no decoder knows) is left as written;
+// - addresses, message ids and the `boundary` parameter are never decoded (not text).
+//
+// The field as written stays in the `*_raw` values and in `headers`.
+
+/// Longest charset name looked at in an encoded word.
+const MAX_CHARSET: usize = 64;
+
+/// The valid encoded word at the start of `s` (which starts with `=?`): its decoded text and
+/// its length in bytes.
+fn encoded_word_at(s: &str) -> Option<(String, usize)> {
+    let body = s.strip_prefix("=?")?;
+    let q1 = body.find('?')?;
+    let charset = &body[..q1];
+    if charset.is_empty()
+        || charset.len() > MAX_CHARSET
+        || !charset.bytes().all(|b| b.is_ascii_graphic() && b != b'=')
+    {
+        return None;
     }
-    let mut out = String::with_capacity(unfolded.len());
-    let mut rest = unfolded;
-    let mut blanks = "";
-    let mut after_encoded = false;
-    while !rest.is_empty() {
-        let word_start = rest.len() - rest.trim_start_matches([' ', '\t']).len();
-        if word_start > 0 {
-            blanks = &rest[..word_start];
-            rest = &rest[word_start..];
+    let rest = &body[q1 + 1..];
+    let encoding = rest.as_bytes().first().copied()?;
+    let rest = rest.get(1..)?.strip_prefix('?')?;
+    let end = rest.find('?')?;
+    if !rest[end..].starts_with("?=") {
+        return None;
+    }
+    let text = &rest[..end];
+    if !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
+    let bytes = match encoding {
+        b'B' | b'b' => {
+            use base64::Engine;
+            let config = base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
+            base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, config)
+                .decode(text)
+                .ok()?
+        }
+        b'Q' | b'q' => q_decode(text),
+        _ => return None,
+    };
+    // RFC 2231 allows a language after `*` in the charset name.
+    let charset = charset.split('*').next().unwrap_or(charset);
+    let decoder = mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes());
+    let plain = ["utf-8", "utf8", "us-ascii", "ascii"];
+    let decoded = match decoder {
+        Some(decode) => decode(&bytes),
+        None if plain.iter().any(|p| charset.eq_ignore_ascii_case(p)) => {
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        None => return None,
+    };
+    let len = 2 + q1 + 1 + 2 + end + 2;
+    Some((decoded, len))
+}
+
+/// Header text with its RFC 2047 encoded words decoded by the rule above (unfolded text in,
+/// the same text with each valid word replaced by what it encodes).
+pub(crate) fn decode_words(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("=?") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    // Text from `copied` on is not yet in `out`; `after_word` is where the last decoded word
+    // ended, if it ended there.
+    let mut copied = 0;
+    let mut after_word: Option<usize> = None;
+    let mut search = 0;
+    while let Some(found) = text[search..].find("=?") {
+        let at = search + found;
+        let Some((decoded, len)) = encoded_word_at(&text[at..]) else {
+            search = at + 2;
             continue;
+        };
+        let between = &text[copied..at];
+        let adjacent = after_word == Some(copied) && between.chars().all(|c| c == ' ' || c == '\t');
+        if !adjacent {
+            out.push_str(between);
         }
-        let word_len = rest.find([' ', '\t']).unwrap_or(rest.len());
-        let (word, tail) = rest.split_at(word_len);
-        rest = tail;
-        let decoded = decode_encoded_words(word);
-        if !(after_encoded && decoded.is_some()) {
-            out.push_str(blanks);
-        }
-        blanks = "";
-        after_encoded = decoded.is_some();
-        match decoded {
-            Some(text) => out.push_str(&text),
-            None => out.push_str(word),
+        out.push_str(&decoded);
+        copied = at + len;
+        after_word = Some(copied);
+        search = copied;
+    }
+    out.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(out)
+}
+
+/// An unstructured field's body as a reader sees it: read as [`HeaderText`], unfolded,
+/// encoded words decoded.
+pub(crate) fn unstructured(h: &Header<'_>, raw: &[u8]) -> String {
+    let whole = HeaderText::decode(field_body(h, raw));
+    decode_words(&unfold(whole.as_str())).into_owned()
+}
+
+/// Marks the encoded words of a structured field so that the field's parser passes them
+/// through untouched (it would decode some by rules of its own and not others): each valid
+/// word, and each other `=?`, becomes `U+FDD0 n U+FDD1`, a noncharacter pair no mailer writes.
+/// None when the text has no `=?`, or already holds the markers.
+fn protect_words(text: &str) -> Option<(String, Vec<&str>)> {
+    if !text.contains("=?") || text.contains(['\u{fdd0}', '\u{fdd1}']) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut words = Vec::new();
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = text[search..].find("=?") {
+        let at = search + found;
+        let len = encoded_word_at(&text[at..]).map_or(2, |(_, len)| len);
+        out.push_str(&text[copied..at]);
+        out.push('\u{fdd0}');
+        out.push_str(&words.len().to_string());
+        out.push('\u{fdd1}');
+        words.push(&text[at..at + len]);
+        copied = at + len;
+        search = copied;
+    }
+    out.push_str(&text[copied..]);
+    Some((out, words))
+}
+
+/// Puts the encoded words marked by [`protect_words`] back as written.
+fn restore_words(text: &str, words: &[&str]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('\u{fdd0}') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + '\u{fdd0}'.len_utf8()..];
+        let word = after.find('\u{fdd1}').and_then(|end| {
+            let n: usize = after[..end].parse().ok()?;
+            Some((words.get(n)?, end))
+        });
+        match word {
+            Some((w, end)) => {
+                out.push_str(w);
+                rest = &after[end + '\u{fdd1}'.len_utf8()..];
+            }
+            None => {
+                out.push('\u{fdd0}');
+                rest = after;
+            }
         }
     }
-    out.push_str(blanks);
+    out.push_str(rest);
     out
 }
 
-/// Decodes a blank-free word made only of encoded words (`=?cs?B?..?=`, possibly several
-/// written back to back, as some mailers do), or None when it is anything else.
-fn decode_encoded_words(word: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut rest = word;
-    while !rest.is_empty() {
-        let body = rest.strip_prefix("=?")?;
-        let (charset, body) = body.split_once('?')?;
-        let (encoding, body) = body.split_once('?')?;
-        let end = body.find("?=")?;
-        let text = &body[..end];
-        rest = &body[end + 2..];
-        let bytes = match encoding {
-            "B" | "b" => {
-                use base64::Engine;
-                let config = base64::engine::GeneralPurposeConfig::new()
-                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
-                base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, config)
-                    .decode(text)
-                    .ok()?
-            }
-            "Q" | "q" => q_decode(text),
-            _ => return None,
-        };
-        // RFC 2231 allows a language after `*` in the charset name.
-        let charset = charset.split('*').next().unwrap_or(charset);
-        let decoder = mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes());
-        let plain = ["utf-8", "utf8", "us-ascii", "ascii"];
-        match decoder {
-            Some(decode) => out.push_str(&decode(&bytes)),
-            None if plain.iter().any(|p| charset.eq_ignore_ascii_case(p)) => {
-                out.push_str(&String::from_utf8_lossy(&bytes))
-            }
-            None => return None,
-        }
-    }
-    Some(out)
+/// Restored and decoded: what a display name or parameter value reads as.
+fn restored_text(text: &str, words: &[&str]) -> String {
+    decode_words(&restore_words(text, words)).into_owned()
 }
 
 /// The Q encoding of RFC 2047 4.2: `_` is a space, `=XX` a byte; a bad escape stays as written.
@@ -539,18 +639,6 @@ fn q_decode(text: &str) -> Vec<u8> {
         }
     }
     out
-}
-
-/// Decodes RFC 2047 encoded words in unstructured text (adjacent words are joined).
-pub(crate) fn decode_text(raw: &str) -> Option<String> {
-    let mut bytes = Vec::with_capacity(raw.len() + 2);
-    bytes.extend_from_slice(raw.as_bytes());
-    bytes.extend_from_slice(b"\r\n");
-    match MessageStream::new(&bytes).parse_unstructured() {
-        HeaderValue::Text(t) => Some(t.into_owned()),
-        HeaderValue::TextList(l) => Some(l.join(" ")),
-        _ => None,
-    }
 }
 
 fn ids(v: &HeaderValue<'_>) -> Vec<String> {
@@ -595,27 +683,53 @@ pub(crate) fn reparsed_content_type<'b>(
     raw: &[u8],
     buffer: &'b mut Vec<u8>,
 ) -> Option<ContentType<'b>> {
-    match reparsed(
+    let mut words = Vec::new();
+    let HeaderValue::ContentType(mut ct) = reparsed(
         field_body(h, raw),
         buffer,
         MessageStream::parse_content_type,
-    )? {
-        HeaderValue::ContentType(ct) => Some(ct),
-        _ => None,
+        &mut words,
+    )?
+    else {
+        return None;
+    };
+    if !words.is_empty() {
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        for a in ct.attributes.iter_mut().flatten() {
+            // A boundary is matched against body lines as written: never decoded.
+            a.value = if a.name.eq_ignore_ascii_case("boundary") {
+                restore_words(&a.value, &words).into()
+            } else {
+                restored_text(&a.value, &words).into()
+            };
+        }
     }
+    Some(ct)
 }
 
 /// The addresses of an address field, its display names read by [`HeaderText`].
 fn field_addresses(h: &Header<'_>, raw: &[u8], max: usize) -> Vec<AddressRecord> {
     let mut buffer = Vec::new();
-    match reparsed(
+    let mut words = Vec::new();
+    let mut list = match reparsed(
         field_body(h, raw),
         &mut buffer,
         MessageStream::parse_address,
+        &mut words,
     ) {
         Some(value) => addresses(&value, max),
         None => addresses(&h.value, max),
+    };
+    if !words.is_empty() {
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        for a in &mut list {
+            // Names are text; an address is not, and keeps what was written.
+            a.name = a.name.as_deref().map(|n| restored_text(n, &words));
+            a.group = a.group.as_deref().map(|n| restored_text(n, &words));
+            a.address = a.address.as_deref().map(|n| restore_words(n, &words));
+        }
     }
+    list
 }
 
 fn addresses(v: &HeaderValue<'_>, max: usize) -> Vec<AddressRecord> {
@@ -923,5 +1037,128 @@ mod tests {
         assert_eq!(s.subject, Some("x".repeat(100)));
         assert_eq!(s.header_count, 3);
         assert_eq!(problems[0].kind, "mime_header_block_too_large");
+    }
+
+    // ----- encoded words: one rule in every header ----------------------------------------
+
+    #[test]
+    fn encoded_words_glued_to_text_are_decoded_and_nothing_is_added() {
+        assert_eq!(decode_words("abc:=?UTF-8?Q?caf=C3=A9?="), "abc:café");
+        assert_eq!(decode_words("Re:=?UTF-8?B?w6l0w6k=?=!"), "Re:été!");
+        assert_eq!(decode_words("x=?utf-8?q?a_b?=y"), "xa by");
+        assert_eq!(decode_words("(=?iso-8859-1?q?caf=E9?=)"), "(café)");
+        // White space that is not between two encoded words stays as written.
+        assert_eq!(decode_words("a  =?utf-8?q?b?=  c"), "a  b  c");
+    }
+
+    #[test]
+    fn white_space_between_adjacent_encoded_words_is_dropped() {
+        assert_eq!(decode_words("=?utf-8?q?a?= =?utf-8?q?b?="), "ab");
+        assert_eq!(
+            decode_words("=?utf-8?q?a?= \t =?utf-8?q?b?=c =?utf-8?q?d?="),
+            "abc d"
+        );
+        assert_eq!(decode_words("=?utf-8?q?a?==?utf-8?q?b?="), "ab");
+        // An encoded space is text, not white space between words.
+        assert_eq!(decode_words("=?utf-8?q?a_?= =?utf-8?q?b?="), "a b");
+        // Something else between them keeps the white space.
+        assert_eq!(decode_words("=?utf-8?q?a?= - =?utf-8?q?b?="), "a - b");
+    }
+
+    #[test]
+    fn malformed_encoded_words_are_left_alone() {
+        for text in [
+            "=?utf-8?q?no end",
+            "=?utf-8?q?a b?=",
+            "=??q?a?=",
+            "=?utf-8?x?a?=",
+            "=?utf-8?b?!!!?=",
+            "=?x-unknown?q?y?=",
+            "=?utf-8?q?caf\u{e9}?=",
+            "=?utf-8?q?",
+            "=?",
+        ] {
+            assert_eq!(decode_words(text), text, "{text:?}");
+        }
+        // A bad word does not stop the next good one, glued or not.
+        assert_eq!(
+            decode_words("=?utf-8?x?a?= =?utf-8?q?b?=x=?bad"),
+            "=?utf-8?x?a?= bx=?bad"
+        );
+    }
+
+    #[test]
+    fn encoded_word_charsets() {
+        assert_eq!(decode_words("=?ISO-8859-1?Q?caf=E9?="), "café");
+        assert_eq!(
+            decode_words("=?windows-1252?Q?=93hi=94?="),
+            "\u{201c}hi\u{201d}"
+        );
+        assert_eq!(decode_words("=?KOI8-R?B?8NLJ18XU?="), "Привет");
+        assert_eq!(decode_words("=?ISO-2022-JP?B?GyRCRnxLXDhsGyhC?="), "日本語");
+        assert_eq!(decode_words("=?us-ascii?q?plain?="), "plain");
+        // RFC 2231 language suffix on the charset.
+        assert_eq!(decode_words("=?utf-8*fr?q?caf=C3=A9?="), "café");
+    }
+
+    #[test]
+    fn every_header_follows_the_same_rule() {
+        let (s, p) = summary(concat!(
+            "From: abc=?UTF-8?Q?caf=C3=A9?= <a@x.org>, \"x=?UTF-8?Q?caf=C3=A9?=\" <b@x.org>,\r\n",
+            " =?UTF-8?Q?a?= =?UTF-8?Q?b?= <c@x.org>\r\n",
+            "Subject: abc:=?UTF-8?Q?caf=C3=A9?= =?UTF-8?Q?!?=  ok\r\n",
+            "X-Mailer: v1=?UTF-8?Q?caf=C3=A9?=\r\n\r\nbody",
+        ));
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(s.subject.as_deref(), Some("abc:café!  ok"));
+        assert_eq!(s.x_mailer.as_deref(), Some("v1café"));
+        let names: Vec<Option<&str>> = s.from.iter().map(|a| a.name.as_deref()).collect();
+        assert_eq!(names, [Some("abccafé"), Some("xcafé"), Some("ab")]);
+        assert_eq!(s.from[2].address.as_deref(), Some("c@x.org"));
+        assert_eq!(
+            s.subject_raw.as_deref(),
+            Some("abc:=?UTF-8?Q?caf=C3=A9?= =?UTF-8?Q?!?=  ok")
+        );
+    }
+
+    #[test]
+    fn file_names_and_descriptions_follow_the_same_rule() {
+        let msg = concat!(
+            "Content-Type: multipart/mixed; boundary=\"=?b?q?x?=\"\r\n\r\n",
+            "--=?b?q?x?=\r\nContent-Type: text/plain; name=\"abc=?UTF-8?Q?caf=C3=A9?=.txt\"\r\n",
+            "Content-Description: d:=?UTF-8?Q?caf=C3=A9?=\r\n",
+            "Content-Disposition: attachment; filename=\"=?UTF-8?Q?caf=C3=A9?= =?UTF-8?Q?x?=.txt\"\r\n",
+            "\r\nhi\r\n",
+            "--=?b?q?x?=\r\nContent-Type: text/plain; name==?UTF-8?Q?caf=C3=A9?=.txt\r\n\r\nhi\r\n",
+            "--=?b?q?x?=\r\nContent-Type: text/plain\r\n",
+            "Content-Disposition: attachment; filename*=UTF-8''%E2%82%AC=3F.txt\r\n\r\nhi\r\n",
+            "--=?b?q?x?=\r\nContent-Type: text/plain\r\n",
+            "Content-Disposition: attachment; filename=\"=?utf-8?q?a b?=.txt\"\r\n\r\nhi\r\n",
+            "--=?b?q?x?=--\r\n",
+        );
+        let out = crate::mail::decode_message(
+            msg.as_bytes(),
+            true,
+            &crate::mail::StreamOptions::new(MimeLimits::default()),
+        );
+        let mime = out.mime.expect("decoded");
+        let part = |path: &str| mime.parts.iter().find(|p| p.path == path).expect(path);
+        // The boundary is structure: never decoded, and the parts are found with it.
+        assert_eq!(
+            part("0").params.get("boundary").map(String::as_str),
+            Some("=?b?q?x?=")
+        );
+        assert_eq!(mime.parts.len(), 5);
+        assert_eq!(part("1").filename.as_deref(), Some("caféx.txt"));
+        assert_eq!(
+            part("1").params.get("name").map(String::as_str),
+            Some("abccafé.txt")
+        );
+        assert_eq!(part("1").content_description.as_deref(), Some("d:café"));
+        assert_eq!(part("2").filename.as_deref(), Some("café.txt"));
+        // RFC 2231: percent-decoded, and what it decodes to is not read again as a word.
+        assert_eq!(part("3").filename.as_deref(), Some("€=3F.txt"));
+        // Malformed: as written.
+        assert_eq!(part("4").filename.as_deref(), Some("=?utf-8?q?a b?=.txt"));
     }
 }

@@ -12,6 +12,7 @@ mod collector;
 pub mod decoder;
 mod digest;
 mod headers;
+pub mod magic;
 #[cfg(test)]
 mod oracle;
 mod record;
@@ -25,6 +26,7 @@ pub use collector::{
 };
 pub use digest::HashSelection;
 pub use headers::{AddressRecord, HeaderField, HeaderSummary, ReceivedHop};
+pub use magic::ContentKind;
 pub use record::{AttachmentRecord, MimeSummary, PartRecord};
 pub use stream::spool::Spool;
 pub use stream::{

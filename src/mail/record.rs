@@ -2,6 +2,7 @@
 
 use super::MimeProblem;
 use super::headers::HeaderSummary;
+use super::magic::ContentKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -43,6 +44,11 @@ pub struct PartRecord {
     pub sha256: Option<String>,
     /// False when the captured data ended inside this part.
     pub complete: bool,
+    /// What the decoded content is, told from its first bytes (executable, script, OLE2,
+    /// archive; see [`ContentKind`]); left out when nothing is recognised, and for containers
+    /// and encapsulated messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_kind: Option<ContentKind>,
     /// Headers of an encapsulated message (`message/rfc822` parts); never merged into the outer ones.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<Box<HeaderSummary>>,

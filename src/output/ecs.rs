@@ -399,7 +399,7 @@ fn finding_fields(f: &Finding) -> Value {
         },
         "rule": {"id": f.rule, "name": rule_name(&f.rule), "ruleset": "mailsift"},
         "message": f.message,
-        "mailsift": {"finding": {"severity": f.severity.as_str()}},
+        "mailsift": {"finding": {"severity": f.severity.as_str(), "details": f.details}},
     })
 }
 
@@ -496,6 +496,7 @@ mod tests {
             severity: Severity::High,
             message: "m".into(),
             ts: Timestamp::from_parts(1_700_000_000, 5),
+            details: None,
         });
         r
     }
@@ -559,6 +560,7 @@ mod tests {
                 severity: Severity::Medium,
                 message: "5 failed logins".into(),
                 ts: Timestamp(0),
+                details: None,
             },
             client: Some("192.0.2.1".parse().unwrap()),
             sessions: vec![24, 62],

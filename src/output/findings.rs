@@ -143,6 +143,7 @@ mod tests {
             severity,
             message: format!("{rule} happened"),
             ts: Timestamp::from_parts(ts, 0),
+            details: None,
         }
     }
 

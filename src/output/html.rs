@@ -1095,6 +1095,7 @@ mod tests {
             severity: Severity::High,
             message: "x".into(),
             ts: Timestamp(0),
+            details: None,
         });
         r
     }

@@ -273,6 +273,7 @@ mod tests {
                 severity: crate::session::Severity::Medium,
                 message: "5 failed logins".into(),
                 ts: Timestamp(0),
+                details: None,
             },
             client: Some("192.0.2.1".parse().unwrap()),
             sessions: vec![1, 2],

@@ -192,6 +192,7 @@ mod tests {
             severity,
             message: "m".into(),
             ts: Timestamp(id as i64),
+            details: None,
         });
         r
     }

@@ -1,6 +1,7 @@
 //! MIME structure (RFC 2045-2049): the part tree of a parsed message mapped onto records.
 
 use super::super::headers::{self, HeaderSummary};
+use super::super::magic::{ContentKind, MAGIC_BYTES};
 use super::super::record::{AttachmentRecord, MimeSummary, PartRecord};
 use super::super::transfer::{self, TransferEncoding};
 use super::super::urls::UrlCollector;
@@ -468,7 +469,10 @@ impl<'l> Walk<'l> {
             disposition_raw,
             filename,
             content_id: part.content_id().map(str::to_string),
-            content_description: part.content_description().map(str::to_string),
+            content_description: part
+                .headers
+                .header(HeaderName::ContentDescription)
+                .map(|h| headers::unstructured(h, raw)),
             declared_size: disposition
                 .and_then(|d| d.attribute("size"))
                 .and_then(|s| s.trim().parse().ok()),
@@ -476,6 +480,7 @@ impl<'l> Walk<'l> {
             size: None,
             sha256: None,
             complete,
+            content_kind: None,
             message: None,
         };
         if encoding == TransferEncoding::Unknown {
@@ -567,6 +572,9 @@ impl<'l> Walk<'l> {
                     .unwrap_or_default();
                 record.size = Some(bytes.len() as u64);
                 record.sha256 = hashes.then(|| sha256.clone());
+                if !matches!(body, PartType::Message(_)) {
+                    record.content_kind = ContentKind::of(&bytes[..bytes.len().min(MAGIC_BYTES)]);
+                }
                 if let PartType::Message(nested) = body {
                     record.message = nested.parts.first().map(|p| {
                         Box::new(headers::summarize(
@@ -736,6 +744,7 @@ impl<'l> Walk<'l> {
                     .content_hashes
                     .then(|| hex::encode(Sha256::digest(data))),
                 complete,
+                content_kind: ContentKind::of(&data[..data.len().min(MAGIC_BYTES)]),
                 message: None,
             }],
             body_text,

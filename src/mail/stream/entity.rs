@@ -127,6 +127,7 @@ pub(super) fn bare_record(at: &Placement) -> PartRecord {
         size: None,
         sha256: None,
         complete: true,
+        content_kind: None,
         message: None,
     }
 }
@@ -199,7 +200,10 @@ fn from_part(
         disposition_raw,
         filename,
         content_id: part.content_id().map(str::to_string),
-        content_description: part.content_description().map(str::to_string),
+        content_description: part
+            .headers
+            .header(HeaderName::ContentDescription)
+            .map(|h| headers::unstructured(h, raw)),
         declared_size: disposition
             .and_then(|d| d.attribute("size"))
             .and_then(|s| s.trim().parse().ok()),
@@ -207,6 +211,7 @@ fn from_part(
         size: None,
         sha256: None,
         complete: true,
+        content_kind: None,
         message: None,
     };
     EntityHeaders {

@@ -4,6 +4,7 @@
 use super::super::decoder::BodyDecoder;
 use super::super::digest::{ContentHasher, HashSelection};
 use super::super::headers;
+use super::super::magic::MagicSniffer;
 use super::super::record::AttachmentRecord;
 use super::super::transfer::{self, TransferEncoding};
 use super::spool::SpoolFile;
@@ -94,6 +95,8 @@ pub(super) struct Leaf {
     text: Option<TextSink>,
     nested: Nested,
     file: Option<SpoolFile>,
+    /// The first decoded bytes, kept to classify the content (files, not containers).
+    magic: Option<MagicSniffer>,
 }
 
 /// How to set up a leaf.
@@ -108,16 +111,28 @@ pub(super) struct LeafSpec {
     pub text: Option<(bool, Role, usize)>,
     pub nested: Option<Walker>,
     pub file: Option<SpoolFile>,
+    /// Whether its content is classified by its first bytes (not for a preamble).
+    pub sniff: bool,
 }
 
 impl Leaf {
     /// A leaf starting at `spec.body_start`.
     pub fn new(spec: LeafSpec, decode_content: bool) -> Self {
-        let decoder = if decode_content || spec.encoding != TransferEncoding::Base64 {
+        let decodes = decode_content || spec.encoding != TransferEncoding::Base64;
+        let decoder = if decodes {
             BodyDecoder::for_encoding(&spec.encoding)
         } else {
             BodyDecoder::Identity
         };
+        // An encapsulated message is walked, not classified; base64 left as written is
+        // decoded by the sniffer just far enough.
+        let magic = (spec.sniff && spec.nested.is_none()).then(|| {
+            if decodes {
+                MagicSniffer::new()
+            } else {
+                MagicSniffer::for_raw_base64()
+            }
+        });
         let nested = match spec.nested {
             None => Nested::No,
             Some(w) => match spec.encoding {
@@ -147,6 +162,7 @@ impl Leaf {
             }),
             nested,
             file: spec.file,
+            magic,
         }
     }
 
@@ -158,6 +174,9 @@ impl Leaf {
         let decoded = self.decoder.feed(bytes, &mut self.scratch);
         self.size += decoded.len() as u64;
         self.hasher.update(decoded);
+        if let Some(m) = self.magic.as_mut().filter(|m| m.hungry()) {
+            m.feed(decoded);
+        }
         if let Some(t) = self.text.as_mut() {
             t.feed(decoded, out);
         }
@@ -221,6 +240,9 @@ impl Leaf {
             let tail = self.decoder.finish(&mut self.scratch);
             self.size += tail.len() as u64;
             self.hasher.update(tail);
+            if let Some(m) = self.magic.as_mut() {
+                m.feed(tail);
+            }
             if let Some(t) = self.text.as_mut() {
                 t.feed(tail, out);
             }
@@ -258,6 +280,7 @@ impl Leaf {
             rec.size = Some(self.size);
             rec.sha256 = hashed.then(|| sha256.clone());
             rec.complete = complete;
+            rec.content_kind = self.magic.take().and_then(MagicSniffer::finish);
         }
         if let Some(t) = self.text.take() {
             self.finish_text(t, &path, out);

@@ -445,3 +445,43 @@ fn a_spool_that_cannot_be_written_is_a_problem_not_a_panic() {
     let mime = out.mime.expect("decoded");
     assert_eq!(mime.attachments, plain.mime.expect("decoded").attachments);
 }
+
+#[test]
+fn content_kinds_are_the_same_with_and_without_content_decoding() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pe = b64.encode(b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00rest");
+    let zip = b64.encode(b"PK\x03\x04\x14\x00");
+    let msg = crlf(&format!(
+        "Content-Type: multipart/mixed; boundary=x\n\n--x\nContent-Type: text/plain\n\nhi\n\
+         --x\nContent-Type: application/octet-stream; name=a.bin\n\
+         Content-Transfer-Encoding: base64\n\n{}\n{}\n\
+         --x\nContent-Type: application/zip\nContent-Transfer-Encoding: base64\n\n{zip}\n\
+         --x\nContent-Type: text/x-sh\nContent-Disposition: attachment; filename=a.sh\n\n#!/bin/sh\n\
+         --x--\n",
+        &pe[..10],
+        &pe[10..]
+    ));
+    let kinds = |decode_content: bool| {
+        let limits = MimeLimits {
+            decode_content,
+            ..MimeLimits::default()
+        };
+        let out = decode_message(&msg, true, &StreamOptions::new(limits));
+        let mime = out.mime.expect("decoded");
+        mime.parts
+            .iter()
+            .map(|p| (p.path.clone(), p.content_kind))
+            .collect::<Vec<_>>()
+    };
+    use crate::mail::ContentKind;
+    let want = vec![
+        ("0".to_string(), None),
+        ("1".to_string(), None),
+        ("2".to_string(), Some(ContentKind::Pe)),
+        ("3".to_string(), Some(ContentKind::Zip)),
+        ("4".to_string(), Some(ContentKind::Script)),
+    ];
+    assert_eq!(kinds(true), want);
+    assert_eq!(kinds(false), want);
+}

@@ -583,6 +583,7 @@ impl Walker {
                 text: None,
                 nested: None,
                 file: None,
+                sniff: false,
             },
             true,
         );
@@ -655,6 +656,7 @@ impl Walker {
             text: is_text.then_some((ct == "text/html", role, out.limits.max_body_bytes)),
             nested,
             file,
+            sniff: true,
         };
         out.parts.push(eh.record);
         let leaf = Leaf::new(spec, out.limits.decode_content);
