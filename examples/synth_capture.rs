@@ -24,6 +24,9 @@
 //!   and every session with its client and server address, credentials, and messages with
 //!   size, SHA-256 and attachments with decoded size and SHA-256). Implies the mix.
 //! - `--mix`: the mix with its defaults.
+//! - `--mostly-other`: instead, nine flows of ten not mail (HTTP on 80, TLS on 443, random
+//!   bytes on high ports, 4 to 64 KiB each) and one SMTP or POP3 session: the capture of the
+//!   content-detection benchmark (`mailsift export` against `mailsift export --no-detect`).
 //! - `--seed S`: seed of either generator (default 42). The same arguments always give the
 //!   same bytes.
 //!
@@ -69,13 +72,24 @@ struct Args {
     /// Write what the capture holds, as JSON, to this file (mix).
     #[arg(long)]
     manifest: Option<PathBuf>,
+    /// Nine flows of ten not mail (HTTP, TLS on 443, random bytes), for content detection.
+    #[arg(long, conflicts_with = "mix")]
+    mostly_other: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let target_bytes = args.size_mib << 20;
     let file = std::fs::File::create(&args.out)?;
-    let out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    if args.mostly_other {
+        use std::io::Write;
+        let bytes = mailsift::capture::workload::mostly_other(target_bytes, args.seed);
+        out.write_all(&bytes)?;
+        out.flush()?;
+        eprintln!("wrote {} MiB to {}", bytes.len() >> 20, args.out.display());
+        return Ok(());
+    }
     let mix = args.mix
         || args.concurrent.is_some()
         || args.min_message.is_some()

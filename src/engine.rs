@@ -337,13 +337,30 @@ impl Engine {
             return;
         }
         stats.mail_packets += 1;
+        let key = FlowKey::new((seg.src, seg.src_port), (seg.dst, seg.dst_port));
+        let is_new_syn = seg.flags.syn && !seg.flags.ack;
+        // Most of a busy link is found not to be mail: one lookup, and its bytes are skipped
+        // (the clock and the table's expiry move on with the next packet that is looked at).
+        if !mapped
+            && !is_new_syn
+            && let Some(flow) = flows.get_mut(&key)
+            && flow.app.rec.not_mail
+        {
+            let dir = flow.conn.direction_of(seg.src, seg.src_port);
+            flow.conn.last_seen = flow.conn.last_seen.max(pkt.ts);
+            *flow.app.rec.packets.get_mut(dir) += 1;
+            let was_closed = flow.conn.closed_at.is_some();
+            skip_not_mail(&mut flow.conn, &seg, dir, pkt.ts, ooo_total);
+            if !was_closed && let Some(at) = flow.conn.closed_at {
+                flows.mark_closing(key, at);
+            }
+            return;
+        }
         let now = *now;
         let packet_no = flows.note_packet();
         flows.expire(now, true, |f, end| {
             finish(f, end, now, stats, ooo_total, offload, sink)
         });
-        let key = FlowKey::new((seg.src, seg.src_port), (seg.dst, seg.dst_port));
-        let is_new_syn = seg.flags.syn && !seg.flags.ack;
         if let Some(flow) = flows.get_mut(&key) {
             // A SYN read after the FIN may still be this connection's own (captures reorder
             // packets); only one leading elsewhere in sequence space opens a new session.
@@ -534,6 +551,10 @@ fn handle_segment(
     app.rec.first_seen = app.rec.first_seen.min(ts);
     app.rec.last_seen = app.rec.last_seen.max(ts);
     *app.rec.packets.get_mut(dir) += 1;
+    if app.rec.not_mail {
+        skip_not_mail(conn, seg, dir, ts, ooo_total);
+        return;
+    }
     if seg.flags.syn {
         conn.streams.get_mut(dir).syn(seg.seq);
         if dir == Direction::Client && !seg.flags.ack {
@@ -641,6 +662,31 @@ fn handle_segment(
         );
     }
     pass_blobs(&mut app.rec, sink);
+}
+
+/// A segment of a flow content detection found is not mail: its bytes are never looked at
+/// again and what its streams held is let go; only how it ends is followed, so it leaves the
+/// flow table when it closes. This keeps most of a busy link's traffic cheap.
+fn skip_not_mail(
+    conn: &mut TcpConnection,
+    seg: &TcpSegment<'_>,
+    dir: Direction,
+    ts: Timestamp,
+    ooo_total: &mut usize,
+) {
+    let held = conn.streams.client.buffered() + conn.streams.server.buffered();
+    if held > 0 {
+        for d in [Direction::Client, Direction::Server] {
+            conn.streams.get_mut(d).flush(ts, &mut |_| {});
+        }
+        *ooo_total = ooo_total.saturating_sub(held);
+    }
+    if seg.flags.rst {
+        conn.rst = true;
+    } else if seg.flags.fin {
+        *conn.fin.get_mut(dir) = true;
+    }
+    conn.note_close(ts);
 }
 
 fn pass_blobs(rec: &mut SessionRecord, sink: &mut dyn SessionSink) {

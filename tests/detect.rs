@@ -238,3 +238,37 @@ fn a_side_that_talks_on_without_showing_mail_is_dropped_with_bounded_holding() {
     assert_eq!(summary.stats.flows_not_mail, 1);
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn after_a_flow_found_not_mail_closes_its_address_pair_can_carry_mail() {
+    // HTTP, then (after the FINs) SMTP on the same addresses and ports: the first flow's
+    // later bytes are skipped, and the new connection is a session of its own.
+    let http = Conversation::new(
+        "192.0.2.10:40001".parse().unwrap(),
+        "192.0.2.20:2525".parse().unwrap(),
+    )
+    .start(Timestamp(1_000_000_000))
+    .isn(3_000_000_000, 9_000)
+    .client("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    .server(vec![b'x'; 20_000])
+    .client("GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+    .server(vec![b'y'; 20_000])
+    .packets();
+    let mut pkts = http;
+    pkts.extend(smtp_on(2525, 3_000_000_000));
+    let path = temp_path("not-mail-then-mail.pcap");
+    std::fs::write(&path, pcap_bytes(&pkts)).unwrap();
+    let (sessions, summary) = run_with(&[path], EngineConfig::default());
+    assert_eq!(summary.stats.flows_not_mail, 1);
+    assert_eq!(sessions.len(), 1);
+    let rec = &sessions[0];
+    assert_eq!(rec.protocol, Protocol::Smtp);
+    assert!(rec.detected_by_content);
+    assert_eq!(rec.credentials.len(), 1);
+    assert_eq!(rec.messages.len(), 1);
+    // The HTTP flow's packets are not counted as mail packets.
+    assert_eq!(
+        summary.stats.mail_packets,
+        rec.packets.client + rec.packets.server
+    );
+}

@@ -163,6 +163,63 @@ fn download(rng: &mut Rng, n: usize, start: Timestamp, size: usize) -> Conversat
         .server(body)
 }
 
+/// A flow that is not mail, of about `size` bytes from the server: kind `n % 3` is an HTTP
+/// download on port 80, a TLS session on 443 or random bytes both ways on a high port.
+fn other_flow(rng: &mut Rng, n: usize, start: Timestamp, size: usize) -> Conversation {
+    match n % 3 {
+        0 | 1 => download(rng, n, start, size),
+        _ => {
+            let noise = |rng: &mut Rng, len: usize| -> Vec<u8> {
+                (0..len).map(|_| rng.next_u64() as u8).collect()
+            };
+            let port = 20_000 + (n % 40_000) as u16;
+            let hello = noise(rng, 64);
+            let body = noise(rng, size);
+            Conversation::new(client_addr(n + 7), server_addr(90, port))
+                .start(start)
+                .isn(rng.next_u64() as u32, rng.next_u64() as u32)
+                .client(hello)
+                .server(body)
+        }
+    }
+}
+
+/// A capture of about `target_bytes` in which nine flows of ten are not mail (HTTP, TLS on
+/// 443 and random bytes on other ports, 4 to 64 KiB each) and the tenth is an SMTP or POP3
+/// session: what content detection must skip cheaply.
+pub fn mostly_other(target_bytes: u64, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(target_bytes as usize + (1 << 20));
+    // Writing to a Vec cannot fail.
+    let Ok(mut w) = PcapWriter::new(&mut out, 1) else {
+        return Vec::new();
+    };
+    let mut rng = Rng::new(seed);
+    let mut t = Timestamp::from_parts(1_700_000_000, 0);
+    let (mut n, mut written) = (0usize, 24u64);
+    while written < target_bytes {
+        let mail = if n.is_multiple_of(20) {
+            pop3(&mut rng, n, t)
+        } else {
+            smtp(&mut rng, n, t)
+        };
+        let mut pkts = mail.packets();
+        for k in 1..10 {
+            let size = 4096 + rng.below(60 * 1024);
+            let start = Timestamp(t.0 + k as i64 * 50_000);
+            pkts.extend(other_flow(&mut rng, n + k, start, size).packets());
+        }
+        pkts.sort_by_key(|p| p.ts);
+        for p in &pkts {
+            let _ = w.packet(p.ts, &p.data, p.orig_len);
+            written += 16 + p.data.len() as u64;
+        }
+        n += 10;
+        t = pkts.last().map_or(t, |p| Timestamp(p.ts.0 + 1_000_000));
+    }
+    let _ = w.finish();
+    out
+}
+
 impl Workload {
     /// A capture of `target_bytes` of mail only.
     pub fn mail_only(target_bytes: u64) -> Self {
