@@ -44,8 +44,10 @@ fn tls_state(rec: &SessionRecord, offered: bool) -> String {
     }
 }
 
-/// "user (ok)" for the last attempt of a session, with the number of attempts.
+/// "user (ok)" for the last attempt of a session, with the number of attempts (proxy logins
+/// of a tunnel are not logins to the mail server, and are left out).
 fn login(creds: &[Credential]) -> String {
+    let creds: Vec<&Credential> = creds.iter().filter(|c| !c.is_proxy_login()).collect();
     let Some(last) = creds.last() else {
         return "-".into();
     };
