@@ -58,10 +58,11 @@ fn tunnel_verdict(bytes: &[u8]) -> Option<Verdict> {
             Some(1 | 2) => parse::Step::Done(2, ()),
             Some(_) => parse::Step::Bad("not a SOCKS4 command"),
         },
-        // The request line is enough: the headers may be long.
+        // `CONNECT ` is enough (the tunnel reader checks the rest); a whole request line that
+        // is no CONNECT request is not one.
         TunnelKind::HttpConnect => match bytes.iter().position(|&b| b == b'\n') {
-            None if bytes.len() < MAX_PROBE_BYTES => parse::Step::More,
-            None => parse::Step::Bad("CONNECT line too long"),
+            None if bytes.len() < 8 => parse::Step::More,
+            None => parse::Step::Done(8, ()),
             Some(end) => parse::http_connect_line(&bytes[..end]).map_unit(),
         },
     };

@@ -14,7 +14,9 @@ use super::detect::{Held, ProbeDissector};
 use super::ports::PortMap;
 use super::{Dissector, new_dissector};
 use crate::limits::Limits;
-use crate::session::{Credential, CredentialDetails, Direction, PerDirection, SessionRecord};
+use crate::session::{
+    Credential, CredentialDetails, Direction, EventKind, PerDirection, SessionRecord,
+};
 use crate::time::Timestamp;
 use parse::ProxyAuth;
 use reader::{ClientReader, Progress, ServerReader};
@@ -284,13 +286,14 @@ impl TunnelDissector {
         if let Some(cred) = self.credential() {
             rec.credentials.push(cred);
         }
+        let lost = |dir: Direction| matches!(self.sides.get(dir).end, Some((End::Gap, _)));
         let client_read = matches!(self.sides.client.end, Some((End::Read, _)));
-        let server_lost = matches!(self.sides.server.end, Some((End::Gap, _)));
-        // The answer decides; when a gap took it, a whole request is followed in good faith.
+        // The answer decides; when a gap took the request or the answer, the tunnel is followed
+        // in good faith (the dialogue inside then says by its content whether it is mail).
         let follow = !malformed
-            && self.client.command == Some(1)
-            && (info.established == Some(true) || (info.established.is_none() && server_lost))
-            && client_read;
+            && ((client_read && self.client.command == Some(1)) || lost(Direction::Client))
+            && (info.established == Some(true)
+                || (info.established.is_none() && lost(Direction::Server)));
         if let Some((protocol, _)) = mail {
             rec.protocol = protocol;
         }
@@ -299,6 +302,13 @@ impl TunnelDissector {
         if !follow {
             // A refused or broken tunnel: worth a report only when it aimed at a mail port.
             rec.not_mail |= mail.is_none();
+            for dir in [Direction::Client, Direction::Server] {
+                for item in std::mem::take(&mut self.sides.get_mut(dir).held) {
+                    if let Held::Gap(ts, len) = item {
+                        rec.push_event(ts, dir, EventKind::Gap { bytes: len });
+                    }
+                }
+            }
             self.sides = PerDirection::default();
             return;
         }
@@ -364,15 +374,19 @@ impl Dissector for TunnelDissector {
                 }
             }
             Route::Hold => self.hold(dir, Held::Gap(ts, len), rec),
+            // Nothing reads the rest of a refused tunnel, but the loss is still shown.
+            Route::Drop => rec.push_event(ts, dir, EventKind::Gap { bytes: len }),
             Route::Handshake => {
                 // The handshake is taken to have ended inside the gap; the dialogue inside
                 // sees the gap and resynchronises after it.
+                if dir == Direction::Client {
+                    self.client.on_gap();
+                }
                 let side = self.sides.get_mut(dir);
                 side.end = Some((End::Gap, ts));
                 side.held.push(Held::Gap(ts, len));
                 self.settle(rec);
             }
-            Route::Drop => {}
         }
     }
 

@@ -171,6 +171,20 @@ impl ClientReader {
         }
     }
 
+    /// Bytes of the handshake were lost: keeps what the bytes before the gap still show (an
+    /// HTTP request line whose headers were cut).
+    pub fn on_gap(&mut self) {
+        if self.stage == Stage::HttpRequest
+            && let Some(end) = self.buf.bytes.iter().position(|&b| b == b'\n')
+            && let Step::Done(_, target) = parse::http_connect_line(&self.buf.bytes[..end])
+        {
+            self.target = Some(target);
+            self.command = Some(1);
+        }
+        self.buf = Buffer::default();
+        self.stage = Stage::Failed;
+    }
+
     fn socks4(&mut self) -> Step<()> {
         match parse::socks4_request(&self.buf.bytes) {
             Step::Done(n, req) => {

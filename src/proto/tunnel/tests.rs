@@ -351,6 +351,50 @@ fn a_gap_in_the_reply_still_follows_a_whole_request() {
     );
 }
 
+#[test]
+fn a_gap_in_the_request_follows_an_open_tunnel_by_content() {
+    let limits = Limits::default();
+    let mut rec = new_rec();
+    let mut d = ProbeDissector::new(&limits, &PortMap::default());
+    // The greeting arrives, the request is lost, then the dialogue: the proxy said yes.
+    d.on_data(C, b"\x05\x01\x00", TS, &mut rec);
+    d.on_gap(C, 10, TS, &mut rec);
+    d.on_data(C, SMTP_CLIENT, TS, &mut rec);
+    d.on_data(
+        S,
+        b"\x05\x00\x05\x00\x00\x01\xc0\x00\x02\x01\xd0\xe6",
+        TS,
+        &mut rec,
+    );
+    d.on_data(S, SMTP_SERVER, TS, &mut rec);
+    d.on_end(TS, &mut rec);
+    assert!(!rec.not_mail);
+    assert!(rec.has_anomaly("tunnel_gap"));
+    let t = rec.tunnel.as_ref().unwrap();
+    assert_eq!((t.established, t.target_port), (Some(true), None));
+    assert_eq!(rec.protocol, Protocol::Smtp);
+    assert!(
+        rec.events
+            .iter()
+            .any(|e| e.from == C && matches!(e.kind, EventKind::Gap { bytes: 10 }))
+    );
+    // Refused after a lost request: reported only with a mail target, so here not at all, but
+    // a refused tunnel to a mail port shows a later loss as a gap.
+    let case = &cases()[6];
+    let mut rec = new_rec();
+    let mut d = ProbeDissector::new(&limits, &PortMap::default());
+    d.on_data(C, &case.client, TS, &mut rec);
+    d.on_data(S, &case.server, TS, &mut rec);
+    d.on_gap(S, 7, TS, &mut rec);
+    d.on_end(TS, &mut rec);
+    assert!(!rec.not_mail);
+    assert!(
+        rec.events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Gap { bytes: 7 }))
+    );
+}
+
 proptest! {
     #[test]
     fn any_chunking_and_interleaving_gives_the_same_record(
@@ -372,4 +416,27 @@ proptest! {
         chunks.push((S, &case.server[si..]));
         prop_assert_eq!(json(&run(&chunks)), whole);
     }
+}
+
+#[test]
+fn a_gap_in_http_headers_keeps_the_request_line() {
+    let case = &cases()[0];
+    let limits = Limits::default();
+    let mut rec = new_rec();
+    let mut d = ProbeDissector::new(&limits, &PortMap::default());
+    let line_end = case.client.iter().position(|&b| b == b'\n').unwrap() + 1;
+    d.on_data(C, &case.client[..line_end], TS, &mut rec);
+    d.on_gap(C, 7, TS, &mut rec);
+    d.on_data(C, &case.client[line_end + 7..], TS, &mut rec);
+    d.on_data(S, &case.server, TS, &mut rec);
+    d.on_end(TS, &mut rec);
+    assert!(!rec.not_mail);
+    let t = rec.tunnel.as_ref().unwrap();
+    assert_eq!((t.target_port, t.established), (Some(587), Some(true)));
+    assert!(rec.has_anomaly("tunnel_gap"));
+    assert!(
+        rec.smtp.as_ref().is_some_and(|s| s.helo.is_some()),
+        "{:?}",
+        rec.events
+    );
 }
