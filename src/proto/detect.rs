@@ -90,14 +90,17 @@ fn first_line_verdict(dir: Direction, bytes: &[u8]) -> Verdict {
             }
         }
     }
-    if bytes
+    // Only the first line counts: what follows it in the same chunk must not change the verdict
+    // that the line alone, arriving in a packet of its own, would give.
+    let end = bytes.iter().position(|&b| b == b'\n');
+    if bytes[..end.unwrap_or(bytes.len())]
         .iter()
-        .any(|&b| !(b.is_ascii_graphic() || b == b' ' || b == b'\r' || b == b'\n' || b == b'\t'))
+        .any(|&b| !(b.is_ascii_graphic() || b == b' ' || b == b'\r' || b == b'\t'))
     {
         // A mail dialogue opens with ASCII text; TLS, HTTP/2 or any binary protocol does not.
         return Verdict::NotMail;
     }
-    let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+    let Some(end) = end else {
         return if bytes.len() >= MAX_PROBE_BYTES {
             Verdict::NotMail
         } else {
@@ -220,10 +223,7 @@ impl ProbeDissector {
             side.held_bytes += bytes.len();
         }
         side.held.push(item);
-        if side.held_bytes > MAX_HELD_BYTES {
-            // One side talks on while the other says nothing that shows mail.
-            return self.give_up(rec);
-        }
+        let over = side.held_bytes > MAX_HELD_BYTES;
         if side.verdict.is_none() || side.verdict == Some(Verdict::Undecided) {
             let v = match first_line_verdict(dir, &side.head) {
                 Verdict::Tunnel(_) if self.in_tunnel => Verdict::NotMail,
@@ -239,7 +239,13 @@ impl ProbeDissector {
                 v => v,
             });
         }
+        // The verdict first: whether a big chunk or many small ones carried the first line,
+        // it decides the same way.
         self.decide(rec);
+        if over && self.inner.is_none() && !self.not_mail {
+            // One side talks on while the other says nothing that shows mail.
+            self.give_up(rec);
+        }
     }
 
     /// Chooses once one side is decisive, or gives up once both sides are read and neither is.
@@ -322,10 +328,47 @@ impl Dissector for ProbeDissector {
 mod tests {
     use super::*;
 
+    /// Found by the tunnel fuzz target: a first chunk longer than the hold decided nothing,
+    /// while the same bytes in small pieces were found to be POP3.
+    #[test]
+    fn a_big_first_chunk_decides_as_small_ones_do() {
+        let mut client = b"APOP alice c4c9334bac560ecc979e58001b3e22fb\r\n".to_vec();
+        client.resize(MAX_HELD_BYTES + 100, b'x');
+        let run = |chunk: usize| {
+            let limits = Limits::default();
+            let mut rec = SessionRecord::new(
+                1,
+                Protocol::Smtp,
+                crate::session::Endpoint {
+                    ip: "192.0.2.1".parse().unwrap(),
+                    port: 40000,
+                },
+                crate::session::Endpoint {
+                    ip: "192.0.2.2".parse().unwrap(),
+                    port: 8110,
+                },
+                Timestamp(0),
+            );
+            let mut probe = ProbeDissector::new(&limits, &PortMap::default());
+            probe.on_data(
+                Direction::Server,
+                b"+OK ready <1.2@x>\r",
+                Timestamp(0),
+                &mut rec,
+            );
+            for piece in client.chunks(chunk) {
+                probe.on_data(Direction::Client, piece, Timestamp(0), &mut rec);
+            }
+            (rec.not_mail, rec.protocol)
+        };
+        assert_eq!(run(client.len()), (false, Protocol::Pop3));
+        assert_eq!(run(7), run(client.len()));
+    }
+
     #[test]
     fn first_lines_decide_or_wait() {
         use Direction::{Client as C, Server as S};
-        let cases: [(Direction, &[u8], Verdict); 14] = [
+        let cases: [(Direction, &[u8], Verdict); 15] = [
             (
                 S,
                 b"220 mx.example ESMTP Postfix\r\n",
@@ -349,6 +392,8 @@ mod tests {
             (C, b"GET / HTTP/1.1\r\n", Verdict::NotMail),
             (C, &[0x16, 0x03, 0x01, 0x00], Verdict::NotMail),
             (C, &[b'A'; MAX_PROBE_BYTES], Verdict::NotMail),
+            // Bytes after the first line do not change what it says.
+            (C, b"CAPA\r\n\x01\x02", Verdict::Mail(Protocol::Pop3)),
         ];
         for (dir, bytes, want) in cases {
             assert_eq!(
