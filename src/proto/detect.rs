@@ -58,13 +58,10 @@ fn tunnel_verdict(bytes: &[u8]) -> Option<Verdict> {
             Some(1 | 2) => parse::Step::Done(2, ()),
             Some(_) => parse::Step::Bad("not a SOCKS4 command"),
         },
-        // `CONNECT ` is enough (the tunnel reader checks the rest); a whole request line that
-        // is no CONNECT request is not one.
-        TunnelKind::HttpConnect => match bytes.iter().position(|&b| b == b'\n') {
-            None if bytes.len() < 8 => parse::Step::More,
-            None => parse::Step::Done(8, ()),
-            Some(end) => parse::http_connect_line(&bytes[..end]).map_unit(),
-        },
+        // `CONNECT ` is enough, and only it counts, so the verdict is the same however the
+        // line is cut; the tunnel reader checks the rest.
+        TunnelKind::HttpConnect if bytes.len() < 8 => parse::Step::More,
+        TunnelKind::HttpConnect => parse::Step::Done(8, ()),
     };
     Some(match step {
         parse::Step::Done(..) => Verdict::Tunnel(kind),

@@ -324,6 +324,18 @@ fn malformed_handshakes_are_anomalies() {
     ] {
         assert!(run(&[(C, client), (S, b"\x00\x00")]).not_mail, "{client:?}");
     }
+    // Found by fuzzing: a bad CONNECT line is read the same whole or cut anywhere.
+    let bad = b"CONNECT mail.example:587 HTTP/2.1\r\nHost: x\r\n\r\n";
+    let server = b"HTTP/1.1 200 Connection established\r\n\r\n220 mx ESMTP\r\n";
+    let whole = json(&run(&[(C, bad), (S, server)]));
+    for cut in 0..=bad.len() {
+        let (a, b) = bad.split_at(cut);
+        assert_eq!(
+            json(&run(&[(C, a), (C, b), (S, server)])),
+            whole,
+            "cut at {cut}"
+        );
+    }
 }
 
 #[test]
