@@ -19,6 +19,9 @@
 #   For mail-other-ports only: one more Postfix listener on 2525 (like 587)
 #   and one more Dovecot POP3 listener on 8110 (like 110), plus a
 #   python3 -m http.server on 8080 and an FTP look-alike on 2121.
+#   For mail-via-proxy: the same extra Postfix listener on 2525, and the
+#   loopback proxies of captures/proxy.py: HTTP CONNECT on 3128, SOCKS4/4a/5
+#   on 1080 (only the client-to-proxy legs are captured).
 # Clients: swaks, curl and Python's smtplib/poplib (captures/scenarios.py).
 # Which client made which session is noted at each scenario below.
 #
@@ -71,7 +74,7 @@ CAPTURES=(
     smtp-mime smtp-ipv6 tls-smtp-matrix tls-smtp-clear
     pop3-user-pass pop3-apop pop3-auth-plain pop3-stls pop3s-995
     tls-pop3-matrix tls-pop3-clear
-    sll2-mixed mixed mail-other-ports
+    sll2-mixed mixed mail-other-ports mail-via-proxy
     pop3-mailbox   # last: it deletes mail
 )
 WANTED=()
@@ -123,7 +126,8 @@ log "writing source messages and attachments to $SRC"
 # mail-other-ports needs one more Postfix listener (like 587) and one more
 # Dovecot POP3 listener (like 110) on non-standard ports.
 OTHER_SMTP_PORT=2525 OTHER_POP3_PORT=8110 OTHER_HTTP_PORT=8080 OTHER_FTP_PORT=2121
-if wanted mail-other-ports; then
+PROXY_HTTP_PORT=3128 PROXY_SOCKS_PORT=1080
+if wanted mail-other-ports || wanted mail-via-proxy; then
     LAB_EXTRA_SMTP_PORT=$OTHER_SMTP_PORT LAB_EXTRA_POP3_PORT=$OTHER_POP3_PORT
 fi
 lab_start "$T" "$SRC"
@@ -550,6 +554,68 @@ f.close()
 s.close()
 EOF
     cap_stop 4
+    for pid in "${SIDE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    SIDE_PIDS=()
+}
+
+# Mail through proxies: only the client <-> proxy legs are captured, so every
+# session opens with a tunnel handshake (captures/proxy.py is the proxy):
+# 1. curl, HTTP CONNECT 127.0.0.1:587 with Proxy-Authorization Basic
+#    proxyuser: AUTH PLAIN alice, one message
+# 2. curl, HTTP CONNECT 127.0.0.1:110 without proxy credentials: 407, no mail
+# 3. curl, SOCKS5 (username/password proxyuser, target by name localhost:110):
+#    POP3 login bob, LIST
+# 4. curl, SOCKS5 (no authentication, IPv4 target 127.0.0.1:25): one message
+#    without AUTH
+# 5. curl, SOCKS4 127.0.0.1:110: POP3 login alice, LIST
+# 6. curl, SOCKS4a localhost:2525 (a mail port only content shows): AUTH
+#    PLAIN alice, one message
+# 7. curl, SOCKS5 with a wrong proxy password (target 127.0.0.1:110): refused
+#    at the username/password step
+# 8. curl, SOCKS5 to mail.example:25: refused by the proxy's rules (reply 2)
+capture_mail_via_proxy() {
+    for port in $PROXY_HTTP_PORT $PROXY_SOCKS_PORT; do
+        [ -z "$(ss -Hltn "sport = :$port")" ] || die "something already listens on TCP port $port"
+    done
+    "$PY" "$HERE/proxy.py" http "$PROXY_HTTP_PORT" >"$T/proxy-http.log" 2>&1 &
+    SIDE_PIDS+=($!)
+    "$PY" "$HERE/proxy.py" socks "$PROXY_SOCKS_PORT" >"$T/proxy-socks.log" 2>&1 &
+    SIDE_PIDS+=($!)
+    lab_wait_listen "$PROXY_HTTP_PORT"; lab_wait_listen "$PROXY_SOCKS_PORT"
+    local puser=proxyuser ppw=Proxy-Pass-9   # the fake proxy account of proxy.py
+    local mail=(--crlf --mail-from "$ALICE" --mail-rcpt bob@mailsift.test --upload-file "$SRC/short.eml")
+
+    cap_start mail-via-proxy.pcap lo "tcp port $PROXY_HTTP_PORT or tcp port $PROXY_SOCKS_PORT"
+    curl -sS --max-time 30 -p -x "http://127.0.0.1:$PROXY_HTTP_PORT" --proxy-user "$puser:$ppw" \
+        "smtp://127.0.0.1:587/$HELO" --login-options AUTH=PLAIN -u "$ALICE:$ALICE_PW" "${mail[@]}"
+    pause
+    if curl -sS --max-time 30 -p -x "http://127.0.0.1:$PROXY_HTTP_PORT" \
+        "pop3://127.0.0.1:110/" -u "$ALICE:$ALICE_PW" >/dev/null 2>&1; then
+        die "the HTTP proxy let a client without credentials through"
+    fi
+    pause
+    curl -sS --max-time 30 -x "socks5h://$puser:$ppw@127.0.0.1:$PROXY_SOCKS_PORT" \
+        "pop3://localhost:110/" -u "$BOB:$BOB_PW" >/dev/null
+    pause
+    curl -sS --max-time 30 -x "socks5://127.0.0.1:$PROXY_SOCKS_PORT" \
+        "smtp://127.0.0.1:25/$HELO" "${mail[@]}"
+    pause
+    curl -sS --max-time 30 -x "socks4://127.0.0.1:$PROXY_SOCKS_PORT" \
+        "pop3://127.0.0.1:110/" -u "$ALICE:$ALICE_PW" >/dev/null
+    pause
+    curl -sS --max-time 30 -x "socks4a://127.0.0.1:$PROXY_SOCKS_PORT" \
+        "smtp://localhost:$OTHER_SMTP_PORT/$HELO" --login-options AUTH=PLAIN -u "$ALICE:$ALICE_PW" "${mail[@]}"
+    pause
+    if curl -sS --max-time 30 -x "socks5h://$puser:$WRONG_PW@127.0.0.1:$PROXY_SOCKS_PORT" \
+        "pop3://127.0.0.1:110/" -u "$BOB:$BOB_PW" >/dev/null 2>&1; then
+        die "the SOCKS proxy took a wrong password"
+    fi
+    pause
+    if curl -sS --max-time 30 -x "socks5h://127.0.0.1:$PROXY_SOCKS_PORT" \
+        "smtp://mail.example:25/$HELO" "${mail[@]}" 2>/dev/null; then
+        die "the SOCKS proxy connected to a name it should refuse"
+    fi
+    cap_stop 8
     for pid in "${SIDE_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
     SIDE_PIDS=()
 }

@@ -285,6 +285,8 @@ pub fn mechanism_label(mechanism: &str) -> String {
     match mechanism {
         "USER" => "USER/PASS".to_string(),
         "APOP" => "APOP".to_string(),
+        "SOCKS5" => "SOCKS5 proxy login".to_string(),
+        "HTTP-BASIC" => "HTTP proxy Basic login".to_string(),
         m => format!("AUTH {}", quoted(m)),
     }
 }
@@ -617,7 +619,7 @@ fn auth_without_tls(rec: &SessionRecord, out: &mut Vec<Finding>) {
     for c in rec
         .credentials
         .iter()
-        .filter(|c| !c.encrypted && !c.details.cancelled)
+        .filter(|c| !c.encrypted && !c.details.cancelled && !c.is_proxy_login())
     {
         first = Some(first.map_or(c.ts, |t| t.min(c.ts)));
         if !mechanisms.contains(&c.mechanism.as_str()) {
@@ -763,7 +765,10 @@ fn login_after_failures(rec: &SessionRecord, out: &mut Vec<Finding>) {
     // Credentials are recorded in the order the client made the attempts (stream order).
     // Their times are no substitute: a retransmitted or reordered segment can give an earlier
     // attempt a later capture time.
-    let attempts = rec.credentials.iter().filter(|c| c.success.is_some());
+    let attempts = rec
+        .credentials
+        .iter()
+        .filter(|c| c.success.is_some() && !c.is_proxy_login());
     let mut failed: Vec<LoginAttempt> = Vec::new();
     let mut failures = 0u64;
     for c in attempts {
@@ -1024,7 +1029,11 @@ impl LoginTracker {
 
     /// Counts the login attempts of a finished session.
     pub fn observe(&mut self, rec: &SessionRecord) {
-        if !rec.credentials.iter().any(|c| c.success.is_some()) {
+        if !rec
+            .credentials
+            .iter()
+            .any(|c| c.success.is_some() && !c.is_proxy_login())
+        {
             return;
         }
         let full = self.clients.len() >= self.client_limit;
@@ -1039,7 +1048,8 @@ impl LoginTracker {
             None => self.clients.entry(rec.client.ip).or_default(),
         };
         let mut session_failed = false;
-        for c in &rec.credentials {
+        // A proxy login is to another server than the mail server's: not counted here.
+        for c in rec.credentials.iter().filter(|c| !c.is_proxy_login()) {
             let mark = || Mark {
                 ts: c.ts,
                 session: rec.id,

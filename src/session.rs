@@ -274,7 +274,8 @@ pub struct CredentialDetails {
 pub struct Credential {
     /// When the attempt began.
     pub ts: Timestamp,
-    /// `USER` (POP3 USER/PASS), `APOP`, or the SASL mechanism name (`PLAIN`, `LOGIN`, `CRAM-MD5`, ...).
+    /// `USER` (POP3 USER/PASS), `APOP`, the SASL mechanism name (`PLAIN`, `LOGIN`, `CRAM-MD5`,
+    /// ...), or a proxy login of the session's tunnel: `SOCKS5` (RFC 1929), `HTTP-BASIC`.
     pub mechanism: String,
     /// The user name, if it could be recovered.
     pub username: Option<String>,
@@ -287,6 +288,14 @@ pub struct Credential {
     /// Mechanism-specific fields.
     #[serde(flatten)]
     pub details: CredentialDetails,
+}
+
+impl Credential {
+    /// True for a login to a proxy that opened the session's tunnel (`SOCKS5`, `HTTP-BASIC`),
+    /// not to the mail server.
+    pub fn is_proxy_login(&self) -> bool {
+        crate::proto::tunnel::PROXY_MECHANISMS.contains(&self.mechanism.as_str())
+    }
 }
 
 /// How a message travelled.
@@ -500,6 +509,10 @@ pub struct SessionRecord {
     /// when false).
     #[serde(skip_serializing_if = "is_false")]
     pub detected_by_content: bool,
+    /// The proxy handshake (HTTP CONNECT, SOCKS4/4a/5) the session opened with, if any
+    /// (omitted otherwise); the mail dialogue recorded is the one inside the tunnel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<Box<crate::proto::tunnel::TunnelInfo>>,
     /// TLS state, or null when the session stayed in clear text.
     pub tls: Option<Box<TlsInfo>>,
     /// Clear text where TLS was expected (after an accepted STARTTLS/STLS, or on an
@@ -621,6 +634,7 @@ impl SessionRecord {
             messages_admitted: 0,
             not_mail: false,
             detected_by_content: false,
+            tunnel: None,
         }
     }
 

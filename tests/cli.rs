@@ -358,3 +358,22 @@ fn keylog_decrypts_and_reports_bad_lines_by_file_and_line() {
         stderr(&o)
     );
 }
+
+#[test]
+fn analyze_lists_tunnels() {
+    let p = captures_dir().join("mail-via-proxy.pcap");
+    let o = mailsift(&["analyze", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "Tunnels (7)",
+        "HTTP CONNECT",
+        "refused 407 Proxy Authentication Required",
+        "SOCKS4a",
+        "localhost:2525",
+        "refused 2 connection not allowed by ruleset",
+        "SOCKS5 proxy login",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+}

@@ -272,3 +272,90 @@ fn after_a_flow_found_not_mail_closes_its_address_pair_can_carry_mail() {
         rec.packets.client + rec.packets.server
     );
 }
+
+/// The real capture of mail through proxies (see `captures/README.md`, mail-via-proxy).
+#[test]
+fn mail_through_proxies_is_followed_and_refused_tunnels_are_recorded() {
+    use mailsift::proto::tunnel::TunnelKind as K;
+    let path = common::captures_dir().join("mail-via-proxy.pcap");
+    let (mut sessions, _) = run_with(std::slice::from_ref(&path), EngineConfig::default());
+    sessions.sort_by_key(|r| r.id);
+    let got: Vec<_> = sessions
+        .iter()
+        .map(|s| {
+            let t = s.tunnel.as_deref().expect("every session is a tunnel");
+            let commands = s
+                .events
+                .iter()
+                .filter(|e| matches!(e.kind, mailsift::session::EventKind::Command { .. }))
+                .count();
+            (
+                s.protocol,
+                t.kind,
+                t.target_port,
+                t.established,
+                commands > 0,
+            )
+        })
+        .collect();
+    use Protocol::{Pop3, Smtp};
+    assert_eq!(
+        got,
+        vec![
+            (Smtp, K::HttpConnect, Some(587), Some(true), true),
+            (Pop3, K::HttpConnect, Some(110), Some(false), false),
+            (Pop3, K::Socks5, Some(110), Some(true), true),
+            (Smtp, K::Socks5, Some(25), Some(true), true),
+            (Pop3, K::Socks4, Some(110), Some(true), true),
+            (Smtp, K::Socks4a, Some(2525), Some(true), true),
+            (Smtp, K::Socks5, Some(25), Some(false), false),
+        ]
+    );
+    // Three messages went through; the proxy logins are credentials of their own.
+    assert_eq!(sessions.iter().map(|s| s.messages.len()).sum::<usize>(), 3);
+    let proxy_logins: Vec<_> = sessions
+        .iter()
+        .flat_map(|s| &s.credentials)
+        .filter(|c| c.is_proxy_login())
+        .map(|c| c.mechanism.as_str())
+        .collect();
+    assert_eq!(proxy_logins, ["HTTP-BASIC", "SOCKS5"]);
+    let cfg = EngineConfig {
+        no_detection: true,
+        ..EngineConfig::default()
+    };
+    assert!(run_with(&[path], cfg).0.is_empty());
+}
+
+/// A SOCKS5 tunnel to 465 carries implicit TLS; one to 443 carrying TLS is not mail.
+#[test]
+fn a_tunnel_target_port_chooses_how_the_dialogue_inside_starts() {
+    let hello = b"\x16\x03\x01\x00\x2e\x01\x00\x00\x2a\x03\x03".to_vec();
+    let tunnel = |port: u16| {
+        let mut req = b"\x05\x01\x00\x05\x01\x00\x01\xc0\x00\x02\x14".to_vec();
+        req.extend_from_slice(&port.to_be_bytes());
+        Conversation::new(
+            "192.0.2.10:40100".parse().unwrap(),
+            "192.0.2.30:1080".parse().unwrap(),
+        )
+        .client(&req[..3])
+        .server(b"\x05\x00")
+        .client(&req[3..])
+        .server(b"\x05\x00\x00\x01\xc0\x00\x02\x1e\x04\x38")
+        .client(&hello)
+        .packets()
+    };
+    let run = |name: &str, port: u16| {
+        let p = temp_path(name);
+        std::fs::write(&p, pcap_bytes(&tunnel(port))).unwrap();
+        run_with(&[p], EngineConfig::default()).0
+    };
+    let s = run("socks-465.pcap", 465);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].protocol, Protocol::Smtp);
+    assert!(
+        s[0].tls.is_some(),
+        "TLS from the first byte inside the tunnel"
+    );
+    assert!(run("socks-443.pcap", 443).is_empty());
+}

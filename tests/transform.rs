@@ -254,6 +254,18 @@ fn check_loss(base: &[SessionRecord], lossy: &[SessionRecord], d: &DroppedSegmen
     let before = by_key(base);
     let after = by_key(lossy);
     let (Some(before), Some(after)) = (before.get(&k), after.get(&k)) else {
+        // A refused tunnel carries no dialogue: it is mail only by the target port of its
+        // request, so losing the client's handshake bytes loses the only sign that it was.
+        let refused_tunnel = |r: &&SessionRecord| {
+            r.events.is_empty()
+                && r.tunnel
+                    .as_ref()
+                    .is_some_and(|t| t.established == Some(false))
+        };
+        if dir == Direction::Client && before.get(&k).is_some_and(|b| b.iter().all(refused_tunnel))
+        {
+            return out;
+        }
         out.push(format!("{} -> {}: session vanished", k.0, k.1));
         return out;
     };

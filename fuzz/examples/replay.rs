@@ -13,6 +13,7 @@ fn target(name: &str) -> Option<fn(&[u8])> {
         "line" => mailsift_fuzz::line::run,
         "pop3_session" => |d| mailsift_fuzz::session::run(Protocol::Pop3, d),
         "smtp_session" => |d| mailsift_fuzz::session::run(Protocol::Smtp, d),
+        "tunnel" => mailsift_fuzz::session::run_probe,
         "sasl" => mailsift_fuzz::sasl::run,
         "tls_observer" => mailsift_fuzz::tls::run,
         "mime" => mailsift_fuzz::mime::run,

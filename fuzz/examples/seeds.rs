@@ -887,6 +887,68 @@ fn fragment(frame: &[u8], at: usize) -> Option<[Vec<u8>; 2]> {
     ])
 }
 
+/// A client's and a server's bytes.
+type Exchange<'a> = (&'a [u8], &'a [u8]);
+
+/// Proxy handshakes, each followed by a short SMTP or POP3 dialogue, for the `tunnel` target.
+fn tunnel_seeds(corpus: &mut Corpus) {
+    let smtp: Exchange = (
+        b"EHLO client.example\r\nQUIT\r\n",
+        b"220 mx.example ESMTP\r\n250 mx.example\r\n221 bye\r\n",
+    );
+    let pop3: Exchange = (
+        b"USER bob\r\nPASS Builder-7\r\nQUIT\r\n",
+        b"+OK ready\r\n+OK\r\n+OK logged in\r\n+OK bye\r\n",
+    );
+    let handshakes: [(&str, &[u8], &[u8], Exchange); 6] = [
+        (
+            "http-connect-basic",
+            b"CONNECT mail.example:587 HTTP/1.1\r\nProxy-Authorization: Basic cHJveHl1c2VyOnB3\r\n\r\n",
+            b"HTTP/1.1 200 Connection established\r\n\r\n",
+            smtp,
+        ),
+        (
+            "http-connect-407",
+            b"CONNECT 192.0.2.25:110 HTTP/1.1\r\n\r\n",
+            b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n",
+            (b"", b""),
+        ),
+        (
+            "socks4",
+            b"\x04\x01\x00\x6e\xc0\x00\x02\x19alice\x00",
+            b"\x00\x5a\0\0\0\0\0\0",
+            pop3,
+        ),
+        (
+            "socks4a",
+            b"\x04\x01\x09\xdd\0\0\0\x01\x00mail.example\x00",
+            b"\x00\x5a\0\0\0\0\0\0",
+            smtp,
+        ),
+        (
+            "socks5-login",
+            b"\x05\x02\x00\x02\x01\x09proxyuser\x02pw\x05\x01\x00\x03\x0cmail.example\x00\x6e",
+            b"\x05\x02\x01\x00\x05\x00\x00\x01\xc0\x00\x02\x01\xd0\xe6",
+            pop3,
+        ),
+        (
+            "socks5-refused",
+            b"\x05\x01\x00\x05\x01\x00\x01\xc0\x00\x02\x19\x00\x19",
+            b"\x05\x00\x05\x02\x00\x01\0\0\0\0\0\0",
+            (b"", b""),
+        ),
+    ];
+    for (name, client, server, (inner_c, inner_s)) in handshakes {
+        let ops = [
+            OwnedOp::Data(Direction::Client, [client, inner_c].concat()),
+            OwnedOp::Data(Direction::Server, [server, inner_s].concat()),
+            OwnedOp::Fin(Direction::Client),
+            OwnedOp::Fin(Direction::Server),
+        ];
+        corpus.add("tunnel", name, &encode_ops(0, &ops));
+    }
+}
+
 fn conversation_seeds(corpus: &mut Corpus) {
     for (name, smtp, turns) in dialogues() {
         let port = if smtp { 25 } else { 110 };
@@ -1053,6 +1115,7 @@ fn main() {
         }
     }
     conversation_seeds(&mut corpus);
+    tunnel_seeds(&mut corpus);
     mime_seeds(&mut corpus);
     sasl_seeds(&mut corpus);
     line_seeds(&mut corpus);

@@ -9,7 +9,9 @@
 use crate::input::Reader;
 use mailsift::engine::{SessionSink, complete_session};
 use mailsift::limits::Limits;
-use mailsift::proto::{Framing, new_dissector};
+use mailsift::proto::detect::ProbeDissector;
+use mailsift::proto::ports::PortMap;
+use mailsift::proto::{Dissector, Framing, new_dissector};
 use mailsift::session::{Direction, Endpoint, MessageBlob, Protocol, SessionRecord};
 use mailsift::time::Timestamp;
 use serde_json::Value;
@@ -390,8 +392,19 @@ pub fn drive(
     ops: &[Timed<'_>],
     input_len: usize,
 ) -> Value {
+    let dissector = new_dissector(protocol, framing, limits);
+    drive_with(protocol, dissector, limits, ops, input_len)
+}
+
+/// [`drive`] with a given dissector, on a record first marked `protocol`.
+pub fn drive_with(
+    protocol: Protocol,
+    mut dissector: Box<dyn Dissector>,
+    limits: &Limits,
+    ops: &[Timed<'_>],
+    input_len: usize,
+) -> Value {
     let mut rec = new_record(protocol, limits);
-    let mut dissector = new_dissector(protocol, framing, limits);
     let mut last = start_ts();
     for (ts, op) in ops {
         let ts = *ts;
@@ -439,6 +452,21 @@ pub fn run(protocol: Protocol, data: &[u8]) {
     let ops = stamp(&parse_ops(&mut r));
     check_equivalent(&ops, &mut |variant| {
         drive(protocol, framing, &limits, variant, data.len())
+    });
+}
+
+/// The whole check of one input on a port no mapping names: the content probe decides, and a
+/// proxy handshake (HTTP CONNECT, SOCKS4/4a/5) goes to the tunnel parsers, whose dialogue
+/// inside is dissected. The option byte chooses limits as for [`run`] (its TLS bit is unused).
+pub fn run_probe(data: &[u8]) {
+    let mut r = Reader::new(data);
+    let config = SessionConfig(r.u8().unwrap_or(0));
+    let limits = config.limits();
+    let ports = PortMap::default();
+    let ops = stamp(&parse_ops(&mut r));
+    check_equivalent(&ops, &mut |variant| {
+        let probe = Box::new(ProbeDissector::new(&limits, &ports));
+        drive_with(Protocol::Smtp, probe, &limits, variant, data.len())
     });
 }
 
@@ -496,5 +524,30 @@ mod tests {
         input.extend_from_slice(&w.bytes);
         run(Protocol::Pop3, &input);
         run(Protocol::Smtp, &input);
+    }
+
+    #[test]
+    fn a_socks5_tunnel_with_a_login_runs_clean() {
+        let mut w = OpsWriter::default();
+        w.data(Direction::Client, b"\x05\x02\x00\x02")
+            .data(Direction::Server, b"\x05\x02")
+            .data(Direction::Client, b"\x01\x03bob\x02pw")
+            .data(Direction::Server, b"\x01\x00")
+            .data(
+                Direction::Client,
+                b"\x05\x01\x00\x01\xc0\x00\x02\x01\x00\x6e",
+            )
+            .data(
+                Direction::Server,
+                b"\x05\x00\x00\x01\xc0\x00\x02\x01\xd0\xe6",
+            )
+            .data(Direction::Server, b"+OK ready\r\n")
+            .data(Direction::Client, b"USER alice\r\n")
+            .data(Direction::Server, b"+OK\r\n")
+            .gap(Direction::Client, 5)
+            .fin(Direction::Client);
+        let mut input = vec![0];
+        input.extend_from_slice(&w.bytes);
+        run_probe(&input);
     }
 }

@@ -51,8 +51,10 @@ fn tls_state(rec: &SessionRecord, offered: bool) -> String {
     }
 }
 
-/// "user (ok)" for the last attempt of a session, with the number of attempts.
+/// "user (ok)" for the last attempt of a session, with the number of attempts (proxy logins
+/// of a tunnel are not logins to the mail server, and are left out).
 fn login(creds: &[Credential]) -> String {
+    let creds: Vec<&Credential> = creds.iter().filter(|c| !c.is_proxy_login()).collect();
     let Some(last) = creds.last() else {
         return "-".into();
     };
@@ -122,6 +124,7 @@ pub struct ActivityTables {
     tls: Rows,
     /// SMTP transactions that delivered nothing (delivered ones are in `messages`).
     refused: Rows,
+    tunnels: Rows,
     messages: Rows,
 }
 
@@ -178,6 +181,51 @@ fn transaction_row(t: &MailTransaction) -> Vec<String> {
         list(&rcpts, 3),
         t.outcome.as_str().replace('_', " "),
         clip(&reply),
+    ]
+}
+
+/// One row of the tunnels table: the proxy handshake a session opened with.
+fn tunnel_row(rec: &SessionRecord, t: &crate::proto::tunnel::TunnelInfo) -> Vec<String> {
+    use crate::proto::tunnel::{TunnelAuth, TunnelKind};
+    let kind = match t.kind {
+        TunnelKind::HttpConnect => "HTTP CONNECT",
+        TunnelKind::Socks4 => "SOCKS4",
+        TunnelKind::Socks4a => "SOCKS4a",
+        TunnelKind::Socks5 => "SOCKS5",
+    };
+    let target = match (&t.target_host, t.target_port) {
+        (Some(h), Some(p)) if h.contains(':') => format!("[{h}]:{p}"),
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        _ => "?".into(),
+    };
+    let auth = match t.auth {
+        None | Some(TunnelAuth::None) => "-",
+        Some(TunnelAuth::Gssapi) => "GSSAPI",
+        Some(TunnelAuth::UsernamePassword) => "username/password",
+        Some(TunnelAuth::NoAcceptable) => "no acceptable method",
+        Some(TunnelAuth::Basic) => "Basic",
+        Some(TunnelAuth::Other) => "other",
+    };
+    let answer = match (t.established, t.status, &t.reply) {
+        (None, ..) => "not seen".to_string(),
+        (Some(ok), status, reply) => format!(
+            "{}{}{}",
+            if ok { "open" } else { "refused" },
+            status.map(|s| format!(" {s}")).unwrap_or_default(),
+            reply
+                .as_deref()
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default()
+        ),
+    };
+    vec![
+        rec.id.to_string(),
+        format!("{} → {}", rec.client, rec.server),
+        kind.into(),
+        clip(&target),
+        auth.into(),
+        clip(t.username.as_deref().unwrap_or("-")),
+        clip(&answer),
     ]
 }
 
@@ -310,6 +358,9 @@ impl ActivityTables {
         if let Some(tls) = rec.tls.as_deref() {
             self.tls.push(key, tls_row(rec, tls));
         }
+        if let Some(t) = rec.tunnel.as_deref() {
+            self.tunnels.push(key, tunnel_row(rec, t));
+        }
         for m in &rec.messages {
             self.messages
                 .push((m.first_seen, rec.id, m.index), message_row(rec, m));
@@ -381,6 +432,22 @@ impl ActivityTables {
                     "cipher",
                     "sni",
                     "decrypted",
+                ],
+                &[],
+            ));
+            out.push('\n');
+        }
+        if !self.tunnels.rows.is_empty() {
+            out.push_str(&format!("\nTunnels ({})\n", self.tunnels.rows.len()));
+            out.push_str(&self.tunnels.render(
+                &[
+                    "id",
+                    "client → proxy",
+                    "kind",
+                    "target",
+                    "auth",
+                    "proxy user",
+                    "answer",
                 ],
                 &[],
             ));

@@ -194,7 +194,7 @@ fn session_event(rec: &SessionRecord, ctx: &SessionContext) -> Value {
         rec.credentials
             .iter()
             .rev()
-            .find(|c| c.success == Some(true))
+            .find(|c| c.success == Some(true) && !c.is_proxy_login())
             .and_then(|c| c.username.clone())
     });
     let anomalies: Vec<&str> = rec.anomalies.iter().map(|a| a.kind.as_str()).collect();
@@ -228,6 +228,7 @@ fn session_event(rec: &SessionRecord, ctx: &SessionContext) -> Value {
                     TlsMode::Implicit => "implicit",
                 }),
                 "detected_by_content": rec.detected_by_content,
+                "tunnel": rec.tunnel,
                 "tls_decrypted": rec.tls.as_ref().map(|t| t.decrypted),
                 "tls_decryption": rec.tls.as_ref().and_then(|t| t.decryption.as_ref()).map(|d| d.status),
                 "missing_bytes": rec.missing_bytes,

@@ -5,9 +5,11 @@ pub mod detect;
 pub mod hashcat;
 pub mod line;
 pub mod pop3;
+pub mod ports;
 pub mod sasl;
 pub mod smtp;
 pub mod tls;
+pub mod tunnel;
 
 use crate::limits::Limits;
 use crate::session::{Direction, Protocol, SessionRecord};
