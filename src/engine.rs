@@ -314,12 +314,22 @@ impl Engine {
             finish(f, end, now, stats, ooo_total, offload, sink)
         });
         if let Some(flow) = flows.get_mut(&key) {
-            // A SYN read after the FIN may still be this connection's own (captures reorder
-            // packets); only one leading elsewhere in sequence space opens a new session.
-            let reused = is_new_syn
-                && (flow.conn.closed_at.is_some() || flow.conn.fin.client || flow.conn.fin.server)
-                && !flow.conn.is_own_syn(seg.seq);
-            if reused && let Some(old) = flows.remove(&key) {
+            // A SYN may still be this connection's own (resent, or captured after later
+            // packets); one leading elsewhere in sequence space opens a new session, whether
+            // or not the old one was seen to close: port reuse after a lost FIN, NAT, or a
+            // connection left open on purpose to squat on the address pair.
+            let reused =
+                is_new_syn && flow.conn.knows_client_seq() && !flow.conn.is_own_syn(seg.seq);
+            if reused && let Some(mut old) = flows.remove(&key) {
+                if old.conn.closed_at.is_none() {
+                    old.app.rec.anomaly(
+                        pkt.ts,
+                        None,
+                        "flow_replaced",
+                        "a new connection (a SYN with an unrelated sequence number) took this \
+                         address pair before this one was seen to close",
+                    );
+                }
                 finish(old, FlowEnd::Reused, now, stats, ooo_total, offload, sink);
             }
         }
@@ -584,7 +594,17 @@ fn handle_segment(
                 "payload beyond the sender's FIN",
             );
         }
-        if seg.flags.fin {
+        if report.fin_contradicted {
+            app.rec.anomaly(
+                ts,
+                Some(dir),
+                "fin_contradicted",
+                "data ran through a FIN not yet reached; the FIN was set aside (forged or stray)",
+            );
+            *conn.fin.get_mut(dir) = false;
+            conn.closed_at = None;
+        }
+        if seg.flags.fin && !report.fin_contradicted {
             *conn.fin.get_mut(dir) = true;
         }
     }

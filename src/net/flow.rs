@@ -137,6 +137,12 @@ impl TcpConnection {
         first.wrapping_sub(from) <= high.wrapping_sub(from)
     }
 
+    /// Whether anything of the client's sequence space is known (its SYN, its data, or the
+    /// ISN a SYN-ACK acknowledged); without it no SYN can be told to be unrelated.
+    pub fn knows_client_seq(&self) -> bool {
+        self.client_isn.is_some() || self.client_span.is_some()
+    }
+
     /// Whether both sides finished or one reset.
     pub fn is_closed(&self) -> bool {
         self.rst || (self.fin.client && self.fin.server)

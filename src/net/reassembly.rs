@@ -128,6 +128,9 @@ pub struct SegmentReport {
     pub after_fin: bool,
     /// The segment lies more than [`WINDOW`] from the next expected byte and was dropped.
     pub out_of_window: bool,
+    /// A FIN not yet reached was contradicted by data beyond it (this segment's, or held
+    /// already) and set aside: the stream goes on.
+    pub fin_contradicted: bool,
 }
 
 /// Counters per direction.
@@ -484,6 +487,17 @@ impl Reassembler {
         let data_end = start + payload.len() as i64;
         let extent = (payload.len() as u64 + u64::from(missing)).min(WINDOW);
         let wire_end = start + extent as i64;
+        if let Some((at, _)) = self.fin
+            && !self.fin_delivered
+            && start <= at as i64
+            && data_end > at as i64
+        {
+            // A segment of data runs through a FIN nobody reached yet: no real stream ends
+            // inside a segment, so the FIN was not the end (forged, or stray). The data wins;
+            // data wholly beyond a FIN is still dropped (it may be what was forged).
+            self.fin = None;
+            report.fin_contradicted = true;
+        }
         if fin {
             self.note_fin(wire_end, ts, &mut report, out);
         }
@@ -926,6 +940,21 @@ impl Reassembler {
         around.map_or(declared, |t| t.min(declared))
     }
 
+    /// How far an acknowledgement may declare holes: up to the last captured byte, or up to
+    /// an acknowledged FIN. Beyond captured data an ACK proves nothing the capture can check
+    /// (one forged ACK far ahead must not turn the real bytes that follow into a gap), so a
+    /// trailing hole waits for later bytes, the FIN, or the end of the flow.
+    fn ack_gap_target(&self, acked: u64) -> u64 {
+        let held_end = self
+            .held
+            .last_key_value()
+            .map_or(self.next, |(&k, piece)| k + piece.len());
+        match self.fin {
+            Some((at, _)) if acked >= at => acked,
+            _ => acked.min(held_end),
+        }
+    }
+
     /// Turns acknowledged holes into gaps once their grace has run out.
     fn settle_acks<F: FnMut(Chunk<'_>)>(&mut self, ts: Timestamp, out: &mut F) {
         if let Some(deadline) = self.ack_deadline {
@@ -936,9 +965,10 @@ impl Reassembler {
                 self.gap_until(deadline.target, ts, out);
             }
         }
-        if self.ack_deadline.is_none() && self.acked > self.next {
+        let target = self.ack_gap_target(self.acked);
+        if self.ack_deadline.is_none() && target > self.next {
             let deadline = AckDeadline {
-                target: self.acked,
+                target,
                 at_call: self.calls + u64::from(self.ack_grace),
             };
             if self.ack_grace == 0 {
@@ -1282,17 +1312,13 @@ mod tests {
             })
         });
         assert_eq!(times, [30]);
-        // A trailing hole: just after the last delivered bytes.
+        // A trailing hole (declared at the end): just after the last delivered bytes.
         let mut rig = Rig::new(1 << 20, 0);
         rig.r.syn(0);
         rig.seg_full(1, b"aaaa", 0, false, 10);
         let times = gap_times(&mut rig, &mut |r, times| {
+            r.peer_ack(9, ts(95), &mut |_| {});
             r.flush(ts(99), &mut |c| {
-                if let Chunk::Gap { ts, .. } = c {
-                    times.push(ts.0);
-                }
-            });
-            r.peer_ack(9, ts(95), &mut |c| {
                 if let Chunk::Gap { ts, .. } = c {
                     times.push(ts.0);
                 }
@@ -1303,7 +1329,8 @@ mod tests {
         let mut rig = Rig::new(1 << 20, 0);
         rig.r.syn(0);
         let times = gap_times(&mut rig, &mut |r, times| {
-            r.peer_ack(9, ts(7), &mut |c| {
+            r.peer_ack(9, ts(5), &mut |_| {});
+            r.flush(ts(7), &mut |c| {
                 if let Chunk::Gap { ts, .. } = c {
                     times.push(ts.0);
                 }
@@ -1313,15 +1340,57 @@ mod tests {
     }
 
     #[test]
+    fn a_forged_ack_far_ahead_does_not_swallow_the_bytes_that_follow() {
+        let mut rig = Rig::new(1 << 20, 0);
+        rig.r.syn(0);
+        rig.seg(1, b"EHLO x\r\n");
+        rig.ack(10_000_001); // forged: 10 MB beyond anything sent
+        rig.seg(9, b"MAIL FROM:<a@b>\r\n");
+        rig.seg(26, b"QUIT\r\n");
+        assert!(rig.gaps().is_empty());
+        assert_eq!(rig.data(), b"EHLO x\r\nMAIL FROM:<a@b>\r\nQUIT\r\n");
+        // The real FIN then closes the stream where it really ends.
+        rig.seg_full(32, b"", 0, true, 0);
+        rig.flush();
+        assert!(rig.gaps().is_empty());
+        assert_eq!(rig.fins(), 1);
+    }
+
+    #[test]
+    fn a_forged_fin_ahead_is_set_aside_when_data_runs_through_it() {
+        let mut rig = Rig::new(1 << 20, 0);
+        rig.r.syn(0);
+        rig.seg(1, b"EHLO x\r\n");
+        let forged = rig.seg_full(109, b"", 0, true, 0); // FIN 100 bytes ahead
+        assert!(!forged.fin_contradicted);
+        let body = vec![b'a'; 300];
+        let rep = rig.seg(9, &body);
+        assert!(rep.fin_contradicted && !rep.after_fin);
+        assert_eq!(rig.data().len(), 8 + 300);
+        assert_eq!(rig.fins(), 0);
+        rig.seg_full(309, b"QUIT\r\n", 0, true, 0);
+        assert_eq!(rig.fins(), 1);
+        assert!(rig.data().ends_with(b"QUIT\r\n"));
+    }
+
+    #[test]
     fn acked_hole_with_nothing_after_it_is_a_gap_and_excludes_the_fin() {
         let mut rig = Rig::new(1 << 20, 0);
         rig.r.syn(0);
         rig.seg(1, b"aaaa");
         rig.ack(9); // the last 4 bytes were lost from the capture
-        assert_eq!(rig.gaps(), vec![4]);
-        rig.seg_full(9, b"", 0, true, 0);
-        rig.ack(10); // acknowledges the FIN: no further gap
+        // Nothing captured beyond the hole: the ACK alone cannot be checked, so it waits.
+        assert!(rig.gaps().is_empty());
+        rig.seg_full(9, b"", 0, true, 0); // the FIN shows where the stream ends
+        rig.ack(10); // acknowledges the FIN: the hole before it is a gap
         assert_eq!(rig.events.last(), Some(&Ev::Fin));
+        assert_eq!(rig.gaps(), vec![4]);
+        // Without a FIN the end of the flow declares it.
+        let mut rig = Rig::new(1 << 20, 0);
+        rig.r.syn(0);
+        rig.seg(1, b"aaaa");
+        rig.ack(9);
+        rig.flush();
         assert_eq!(rig.gaps(), vec![4]);
 
         let mut rig = Rig::new(1 << 20, 0);
@@ -1339,12 +1408,13 @@ mod tests {
         let mut rig = Rig::new(1 << 20, 0);
         rig.r.syn(0);
         rig.seg(1, b"abcd");
-        rig.ack(6); // acknowledges the FIN at offset 4, not captured yet: reads as a lost byte
-        assert_eq!(rig.gaps(), vec![1]);
+        rig.ack(6); // acknowledges the FIN at offset 4, not captured yet: nothing to declare
+        assert!(rig.gaps().is_empty());
         let rep = rig.seg_full(5, b"", 0, true, 3);
         assert!(!rep.after_fin);
         assert_eq!(rig.events.last(), Some(&Ev::Fin));
         assert!(rig.r.finished());
+        assert!(rig.gaps().is_empty(), "no byte was lost");
         // A FIN behind delivered data is not believed.
         let mut rig = Rig::new(1 << 20, 0);
         rig.r.syn(0);
