@@ -350,12 +350,16 @@ impl Engine {
             return;
         };
         let was_closed = flow.conn.closed_at.is_some();
-        handle_segment(flow, &seg, pkt.ts, config, ooo_total, sink);
+        handle_segment(flow, &seg, pkt.ts, ooo_total, sink);
         for (end_seg, end_ts) in &early_ends_seen {
-            handle_segment(flow, end_seg, *end_ts, config, ooo_total, sink);
+            handle_segment(flow, end_seg, *end_ts, ooo_total, sink);
         }
         if !was_closed && let Some(at) = flow.conn.closed_at {
             flows.mark_closing(key, at);
+        }
+        let limit = config.limits.max_ooo_bytes_total;
+        if *ooo_total > limit {
+            relieve_ooo_pressure(flows, pkt.ts, limit, ooo_total, sink);
         }
     }
 
@@ -501,7 +505,6 @@ fn handle_segment(
     flow: &mut MailFlow,
     seg: &TcpSegment<'_>,
     ts: Timestamp,
-    config: &EngineConfig,
     ooo_total: &mut usize,
     sink: &mut dyn SessionSink,
 ) {
@@ -617,9 +620,28 @@ fn handle_segment(
     conn.note_close(ts);
     let after = conn.streams.client.buffered() + conn.streams.server.buffered();
     *ooo_total = (*ooo_total + after).saturating_sub(before);
-    if *ooo_total > config.limits.max_ooo_bytes_total {
-        // Global memory pressure: give up waiting on this flow's holes.
-        let freed = after;
+    pass_blobs(&mut app.rec, sink);
+}
+
+/// Under run-wide memory pressure (out-of-order bytes over their limit) the flows holding the
+/// most give up waiting on their holes, largest first, until the total is back under the
+/// limit: a flow with one reordered segment is not the one to pay for a flood of holes.
+fn relieve_ooo_pressure(
+    flows: &mut FlowTable<MailSession>,
+    ts: Timestamp,
+    limit: usize,
+    ooo_total: &mut usize,
+    sink: &mut dyn SessionSink,
+) {
+    while *ooo_total > limit {
+        let Some(key) = flows.largest_holder() else {
+            break;
+        };
+        let Some(flow) = flows.get_mut(&key) else {
+            break;
+        };
+        let Flow { conn, app, .. } = flow;
+        let freed = conn.buffered();
         for d in [Direction::Client, Direction::Server] {
             conn.streams
                 .get_mut(d)
@@ -630,10 +652,11 @@ fn handle_segment(
             ts,
             None,
             "reassembly_memory_limit",
-            "out-of-order data across all flows exceeded its limit; holes were declared gaps",
+            "out-of-order data across all flows exceeded its limit; this flow held the most, \
+             so its holes were declared gaps",
         );
+        pass_blobs(&mut app.rec, sink);
     }
-    pass_blobs(&mut app.rec, sink);
 }
 
 /// A segment of a flow content detection found is not mail: its bytes are never looked at

@@ -94,6 +94,43 @@ fn a_connection_squatting_on_the_control_address_pair_does_not_take_its_place() 
     assert!(squat.has_anomaly("flow_replaced"));
 }
 
+/// A segment from `src` to `dst` with sequence `seq`, acknowledgement `ack` (if any), FIN if
+/// asked, and `payload`, at `ts`.
+#[allow(clippy::too_many_arguments)]
+fn segment(
+    src: std::net::SocketAddrV4,
+    dst: std::net::SocketAddrV4,
+    from: mailsift::session::Direction,
+    seq: u32,
+    ack: Option<u32>,
+    flags: (bool, bool),
+    payload: &[u8],
+    ts: Timestamp,
+) -> SynthPacket {
+    let (syn, fin) = flags;
+    let mut tcp = etherparse::TcpHeader::new(src.port(), dst.port(), seq, 65_535);
+    if let Some(a) = ack {
+        tcp.ack = true;
+        tcp.acknowledgment_number = a;
+    }
+    tcp.syn = syn;
+    tcp.fin = fin;
+    let mut data = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 8])
+        .ipv4(src.ip().octets(), dst.ip().octets(), 64)
+        .tcp_header(tcp)
+        .write(&mut data, payload)
+        .unwrap();
+    let orig_len = data.len() as u32;
+    SynthPacket {
+        ts,
+        data,
+        orig_len,
+        from,
+        has_payload: !payload.is_empty(),
+    }
+}
+
 /// A forged segment between the control's endpoints: from the client (or the server), with
 /// sequence number `seq`, acknowledgement `ack`, FIN if asked, no payload, at `ts`.
 fn forged(from_client: bool, seq: u32, ack: u32, fin: bool, ts: Timestamp) -> SynthPacket {
@@ -170,4 +207,136 @@ fn a_forged_fin_ahead_does_not_end_the_control() {
     let rec = &sessions[0];
     assert_control_intact(rec);
     assert!(rec.has_anomaly("fin_contradicted"), "{:?}", rec.anomalies);
+}
+
+fn run_with_limits(
+    name: &str,
+    pkts: &[SynthPacket],
+    limits: mailsift::limits::Limits,
+) -> Vec<SessionRecord> {
+    let path = common::write_pcap(name, pkts);
+    let config = mailsift::engine::EngineConfig {
+        limits,
+        ..mailsift::engine::EngineConfig::default()
+    };
+    let (sessions, _) = common::run_with(std::slice::from_ref(&path), config);
+    let _ = std::fs::remove_file(path);
+    sessions
+}
+
+#[test]
+fn flows_that_fill_the_shared_reorder_buffer_pay_for_it_not_the_control() {
+    use mailsift::session::Direction::Client;
+    let server: std::net::SocketAddrV4 = SERVER.parse().unwrap();
+    // Ten other flows each hold 100 kB behind a hole nobody fills, just under the run's
+    // 1 MiB limit; then the control sends a 150 KB message one of whose first segments is
+    // captured 50 segments late, so the control's own held bytes cross the limit.
+    let body = "A".repeat(76) + "\r\n";
+    let message = format!("Subject: control\r\n\r\n{}.\r\n", body.repeat(2_000));
+    let mut pkts = Conversation::new(CONTROL_CLIENT.parse().unwrap(), SERVER.parse().unwrap())
+        .start(Timestamp::from_parts(1_700_000_000, 0))
+        .isn(CONTROL_ISN, 2_000_000_000)
+        .server("220 mx.example.test ESMTP\r\n")
+        .client("EHLO control.example.test\r\n")
+        .server("250-mx.example.test\r\n250 AUTH PLAIN\r\n")
+        .client("AUTH PLAIN AGNvbnRyb2wAQ29udHJvbC0x\r\n")
+        .server("235 2.7.0 Authentication successful\r\n")
+        .client("MAIL FROM:<control@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
+        .server("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n")
+        .client(message)
+        .server("250 2.0.0 Ok: queued\r\n")
+        .client("QUIT\r\n")
+        .server("221 2.0.0 Bye\r\n")
+        .packets();
+    let first_body = pkts
+        .iter()
+        .position(|p| p.from == Client && p.data.len() > 1_000)
+        .unwrap();
+    let late = pkts.remove(first_body + 1);
+    pkts.insert(first_body + 51, late);
+    let base = pkts[first_body].ts.0 - 1_000;
+    let mut flood = Vec::new();
+    for i in 0..10u32 {
+        let client: std::net::SocketAddrV4 =
+            format!("198.51.100.{}:5{i:04}", 1 + i).parse().unwrap();
+        let ts = Timestamp(base + i64::from(i));
+        flood.push(segment(
+            client,
+            server,
+            Client,
+            7_000,
+            None,
+            (true, false),
+            &[],
+            ts,
+        ));
+        for k in 0..4u32 {
+            let seq = 7_000 + 1 + 1_000 + k * 25_000;
+            flood.push(segment(
+                client,
+                server,
+                Client,
+                seq,
+                None,
+                (false, false),
+                &[b'x'; 25_000],
+                ts,
+            ));
+        }
+    }
+    pkts.splice(first_body..first_body, flood);
+    let limits = mailsift::limits::Limits {
+        max_ooo_bytes_total: 1 << 20,
+        ..mailsift::limits::Limits::default()
+    };
+    let sessions = run_with_limits("ooo-flood.pcap", &pkts, limits);
+    let control = the_control(&sessions);
+    assert_control_intact(control);
+    assert!(!control.has_anomaly("reassembly_memory_limit"));
+    let paid = sessions
+        .iter()
+        .filter(|s| s.has_anomaly("reassembly_memory_limit"))
+        .count();
+    assert!(paid > 0, "the flood's flows gave way");
+}
+
+#[test]
+fn a_syn_flood_while_the_control_pauses_does_not_evict_it() {
+    use mailsift::session::Direction::Client;
+    let server: std::net::SocketAddrV4 = SERVER.parse().unwrap();
+    let mut pkts = control(0, CONTROL_ISN).packets();
+    // After the control's AUTH is answered (packet 11), it pauses while 2,000 SYNs arrive,
+    // eight times what the flow table holds.
+    let base = pkts[11].ts.0;
+    let syns: Vec<SynthPacket> = (0..2_000u32)
+        .map(|i| {
+            let client: std::net::SocketAddrV4 =
+                format!("203.0.113.{}:{}", i % 250 + 1, 10_000 + i)
+                    .parse()
+                    .unwrap();
+            segment(
+                client,
+                server,
+                Client,
+                i * 7919,
+                None,
+                (true, false),
+                &[],
+                Timestamp(base + 1 + i64::from(i)),
+            )
+        })
+        .collect();
+    let shift = 3_000_000_000 + 2_000;
+    for p in pkts.iter_mut().skip(12) {
+        p.ts = Timestamp(p.ts.0 + shift);
+    }
+    pkts.splice(12..12, syns);
+    let limits = mailsift::limits::Limits {
+        max_flows: 256,
+        ..mailsift::limits::Limits::default()
+    };
+    let sessions = run_with_limits("syn-flood.pcap", &pkts, limits);
+    let control = the_control(&sessions);
+    assert_control_intact(control);
+    assert!(!control.has_anomaly("flow_evicted"));
 }

@@ -143,6 +143,18 @@ impl TcpConnection {
         self.client_isn.is_some() || self.client_span.is_some()
     }
 
+    /// How much of a conversation the flow carried: 0 without payload (a SYN, a half-open
+    /// probe), 1 with payload one way, 2 both ways. The table evicts the lowest first.
+    pub fn substance(&self) -> u8 {
+        u8::from(self.streams.client.next_offset() > 0)
+            + u8::from(self.streams.server.next_offset() > 0)
+    }
+
+    /// Out-of-order bytes both streams hold now.
+    pub fn buffered(&self) -> usize {
+        self.streams.client.buffered() + self.streams.server.buffered()
+    }
+
     /// Whether both sides finished or one reset.
     pub fn is_closed(&self) -> bool {
         self.rst || (self.fin.client && self.fin.server)
@@ -268,19 +280,29 @@ impl<T> FlowTable<T> {
     /// and handed to `evicted`.
     pub fn insert(&mut self, flow: Flow<T>, mut evicted: impl FnMut(Flow<T>, FlowEnd)) {
         if self.flows.len() >= self.max_flows {
-            // Evict an eighth at once so a flood costs amortised O(1) per new flow.
+            // Evict an eighth at once so a flood costs amortised O(1) per new flow. Flows
+            // without payload (a SYN flood, half-open probes) go first, then those with
+            // payload one way; within each, the longest idle. So a real conversation that
+            // pauses is not pushed out by a flood of new flows.
             let n = (self.max_flows / 8).max(1);
-            let mut ages: Vec<(Timestamp, u64, FlowKey)> = self
+            let mut ages: Vec<(u8, Timestamp, u64, FlowKey)> = self
                 .flows
                 .values()
-                .map(|f| (f.conn.last_seen, f.conn.first_packet, f.key))
+                .map(|f| {
+                    (
+                        f.conn.substance(),
+                        f.conn.last_seen,
+                        f.conn.first_packet,
+                        f.key,
+                    )
+                })
                 .collect();
             if n < ages.len() {
                 ages.select_nth_unstable(n - 1);
                 ages.truncate(n);
             }
             ages.sort();
-            for (_, _, key) in ages {
+            for (_, _, _, key) in ages {
                 if let Some(f) = self.flows.remove(&key) {
                     self.stats.evicted += 1;
                     evicted(*f, FlowEnd::Evicted);
@@ -290,6 +312,17 @@ impl<T> FlowTable<T> {
         self.stats.created += 1;
         self.flows.insert(flow.key, Box::new(flow));
         self.stats.peak = self.stats.peak.max(self.flows.len() as u64);
+    }
+
+    /// The key of the flow holding the most out-of-order bytes, if any holds some: under
+    /// run-wide memory pressure it is the one made to give up waiting, not the flow whose
+    /// segment happened to cross the limit.
+    pub fn largest_holder(&self) -> Option<FlowKey> {
+        self.flows
+            .values()
+            .filter(|f| f.conn.buffered() > 0)
+            .max_by_key(|f| (f.conn.buffered(), std::cmp::Reverse(f.conn.first_packet)))
+            .map(|f| f.key)
     }
 
     /// Counts a packet for a flow of the table and returns its number (from 1): expiry
