@@ -33,6 +33,10 @@ pub struct EngineConfig {
     pub ports: PortMap,
     /// Do not look for SMTP and POP3 by content on ports the mapping does not name.
     pub no_detection: bool,
+    /// Report sessions that carried no payload either way (a SYN, a refused or half-open
+    /// connection) one by one; by default they are only counted in `empty_sessions`, so a
+    /// SYN flood is a number, not a million session objects.
+    pub report_empty_sessions: bool,
 }
 
 /// Receives finished sessions (and raw message bytes, when extraction is on).
@@ -92,6 +96,9 @@ pub struct EngineStats {
     pub detected_sessions: u64,
     /// Flows on other ports looked at and found not to carry mail.
     pub flows_not_mail: u64,
+    /// Connections on mail ports that carried no payload either way (SYNs, refused or
+    /// half-open connections): counted, not reported, unless asked for.
+    pub empty_sessions: u64,
     /// Packets skipped because their link type is not decoded.
     pub unsupported_link_packets: u64,
     /// Decoder counters.
@@ -119,6 +126,8 @@ pub struct RetentionStats {
 struct MailSession {
     rec: SessionRecord,
     dissector: Box<dyn Dissector>,
+    /// Whether to report it even if it carries no payload.
+    report_empty: bool,
 }
 
 type MailFlow = Flow<MailSession>;
@@ -474,6 +483,7 @@ fn new_flow(
         key,
         conn,
         app: MailSession {
+            report_empty: config.report_empty_sessions,
             rec,
             dissector: if probe {
                 Box::new(crate::proto::detect::ProbeDissector::new(l, &config.ports))
@@ -486,7 +496,7 @@ fn new_flow(
 
 /// Hands one reassembled chunk to the dissector and counts it.
 fn deliver(dir: Direction, chunk: Chunk<'_>, app: &mut MailSession) {
-    let MailSession { rec, dissector } = app;
+    let MailSession { rec, dissector, .. } = app;
     match chunk {
         Chunk::Data { bytes, ts } => {
             *rec.bytes.get_mut(dir) += bytes.len() as u64;
@@ -745,6 +755,14 @@ fn finish(
         stats.mail_packets = stats
             .mail_packets
             .saturating_sub(rec.packets.client + rec.packets.server);
+        app.rec.release_retained();
+        return;
+    }
+    let empty = rec.bytes.client + rec.bytes.server == 0
+        && rec.missing_bytes.client + rec.missing_bytes.server == 0
+        && rec.tls.is_none();
+    if empty && !app.report_empty {
+        stats.empty_sessions += 1;
         app.rec.release_retained();
         return;
     }

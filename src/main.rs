@@ -65,6 +65,10 @@ struct InputArgs {
     /// those given with --port (by default mail is found on any TCP port).
     #[arg(long)]
     no_detect: bool,
+    /// Also report connections that carried no payload either way (SYNs, refused or half-open
+    /// connections); by default they are only counted (stats.empty_sessions).
+    #[arg(long)]
+    empty_sessions: bool,
     /// NSS key log file (SSLKEYLOGFILE format) with TLS secrets: sessions whose keys it holds
     /// are decrypted and dissected like clear text (repeatable).
     #[arg(long = "keylog", value_name = "FILE")]
@@ -270,6 +274,9 @@ struct SniffArgs {
     /// Do not look for SMTP and POP3 by content on unmapped ports.
     #[arg(long)]
     no_detect: bool,
+    /// Also report connections that carried no payload either way (by default only counted).
+    #[arg(long)]
+    empty_sessions: bool,
     /// NSS key log file with TLS secrets, re-read as clients append to it: sessions whose keys
     /// it holds are decrypted live (repeatable).
     #[arg(long = "keylog", value_name = "FILE")]
@@ -355,6 +362,7 @@ fn config_from(input: &InputArgs) -> Result<EngineConfig> {
         limits,
         ports,
         no_detection: input.no_detect,
+        report_empty_sessions: input.empty_sessions,
     })
 }
 
@@ -653,6 +661,13 @@ fn print_tables(
         plural(stats.sessions, "session", "sessions"),
         plural(stats.reassembly.missing, "byte missing", "bytes missing"),
     )?;
+    if stats.empty_sessions > 0 {
+        writeln!(
+            out,
+            "{} without payload either way not listed (--empty-sessions lists them)",
+            plural(stats.empty_sessions, "connection", "connections")
+        )?;
+    }
     if stats.detected_sessions > 0 {
         writeln!(
             out,
@@ -820,6 +835,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         },
         ports,
         no_detection: args.no_detect,
+        report_empty_sessions: args.empty_sessions,
     };
     config.limits.mime.decode_content = streaming;
     let defaults = LiveOptions::default();

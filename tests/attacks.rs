@@ -340,3 +340,43 @@ fn a_syn_flood_while_the_control_pauses_does_not_evict_it() {
     assert_control_intact(control);
     assert!(!control.has_anomaly("flow_evicted"));
 }
+
+#[test]
+fn a_syn_flood_is_a_count_not_a_session_per_syn() {
+    use mailsift::session::Direction::Client;
+    let server: std::net::SocketAddrV4 = SERVER.parse().unwrap();
+    let mut pkts = control(0, CONTROL_ISN).packets();
+    let base = pkts[0].ts.0;
+    pkts.extend((0..500u32).map(|i| {
+        let client: std::net::SocketAddrV4 = format!("203.0.113.{}:{}", i % 250 + 1, 20_000 + i)
+            .parse()
+            .unwrap();
+        segment(
+            client,
+            server,
+            Client,
+            i * 104_729,
+            None,
+            (true, false),
+            &[],
+            Timestamp(base + 1 + i64::from(i)),
+        )
+    }));
+    pkts.sort_by_key(|p| p.ts);
+    let path = common::write_pcap("syn-count.pcap", &pkts);
+    let (sessions, summary) = common::run_with(
+        std::slice::from_ref(&path),
+        mailsift::engine::EngineConfig::default(),
+    );
+    assert_eq!(sessions.len(), 1);
+    assert_control_intact(&sessions[0]);
+    assert_eq!(summary.stats.empty_sessions, 500);
+    let all = mailsift::engine::EngineConfig {
+        report_empty_sessions: true,
+        ..mailsift::engine::EngineConfig::default()
+    };
+    let (sessions, summary) = common::run_with(std::slice::from_ref(&path), all);
+    assert_eq!(sessions.len(), 501);
+    assert_eq!(summary.stats.empty_sessions, 0);
+    let _ = std::fs::remove_file(path);
+}
