@@ -36,7 +36,7 @@ fn conv(client: String, server: &str, ts: i64) -> Conversation {
 fn hostile(from: i64, to: i64, seed: u64) -> Vec<SynthPacket> {
     let mut rng = Rng::new(seed);
     let span = (to - from).max(1);
-    let mut at = |rng: &mut Rng| from + (rng.next_u64() % span as u64) as i64;
+    let at = |rng: &mut Rng| from + (rng.next_u64() % span as u64) as i64;
     let mut out = Vec::new();
     // A SYN flood on port 25: 3,000 handshakes that never carry anything.
     for i in 0..3_000u32 {
