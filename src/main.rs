@@ -644,7 +644,16 @@ fn print_tables(
     report: &mut ReviewReport,
 ) -> io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    writeln!(out, "Sessions ({})", table.len())?;
+    if table.not_shown() > 0 {
+        writeln!(
+            out,
+            "Sessions (the first {} of {}; the JSON export lists them all)",
+            table.len(),
+            table.len() as u64 + table.not_shown()
+        )?;
+    } else {
+        writeln!(out, "Sessions ({})", table.len())?;
+    }
     if io::stdout().is_terminal() {
         writeln!(out, "{}", table.render())?;
     } else {

@@ -105,10 +105,16 @@ impl SessionRow {
     }
 }
 
+/// Rows the sessions table keeps; later sessions are counted (the JSON has them all), so
+/// `analyze` stays flat in memory on any capture.
+pub const MAX_SESSION_ROWS: usize = 20_000;
+
 /// Accumulates the sessions table as sessions finish; rendered sorted by session id.
 #[derive(Debug, Default)]
 pub struct SessionTable {
     rows: Vec<SessionRow>,
+    /// Sessions past [`MAX_SESSION_ROWS`], counted only.
+    not_shown: u64,
 }
 
 impl SessionTable {
@@ -117,8 +123,12 @@ impl SessionTable {
         Self::default()
     }
 
-    /// Adds a session's row.
+    /// Adds a session's row (or counts it, past [`MAX_SESSION_ROWS`]).
     pub fn add(&mut self, rec: &SessionRecord) {
+        if self.rows.len() >= MAX_SESSION_ROWS {
+            self.not_shown += 1;
+            return;
+        }
         self.rows.push(SessionRow {
             id: rec.id,
             client: rec.client,
@@ -138,6 +148,11 @@ impl SessionTable {
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.rows.len()
+    }
+
+    /// Sessions added past [`MAX_SESSION_ROWS`], which the table does not list.
+    pub fn not_shown(&self) -> u64 {
+        self.not_shown
     }
 
     /// Whether the table has no rows.
@@ -286,6 +301,17 @@ mod tests {
             SessionState::TimedOut,
         ][rng.below(4)];
         rec
+    }
+
+    #[test]
+    fn the_table_keeps_a_bounded_number_of_rows_and_counts_the_rest() {
+        let mut table = SessionTable::new();
+        let rec = record(1);
+        for _ in 0..MAX_SESSION_ROWS + 25 {
+            table.add(&rec);
+        }
+        assert_eq!(table.len(), MAX_SESSION_ROWS);
+        assert_eq!(table.not_shown(), 25);
     }
 
     #[test]
