@@ -557,6 +557,7 @@ fn handle_segment(
     let before = conn.streams.client.buffered() + conn.streams.server.buffered();
     if seg.flags.rst {
         conn.rst = true;
+        *conn.rst_seq.get_mut(dir) = Some(seg.seq);
     } else if !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin {
         if seg.missing > 0 {
             app.rec.anomaly(
@@ -580,6 +581,24 @@ fn handle_segment(
             ts,
             &mut |c| deliver(dir, c, app),
         );
+        let end = seg.seq.wrapping_add(seg.payload.len() as u32);
+        let beyond_own_rst = conn
+            .rst_seq
+            .get(dir)
+            .is_some_and(|r| end.wrapping_sub(r) as i32 > 0);
+        if conn.rst && beyond_own_rst && (report.duplicate_bytes as usize) < seg.payload.len() {
+            // New bytes past the sender's own reset: the connection was not reset by it (a
+            // forged RST, or one for another use of the ports). It goes on.
+            *conn.rst_seq.get_mut(dir) = None;
+            conn.rst = false;
+            conn.closed_at = None;
+            app.rec.anomaly(
+                ts,
+                Some(dir),
+                "rst_contradicted",
+                "new data after a reset; the reset was set aside (forged or stray)",
+            );
+        }
         if report.conflicting_bytes > 0 {
             app.rec.anomaly(
                 ts,

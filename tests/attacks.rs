@@ -380,3 +380,21 @@ fn a_syn_flood_is_a_count_not_a_session_per_syn() {
     assert_eq!(summary.stats.empty_sessions, 0);
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn a_forged_reset_does_not_end_the_control() {
+    // After EHLO (packet 5), a forged server RST; the control goes on.
+    let pkts = control_with(5, 1, |ts| {
+        let mut p = forged(false, 2_000_000_001 + 28, CONTROL_ISN + 1 + 27, false, ts);
+        // Turn the forged ACK into a RST: flags byte of the TCP header (Ethernet 14 + IPv4 20
+        // + 13) gets RST|ACK; the checksum is not checked by the decoder.
+        p.data[14 + 20 + 13] = 0x14;
+        p
+    });
+    let sessions = run_packets("forged-rst.pcap", &pkts);
+    assert_eq!(sessions.len(), 1);
+    let rec = &sessions[0];
+    assert_control_intact(rec);
+    assert!(rec.has_anomaly("rst_contradicted"), "{:?}", rec.anomalies);
+    assert_eq!(rec.state, mailsift::session::SessionState::Closed);
+}

@@ -51,6 +51,10 @@ pub struct TcpConnection {
     pub fin: PerDirection<bool>,
     /// A RST was seen.
     pub rst: bool,
+    /// Sequence number of the RST each side sent, if it sent one: only data of that side
+    /// beyond it contradicts the reset (data before it was sent first, whatever its
+    /// capture order).
+    pub rst_seq: PerDirection<Option<u32>>,
     /// When the connection was closed (both FINs, or a RST).
     pub closed_at: Option<Timestamp>,
 }
@@ -79,6 +83,7 @@ impl TcpConnection {
             client_span: None,
             fin: PerDirection::default(),
             rst: false,
+            rst_seq: PerDirection::default(),
             closed_at: None,
         }
     }
