@@ -226,9 +226,11 @@ impl SessionSink for Analysis {
 /// Runs one capture through mailsift, mapping the corpus's non-standard mail ports when
 /// `extra_ports` is set and keeping message bytes when `keep_bytes` is set.
 pub fn analyse(cap: &Capture, keep_bytes: bool, extra_ports: bool) -> Analysis {
-    let mut config = EngineConfig::default();
     // The other tools list connections that carried nothing too; so do these comparisons.
-    config.report_empty_sessions = true;
+    let mut config = EngineConfig {
+        report_empty_sessions: true,
+        ..EngineConfig::default()
+    };
     let spool = keep_bytes.then(|| scratch_dir("spool"));
     config.limits.spool = spool
         .as_ref()
