@@ -10,6 +10,7 @@ use mailsift::mail::HashSelection;
 use mailsift::output::activity::ActivityTables;
 use mailsift::output::ecs::EcsWriter;
 use mailsift::output::extract::{ExtractError, Extractor};
+use mailsift::output::file::{Access, AtomicFile};
 use mailsift::output::hashcat::{HashcatSummary, HashcatWriter, mode_name};
 use mailsift::output::html::{HtmlLimits, HtmlReport};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
@@ -18,7 +19,6 @@ use mailsift::output::table::SessionTable;
 use mailsift::output::zeek::{LOG_FILES, ZeekLogs};
 use mailsift::proto::tls::KeyStore;
 use mailsift::session::{MessageBlob, SessionRecord, Severity};
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -148,28 +148,36 @@ struct ReviewArgs {
 }
 
 impl ReviewArgs {
-    fn review(&self, tables: bool) -> Result<Review> {
+    /// The review, and the hashcat file to commit once it is written.
+    fn review(&self, tables: bool) -> Result<(Review, Option<AtomicFile>)> {
         let review = Review::new(ReviewOptions {
             redact: self.redact,
             brute_force_threshold: self.brute_force_threshold,
             tables,
         });
         Ok(match &self.hashcat {
-            None => review,
+            None => (review, None),
             Some(path) => {
-                let w = HashcatWriter::create(path)
+                let (w, file) = HashcatWriter::create(path)
                     .with_context(|| format!("cannot create {}", path.display()))?;
-                review.with_hashcat(w)
+                (review.with_hashcat(w), Some(file))
             }
         })
     }
 
-    /// Reports the hashcat file on standard error; a write failure is an error.
-    fn report_hashcat(&self, outcome: Option<io::Result<HashcatSummary>>) -> Result<()> {
-        let (Some(path), Some(outcome)) = (&self.hashcat, outcome) else {
+    /// Puts the hashcat file in place and reports it on standard error; a write failure is
+    /// an error (and leaves no file).
+    fn report_hashcat(
+        &self,
+        outcome: Option<io::Result<HashcatSummary>>,
+        file: Option<AtomicFile>,
+    ) -> Result<()> {
+        let (Some(path), Some(outcome), Some(file)) = (&self.hashcat, outcome, file) else {
             return Ok(());
         };
         let summary = outcome.with_context(|| format!("cannot write {}", path.display()))?;
+        file.commit()
+            .with_context(|| format!("cannot write {}", path.display()))?;
         let path = path.display();
         if summary.total() == 0 {
             print_error(&format!(
@@ -700,7 +708,7 @@ fn print_tables(
 }
 
 fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
-    let review = args.review.review(true)?;
+    let (review, hashcat) = args.review.review(true)?;
     let mut sink = CliSink::new(
         Some(SessionTable::new()),
         JsonOut::None,
@@ -713,7 +721,7 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     let summary = run_inputs(&args.input, &mut sink, hashes)?;
     sink.finish_extraction()?;
     let mut report = sink.review.finish();
-    args.review.report_hashcat(report.hashcat.take())?;
+    args.review.report_hashcat(report.hashcat.take(), hashcat)?;
     std::mem::take(&mut sink.files).finish(
         &summary.inputs,
         &summary.stats,
@@ -731,10 +739,16 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
 }
 
 fn export(args: ExportArgs) -> Result<ExitCode> {
-    let out: Box<dyn Write + Send> = match &args.output {
-        Some(p) => Box::new(BufWriter::new(
-            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
+    // `-o FILE` is written under a temporary name and takes its own once whole.
+    let output = match &args.output {
+        Some(p) => Some(
+            AtomicFile::create(p, Access::Default)
+                .with_context(|| format!("cannot create {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let out: Box<dyn Write + Send> = match &output {
+        Some(f) => Box::new(BufWriter::new(f.handle()?)),
         None => Box::new(BufWriter::new(io::stdout())),
     };
     let json = match args.format() {
@@ -743,13 +757,13 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         ExportFormat::Ndjson => JsonOut::Ndjson(NdjsonWriter::new(out)),
         ExportFormat::Ecs => JsonOut::Ecs(EcsWriter::new(out)),
     };
-    let review = args.review.review(false)?;
+    let (review, hashcat) = args.review.review(false)?;
     let mut sink = CliSink::new(None, json, &args.input, review)?;
     sink.files = FileOutputs::create(args.zeek.as_ref(), args.html.as_ref(), args.review.redact)?;
     let summary = run_inputs(&args.input, &mut sink, true)?;
     sink.finish_extraction()?;
     let mut report = sink.review.finish();
-    args.review.report_hashcat(report.hashcat.take())?;
+    args.review.report_hashcat(report.hashcat.take(), hashcat)?;
     let fails = args.review.fails(&report);
     std::mem::take(&mut sink.files).finish(
         &summary.inputs,
@@ -766,6 +780,10 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         &summary.stats,
         report.run_findings,
     ))?;
+    if let (Some(f), Some(p)) = (output, &args.output) {
+        f.commit()
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
     Ok(exit_code(&summary, fails))
 }
 
@@ -856,6 +874,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         JsonOut::None
     };
     let table = (!streaming).then(SessionTable::new);
+    let (review, hashcat) = args.review.review(!streaming)?;
     let mut sink = CliSink {
         activity: table.as_ref().map(|_| ActivityTables::new()),
         table,
@@ -863,7 +882,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         extractor: None,
         error: None,
         extract_error: None,
-        review: args.review.review(!streaming)?,
+        review,
         files: FileOutputs::default(),
         stop_on_output_error: Some(stop.clone()),
     };
@@ -892,7 +911,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     ));
     let stats = engine.finish(&mut sink);
     let mut report = sink.review.finish();
-    args.review.report_hashcat(report.hashcat.take())?;
+    args.review.report_hashcat(report.hashcat.take(), hashcat)?;
     if let Some(e) = sink.error.take() {
         ok_unless_real(Err(e))?;
     }

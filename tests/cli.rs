@@ -377,3 +377,104 @@ fn analyze_lists_tunnels() {
         assert!(out.contains(want), "{want}: {out}");
     }
 }
+
+/// Names in `dir`, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[cfg(unix)]
+#[test]
+fn output_files_replace_planted_symlinks_and_never_write_through_them() {
+    use std::os::unix::fs::symlink;
+    let root = temp_path("planted");
+    let out_dir = root.join("out");
+    let zeek = out_dir.join("logs");
+    std::fs::create_dir_all(&zeek).unwrap();
+    let victim = root.join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let files = ["export.json", "hashes.txt", "report.html"];
+    for name in files {
+        symlink(&victim, out_dir.join(name)).unwrap();
+    }
+    let logs = [
+        "smtp.log",
+        "pop3.log",
+        "mail_files.log",
+        "credentials.log",
+        "findings.log",
+    ];
+    for name in logs {
+        symlink(&victim, zeek.join(name)).unwrap();
+    }
+    let capture = captures_dir().join("pop3-auth-plain.pcap");
+    let path = |name: &str| out_dir.join(name).display().to_string();
+    let o = mailsift(&[
+        "export",
+        capture.to_str().unwrap(),
+        "-o",
+        &path("export.json"),
+        "--hashcat",
+        &path("hashes.txt"),
+        "--html",
+        &path("report.html"),
+        "--zeek",
+        zeek.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    for p in files
+        .iter()
+        .map(|n| out_dir.join(n))
+        .chain(logs.iter().map(|n| zeek.join(n)))
+    {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        assert!(meta.file_type().is_file(), "{} is a file now", p.display());
+        assert!(meta.len() > 0, "{} has content", p.display());
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("export.json")).unwrap()).unwrap();
+    assert!(json["sessions"].as_array().is_some_and(|s| !s.is_empty()));
+    assert!(
+        std::fs::read_to_string(out_dir.join("hashes.txt"))
+            .unwrap()
+            .starts_with("$cram_md5$")
+    );
+    // No temporary or spool file is left behind.
+    let mut expected: Vec<String> = files.iter().map(|s| s.to_string()).collect();
+    expected.push("logs".into());
+    expected.sort();
+    assert_eq!(names_in(&out_dir), expected);
+    let mut expected_logs: Vec<String> = logs.iter().map(|s| s.to_string()).collect();
+    expected_logs.sort();
+    assert_eq!(names_in(&zeek), expected_logs);
+
+    // A regular file at `-o` is replaced, as before; a failed run leaves it as it was.
+    std::fs::write(out_dir.join("export.json"), b"old").unwrap();
+    let o = mailsift(&[
+        "export",
+        capture.to_str().unwrap(),
+        "-o",
+        &path("export.json"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(std::fs::read(out_dir.join("export.json")).unwrap(), b"old");
+    std::fs::write(out_dir.join("export.json"), b"old").unwrap();
+    let o = mailsift(&[
+        "export",
+        capture.to_str().unwrap(),
+        "-o",
+        &path("export.json"),
+        "--zeek",
+        victim.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(std::fs::read(out_dir.join("export.json")).unwrap(), b"old");
+    assert_eq!(names_in(&out_dir), expected);
+    let _ = std::fs::remove_dir_all(&root);
+}
