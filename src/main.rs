@@ -3,6 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mailsift::capture::InputSummary;
+use mailsift::capture::gunzip::GunzipLimit;
 use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
 use mailsift::findings::{DEFAULT_BRUTE_FORCE_THRESHOLD, RunFinding};
 use mailsift::limits::Limits;
@@ -89,6 +90,10 @@ struct LimitArgs {
     /// (the message's own SHA-256 is always computed; --extract computes all three).
     #[arg(long, value_name = "LIST", default_value = "sha256", value_parser = parse_hashes)]
     hashes: HashSelection,
+    /// Stop reading a .gz capture once it has expanded past 1 GiB and past N times the
+    /// compressed bytes read (0: no limit); what was read before is kept.
+    #[arg(long, value_name = "N", default_value_t = GunzipLimit::default().max_ratio)]
+    max_gunzip_ratio: u64,
 }
 
 /// Parses `--hashes`: a comma-separated list of md5, sha1 and sha256 (or `none`).
@@ -357,6 +362,10 @@ fn config_from(input: &InputArgs) -> Result<EngineConfig> {
         flow_idle_timeout_secs: input.limits.idle_timeout,
         hashes: input.limits.hashes,
         keys: open_keylogs(&input.keylogs, false)?,
+        gunzip: GunzipLimit {
+            max_ratio: input.limits.max_gunzip_ratio,
+            ..GunzipLimit::default()
+        },
         ..Limits::default()
     };
     Ok(EngineConfig {

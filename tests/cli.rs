@@ -478,3 +478,71 @@ fn output_files_replace_planted_symlinks_and_never_write_through_them() {
     assert_eq!(names_in(&out_dir), expected);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A `.gz` capture: `good`'s packets as one gzip member, then a second member of `zeros`
+/// zero bytes, which read as empty pcap records and compress about a thousand times.
+fn gzip_bomb(name: &str, good: &[u8], zeros: usize) -> std::path::PathBuf {
+    use std::io::Write;
+    let mut out = Vec::new();
+    for (part, len) in [(good, good.len()), (&[0u8; 1 << 16][..], zeros)] {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(part.len());
+            enc.write_all(&part[..n]).unwrap();
+            left -= n;
+        }
+        out.extend(enc.finish().unwrap());
+    }
+    let p = temp_path(name);
+    std::fs::write(&p, &out).unwrap();
+    p
+}
+
+#[test]
+fn a_gzip_bomb_stops_at_the_limit_keeping_what_was_read() {
+    let good = std::fs::read(good_capture("bomb-source.pcap")).unwrap();
+    let zeros = 16 << 20;
+    let bomb = gzip_bomb("bomb.pcap.gz", &good, zeros);
+    let compressed = std::fs::metadata(&bomb).unwrap().len();
+    assert!(
+        compressed * 500 < zeros as u64,
+        "{compressed} bytes expand to {zeros}"
+    );
+    let mut config = mailsift::engine::EngineConfig::default();
+    config.limits.gunzip = mailsift::capture::gunzip::GunzipLimit {
+        floor_bytes: 1 << 20,
+        max_ratio: 100,
+    };
+    let (sessions, summary) = run_with(std::slice::from_ref(&bomb), config);
+    assert_eq!(sessions.len(), 1, "the session before the bomb is kept");
+    assert!(sessions[0].events.len() >= 2);
+    let errors = &summary.inputs[0].errors;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let err = &errors[0];
+    assert!(
+        err.starts_with(bomb.to_str().unwrap())
+            && err.contains("stopped at offset")
+            && err.contains("--max-gunzip-ratio"),
+        "{err}"
+    );
+    let offset: u64 = err
+        .split("offset ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .and_then(|s| s.parse().ok())
+        .expect("an offset");
+    assert!(
+        (1 << 20..2 << 20).contains(&offset),
+        "stopped just past the floor: {offset}"
+    );
+    assert!(summary.any_input_read());
+
+    // The command line's default floor (1 GiB) reads this file whole; ratio 0 is accepted.
+    let o = mailsift(&["export", bomb.to_str().unwrap(), "--max-gunzip-ratio", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("stopped"), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["sessions"].as_array().unwrap().len(), 1);
+    let _ = std::fs::remove_file(&bomb);
+}
