@@ -476,6 +476,13 @@ fn output_files_replace_planted_symlinks_and_never_write_through_them() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(std::fs::read(out_dir.join("export.json")).unwrap(), b"old");
     assert_eq!(names_in(&out_dir), expected);
+
+    // A device is written to, not replaced: `-o /dev/null` as the benchmarks use it.
+    let o = mailsift(&["export", capture.to_str().unwrap(), "-o", "/dev/null"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    use std::os::unix::fs::FileTypeExt;
+    let null = std::fs::symlink_metadata("/dev/null").unwrap();
+    assert!(null.file_type().is_char_device());
     let _ = std::fs::remove_dir_all(&root);
 }
 

@@ -7,6 +7,11 @@
 //! left alone; a regular file there is replaced, as truncating it did before. Readers never
 //! see a half-written file, and a run that fails leaves the old file in place and no
 //! temporary behind (dropping an uncommitted file removes it).
+//!
+//! A device, FIFO or socket at the final path (`-o /dev/null`, `--html /dev/stdout`), or a
+//! symlink to one, is written directly, as nothing can be renamed over it, but only when the
+//! entry at the name belongs to root or to the user running mailsift: a FIFO or a link to a
+//! disk planted by someone else is replaced like any other entry.
 
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
@@ -31,7 +36,8 @@ pub enum Access {
 #[derive(Debug)]
 pub struct AtomicFile {
     file: File,
-    temp: PathBuf,
+    /// `None` when writing straight to a device or FIFO.
+    temp: Option<PathBuf>,
     target: PathBuf,
     committed: bool,
 }
@@ -39,11 +45,30 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Creates a new temporary file beside `target`, to be renamed to `target` on commit.
     pub fn create(target: &Path, access: Access) -> io::Result<AtomicFile> {
+        if let Some(file) = open_special(target)? {
+            return Ok(AtomicFile {
+                file,
+                temp: None,
+                target: target.to_path_buf(),
+                committed: false,
+            });
+        }
         let (file, temp) = create_temp(target, access)?;
         Ok(AtomicFile {
             file,
-            temp,
+            temp: Some(temp),
             target: target.to_path_buf(),
+            committed: false,
+        })
+    }
+
+    /// A private scratch file beside `near`, always a new temporary, removed on drop.
+    pub fn scratch(near: &Path) -> io::Result<AtomicFile> {
+        let (file, temp) = create_temp(near, Access::Private)?;
+        Ok(AtomicFile {
+            file,
+            temp: Some(temp),
+            target: near.to_path_buf(),
             committed: false,
         })
     }
@@ -53,9 +78,9 @@ impl AtomicFile {
         &self.target
     }
 
-    /// The temporary path the bytes go to until the commit.
+    /// The temporary path the bytes go to until the commit (the target for a device).
     pub fn temp_path(&self) -> &Path {
-        &self.temp
+        self.temp.as_deref().unwrap_or(&self.target)
     }
 
     /// A second handle on the same open file, for writers that take ownership of theirs.
@@ -72,7 +97,9 @@ impl AtomicFile {
     /// Renames the temporary file over the final path; on failure the temporary is removed.
     pub fn commit(mut self) -> io::Result<()> {
         self.file.flush()?;
-        fs::rename(&self.temp, &self.target)?;
+        if let Some(temp) = &self.temp {
+            fs::rename(temp, &self.target)?;
+        }
         self.committed = true;
         Ok(())
     }
@@ -90,10 +117,41 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.temp);
+        if let (false, Some(temp)) = (self.committed, &self.temp) {
+            let _ = fs::remove_file(temp);
         }
     }
+}
+
+/// The device, FIFO or socket at `target` opened for writing, if that is what is there and
+/// its entry (the link itself, for a symlink) belongs to root or to this process's user.
+#[cfg(unix)]
+fn open_special(target: &Path) -> io::Result<Option<File>> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entry) = fs::symlink_metadata(target) else {
+        return Ok(None);
+    };
+    let plain = |m: &fs::Metadata| m.is_file() || m.is_dir();
+    if plain(&entry) {
+        return Ok(None);
+    }
+    // A dangling symlink, or one to a file or folder, is replaced.
+    match fs::metadata(target) {
+        Ok(m) if !plain(&m) => {}
+        _ => return Ok(None),
+    }
+    // Linux shows the process's effective user as the owner of `/proc/self`; elsewhere only
+    // root's entries (`/dev/null`, `/dev/stdout`) are trusted.
+    let me = fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    if entry.uid() != 0 && Some(entry.uid()) != me {
+        return Ok(None);
+    }
+    OpenOptions::new().write(true).open(target).map(Some)
+}
+
+#[cfg(not(unix))]
+fn open_special(_target: &Path) -> io::Result<Option<File>> {
+    Ok(None)
 }
 
 /// Creates a file that did not exist, with an unpredictable name in `target`'s folder.
@@ -247,7 +305,7 @@ mod tests {
     #[test]
     fn a_scratch_file_reads_back_and_vanishes() {
         let tmp = TempDir::new("scratch");
-        let mut f = AtomicFile::create(&tmp.0.join("r.html"), Access::Private).expect("create");
+        let mut f = AtomicFile::scratch(&tmp.0.join("r.html")).expect("create");
         f.write_all(b"section 1\nsection 2\n").expect("write");
         let mut out = Vec::new();
         assert_eq!(f.copy_to(&mut out).expect("copy"), 20);
@@ -267,6 +325,26 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), 20);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn devices_are_written_directly_and_stay_devices() {
+        use std::os::unix::fs::FileTypeExt;
+        let mut f = AtomicFile::create(Path::new("/dev/null"), Access::Default).expect("open");
+        f.write_all(b"discarded").expect("write");
+        f.commit().expect("commit");
+        let meta = fs::symlink_metadata("/dev/null").expect("meta");
+        assert!(meta.file_type().is_char_device());
+        // The user's own symlink to a device is followed too.
+        let tmp = TempDir::new("device");
+        let link = tmp.0.join("out");
+        std::os::unix::fs::symlink("/dev/null", &link).expect("symlink");
+        let mut f = AtomicFile::create(&link, Access::Default).expect("open");
+        f.write_all(b"discarded").expect("write");
+        f.commit().expect("commit");
+        assert!(fs::symlink_metadata(&link).expect("meta").is_symlink());
+        assert_eq!(tmp.names(), ["out"]);
     }
 
     #[test]

@@ -228,7 +228,7 @@ impl HtmlReport {
     pub fn create(path: &Path, redacted: bool, limits: HtmlLimits) -> io::Result<Self> {
         // Fail now, not after the capture was read, when the report cannot be written.
         let out = AtomicFile::create(path, Access::Default)?;
-        let spool = AtomicFile::create(&path.with_extension("mailsift-spool"), Access::Private)?;
+        let spool = AtomicFile::scratch(&path.with_extension("mailsift-spool"))?;
         Ok(HtmlReport {
             path: path.to_path_buf(),
             out: Some(out),
