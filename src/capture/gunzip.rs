@@ -12,8 +12,8 @@ use std::io::{self, BufReader, Read};
 
 /// Decompressed bytes always allowed, whatever the ratio: 1 GiB.
 pub const DEFAULT_GUNZIP_FLOOR: u64 = 1 << 30;
-/// Decompressed bytes allowed per compressed byte past the floor. Captures of real traffic
-/// compress by 2 to 20 times; deflate's own limit is about 1,032.
+/// Decompressed bytes allowed per compressed byte past the floor. The bundled and corpus
+/// captures compress 1 to 6 times; deflate's own limit is about 1,032.
 pub const DEFAULT_GUNZIP_RATIO: u64 = 100;
 
 /// How far a gzip-compressed input may expand.
