@@ -7,7 +7,7 @@
 //! compresses like real traffic. The packets read before the stop are kept and the stop is
 //! reported as the file's error, with the offset.
 
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 use std::io::{self, BufReader, Read};
 
 /// Decompressed bytes always allowed, whatever the ratio: 1 GiB.
