@@ -2,9 +2,10 @@
 //!
 //! The file is streamed through one buffer that grows only when a single record is larger than
 //! it (up to [`MAX_RECORD_LEN`]); gzip-compressed captures are recognised by their magic bytes
-//! and decompressed on the fly, up to a [`GunzipLimit`]. Record framing is parsed here directly rather than through a
-//! general pcapng library: the hot path must not allocate per packet, every length must be
-//! checked against the bytes actually present, and errors must name the byte offset.
+//! and decompressed on the fly, up to a [`GunzipLimit`]. Record framing is parsed here
+//! directly rather than through a general pcapng library: the hot path must not allocate per
+//! packet, every length must be checked against the bytes actually present, and errors must
+//! name the byte offset.
 
 use super::gunzip::{GunzipLimit, LimitedGunzip, limit_hit};
 use super::{CaptureError, InputSummary, LinkType, Packet, PacketSource};
