@@ -886,7 +886,8 @@ fn run_one_file(
     sink: &mut dyn SessionSink,
     on_error: &mut dyn FnMut(&str),
 ) -> InputSummary {
-    match crate::capture::file::FileSource::open(path) {
+    let gunzip = engine.config.limits.gunzip;
+    match crate::capture::file::FileSource::open_with(path, gunzip) {
         Ok(mut src) => {
             let summary = engine.run_source(&mut src, filter, sink);
             for e in &summary.errors {

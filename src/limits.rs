@@ -52,6 +52,8 @@ pub struct Limits {
     pub content_hashes: bool,
     /// TLS secrets (`--keylog`): sessions whose keys are here are decrypted and dissected.
     pub keys: Option<Arc<crate::proto::tls::KeyStore>>,
+    /// How far a gzip-compressed capture file may expand (`--max-gunzip-ratio`).
+    pub gunzip: crate::capture::gunzip::GunzipLimit,
 }
 
 impl Default for Limits {
@@ -79,6 +81,7 @@ impl Default for Limits {
             budget: RetentionBudget::unlimited(),
             content_hashes: true,
             keys: None,
+            gunzip: crate::capture::gunzip::GunzipLimit::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use mailsift::capture::InputSummary;
+use mailsift::capture::gunzip::GunzipLimit;
 use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
 use mailsift::findings::{DEFAULT_BRUTE_FORCE_THRESHOLD, RunFinding};
 use mailsift::limits::Limits;
@@ -10,6 +11,7 @@ use mailsift::mail::HashSelection;
 use mailsift::output::activity::ActivityTables;
 use mailsift::output::ecs::EcsWriter;
 use mailsift::output::extract::{ExtractError, Extractor};
+use mailsift::output::file::{Access, AtomicFile};
 use mailsift::output::hashcat::{HashcatSummary, HashcatWriter, mode_name};
 use mailsift::output::html::{HtmlLimits, HtmlReport};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
@@ -18,7 +20,6 @@ use mailsift::output::table::SessionTable;
 use mailsift::output::zeek::{LOG_FILES, ZeekLogs};
 use mailsift::proto::tls::KeyStore;
 use mailsift::session::{MessageBlob, SessionRecord, Severity};
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -93,6 +94,10 @@ struct LimitArgs {
     /// (the message's own SHA-256 is always computed; --extract computes all three).
     #[arg(long, value_name = "LIST", default_value = "sha256", value_parser = parse_hashes)]
     hashes: HashSelection,
+    /// Stop reading a .gz capture once it has expanded past 1 GiB and past N times the
+    /// compressed bytes read (0: no limit); what was read before is kept.
+    #[arg(long, value_name = "N", default_value_t = GunzipLimit::default().max_ratio)]
+    max_gunzip_ratio: u64,
 }
 
 /// Parses `--hashes`: a comma-separated list of md5, sha1 and sha256 (or `none`).
@@ -152,28 +157,36 @@ struct ReviewArgs {
 }
 
 impl ReviewArgs {
-    fn review(&self, tables: bool) -> Result<Review> {
+    /// The review, and the hashcat file to commit once it is written.
+    fn review(&self, tables: bool) -> Result<(Review, Option<AtomicFile>)> {
         let review = Review::new(ReviewOptions {
             redact: self.redact,
             brute_force_threshold: self.brute_force_threshold,
             tables,
         });
         Ok(match &self.hashcat {
-            None => review,
+            None => (review, None),
             Some(path) => {
-                let w = HashcatWriter::create(path)
+                let (w, file) = HashcatWriter::create(path)
                     .with_context(|| format!("cannot create {}", path.display()))?;
-                review.with_hashcat(w)
+                (review.with_hashcat(w), Some(file))
             }
         })
     }
 
-    /// Reports the hashcat file on standard error; a write failure is an error.
-    fn report_hashcat(&self, outcome: Option<io::Result<HashcatSummary>>) -> Result<()> {
-        let (Some(path), Some(outcome)) = (&self.hashcat, outcome) else {
+    /// Puts the hashcat file in place and reports it on standard error; a write failure is
+    /// an error (and leaves no file).
+    fn report_hashcat(
+        &self,
+        outcome: Option<io::Result<HashcatSummary>>,
+        file: Option<AtomicFile>,
+    ) -> Result<()> {
+        let (Some(path), Some(outcome), Some(file)) = (&self.hashcat, outcome, file) else {
             return Ok(());
         };
         let summary = outcome.with_context(|| format!("cannot write {}", path.display()))?;
+        file.commit()
+            .with_context(|| format!("cannot write {}", path.display()))?;
         let path = path.display();
         if summary.total() == 0 {
             print_error(&format!(
@@ -356,6 +369,10 @@ fn config_from(input: &InputArgs) -> Result<EngineConfig> {
         flow_idle_timeout_secs: input.limits.idle_timeout,
         hashes: input.limits.hashes,
         keys: open_keylogs(&input.keylogs, false)?,
+        gunzip: GunzipLimit {
+            max_ratio: input.limits.max_gunzip_ratio,
+            ..GunzipLimit::default()
+        },
         ..Limits::default()
     };
     Ok(EngineConfig {
@@ -724,7 +741,7 @@ fn print_tables(
 }
 
 fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
-    let review = args.review.review(true)?;
+    let (review, hashcat) = args.review.review(true)?;
     let mut sink = CliSink::new(
         Some(SessionTable::new()),
         JsonOut::None,
@@ -737,7 +754,7 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     let summary = run_inputs(&args.input, &mut sink, hashes)?;
     sink.finish_extraction()?;
     let mut report = sink.review.finish();
-    args.review.report_hashcat(report.hashcat.take())?;
+    args.review.report_hashcat(report.hashcat.take(), hashcat)?;
     std::mem::take(&mut sink.files).finish(
         &summary.inputs,
         &summary.stats,
@@ -755,10 +772,16 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
 }
 
 fn export(args: ExportArgs) -> Result<ExitCode> {
-    let out: Box<dyn Write + Send> = match &args.output {
-        Some(p) => Box::new(BufWriter::new(
-            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
+    // `-o FILE` is written under a temporary name and takes its own once whole.
+    let output = match &args.output {
+        Some(p) => Some(
+            AtomicFile::create(p, Access::Default)
+                .with_context(|| format!("cannot create {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let out: Box<dyn Write + Send> = match &output {
+        Some(f) => Box::new(BufWriter::new(f.handle()?)),
         None => Box::new(BufWriter::new(io::stdout())),
     };
     let json = match args.format() {
@@ -767,13 +790,13 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         ExportFormat::Ndjson => JsonOut::Ndjson(NdjsonWriter::new(out)),
         ExportFormat::Ecs => JsonOut::Ecs(EcsWriter::new(out)),
     };
-    let review = args.review.review(false)?;
+    let (review, hashcat) = args.review.review(false)?;
     let mut sink = CliSink::new(None, json, &args.input, review)?;
     sink.files = FileOutputs::create(args.zeek.as_ref(), args.html.as_ref(), args.review.redact)?;
     let summary = run_inputs(&args.input, &mut sink, true)?;
     sink.finish_extraction()?;
     let mut report = sink.review.finish();
-    args.review.report_hashcat(report.hashcat.take())?;
+    args.review.report_hashcat(report.hashcat.take(), hashcat)?;
     let fails = args.review.fails(&report);
     std::mem::take(&mut sink.files).finish(
         &summary.inputs,
@@ -790,6 +813,10 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         &summary.stats,
         report.run_findings,
     ))?;
+    if let (Some(f), Some(p)) = (output, &args.output) {
+        f.commit()
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
     Ok(exit_code(&summary, fails))
 }
 
@@ -881,6 +908,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         JsonOut::None
     };
     let table = (!streaming).then(SessionTable::new);
+    let (review, hashcat) = args.review.review(!streaming)?;
     let mut sink = CliSink {
         activity: table.as_ref().map(|_| ActivityTables::new()),
         table,
@@ -888,7 +916,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         extractor: None,
         error: None,
         extract_error: None,
-        review: args.review.review(!streaming)?,
+        review,
         files: FileOutputs::default(),
         stop_on_output_error: Some(stop.clone()),
     };
@@ -917,7 +945,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     ));
     let stats = engine.finish(&mut sink);
     let mut report = sink.review.finish();
-    args.review.report_hashcat(report.hashcat.take())?;
+    args.review.report_hashcat(report.hashcat.take(), hashcat)?;
     if let Some(e) = sink.error.take() {
         ok_unless_real(Err(e))?;
     }

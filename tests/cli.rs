@@ -377,3 +377,179 @@ fn analyze_lists_tunnels() {
         assert!(out.contains(want), "{want}: {out}");
     }
 }
+
+/// Names in `dir`, sorted.
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[cfg(unix)]
+#[test]
+fn output_files_replace_planted_symlinks_and_never_write_through_them() {
+    use std::os::unix::fs::symlink;
+    let root = temp_path("planted");
+    let out_dir = root.join("out");
+    let zeek = out_dir.join("logs");
+    std::fs::create_dir_all(&zeek).unwrap();
+    let victim = root.join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let files = ["export.json", "hashes.txt", "report.html"];
+    for name in files {
+        symlink(&victim, out_dir.join(name)).unwrap();
+    }
+    let logs = [
+        "smtp.log",
+        "pop3.log",
+        "mail_files.log",
+        "credentials.log",
+        "findings.log",
+    ];
+    for name in logs {
+        symlink(&victim, zeek.join(name)).unwrap();
+    }
+    let capture = captures_dir().join("pop3-auth-plain.pcap");
+    let path = |name: &str| out_dir.join(name).display().to_string();
+    let o = mailsift(&[
+        "export",
+        capture.to_str().unwrap(),
+        "-o",
+        &path("export.json"),
+        "--hashcat",
+        &path("hashes.txt"),
+        "--html",
+        &path("report.html"),
+        "--zeek",
+        zeek.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    for p in files
+        .iter()
+        .map(|n| out_dir.join(n))
+        .chain(logs.iter().map(|n| zeek.join(n)))
+    {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        assert!(meta.file_type().is_file(), "{} is a file now", p.display());
+        assert!(meta.len() > 0, "{} has content", p.display());
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("export.json")).unwrap()).unwrap();
+    assert!(json["sessions"].as_array().is_some_and(|s| !s.is_empty()));
+    assert!(
+        std::fs::read_to_string(out_dir.join("hashes.txt"))
+            .unwrap()
+            .starts_with("$cram_md5$")
+    );
+    // No temporary or spool file is left behind.
+    let mut expected: Vec<String> = files.iter().map(|s| s.to_string()).collect();
+    expected.push("logs".into());
+    expected.sort();
+    assert_eq!(names_in(&out_dir), expected);
+    let mut expected_logs: Vec<String> = logs.iter().map(|s| s.to_string()).collect();
+    expected_logs.sort();
+    assert_eq!(names_in(&zeek), expected_logs);
+
+    // A regular file at `-o` is replaced, as before; a failed run leaves it as it was.
+    std::fs::write(out_dir.join("export.json"), b"old").unwrap();
+    let o = mailsift(&[
+        "export",
+        capture.to_str().unwrap(),
+        "-o",
+        &path("export.json"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(std::fs::read(out_dir.join("export.json")).unwrap(), b"old");
+    std::fs::write(out_dir.join("export.json"), b"old").unwrap();
+    let o = mailsift(&[
+        "export",
+        capture.to_str().unwrap(),
+        "-o",
+        &path("export.json"),
+        "--zeek",
+        victim.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(std::fs::read(out_dir.join("export.json")).unwrap(), b"old");
+    assert_eq!(names_in(&out_dir), expected);
+
+    // A device is written to, not replaced: `-o /dev/null` as the benchmarks use it.
+    let o = mailsift(&["export", capture.to_str().unwrap(), "-o", "/dev/null"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    use std::os::unix::fs::FileTypeExt;
+    let null = std::fs::symlink_metadata("/dev/null").unwrap();
+    assert!(null.file_type().is_char_device());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// A `.gz` capture: `good`'s packets as one gzip member, then a second member of `zeros`
+/// zero bytes, which read as empty pcap records and compress about a thousand times.
+fn gzip_bomb(name: &str, good: &[u8], zeros: usize) -> std::path::PathBuf {
+    use std::io::Write;
+    let mut out = Vec::new();
+    for (part, len) in [(good, good.len()), (&[0u8; 1 << 16][..], zeros)] {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(part.len());
+            enc.write_all(&part[..n]).unwrap();
+            left -= n;
+        }
+        out.extend(enc.finish().unwrap());
+    }
+    let p = temp_path(name);
+    std::fs::write(&p, &out).unwrap();
+    p
+}
+
+#[test]
+fn a_gzip_bomb_stops_at_the_limit_keeping_what_was_read() {
+    let good = std::fs::read(good_capture("bomb-source.pcap")).unwrap();
+    let zeros = 16 << 20;
+    let bomb = gzip_bomb("bomb.pcap.gz", &good, zeros);
+    let compressed = std::fs::metadata(&bomb).unwrap().len();
+    assert!(
+        compressed * 500 < zeros as u64,
+        "{compressed} bytes expand to {zeros}"
+    );
+    let mut config = mailsift::engine::EngineConfig::default();
+    config.limits.gunzip = mailsift::capture::gunzip::GunzipLimit {
+        floor_bytes: 1 << 20,
+        max_ratio: 100,
+    };
+    let (sessions, summary) = run_with(std::slice::from_ref(&bomb), config);
+    assert_eq!(sessions.len(), 1, "the session before the bomb is kept");
+    assert!(sessions[0].events.len() >= 2);
+    let errors = &summary.inputs[0].errors;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let err = &errors[0];
+    assert!(
+        err.starts_with(bomb.to_str().unwrap())
+            && err.contains("stopped at offset")
+            && err.contains("--max-gunzip-ratio"),
+        "{err}"
+    );
+    let offset: u64 = err
+        .split("offset ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .and_then(|s| s.parse().ok())
+        .expect("an offset");
+    assert!(
+        (1 << 20..2 << 20).contains(&offset),
+        "stopped just past the floor: {offset}"
+    );
+    assert!(summary.any_input_read());
+
+    // The command line's default floor (1 GiB) reads this file whole; ratio 0 is accepted.
+    let o = mailsift(&["export", bomb.to_str().unwrap(), "--max-gunzip-ratio", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("stopped"), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["sessions"].as_array().unwrap().len(), 1);
+    let _ = std::fs::remove_file(&bomb);
+}

@@ -2,14 +2,16 @@
 //!
 //! The file is streamed through one buffer that grows only when a single record is larger than
 //! it (up to [`MAX_RECORD_LEN`]); gzip-compressed captures are recognised by their magic bytes
-//! and decompressed on the fly. Record framing is parsed here directly rather than through a
-//! general pcapng library: the hot path must not allocate per packet, every length must be
-//! checked against the bytes actually present, and errors must name the byte offset.
+//! and decompressed on the fly, up to a [`GunzipLimit`]. Record framing is parsed here
+//! directly rather than through a general pcapng library: the hot path must not allocate per
+//! packet, every length must be checked against the bytes actually present, and errors must
+//! name the byte offset.
 
+use super::gunzip::{GunzipLimit, LimitedGunzip, limit_hit};
 use super::{CaptureError, InputSummary, LinkType, Packet, PacketSource};
 use crate::time::Timestamp;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -252,19 +254,33 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// Opens a capture file and reads its header.
+    /// Opens a capture file and reads its header (a `.gz` one with the default limit).
     pub fn open(path: &Path) -> Result<FileSource, CaptureError> {
+        FileSource::open_with(path, GunzipLimit::default())
+    }
+
+    /// Opens a capture file and reads its header; a `.gz` one expands at most to `gunzip`.
+    pub fn open_with(path: &Path, gunzip: GunzipLimit) -> Result<FileSource, CaptureError> {
         let file = File::open(path).map_err(|source| CaptureError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        FileSource::from_reader(path, Box::new(file))
+        FileSource::from_reader_with(path, Box::new(file), gunzip)
     }
 
     /// Reads a capture from any byte stream (a pipe, standard input, memory); `path` names it in reports.
     pub fn from_reader(
         path: impl Into<PathBuf>,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<FileSource, CaptureError> {
+        FileSource::from_reader_with(path, reader, GunzipLimit::default())
+    }
+
+    /// [`FileSource::from_reader`] with a limit on how far a gzip stream may expand.
+    pub fn from_reader_with(
+        path: impl Into<PathBuf>,
         mut reader: Box<dyn Read + Send>,
+        gunzip: GunzipLimit,
     ) -> Result<FileSource, CaptureError> {
         let path = path.into();
         let io_err = |source| CaptureError::Io {
@@ -277,10 +293,7 @@ impl FileSource {
         let gzip = head == GZIP_MAGIC;
         let rejoined: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(reader));
         let reader: Box<dyn Read + Send> = if gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-                1 << 20,
-                rejoined,
-            )))
+            Box::new(LimitedGunzip::new(rejoined, 1 << 20, gunzip))
         } else {
             rejoined
         };
@@ -615,6 +628,13 @@ impl FileSource {
     }
 
     fn read_error(&self, offset: u64, source: io::Error) -> CaptureError {
+        if let Some(hit) = limit_hit(&source) {
+            return CaptureError::GunzipLimit {
+                path: self.path.clone(),
+                offset,
+                hit,
+            };
+        }
         if self.gzip {
             // Decompression errors describe the file's content, not the OS.
             match source.kind() {

@@ -3,6 +3,7 @@
 #[cfg(feature = "live")]
 pub mod bpf;
 pub mod file;
+pub mod gunzip;
 #[cfg(feature = "live")]
 pub mod live;
 #[cfg(feature = "live")]
@@ -94,6 +95,16 @@ pub enum CaptureError {
         path: PathBuf,
         /// Where the incomplete record starts.
         offset: u64,
+    },
+    /// A gzip-compressed input expanded past its [`gunzip::GunzipLimit`].
+    #[error("{path}: stopped at offset {offset}: {hit}")]
+    GunzipLimit {
+        /// The input.
+        path: PathBuf,
+        /// Decompressed bytes read when it stopped.
+        offset: u64,
+        /// How far it had expanded.
+        hit: gunzip::GunzipLimitHit,
     },
     /// A record or block is malformed.
     #[error("{path}: corrupt data at offset {offset}: {reason}")]

@@ -2,8 +2,11 @@
 //! `manifest.json` that ties each file to its session, message, part and hashes.
 //!
 //! Each run writes into a new numbered folder `DIR/run-0001`, `DIR/run-0002`, ... created for
-//! it, so a rerun never touches the files of an earlier run or anything else in `DIR`. Files are
-//! created exclusively (never opened for overwriting).
+//! it, so a rerun never touches the files of an earlier run or anything else in `DIR`: the
+//! number follows the highest one in `DIR`, and a name already taken (by a folder, a file or
+//! a symlink, planted or raced) moves on to the next, with no last number to run out of.
+//! Files are created exclusively and linked into place without replacing anything, so
+//! nothing is ever written through a symlink or over an existing name.
 //!
 //! File names are built by mailsift, never taken from the traffic as they are:
 //! `s<session>-m<message>.eml` for a message and `s<session>-m<message>-<part>-<name>` for an
@@ -26,8 +29,6 @@ use std::sync::Arc;
 pub const MAX_NAME_BYTES: usize = 120;
 /// Longest extension kept when a name is shortened.
 const MAX_EXTENSION_BYTES: usize = 16;
-/// Run folders tried before giving up.
-const MAX_RUNS: u32 = 9999;
 
 /// Why extraction failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +44,6 @@ pub enum ExtractError {
         /// What the system said.
         source: io::Error,
     },
-    /// Every run number is taken.
-    #[error("no free run folder left in {0}")]
-    NoFreeRun(PathBuf),
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -293,15 +291,14 @@ impl Extractor {
                 continue;
             }
             let path = self.run_dir.join(&name);
-            if path.symlink_metadata().is_ok() {
-                self.used_names.insert(key);
-                continue;
-            }
-            match fs::rename(from, &path) {
+            match move_no_replace(from, &path) {
                 Ok(()) => {
                     self.used_names.insert(key);
                     self.bytes += size;
                     return Ok(name);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    self.used_names.insert(key);
                 }
                 Err(source) => return Err(ExtractError::Write { path, source }),
             }
@@ -349,25 +346,33 @@ fn entry(
     }
 }
 
-/// Creates the next free `run-NNNN` folder in `dir`.
+/// Creates the next free `run-NNNN` folder in `dir`: after the highest number there, then
+/// onwards past every name that turns out to be taken.
+///
+/// Numbers are read as `u64` and counted on in `u128`, so even a planted `run-` with the
+/// largest number has a successor; names that do not parse only cost a failed `mkdir` each
+/// when reached. `create_dir` refuses an existing entry of any kind, a symlink included, so
+/// the folder is always one this run made.
 fn new_run_dir(dir: &Path) -> Result<PathBuf, ExtractError> {
     let folder_error = |source| ExtractError::Folder {
         path: dir.to_path_buf(),
         source,
     };
-    let mut highest = 0u32;
+    let mut highest = 0u64;
     for item in fs::read_dir(dir).map_err(folder_error)? {
         let item = item.map_err(folder_error)?;
         let name = item.file_name();
         if let Some(n) = name
             .to_str()
             .and_then(|n| n.strip_prefix("run-"))
-            .and_then(|n| n.parse::<u32>().ok())
+            .and_then(|n| n.parse::<u64>().ok())
         {
             highest = highest.max(n);
         }
     }
-    for n in highest.saturating_add(1)..=MAX_RUNS {
+    let mut n = u128::from(highest);
+    loop {
+        n += 1;
         let path = dir.join(format!("run-{n:04}"));
         match fs::create_dir(&path) {
             Ok(()) => return Ok(path),
@@ -375,7 +380,23 @@ fn new_run_dir(dir: &Path) -> Result<PathBuf, ExtractError> {
             Err(source) => return Err(ExtractError::Folder { path, source }),
         }
     }
-    Err(ExtractError::NoFreeRun(dir.to_path_buf()))
+}
+
+/// Moves `from` to `to` unless `to` exists (as anything, a dangling symlink included).
+///
+/// A hard link fails on an existing name where a rename would replace it; the spool name is
+/// then removed. File systems without hard links fall back to a rename after a check.
+fn move_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::hard_link(from, to) {
+        Ok(()) => fs::remove_file(from),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) => {
+            if to.symlink_metadata().is_ok() {
+                return Err(io::ErrorKind::AlreadyExists.into());
+            }
+            fs::rename(from, to)
+        }
+    }
 }
 
 /// Writes a file that must not exist yet.
@@ -714,6 +735,67 @@ mod tests {
             b"old"
         );
         assert!(dirs[1].join("s42-m0.eml").is_file());
+    }
+
+    #[test]
+    fn a_planted_last_run_number_does_not_stop_extraction() {
+        for plant in ["file", "dir", "symlink", "max"] {
+            let tmp = TempDir::new();
+            let outside = tmp.0.join("outside");
+            fs::create_dir(&outside).expect("outside");
+            let dir = tmp.0.join("x");
+            fs::create_dir(&dir).expect("dir");
+            let planted = dir.join(if plant == "max" {
+                format!("run-{}", u64::MAX)
+            } else {
+                "run-9999".to_string()
+            });
+            match plant {
+                "file" => fs::write(&planted, b"x").expect("write"),
+                #[cfg(unix)]
+                "symlink" => std::os::unix::fs::symlink(&outside, &planted).expect("link"),
+                _ => fs::create_dir(&planted).expect("mkdir"),
+            }
+            // A raced entry at the next number too: it is skipped, not replaced.
+            let next = u128::from(if plant == "max" { u64::MAX } else { 9999 }) + 1;
+            fs::write(dir.join(format!("run-{next}")), b"raced").expect("write");
+            let mut x = Extractor::create(&dir).expect("create");
+            let mut rec = session_with(&mut x, &[b"Subject: r\r\n\r\nbody\r\n"]);
+            for blob in std::mem::take(&mut rec.blobs) {
+                x.message(&rec, blob).expect("write");
+            }
+            let s = x.finish().expect("finish");
+            assert_eq!(s.dir, dir.join(format!("run-{}", next + 1)), "{plant}");
+            assert!(s.dir.join("s42-m0.eml").is_file());
+            assert_eq!(fs::read_dir(&outside).expect("read").count(), 0, "{plant}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_planted_at_a_file_name_is_not_written_through() {
+        let tmp = TempDir::new();
+        let victim = tmp.0.join("victim");
+        fs::write(&victim, b"precious").expect("write");
+        let mut x = Extractor::create(&tmp.0.join("x")).expect("create");
+        let mut rec = session_with(&mut x, &[b"Subject: r\r\n\r\nbody\r\n"]);
+        std::os::unix::fs::symlink(&victim, x.dir().join("s42-m0.eml")).expect("link");
+        std::os::unix::fs::symlink(&victim, x.dir().join("dangling")).expect("link");
+        for blob in std::mem::take(&mut rec.blobs) {
+            x.message(&rec, blob).expect("write");
+        }
+        let s = x.finish().expect("finish");
+        assert_eq!(fs::read(&victim).expect("read"), b"precious");
+        assert_eq!(
+            fs::read(s.dir.join("s42-m0~2.eml")).expect("read"),
+            b"Subject: r\r\n\r\nbody\r\n"
+        );
+        assert!(
+            fs::symlink_metadata(s.dir.join("s42-m0.eml"))
+                .expect("meta")
+                .is_symlink()
+        );
+        assert!(!s.dir.join(".spool").exists());
     }
 
     #[test]

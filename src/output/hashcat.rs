@@ -7,13 +7,13 @@
 //! (`md5($salt.$pass)`), 5500 NetNTLMv1 (also with ESS), 5600 NetNTLMv2; see
 //! [`crate::proto::hashcat`]. DIGEST-MD5 has no mode for captured exchanges.
 
+use super::file::{Access, AtomicFile};
 use crate::proto::hashcat::{
     MODE_APOP, MODE_CRAM_MD5, MODE_NETNTLMV1, MODE_NETNTLMV2, hashcat_line,
 };
 use crate::session::SessionRecord;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::OpenOptions;
 use std::hash::{Hash, Hasher};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
@@ -52,19 +52,13 @@ pub struct HashcatWriter<W: Write> {
 }
 
 impl HashcatWriter<Box<dyn Write + Send>> {
-    /// Creates (or truncates) `path`; on Unix it is readable by its owner only, since the
-    /// lines are as good as passwords to whoever cracks them.
-    pub fn create(path: &Path) -> io::Result<Self> {
-        let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        Ok(HashcatWriter::new(Box::new(BufWriter::new(
-            options.open(path)?,
-        ))))
+    /// A writer on a new private file (the owner's only: the lines are as good as passwords
+    /// to whoever cracks them) that takes the name `path` when the returned file is committed
+    /// after [`HashcatWriter::finish`].
+    pub fn create(path: &Path) -> io::Result<(Self, AtomicFile)> {
+        let file = AtomicFile::create(path, Access::Private)?;
+        let writer = HashcatWriter::new(Box::new(BufWriter::new(file.handle()?)) as Box<_>);
+        Ok((writer, file))
     }
 }
 

@@ -10,11 +10,13 @@
 //!
 //! Bounded and streamed: each session's section is written to a spool file beside the
 //! report as the session finishes; only the table rows (capped) stay in memory. The report
-//! is the head and tables, then the spool copied in. Transcripts show at most
+//! is the head and tables, then the spool copied in. Both are [`AtomicFile`]s: the spool is
+//! private and never renamed, the report takes its name only when whole. Transcripts show at most
 //! [`HtmlLimits::max_events_per_session`] events each and [`HtmlLimits::max_events_total`]
 //! in all, long texts are cut, and what is left out is counted in the report.
 
 use super::credentials::secret_text;
+use super::file::{Access, AtomicFile};
 use super::naming::{rule_name, session_uid};
 use crate::capture::InputSummary;
 use crate::engine::EngineStats;
@@ -26,7 +28,6 @@ use crate::session::{
 };
 use crate::time::Timestamp;
 use std::fmt::Write as _;
-use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -208,9 +209,10 @@ struct Counts {
 /// Builds the report while sessions finish; see the module documentation.
 pub struct HtmlReport {
     path: PathBuf,
-    spool_path: PathBuf,
+    /// The report under its temporary name; `None` once finished.
+    out: Option<AtomicFile>,
     /// Session sections, written as sessions finish; `None` once finished.
-    spool: Option<BufWriter<File>>,
+    spool: Option<BufWriter<AtomicFile>>,
     limits: HtmlLimits,
     redacted: bool,
     sessions: Vec<SessionRow>,
@@ -224,18 +226,13 @@ pub struct HtmlReport {
 impl HtmlReport {
     /// Starts a report to be written to `path`; `redacted` is said in the summary.
     pub fn create(path: &Path, redacted: bool, limits: HtmlLimits) -> io::Result<Self> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "report.html".to_string());
-        let spool_path = path.with_file_name(format!(".{name}.mailsift-spool"));
         // Fail now, not after the capture was read, when the report cannot be written.
-        File::create(path)?;
-        let spool = BufWriter::with_capacity(1 << 16, File::create(&spool_path)?);
+        let out = AtomicFile::create(path, Access::Default)?;
+        let spool = AtomicFile::scratch(&path.with_extension("mailsift-spool"))?;
         Ok(HtmlReport {
             path: path.to_path_buf(),
-            spool_path,
-            spool: Some(spool),
+            out: Some(out),
+            spool: Some(BufWriter::with_capacity(1 << 16, spool)),
             limits,
             redacted,
             sessions: Vec::new(),
@@ -629,10 +626,8 @@ impl HtmlReport {
                 self.counts.finding_rows_omitted += 1;
             }
         }
-        let written = self.write_report(inputs, stats);
-        // The spool goes whatever happened; `Drop` sees no spool left to remove.
-        let _ = fs::remove_file(&self.spool_path);
-        written?;
+        // The spool goes whatever happened, when the report is dropped.
+        self.write_report(inputs, stats)?;
         Ok(HtmlSummary {
             path: self.path.clone(),
             sessions_shown: self.counts.sessions_shown,
@@ -642,20 +637,20 @@ impl HtmlReport {
     }
 
     fn write_report(&mut self, inputs: &[InputSummary], stats: &EngineStats) -> io::Result<()> {
-        if let Some(mut spool) = self.spool.take() {
-            spool.flush()?;
-        }
-        let mut out = BufWriter::with_capacity(1 << 16, File::create(&self.path)?);
+        let (Some(spool), Some(out)) = (self.spool.take(), self.out.take()) else {
+            return Err(io::Error::other("the report was already written"));
+        };
+        let mut spool = spool.into_inner().map_err(|e| e.into_error())?;
+        let mut out = BufWriter::with_capacity(1 << 16, out);
         let mut s = String::with_capacity(1 << 16);
         self.push_head(&mut s, inputs, stats);
         self.push_findings_table(&mut s);
         self.push_credentials_table(&mut s);
         self.push_sessions_table(&mut s);
         out.write_all(s.as_bytes())?;
-        let mut spool = File::open(&self.spool_path)?;
-        io::copy(&mut spool, &mut out)?;
+        spool.copy_to(&mut out)?;
         out.write_all(FOOT.as_bytes())?;
-        out.flush()
+        out.into_inner().map_err(|e| e.into_error())?.commit()
     }
 
     fn push_head(&self, s: &mut String, inputs: &[InputSummary], stats: &EngineStats) {
@@ -858,15 +853,6 @@ impl HtmlReport {
     }
 }
 
-impl Drop for HtmlReport {
-    fn drop(&mut self) {
-        // A report abandoned half-way (an error elsewhere) leaves no spool behind.
-        if self.spool.take().is_some() {
-            let _ = fs::remove_file(&self.spool_path);
-        }
-    }
-}
-
 fn esc_pre(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len() + 8);
     push_escaped(&mut out, s, max, true);
@@ -1047,6 +1033,7 @@ mod tests {
     use super::*;
     use crate::mail::MimeSummary;
     use crate::session::{Direction, Endpoint, Finding};
+    use std::fs;
 
     fn temp(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!(
@@ -1155,21 +1142,34 @@ mod tests {
 
     #[test]
     fn the_spool_is_removed_whether_finished_or_abandoned() {
-        let path = temp("spool.html");
-        let spool = path.with_file_name(format!(
-            ".{}.mailsift-spool",
-            path.file_name().unwrap().to_string_lossy()
-        ));
+        let dir = temp("spool");
+        fs::create_dir_all(&dir).unwrap();
+        let names = || -> Vec<String> {
+            let entries = fs::read_dir(&dir).unwrap();
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into())
+                .collect()
+        };
+        let path = dir.join("r.html");
         let report = HtmlReport::create(&path, false, HtmlLimits::default()).unwrap();
-        assert!(spool.exists());
+        assert_eq!(names().len(), 2, "report and spool, both temporary");
+        assert!(!path.exists());
         drop(report);
-        assert!(!spool.exists());
+        assert!(names().is_empty());
+        // A symlink planted at the report's or the spool's name is not followed.
+        let victim = temp("victim");
+        fs::write(&victim, b"keep").unwrap();
+        #[cfg(unix)]
+        for planted in [path.clone(), path.with_extension("mailsift-spool")] {
+            std::os::unix::fs::symlink(&victim, planted).unwrap();
+        }
         let report = HtmlReport::create(&path, true, HtmlLimits::default()).unwrap();
         report.finish(&[], &EngineStats::default(), &[]).unwrap();
-        assert!(!spool.exists());
         let html = fs::read_to_string(&path).unwrap();
         assert!(html.contains("Secrets are redacted"));
-        let _ = fs::remove_file(&path);
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert!(fs::symlink_metadata(&path).unwrap().is_file());
+        let _ = (fs::remove_dir_all(&dir), fs::remove_file(&victim));
     }
 
     #[test]

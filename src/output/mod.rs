@@ -4,6 +4,7 @@ pub mod activity;
 pub mod credentials;
 pub mod ecs;
 pub mod extract;
+pub mod file;
 pub mod findings;
 pub mod hashcat;
 pub mod html;

@@ -15,6 +15,7 @@
 //! Values are escaped as Zeek does: control bytes and backslashes as `\xNN`, the set
 //! separator inside set elements, and a value that reads as the unset or empty marker.
 
+use super::file::{Access, AtomicFile};
 use super::naming::{file_uid, session_uid};
 use crate::findings::RunFinding;
 use crate::mail::{AddressRecord, HeaderSummary};
@@ -23,7 +24,7 @@ use crate::session::{
 };
 use crate::time::Timestamp;
 use std::fmt::Write as _;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -326,11 +327,11 @@ fn push_escaped(out: &mut String, s: &str, in_set: bool) {
 /// Writes the five logs into a folder.
 pub struct ZeekLogs {
     dir: PathBuf,
-    smtp: ZeekLog<BufWriter<File>>,
-    pop3: ZeekLog<BufWriter<File>>,
-    files: ZeekLog<BufWriter<File>>,
-    credentials: ZeekLog<BufWriter<File>>,
-    findings: ZeekLog<BufWriter<File>>,
+    smtp: ZeekLog<BufWriter<AtomicFile>>,
+    pop3: ZeekLog<BufWriter<AtomicFile>>,
+    files: ZeekLog<BufWriter<AtomicFile>>,
+    credentials: ZeekLog<BufWriter<AtomicFile>>,
+    findings: ZeekLog<BufWriter<AtomicFile>>,
     /// The earliest session start, dating logs without rows.
     earliest: Option<Timestamp>,
 }
@@ -345,13 +346,15 @@ pub struct ZeekSummary {
 }
 
 impl ZeekLogs {
-    /// Creates `dir` if needed and the five logs in it (replacing logs of an earlier run).
+    /// Creates `dir` if needed and the five logs in it, under temporary names until
+    /// [`ZeekLogs::finish`] puts them in place (replacing logs of an earlier run, never
+    /// writing through a symlink planted in `dir`).
     pub fn create(dir: &Path) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
-        let open = |name: &str| -> io::Result<BufWriter<File>> {
+        let open = |name: &str| -> io::Result<BufWriter<AtomicFile>> {
             Ok(BufWriter::with_capacity(
                 1 << 16,
-                File::create(dir.join(name))?,
+                AtomicFile::create(&dir.join(name), Access::Default)?,
             ))
         };
         Ok(ZeekLogs {
@@ -416,7 +419,7 @@ impl ZeekLogs {
         Ok(())
     }
 
-    /// Writes the footers, flushes, and says how many rows each log got.
+    /// Writes the footers, puts the five logs in place, and says how many rows each got.
     pub fn finish(self) -> io::Result<ZeekSummary> {
         let fallback = self.earliest.unwrap_or_default();
         let mut rows = [0u64; 5];
@@ -427,11 +430,16 @@ impl ZeekLogs {
             self.credentials,
             self.findings,
         ];
+        let mut written = Vec::with_capacity(logs.len());
         for (i, log) in logs.into_iter().enumerate() {
             if let Some(n) = rows.get_mut(i) {
                 *n = log.rows;
             }
-            log.finish(fallback)?;
+            written.push(log.finish(fallback)?);
+        }
+        // Only once all five are whole: a failure leaves the earlier run's logs as they were.
+        for out in written {
+            out.into_inner().map_err(|e| e.into_error())?.commit()?;
         }
         Ok(ZeekSummary {
             dir: self.dir,
@@ -695,6 +703,65 @@ mod tests {
         r.set(Some(Vec::<String>::new()));
         r.set(Some(["a,b", "c"]));
         assert_eq!(r.line, "0.000000\t-\t(empty)\ta\\x2cb,c");
+    }
+
+    /// A fresh folder for one test: the Zeek folder, with a victim file outside it.
+    fn zeek_test_dir(tag: &str) -> (PathBuf, PathBuf) {
+        let root = std::env::temp_dir().join(format!(
+            "mailsift-zeek-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = fs::remove_dir_all(&root);
+        let logs = root.join("logs");
+        fs::create_dir_all(&logs).unwrap();
+        let victim = root.join("victim");
+        fs::write(&victim, b"not a log").unwrap();
+        (logs, victim)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_planted_in_the_folder_are_replaced_not_followed() {
+        let (dir, victim) = zeek_test_dir("symlink");
+        for name in LOG_FILES {
+            std::os::unix::fs::symlink(&victim, dir.join(name)).unwrap();
+        }
+        let logs = ZeekLogs::create(&dir).unwrap();
+        logs.finish().unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"not a log");
+        for name in LOG_FILES {
+            let path = dir.join(name);
+            assert!(fs::symlink_metadata(&path).unwrap().file_type().is_file());
+            let text = fs::read_to_string(&path).unwrap();
+            assert!(
+                text.starts_with("#separator") && text.contains("#close"),
+                "{text}"
+            );
+        }
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut expected = LOG_FILES.map(String::from).to_vec();
+        expected.sort();
+        assert_eq!(names, expected, "no temporary left behind");
+        let _ = fs::remove_dir_all(dir.parent().unwrap());
+    }
+
+    #[test]
+    fn logs_abandoned_before_finish_leave_the_old_ones() {
+        let (dir, _) = zeek_test_dir("abandon");
+        fs::write(dir.join(LOG_FILES[0]), b"an earlier run").unwrap();
+        drop(ZeekLogs::create(&dir).unwrap());
+        let names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [LOG_FILES[0]]);
+        assert_eq!(fs::read(dir.join(LOG_FILES[0])).unwrap(), b"an earlier run");
+        let _ = fs::remove_dir_all(dir.parent().unwrap());
     }
 
     #[test]
