@@ -6,7 +6,7 @@
 #   PCAP  capture to replay (default /tmp/live-big.pcap; make one with
 #         `cargo run --release --example synth_capture -- 1024 /tmp/live-big.pcap`)
 # Environment:
-#   MAILSIFT    the binary (default target/release/mailsift)
+#   MAILSIFT    the binary (default target/release/mailsift, built with `cargo build --release --features live`)
 #   SNIFF_ARGS  extra `sniff` arguments, e.g. "--buffer-size 128M"
 #   OUT         where the NDJSON sessions go (default /tmp/live-replay.ndjson)
 #   PERF        if set, `perf record` the sniffer into this file (PERF_ARGS: its options,

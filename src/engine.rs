@@ -852,7 +852,9 @@ pub fn build_filter(expr: Option<&str>) -> Result<Option<Box<dyn PacketFilter>>,
     {
         Err(CaptureError::Filter {
             filter: expr.to_string(),
-            reason: "this build has no libpcap (feature `live`), which compiles filters".into(),
+            reason: "this build has no libpcap, which compiles filters: build with \
+                     `--features live` (it needs libpcap-dev)"
+                .into(),
         })
     }
 }

@@ -982,7 +982,10 @@ impl<W: Write> Write for LineFlush<W> {
 
 #[cfg(not(feature = "live"))]
 fn sniff(_args: SniffArgs) -> Result<ExitCode> {
-    bail!("this build has no live capture (built without the `live` feature)")
+    bail!(
+        "this build has no live capture: build with `cargo build --release --features live` \
+         (it needs libpcap, e.g. `apt-get install libpcap-dev`)"
+    )
 }
 
 fn main() -> ExitCode {

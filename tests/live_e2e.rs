@@ -47,6 +47,9 @@ fn skip(test: &str, reason: Option<String>) -> bool {
 
 /// Why packets cannot be captured here, if they cannot.
 fn cannot_capture() -> Option<String> {
+    if !cfg!(feature = "live") {
+        return Some("built without live capture (run `cargo test --features live`)".into());
+    }
     let uid = Command::new("id").arg("-u").output().ok()?;
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         return Some("not root (the servers and packet capture need it)".into());
