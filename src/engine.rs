@@ -626,6 +626,18 @@ fn handle_segment(
                 "payload beyond the sender's FIN",
             );
         }
+        if report.acked_past_end > 0 {
+            app.rec.anomaly(
+                ts,
+                Some(dir.opposite()),
+                "ack_past_end",
+                format!(
+                    "the peer acknowledged {} bytes past the end of this stream (an ACK for \
+                     bytes never sent, forged or stray); it declared no gap",
+                    report.acked_past_end
+                ),
+            );
+        }
         if report.fin_contradicted {
             app.rec.anomaly(
                 ts,

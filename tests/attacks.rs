@@ -194,6 +194,12 @@ fn a_forged_ack_far_ahead_does_not_turn_the_control_into_a_gap() {
     let sessions = run_packets("forged-ack.pcap", &pkts);
     assert_eq!(sessions.len(), 1);
     assert_control_intact(&sessions[0]);
+    // The client's FIN shows the ACKs were for bytes never sent.
+    assert!(
+        sessions[0].has_anomaly("ack_past_end"),
+        "{:?}",
+        sessions[0].anomalies
+    );
 }
 
 #[test]

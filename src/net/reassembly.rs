@@ -131,6 +131,9 @@ pub struct SegmentReport {
     /// A FIN not yet reached was contradicted by data beyond it (this segment's, or held
     /// already) and set aside: the stream goes on.
     pub fin_contradicted: bool,
+    /// The FIN showed the peer had acknowledged this many bytes past the end of the stream:
+    /// an ACK for bytes never sent (forged or stray), which declared no gap.
+    pub acked_past_end: u64,
 }
 
 /// Counters per direction.
@@ -708,6 +711,8 @@ impl Reassembler {
             return;
         };
         self.fin = Some((at, ts));
+        // An ACK of the FIN itself is one past its position.
+        report.acked_past_end = self.acked.saturating_sub(at + 1);
         self.acked = self.acked.min(at.max(self.next));
         if self.trim_held_from(at) {
             report.after_fin = true;
