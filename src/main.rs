@@ -230,7 +230,7 @@ struct ExportArgs {
     input: InputArgs,
     #[command(flatten)]
     review: ReviewArgs,
-    /// Write the export here instead of standard output.
+    /// Write the export here instead of standard output (`-` is standard output).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// What to write: one JSON document (default), one JSON session per line, or Elastic
@@ -773,7 +773,11 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
 
 fn export(args: ExportArgs) -> Result<ExitCode> {
     // `-o FILE` is written under a temporary name and takes its own once whole.
-    let output = match &args.output {
+    let output = match args
+        .output
+        .as_deref()
+        .filter(|p| *p != std::path::Path::new("-"))
+    {
         Some(p) => Some(
             AtomicFile::create(p, Access::Default)
                 .with_context(|| format!("cannot create {}", p.display()))?,
@@ -814,6 +818,7 @@ fn export(args: ExportArgs) -> Result<ExitCode> {
         report.run_findings,
     ))?;
     if let (Some(f), Some(p)) = (output, &args.output) {
+        // Only a real file was opened: `-` is standard output.
         f.commit()
             .with_context(|| format!("cannot write {}", p.display()))?;
     }

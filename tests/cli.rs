@@ -170,6 +170,21 @@ fn export_to_a_file_and_as_ndjson() {
 }
 
 #[test]
+fn dash_output_is_standard_output() {
+    let p = captures_dir().join("pop3-user-pass.pcap");
+    let dir = temp_path("dash-out");
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mailsift"))
+        .args(["export", "--ndjson", p.to_str().unwrap(), "-o", "-"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8(o.stdout).unwrap().lines().count(), 2);
+    assert!(!dir.join("-").exists(), "no file named '-'");
+}
+
+#[test]
 fn bad_port_mapping_is_a_clear_error() {
     let good = good_capture("good3.pcap");
     let o = mailsift(&["analyze", "--port", "imap=143", good.to_str().unwrap()]);
