@@ -312,6 +312,8 @@ struct Side {
     /// Declared not to speak POP3: its input is dropped.
     stopped: bool,
     fin_queued: bool,
+    /// Input came after the FIN (reported once, ignored).
+    after_fin: bool,
     junk_score: u32,
     junk_bytes: u64,
     /// When the side's first junk line came, if one did.
@@ -336,6 +338,7 @@ impl Side {
             done: false,
             stopped: false,
             fin_queued: false,
+            after_fin: false,
             junk_score: 0,
             junk_bytes: 0,
             first_junk: None,
@@ -690,6 +693,19 @@ impl Pop3Dissector {
     fn input(&mut self, dir: Direction, input: Input<'_>, ts: Timestamp, rec: &mut SessionRecord) {
         self.begin(rec);
         if self.side(dir).stopped {
+            return;
+        }
+        if self.side(dir).fin_queued && !matches!(input, Input::Fin) {
+            // The FIN ended this side's stream (the reassembler drops what lies beyond it); what
+            // is read after it would depend on how far the dissection had got at the FIN.
+            if !std::mem::replace(&mut self.side(dir).after_fin, true) {
+                rec.anomaly(
+                    ts,
+                    Some(dir),
+                    "data_after_fin",
+                    "bytes or a gap after this side's FIN; ignored",
+                );
+            }
             return;
         }
         let direct = self.side(dir).inbox.items.is_empty();

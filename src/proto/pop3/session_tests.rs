@@ -1,6 +1,7 @@
 //! Whole-session tests: hand-written transcripts fed through [`Pop3Dissector`], each checked
 //! for the interleaving contract (same record whatever the order the two directions arrive in).
 
+mod fragments;
 mod junk;
 
 use super::Pop3Dissector;
