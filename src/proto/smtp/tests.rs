@@ -1,5 +1,6 @@
 //! Whole-session tests: hand-written transcripts fed through the SMTP dissector.
 
+mod fragments;
 mod junk;
 
 use super::SmtpDissector;
