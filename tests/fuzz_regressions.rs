@@ -209,14 +209,33 @@ fn check_file(protocol: Protocol, path: &Path) -> bool {
     }
     for (name, pieces) in variants {
         let got = drive(protocol, config, &pieces);
-        assert_eq!(
-            got,
-            reference,
-            "{}: record differs when fed {name}",
-            path.display()
-        );
+        if let Some(d) = first_difference(&reference, &got, "") {
+            panic!("{}: record differs when fed {name}: {d}", path.display());
+        }
     }
     true
+}
+
+/// Where two JSON values first differ (as sent, then cut), for readable failures.
+fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => x
+            .iter()
+            .find_map(|(k, va)| {
+                first_difference(va, y.get(k).unwrap_or(&Value::Null), &format!("{path}.{k}"))
+            })
+            .or_else(|| {
+                y.keys()
+                    .find(|k| !x.contains_key(*k))
+                    .map(|k| format!("{path}.{k}: only when cut"))
+            }),
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (va, vb))| first_difference(va, vb, &format!("{path}[{i}]"))),
+        _ => (a != b).then(|| format!("{path}: {a} vs {b}")),
+    }
 }
 
 fn inputs(target: &str) -> Vec<PathBuf> {
