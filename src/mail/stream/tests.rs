@@ -426,6 +426,34 @@ fn tight_limits_do_not_depend_on_the_split() {
 }
 
 #[test]
+fn a_long_first_line_is_judged_before_the_header_bound_however_it_is_cut() {
+    // Found by the pop3_session fuzz target: fed whole, a first line longer than the header
+    // bound hit the bound before it was found not to start a field; fed byte by byte, it was
+    // judged first. Either way it is now judged first, for bounds above and below 256.
+    let mut m = format!("no header here {}\r\n", "x".repeat(300)).into_bytes();
+    m.extend_from_slice(b"Subject: not a header now\r\n\r\nbody\r\n");
+    for bound in [12, 256, 1000] {
+        let options = StreamOptions::new(MimeLimits {
+            max_header_block_bytes: bound,
+            ..MimeLimits::default()
+        });
+        let whole = decode_message(&m, true, &options);
+        let kinds: Vec<&str> = whole.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, ["mime_no_headers"], "bound {bound}");
+        for step in 1..=40 {
+            let mut s = MessageStream::new(&options);
+            for piece in m.chunks(step) {
+                s.push(piece);
+            }
+            assert!(
+                s.finish(true) == whole,
+                "bound {bound}, split every {step} bytes"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_spool_that_cannot_be_written_is_a_problem_not_a_panic() {
     let mut options = options();
     // A folder that does not exist: every spool file fails to open.

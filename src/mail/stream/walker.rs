@@ -402,7 +402,13 @@ impl Walker {
             self.overflow_piece(piece, ends, out);
         } else {
             self.header.extend_from_slice(piece);
-            if self.header.len() > out.limits.max_header_block_bytes {
+            if self.headerless_first_line(ends, out) {
+                return;
+            }
+            // Not before the first line is judged (at most 256 bytes in): otherwise where the
+            // pieces end would decide which of the two comes first.
+            let judged = self.hlines > 0 || self.first_line_checked;
+            if judged && self.header.len() > out.limits.max_header_block_bytes {
                 // Whole lines only, whatever the pieces: the line that does not fit goes on
                 // past the bound, where only the fields that shape the message are kept.
                 let line = self.header.split_off(self.hline_start);
@@ -420,23 +426,6 @@ impl Walker {
                 self.overflow_piece(&line, ends, out);
             }
         }
-        if self.hlines == 0 && !self.first_line_checked && !self.hline_blank {
-            // A block whose first line cannot start a field has no headers: it is all body.
-            let line = &self.header[..self.header.len().min(256)];
-            let decided = ends
-                || line.len() >= 256
-                || line.iter().any(|&b| b == b':' || b <= b' ' || b >= 0x7f);
-            if decided {
-                self.first_line_checked = true;
-                if !entity::starts_like_a_field(line) && !line.starts_with(b"From ") {
-                    let body = std::mem::take(&mut self.header);
-                    self.pos -= body.len() as u64;
-                    self.headerless(out);
-                    self.feed(&body, out);
-                    return;
-                }
-            }
-        }
         if !ends {
             return;
         }
@@ -448,6 +437,33 @@ impl Walker {
         if blank {
             self.open_entity(out);
         }
+    }
+
+    /// Judges the block's first line once it can be (a byte that ends a field name, its end,
+    /// or 256 bytes); a line that cannot start a field makes the whole block body, which is
+    /// then fed as such. Returns true in that case.
+    fn headerless_first_line(&mut self, ends: bool, out: &mut Output) -> bool {
+        if self.hlines > 0 || self.first_line_checked {
+            return false;
+        }
+        if self.hline_blank && self.header.len() < 256 {
+            return false;
+        }
+        let line = &self.header[..self.header.len().min(256)];
+        let decided =
+            ends || line.len() >= 256 || line.iter().any(|&b| b == b':' || b <= b' ' || b >= 0x7f);
+        if !decided {
+            return false;
+        }
+        self.first_line_checked = true;
+        if entity::starts_like_a_field(line) || line.starts_with(b"From ") {
+            return false;
+        }
+        let body = std::mem::take(&mut self.header);
+        self.pos -= body.len() as u64;
+        self.headerless(out);
+        self.feed(&body, out);
+        true
     }
 
     /// Past the header bound, a padded block must not hide the fields that decide how the rest

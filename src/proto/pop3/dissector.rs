@@ -50,13 +50,16 @@
 //!   skip runs to the next body's end and replies until then are lost.
 //!
 //! # Not POP3
-//! Each side scores consecutive lines that fit no POP3 shape (binary ones count 4, unknown
-//! command verbs 1 without resetting); a valid line resets the score. At 8 (64 once the side
-//! has sent a valid POP3 line), or when a side of a session seen from its handshake opens
-//! with a byte that is not text, that side is reported as `not_pop3` and its input is
-//! dropped from then on. Only the offending side stops: stopping both would make what the
-//! other side contributed depend on how the directions interleave. A stopped client counts
-//! as finished (its unanswered replies are reported as such), a stopped server likewise.
+//! Lines that fit no POP3 shape are reported and dissected as far as they go, so junk or
+//! control bytes before real commands hide nothing. Each side scores its junk since its last
+//! valid line (a line counts 1, one with control bytes 4, an unknown command verb 1 without
+//! resetting) and the bytes of those lines; at [`NOT_POP3_SCORE`] or [`NOT_POP3_BYTES`] that
+//! side is reported as `not_pop3` and its input is dropped from then on: a bound on what a TLS
+//! stream or random bytes can cost. At the end, a side that sent junk and not one valid POP3
+//! line is reported as `not_pop3` too. Each side decides from its own bytes only, and only
+//! the offending side stops: using the other side would make the record depend on how the
+//! directions interleave. A stopped client counts as finished (its unanswered replies are
+//! reported as such), a stopped server likewise.
 
 mod bodies;
 mod client;
@@ -84,11 +87,11 @@ use crate::session::{
 use crate::time::Timestamp;
 use std::collections::VecDeque;
 
-/// Junk score at which a side that has sent no valid POP3 line is declared not to speak POP3.
-const NOT_POP3_SCORE: u32 = 8;
+/// Junk score in a row (no valid line in between) at which a side stops being dissected.
+pub const NOT_POP3_SCORE: u32 = 256;
 
-/// The same, once the side has sent valid POP3: a broken peer is not lightly given up on.
-const NOT_POP3_SCORE_ESTABLISHED: u32 = 64;
+/// Bytes of junk lines in a row at which a side stops being dissected.
+pub const NOT_POP3_BYTES: u64 = 64 << 10;
 
 /// Server challenges of one AUTH exchange kept while the client's responses lag behind.
 const MAX_QUEUED_CHALLENGES: usize = 64;
@@ -309,8 +312,12 @@ struct Side {
     /// Declared not to speak POP3: its input is dropped.
     stopped: bool,
     fin_queued: bool,
-    first_byte_checked: bool,
+    /// Input came after the FIN (reported once, ignored).
+    after_fin: bool,
     junk_score: u32,
+    junk_bytes: u64,
+    /// When the side's first junk line came, if one did.
+    first_junk: Option<Timestamp>,
     /// Whether this side has sent at least one valid POP3 line.
     spoke_pop3: bool,
     last_ts: Timestamp,
@@ -320,6 +327,7 @@ struct Side {
 impl Side {
     fn valid_line(&mut self) {
         self.junk_score = 0;
+        self.junk_bytes = 0;
         self.spoke_pop3 = true;
     }
 
@@ -330,8 +338,10 @@ impl Side {
             done: false,
             stopped: false,
             fin_queued: false,
-            first_byte_checked: false,
+            after_fin: false,
             junk_score: 0,
+            junk_bytes: 0,
+            first_junk: None,
             spoke_pop3: false,
             last_ts: Timestamp::default(),
             scratch: Vec::new(),
@@ -527,6 +537,14 @@ fn line_anomalies(
     if nul {
         rec.anomaly(ts, Some(dir), "nul_byte", "NUL byte in a protocol line");
     }
+    if control {
+        rec.anomaly(
+            ts,
+            Some(dir),
+            "control_bytes",
+            "control bytes in a protocol line",
+        );
+    }
     if non_ascii {
         rec.anomaly(ts, Some(dir), "non_ascii", "8-bit bytes in a protocol line");
     }
@@ -675,6 +693,19 @@ impl Pop3Dissector {
     fn input(&mut self, dir: Direction, input: Input<'_>, ts: Timestamp, rec: &mut SessionRecord) {
         self.begin(rec);
         if self.side(dir).stopped {
+            return;
+        }
+        if self.side(dir).fin_queued && !matches!(input, Input::Fin) {
+            // The FIN ended this side's stream (the reassembler drops what lies beyond it); what
+            // is read after it would depend on how far the dissection had got at the FIN.
+            if !std::mem::replace(&mut self.side(dir).after_fin, true) {
+                rec.anomaly(
+                    ts,
+                    Some(dir),
+                    "data_after_fin",
+                    "bytes or a gap after this side's FIN; ignored",
+                );
+            }
             return;
         }
         let direct = self.side(dir).inbox.items.is_empty();
@@ -827,15 +858,6 @@ impl Pop3Dissector {
             return data.len();
         }
         self.side(dir).last_ts = ts;
-        if let Some(&first) = data.first()
-            && !self.side(dir).first_byte_checked
-        {
-            self.side(dir).first_byte_checked = true;
-            if self.handshake_seen && !is_text_byte(first) {
-                self.not_pop3(dir, ts, rec, "the stream opens with binary bytes");
-                return data.len();
-            }
-        }
         match dir {
             Direction::Client => self.feed_client(data, ts, rec),
             Direction::Server => self.feed_server(data, ts, rec),
@@ -896,17 +918,43 @@ impl Pop3Dissector {
         }
     }
 
-    /// Scores a line that fits no POP3 shape; enough of them in a row end the dissection.
-    fn junk(&mut self, dir: Direction, binary: bool, ts: Timestamp, rec: &mut SessionRecord) {
+    /// Scores a line of `len` bytes that fits no POP3 shape; enough junk in a row ends the
+    /// dissection of that side.
+    fn junk(
+        &mut self,
+        dir: Direction,
+        binary: bool,
+        len: u64,
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) {
         let side = self.side(dir);
         side.junk_score = side.junk_score.saturating_add(if binary { 4 } else { 1 });
-        let limit = if side.spoke_pop3 {
-            NOT_POP3_SCORE_ESTABLISHED
-        } else {
-            NOT_POP3_SCORE
-        };
-        if side.junk_score >= limit {
-            self.not_pop3(dir, ts, rec, "too many lines that fit no POP3 shape");
+        side.junk_bytes = side.junk_bytes.saturating_add(len);
+        side.first_junk.get_or_insert(ts);
+        if side.junk_score >= NOT_POP3_SCORE || side.junk_bytes >= NOT_POP3_BYTES {
+            self.not_pop3(dir, ts, rec, "too much junk with no POP3 line in between");
+        }
+    }
+
+    /// At the end: a side that sent junk and never one valid POP3 line does not speak POP3.
+    fn not_pop3_verdict(&mut self, rec: &mut SessionRecord) {
+        for dir in [Direction::Client, Direction::Server] {
+            let side = self.side(dir);
+            if let Some(ts) = side
+                .first_junk
+                .filter(|_| !side.spoke_pop3 && !side.stopped)
+            {
+                rec.anomaly(
+                    ts,
+                    Some(dir),
+                    "not_pop3",
+                    format!(
+                        "the {} does not speak POP3 (not one of its lines is POP3)",
+                        dir.as_str()
+                    ),
+                );
+            }
         }
     }
 
@@ -1061,6 +1109,7 @@ impl Pop3Dissector {
         if let Some(flow) = self.auth.take() {
             self.finish_auth(flow, rec);
         }
+        self.not_pop3_verdict(rec);
         let mut unanswered: Option<(Timestamp, usize)> = None;
         let queue = std::mem::take(&mut self.queue);
         for pending in &queue {

@@ -1,6 +1,9 @@
 //! Whole-session tests: hand-written transcripts fed through [`Pop3Dissector`], each checked
 //! for the interleaving contract (same record whatever the order the two directions arrive in).
 
+mod fragments;
+mod junk;
+
 use super::Pop3Dissector;
 use super::mailbox::Pop3State;
 use crate::limits::Limits;
@@ -1061,7 +1064,7 @@ fn midstream_pickup_drops_a_client_fragment() {
 }
 
 #[test]
-fn non_pop3_bytes_stop_the_dissection() {
+fn non_pop3_sides_are_reported_and_hide_no_command() {
     let rec = check(&transcript(&[
         (
             C,
@@ -1069,9 +1072,15 @@ fn non_pop3_bytes_stop_the_dissection() {
         ),
         (S, "HTTP/1.1 400 Bad Request\r\n"),
     ]));
-    assert!(rec.has_anomaly("not_pop3"));
-    // Nothing after the verdict is dissected.
-    assert!(!commands(&rec).iter().any(|(v, _)| v == "USER"));
+    // The server never sent a POP3 line; the client's junk hides its USER all the same.
+    let verdicts: Vec<_> = rec
+        .anomalies
+        .iter()
+        .filter(|a| a.kind == "not_pop3")
+        .map(|a| a.from)
+        .collect();
+    assert_eq!(verdicts, vec![Some(S)]);
+    assert!(commands(&rec).iter().any(|(v, _)| v == "USER"));
 
     let mut chunks = transcript(&[(S, "+OK ready\r\n")]);
     chunks.push(Chunk::Data(
@@ -1080,7 +1089,12 @@ fn non_pop3_bytes_stop_the_dissection() {
         vec![0x16, 3, 1, 0, 0x30, 0, 0, 0, b'\n'],
     ));
     let rec = check(&chunks);
-    assert!(rec.has_anomaly("not_pop3"));
+    assert!(
+        rec.anomalies
+            .iter()
+            .any(|a| a.kind == "not_pop3" && a.from == Some(C))
+    );
+    assert!(rec.has_anomaly("control_bytes"));
     assert!(commands(&rec).is_empty());
 }
 

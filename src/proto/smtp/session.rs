@@ -46,9 +46,15 @@
 //! from its first byte; a lone `.` met meanwhile is taken as the end of a body whose start
 //! was missed, so the reply to it lines up.
 //!
-//! A side whose lines stop looking like SMTP ([`NOT_SMTP_LINES`] unparseable lines in a row,
-//! or control bytes before its first valid line) is declared `not_smtp` and only counted from
-//! then on. Each side decides alone, from its own bytes, so this too keeps the contract.
+//! Not SMTP: junk lines (unparseable, or with control bytes) are reported and dissected as far
+//! as they go, so junk before or between real commands hides nothing. A side stops being
+//! dissected (`not_smtp`, the rest only counted) only when its junk has gone on for
+//! [`NOT_SMTP_SCORE`] (a line counts 1, one with control bytes 4) or [`NOT_SMTP_BYTES`] with no
+//! valid line in between: a bound on the work and memory a TLS stream or random bytes can
+//! cost. At the end, a side that sent junk and not one valid line (a command with a known
+//! verb; a reply line) is `not_smtp` too. Each side decides from its own bytes only, so the
+//! verdict cannot depend on how the directions interleave; a server that answers in SMTP
+//! keeps the client dissected simply because nothing stops a client short of the bound.
 
 mod commands;
 mod gaps;
@@ -85,8 +91,10 @@ pub const PAUSED_BYTES_CAP: usize = 1 << 20;
 
 /// Held bytes a session keeps without asking the run's budget.
 const FREE_HELD_BYTES: usize = 16 << 10;
-/// Consecutive unparseable lines after which a direction is declared not SMTP.
-pub const NOT_SMTP_LINES: u32 = 12;
+/// Junk score (a line 1, a line with control bytes 4) in a row after which a side stops.
+pub const NOT_SMTP_SCORE: u32 = 256;
+/// Junk bytes in a row (no valid line in between) after which a side stops.
+pub const NOT_SMTP_BYTES: u64 = 64 << 10;
 /// Lines kept per reply event; more are counted.
 pub const MAX_REPLY_LINES: usize = 256;
 /// Recipients kept per transaction envelope.
@@ -317,11 +325,17 @@ struct ReplyBuilder {
     cut_by_gap: bool,
 }
 
-/// Not-SMTP detection for one direction.
+/// Not-SMTP detection for one direction, from its own bytes only.
 #[derive(Debug, Default)]
 struct Sanity {
-    junk_run: u32,
+    /// Junk since the last valid line: weighted lines, and bytes.
+    junk_score: u32,
+    junk_bytes: u64,
+    /// When the side's first junk line came, if one did.
+    first_junk: Option<Timestamp>,
     valid_seen: bool,
+    /// Stopped at the bound: the rest of the side is only counted.
+    stopped: bool,
 }
 
 /// The current mail transaction.
@@ -980,34 +994,46 @@ impl Core {
         facts
     }
 
-    /// Counts an unparseable line; returns true if the direction is now declared not SMTP.
+    /// Counts a junk line of `len` bytes on the wire; returns true if the side now stops.
     fn junk_line(
         &mut self,
         dir: Direction,
         binary: bool,
+        len: u64,
         ts: Timestamp,
         rec: &mut SessionRecord,
     ) -> bool {
+        if binary {
+            rec.anomaly(
+                ts,
+                Some(dir),
+                "control_bytes",
+                "control bytes in a line where SMTP text was expected",
+            );
+        }
         let sanity = match dir {
             Direction::Client => &mut self.client_sanity,
             Direction::Server => &mut self.server_sanity,
         };
-        sanity.junk_run += 1;
-        if (binary && !sanity.valid_seen) || sanity.junk_run >= NOT_SMTP_LINES {
-            self.summary.not_smtp = true;
-            let detail = if binary {
-                "binary bytes where SMTP text was expected; the rest of this side is only counted"
-            } else {
-                "too many lines that are not SMTP; the rest of this side is only counted"
-            };
-            rec.anomaly(ts, Some(dir), "not_smtp", detail);
-            match dir {
-                Direction::Client => self.client = ClientMode::Stopped,
-                Direction::Server => self.server = ServerMode::Stopped,
-            }
-            return true;
+        sanity.junk_score = sanity.junk_score.saturating_add(if binary { 4 } else { 1 });
+        sanity.junk_bytes = sanity.junk_bytes.saturating_add(len);
+        sanity.first_junk.get_or_insert(ts);
+        if sanity.junk_score < NOT_SMTP_SCORE && sanity.junk_bytes < NOT_SMTP_BYTES {
+            return false;
         }
-        false
+        sanity.stopped = true;
+        self.summary.not_smtp = true;
+        rec.anomaly(
+            ts,
+            Some(dir),
+            "not_smtp",
+            "junk went on too long with no SMTP line in between; the rest of this side is only counted",
+        );
+        match dir {
+            Direction::Client => self.client = ClientMode::Stopped,
+            Direction::Server => self.server = ServerMode::Stopped,
+        }
+        true
     }
 
     fn valid_line(&mut self, dir: Direction) {
@@ -1015,8 +1041,31 @@ impl Core {
             Direction::Client => &mut self.client_sanity,
             Direction::Server => &mut self.server_sanity,
         };
-        sanity.junk_run = 0;
+        sanity.junk_score = 0;
+        sanity.junk_bytes = 0;
         sanity.valid_seen = true;
+    }
+
+    /// At the end: a side that sent junk and never one valid line is not SMTP.
+    fn not_smtp_verdict(&mut self, rec: &mut SessionRecord) {
+        for dir in [Direction::Client, Direction::Server] {
+            let sanity = match dir {
+                Direction::Client => &self.client_sanity,
+                Direction::Server => &self.server_sanity,
+            };
+            if let Some(ts) = sanity
+                .first_junk
+                .filter(|_| !sanity.valid_seen && !sanity.stopped)
+            {
+                self.summary.not_smtp = true;
+                rec.anomaly(
+                    ts,
+                    Some(dir),
+                    "not_smtp",
+                    "not one line of this side was SMTP",
+                );
+            }
+        }
     }
 
     fn push_pending(

@@ -75,6 +75,7 @@ impl Pop3Dissector {
         rec: &mut SessionRecord,
     ) {
         let binary = line_anomalies(Direction::Client, bytes, ending, discarded, ts, rec);
+        let junk_len = bytes.len() as u64 + discarded;
         let text = String::from_utf8_lossy(bytes);
         if let Some(flow) = self.auth.as_mut() {
             let forced = flow.forced || self.degraded || self.server.done || self.server.stopped;
@@ -111,7 +112,7 @@ impl Pop3Dissector {
             }
             Some(cmd) if !after_gap => {
                 self.command(cmd, ts, rec);
-                self.junk(Direction::Client, binary, ts, rec);
+                self.junk(Direction::Client, binary, junk_len, ts, rec);
             }
             _ if after_gap => rec.anomaly(
                 ts,
@@ -133,7 +134,9 @@ impl Pop3Dissector {
                     "unexpected_client_line",
                     "a client line that is not a command",
                 );
-                self.junk(Direction::Client, binary, ts, rec);
+                // Servers answer such a line with -ERR: it takes a reply like an unknown verb.
+                self.enqueue(ts, Request::Other(ReplyShape::Unknown), rec);
+                self.junk(Direction::Client, binary, junk_len, ts, rec);
             }
         }
     }

@@ -225,7 +225,7 @@ impl Pop3Dissector {
                         text: text.to_string(),
                     },
                 );
-                self.junk(Direction::Server, binary, ts, rec);
+                self.junk(Direction::Server, binary, text.len() as u64, ts, rec);
             }
         }
         Outcome::Done
@@ -275,7 +275,7 @@ impl Pop3Dissector {
                     "unexpected_server_line",
                     "a server line that is neither a status line nor part of a body",
                 );
-                self.junk(Direction::Server, binary, ts, rec);
+                self.junk(Direction::Server, binary, text.len() as u64, ts, rec);
                 Outcome::Done
             }
         }

@@ -22,10 +22,11 @@ impl Core {
         let cmd = split_command(&text);
         let junk = facts.binary || cmd.is_none_or(|c| c.shape != VerbShape::Word);
         if junk {
-            if self.junk_line(Direction::Client, facts.binary, ts, rec) {
+            if self.junk_line(Direction::Client, facts.binary, line.wire_len(), ts, rec) {
                 return;
             }
-        } else {
+        } else if cmd.is_some_and(|c| c.verb.is_known()) {
+            // An unknown verb is neither: it does not end a run of junk.
             self.valid_line(Direction::Client);
         }
         let Some(cmd) = cmd else {

@@ -410,6 +410,7 @@ impl Core {
             self.finish_auth(auth, None, rec);
         }
         self.transaction_abandoned();
+        self.not_smtp_verdict(rec);
         self.client_hold = Hold::default();
         self.server_hold = Hold::default();
         // A decrypted TLS layer ends its own dissector first, which leaves its summary.

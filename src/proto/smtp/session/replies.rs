@@ -17,7 +17,7 @@ impl Core {
                 return;
             }
             let facts = self.report_line(&line, Direction::Server, ts, rec, true);
-            if self.junk_line(Direction::Server, facts.binary, ts, rec) {
+            if self.junk_line(Direction::Server, facts.binary, line.wire_len(), ts, rec) {
                 return;
             }
             rec.anomaly(
