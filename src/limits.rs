@@ -110,7 +110,7 @@ impl Default for Limits {
             workers: None,
             hashes: crate::mail::HashSelection::ALL,
             mime: crate::mail::MimeLimits::default(),
-            max_retained_bytes: 64 << 20,
+            max_retained_bytes: 128 << 20,
             max_event_bytes_per_session: 4 << 20,
             budget: RetentionBudget::unlimited(),
             content_hashes: true,
