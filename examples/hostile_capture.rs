@@ -13,6 +13,13 @@
 //! - `cargo run --release --example hostile_capture -- client-only MESSAGES MIB OUT.pcap`:
 //!   MESSAGES concurrent SMTP sessions of which only the client side was captured, each sending
 //!   a message of MIB MiB that no reply ever answers.
+//! - `cargo run --release --example hostile_capture -- noops FLOWS COMMANDS OUT.pcap`: FLOWS
+//!   concurrent SMTP sessions, each pipelining COMMANDS NOOPs that no reply answers.
+//! - `cargo run --release --example hostile_capture -- unanswered FLOWS COMMANDS OUT.pcap`:
+//!   FLOWS concurrent SMTP sessions, each sending EHLO, MAIL and COMMANDS recipients with
+//!   100-byte paths, of which only the client side was captured.
+//! - `cargo run --release --example hostile_capture -- replies FLOWS REPLIES OUT.pcap`: FLOWS
+//!   concurrent SMTP sessions whose server sends REPLIES replies that no command asked for.
 
 use mailsift::capture::synth::{Conversation, PcapWriter, SynthPacket};
 use mailsift::time::Timestamp;
@@ -78,7 +85,9 @@ fn smtp_message(i: usize, body: &[u8]) -> Conversation {
 fn usage() -> ! {
     eprintln!(
         "usage: hostile_capture long-lines FLOWS SEGMENTS OUT.pcap | half-open FLOWS OUT.pcap \
-         | big-attachment MIB OUT.pcap | client-only MESSAGES MIB OUT.pcap"
+         | big-attachment MIB OUT.pcap | client-only MESSAGES MIB OUT.pcap \
+         | noops FLOWS COMMANDS OUT.pcap | unanswered FLOWS COMMANDS OUT.pcap \
+         | replies FLOWS REPLIES OUT.pcap"
     );
     std::process::exit(2);
 }
@@ -133,6 +142,44 @@ fn main() -> std::io::Result<()> {
                         pkts.retain(|p| p.from == mailsift::session::Direction::Client);
                         pkts
                     }),
+                )
+            }
+            Some("noops") => {
+                let noops = "NOOP\r\n".repeat(number(args.get(3)));
+                (
+                    number(args.get(2)),
+                    args.get(4).unwrap_or_else(|| usage()),
+                    Box::new(move |i| {
+                        conversation(i)
+                            .server("220 mx ESMTP\r\n")
+                            .client(&noops)
+                            .packets()
+                    }),
+                )
+            }
+            Some("unanswered") => {
+                let rcpts = format!("RCPT TO:<{}@example.test>\r\n", "r".repeat(88))
+                    .repeat(number(args.get(3)));
+                let commands = format!("EHLO x\r\nMAIL FROM:<a@example.test>\r\n{rcpts}");
+                (
+                    number(args.get(2)),
+                    args.get(4).unwrap_or_else(|| usage()),
+                    Box::new(move |i| {
+                        let mut pkts = conversation(i).client(&commands).packets();
+                        pkts.retain(|p| p.from == mailsift::session::Direction::Client);
+                        pkts
+                    }),
+                )
+            }
+            Some("replies") => {
+                let replies = format!(
+                    "220 mx ESMTP\r\n{}",
+                    "250 ok\r\n".repeat(number(args.get(3)))
+                );
+                (
+                    number(args.get(2)),
+                    args.get(4).unwrap_or_else(|| usage()),
+                    Box::new(move |i| conversation(i).server(&replies).packets()),
                 )
             }
             _ => usage(),

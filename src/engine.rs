@@ -923,9 +923,13 @@ fn run_one_file(
 
 /// Message bytes that may wait for the decoding workers at once: enough to ride out a burst,
 /// small beside the rest of the run's memory.
-const QUEUED_MESSAGE_BYTES: usize = 32 << 20;
+pub const QUEUED_MESSAGE_BYTES: usize = 32 << 20;
 /// Jobs (chunks of a message, or its start or end) that may wait per worker.
 const QUEUED_JOBS_PER_WORKER: usize = 4096;
+
+/// Finished records that may wait for the reporting thread: they no longer count against the
+/// retention budget, so few, to keep them inside [`Limits::memory_bound`].
+pub const REPORT_QUEUE: usize = 4;
 
 /// A sink for the engine side of a threaded run, which reports sessions through its reporter.
 struct NoSink;
@@ -967,7 +971,7 @@ pub fn run_files_threaded(
             scope.spawn(move || queue.work(rx));
         }
         config.limits.workers = Some(workers);
-        let (done, finished) = sync_channel::<SessionRecord>(64);
+        let (done, finished) = sync_channel::<SessionRecord>(REPORT_QUEUE);
         let reporter = scope.spawn(move || {
             for rec in finished {
                 complete_session(rec, sink);

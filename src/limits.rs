@@ -1,5 +1,6 @@
 //! Resource limits: every buffer in mailsift has one, and hitting it is reported, never fatal.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -56,17 +57,52 @@ pub struct Limits {
     pub gunzip: crate::capture::gunzip::GunzipLimit,
 }
 
+impl Limits {
+    /// Bytes one open flow holds at rest: its table entry, the TCP state with both
+    /// reassemblers, the session record and the dissector (SMTP, POP3 or the content probe,
+    /// whichever is largest); `tests/memory.rs` measures it.
+    pub const FLOW_BASE_BYTES: usize = 7 << 10;
+    /// Bytes a flow may hold beyond its base without drawing on a shared pool: the free part
+    /// of a protocol line per side, of bytes held for a reply and of its command and reply
+    /// queues, or a content probe's first bytes; `tests/memory.rs` measures the worst cases.
+    pub const FLOW_FREE_BYTES: usize = 7 << 10;
+    /// What a run holds whatever its input: code tables, read and write buffers, the decoder,
+    /// the workers' job queues, bookkeeping of fragment sets, and the largest capture record
+    /// accepted, which may be held up to three times over (read, decompressed, decoded).
+    pub const FIXED_BYTES: usize = (16 << 20) + 3 * crate::capture::file::MAX_RECORD_LEN;
+
+    /// The most bytes the engine thread holds with these limits, on any input: every flow
+    /// the table may track at its base and free allowance, and the shared pools every growth
+    /// past that is charged to (out-of-order segments, IP fragments, the retention budget).
+    pub fn engine_bound(&self) -> usize {
+        let per_flow = Self::FLOW_BASE_BYTES + Self::FLOW_FREE_BYTES;
+        self.max_flows.saturating_mul(per_flow)
+            + self.max_ooo_bytes_total
+            + self.max_fragment_bytes
+            + self.max_retained_bytes
+    }
+
+    /// The most bytes a run holds with these limits, on any input (README, "Memory"):
+    /// [`Limits::FIXED_BYTES`] + [`Limits::engine_bound`] + message bytes queued for the
+    /// decoding workers + finished records waiting for the reporter, each at most
+    /// `max_event_bytes_per_session` of events, plus the one being written.
+    pub fn memory_bound(&self) -> usize {
+        let records = (crate::engine::REPORT_QUEUE + 1) * self.max_event_bytes_per_session;
+        Self::FIXED_BYTES + self.engine_bound() + crate::engine::QUEUED_MESSAGE_BYTES + records
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_flows: 131_072,
+            max_flows: 16_384,
             flow_idle_timeout_secs: 600,
             closed_linger_secs: 5,
             max_ooo_bytes_per_direction: 1 << 20,
-            max_ooo_bytes_total: 512 << 20,
+            max_ooo_bytes_total: 32 << 20,
             ack_gap_grace_packets: 32,
             max_fragment_sets: 8192,
-            max_fragment_bytes: 64 << 20,
+            max_fragment_bytes: 16 << 20,
             fragment_timeout_secs: 30,
             max_line_len: 64 << 10,
             max_events_per_session: 100_000,
@@ -76,8 +112,8 @@ impl Default for Limits {
             workers: None,
             hashes: crate::mail::HashSelection::ALL,
             mime: crate::mail::MimeLimits::default(),
-            max_retained_bytes: 256 << 20,
-            max_event_bytes_per_session: 32 << 20,
+            max_retained_bytes: 128 << 20,
+            max_event_bytes_per_session: 4 << 20,
             budget: RetentionBudget::unlimited(),
             content_hashes: true,
             keys: None,
@@ -120,15 +156,19 @@ impl RetentionBudget {
         let Some(c) = &self.0 else {
             return true;
         };
-        // One engine thread reserves; relaxed ordering is enough for a count.
-        let used = c.used.load(Ordering::Relaxed);
-        match used.checked_add(n) {
-            Some(total) if total <= c.limit => {
-                c.used.store(total, Ordering::Relaxed);
-                c.peak.fetch_max(total, Ordering::Relaxed);
+        // The engine thread reserves; the reporting thread may release at the same time, so
+        // the count changes atomically. Relaxed: it orders nothing else.
+        let granted = c
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(n).filter(|total| *total <= c.limit)
+            });
+        match granted {
+            Ok(used) => {
+                c.peak.fetch_max(used + n, Ordering::Relaxed);
                 true
             }
-            _ => {
+            Err(_) => {
                 c.refusals.fetch_add(1, Ordering::Relaxed);
                 false
             }
@@ -174,8 +214,11 @@ impl RetentionBudget {
     /// Returns `n` reserved bytes.
     pub fn release(&self, n: usize) {
         if let Some(c) = &self.0 {
-            let used = c.used.load(Ordering::Relaxed);
-            c.used.store(used.saturating_sub(n), Ordering::Relaxed);
+            let _ = c
+                .used
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                    Some(used.saturating_sub(n))
+                });
         }
     }
 
@@ -210,6 +253,110 @@ impl RetentionBudget {
         self.0
             .as_ref()
             .map_or(0, |c| c.refusals.load(Ordering::Relaxed))
+    }
+}
+
+/// Entries a session's queue (pending commands, replies ahead of their commands) holds
+/// without asking the run's budget; past them each entry is reserved against it.
+pub const QUEUE_FREE_ENTRIES: usize = 8;
+
+/// Heap bytes (a mailbox path, a reply's text) the free entries of a queue carry between
+/// them without asking the run's budget.
+const QUEUE_FREE_TEXT: usize = QUEUE_FREE_ENTRIES * 64;
+
+/// What a queue of `len` entries of `T` carrying `text` heap bytes is charged: twice each
+/// entry past the free ones, as a deque's capacity can be up to twice its length, and the
+/// text past the free part.
+fn queue_cost<T>(len: usize, text: usize) -> usize {
+    len.saturating_sub(QUEUE_FREE_ENTRIES) * 2 * std::mem::size_of::<T>()
+        + text.saturating_sub(QUEUE_FREE_TEXT)
+}
+
+/// Bytes one holder keeps reserved against the run's budget, given back when it is dropped.
+#[derive(Debug, Default)]
+pub struct Reservation {
+    budget: RetentionBudget,
+    reserved: usize,
+    /// Heap bytes of the queue's entries, as last counted (an over-estimate between counts).
+    text: usize,
+}
+
+impl Reservation {
+    /// Against `budget`, nothing reserved yet.
+    pub fn new(budget: RetentionBudget) -> Self {
+        Reservation {
+            budget,
+            reserved: 0,
+            text: 0,
+        }
+    }
+
+    /// Bytes reserved now.
+    pub fn reserved(&self) -> usize {
+        self.reserved
+    }
+
+    /// Makes the reservation `need` bytes; false, keeping what was reserved, when the budget
+    /// refuses the more.
+    pub fn set(&mut self, need: usize) -> bool {
+        if need > self.reserved {
+            if !self.budget.try_reserve(need - self.reserved) {
+                return false;
+            }
+        } else {
+            self.budget.release(self.reserved - need);
+        }
+        self.reserved = need;
+        true
+    }
+
+    /// Whether `q` may take one more entry carrying `text` heap bytes: past the free entries
+    /// and text it is reserved first.
+    pub fn admit<T>(&mut self, q: &VecDeque<T>, text: usize) -> bool {
+        let need = queue_cost::<T>(q.len() + 1, self.text + text);
+        let ok = need <= self.reserved || self.set(need);
+        if ok {
+            self.text += text;
+        }
+        ok
+    }
+
+    /// Counts `cost` more bytes kept until the holder is dropped (records that only grow);
+    /// past the first `free` of them they are reserved first. False, with nothing counted,
+    /// when the budget refuses. Not for a queue that also uses [`Reservation::admit`].
+    pub fn keep(&mut self, cost: usize, free: usize) -> bool {
+        let need = (self.text + cost).saturating_sub(free);
+        let ok = need <= self.reserved || self.set(need);
+        if ok {
+            self.text += cost;
+        }
+        ok
+    }
+
+    /// Whether [`Reservation::admit`] would take one more entry into `q`, reserving nothing.
+    pub fn fits<T>(&self, q: &VecDeque<T>, text: usize) -> bool {
+        let need = queue_cost::<T>(q.len() + 1, self.text + text);
+        need <= self.reserved || self.budget.available() >= need - self.reserved
+    }
+
+    /// Settles to what `q` holds now (`text` tells an entry's heap bytes): gives back what it
+    /// no longer needs, and the spare capacity of a queue that has drained (it would
+    /// otherwise outlive the burst, uncounted).
+    pub fn settle<T>(&mut self, q: &mut VecDeque<T>, text: impl Fn(&T) -> usize) {
+        if q.capacity() > 2 * QUEUE_FREE_ENTRIES && q.len() < q.capacity() / 4 {
+            q.shrink_to((2 * q.len()).max(QUEUE_FREE_ENTRIES));
+        }
+        self.text = q.iter().map(text).sum();
+        let need = queue_cost::<T>(q.len(), self.text);
+        if need < self.reserved {
+            self.set(need);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.release(self.reserved);
     }
 }
 
@@ -255,6 +402,31 @@ mod tests {
             (800, 800),
             "nothing changed on refusal"
         );
+    }
+
+    #[test]
+    fn a_queue_past_its_free_entries_is_charged_and_refused_when_the_budget_is_spent() {
+        // Each entry (a u64) carries 64 bytes of text: the free text covers the free entries.
+        let entry = 2 * 8 + 64;
+        let b = RetentionBudget::new(4 * entry);
+        let mut charge = Reservation::new(b.clone());
+        let mut q: VecDeque<u64> = VecDeque::new();
+        while charge.admit(&q, 64) {
+            q.push_back(64);
+        }
+        assert_eq!(
+            q.len(),
+            QUEUE_FREE_ENTRIES + 4,
+            "the free entries, then the budget's"
+        );
+        assert_eq!(b.used(), b.limit().unwrap());
+        assert!(!charge.fits(&q, 0), "not even an entry without text");
+        q.truncate(QUEUE_FREE_ENTRIES + 1);
+        charge.settle(&mut q, |t| *t as usize);
+        assert_eq!(b.used(), entry, "one entry still charged");
+        assert!(charge.fits(&q, 64));
+        drop(charge);
+        assert_eq!(b.used(), 0, "given back when dropped");
     }
 
     #[test]

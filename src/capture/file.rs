@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 const READ_BUFFER_LEN: usize = 2 << 20;
 
 /// Largest record or block accepted; a longer one is reported as corrupt instead of allocated.
-pub const MAX_RECORD_LEN: usize = 256 << 20;
+pub const MAX_RECORD_LEN: usize = 8 << 20;
 
 /// The first bytes of a gzip stream.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -1115,8 +1115,9 @@ pub(crate) mod tests {
         let mut b = PcapBuilder::new(false, false, 1, 65535);
         b.u32(1);
         b.u32(0);
-        b.u32(200 << 20);
-        b.u32(200 << 20);
+        // The longest record accepted, far longer than the file and the read buffer.
+        b.u32(MAX_RECORD_LEN as u32);
+        b.u32(MAX_RECORD_LEN as u32);
         b.bytes.extend_from_slice(&[0; 100]);
         let mut src = source(b.bytes).unwrap();
         let (pkts, err) = read_all(&mut src);

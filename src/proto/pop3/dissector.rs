@@ -74,7 +74,7 @@ use super::reply::{
     ServerLine, StatusLine, apop_timestamp, parse_scan_listing, parse_server_line,
     parse_uid_listing,
 };
-use crate::limits::Limits;
+use crate::limits::{Limits, Reservation};
 use crate::mail::{Envelope, KeepBounds, MessageCollector};
 use crate::proto::Dissector;
 use crate::proto::line::{LineEnding, LineFramer};
@@ -140,6 +140,9 @@ impl Request {
         }
     }
 }
+
+/// Held bytes (both sides) a session keeps without asking the run's budget.
+pub const FREE_HELD_BYTES: usize = 1 << 10;
 
 /// An entry of the pending-command queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -459,6 +462,10 @@ pub struct Pop3Dissector {
     clear_after_upgrade: PerDirection<bool>,
     queue: VecDeque<Pending>,
     commands_pending: usize,
+    /// The run's budget's share for `queue` past its free entries.
+    queue_charge: Reservation,
+    /// The run's budget's share for the bytes both inboxes hold past [`FREE_HELD_BYTES`].
+    inbox_charge: Reservation,
     auth: Option<AuthFlow>,
     stls_wait: bool,
     open_user: Option<usize>,
@@ -646,6 +653,8 @@ impl Pop3Dissector {
             clear_after_upgrade: PerDirection::default(),
             queue: VecDeque::new(),
             commands_pending: 0,
+            queue_charge: Reservation::new(limits.budget.clone()),
+            inbox_charge: Reservation::new(limits.budget.clone()),
             auth: None,
             stls_wait: false,
             open_user: None,
@@ -729,7 +738,13 @@ impl Pop3Dissector {
             Input::Fin => self.side(dir).inbox.push(Item::Fin),
         }
         self.pump(rec);
-        if !self.degraded && !self.side(dir).stopped && self.side(dir).inbox.bytes > self.hold_limit
+        // Held bytes past a small allowance are the run's: when its budget cannot hold them,
+        // the session moves on as at its own hold bound.
+        let held = self.client.inbox.bytes + self.server.inbox.bytes;
+        let refused = !self.inbox_charge.set(held.saturating_sub(FREE_HELD_BYTES));
+        if !self.degraded
+            && !self.side(dir).stopped
+            && (self.side(dir).inbox.bytes > self.hold_limit || refused)
         {
             self.degraded = true;
             rec.anomaly(
@@ -738,12 +753,15 @@ impl Pop3Dissector {
                 "hold_overflow",
                 format!(
                     "more than {} bytes from the {} waited for the other side; going on with the most likely reading",
-                    self.hold_limit,
+                    self.hold_limit.min(held),
                     dir.as_str()
                 ),
             );
             self.pump(rec);
         }
+        let held = self.client.inbox.bytes + self.server.inbox.bytes;
+        self.inbox_charge.set(held.saturating_sub(FREE_HELD_BYTES));
+        self.queue_charge.settle(&mut self.queue, |_| 0);
     }
 
     /// Runs both sides until neither can go on.
@@ -834,7 +852,7 @@ impl Pop3Dissector {
         {
             return true;
         }
-        self.commands_pending >= self.max_pending
+        self.commands_pending >= self.max_pending || !self.queue_charge.fits(&self.queue, 0)
     }
 
     /// Whether no further client command can come to be answered.

@@ -72,7 +72,7 @@ use super::command::{
     parse_mail_arg, parse_rcpt_arg, split_command,
 };
 use super::reply::{Capabilities, parse_capabilities, parse_enhanced, parse_reply_line};
-use crate::limits::Limits;
+use crate::limits::{Limits, Reservation};
 use crate::mail::{Envelope, KeepBounds, MessageCollector};
 use crate::proto::Dissector;
 use crate::proto::line::{Line, LineEnding, LineFramer};
@@ -90,7 +90,7 @@ use std::collections::VecDeque;
 pub const PAUSED_BYTES_CAP: usize = 1 << 20;
 
 /// Held bytes a session keeps without asking the run's budget.
-const FREE_HELD_BYTES: usize = 16 << 10;
+const FREE_HELD_BYTES: usize = 1 << 10;
 /// Junk score (a line 1, a line with control bytes 4) in a row after which a side stops.
 pub const NOT_SMTP_SCORE: u32 = 256;
 /// Junk bytes in a row (no valid line in between) after which a side stops.
@@ -99,6 +99,10 @@ pub const NOT_SMTP_BYTES: u64 = 64 << 10;
 pub const MAX_REPLY_LINES: usize = 256;
 /// Recipients kept per transaction envelope.
 pub const MAX_RECIPIENTS: usize = 10_000;
+/// Bytes of a session's transaction records kept without asking the run's budget.
+const FREE_SUMMARY_BYTES: usize = 1 << 10;
+/// Heap bytes of one transaction's recipients kept without asking the run's budget.
+const FREE_RECIPIENT_BYTES: usize = 1 << 10;
 /// Credentials recorded per session (AUTH attempts); later ones are counted in an anomaly.
 pub const MAX_CREDENTIALS: usize = 10_000;
 /// Longest content of a line RFC 5321 allows (1000 octets with CRLF).
@@ -270,6 +274,21 @@ enum Step {
     Other,
 }
 
+/// What a queued message that has ended counts for against the budget: the box itself (its
+/// record was charged when the message was admitted).
+const ENDED_MESSAGE_BYTES: usize = std::mem::size_of::<EndedMessage>();
+
+impl Step {
+    /// Heap bytes it holds, for the queue's charge.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Step::Mail { path } | Step::Rcpt { path } => path.as_ref().map_or(0, String::len),
+            Step::DataEnd(_) | Step::Bdat(Some(_)) => ENDED_MESSAGE_BYTES,
+            _ => 0,
+        }
+    }
+}
+
 /// A client item waiting for its reply.
 #[derive(Debug)]
 struct Pending {
@@ -285,6 +304,18 @@ struct Pending {
     reply_lost: bool,
     /// A BDAT message this command abandoned, to be recorded first.
     abandoned: Option<Box<EndedMessage>>,
+}
+
+impl HeldReply {
+    /// Heap bytes it holds, for the queue's charge.
+    fn heap_bytes(&self) -> usize {
+        self.text.len()
+            + self
+                .more
+                .iter()
+                .map(|l| l.len() + std::mem::size_of::<String>())
+                .sum::<usize>()
+    }
 }
 
 /// Whether a reply starts the session.
@@ -347,6 +378,8 @@ struct Transaction {
     rcpt_to: Vec<String>,
     /// RCPT commands answered in it, accepted or not.
     rcpt_named: u64,
+    /// Heap bytes of `rcpt_to`, for the budget's charge.
+    rcpt_bytes: usize,
 }
 
 impl Transaction {
@@ -472,6 +505,13 @@ struct Core {
 
     pending: VecDeque<Pending>,
     replies: VecDeque<HeldReply>,
+    /// The run's budget's share for `pending` and `replies` past their free entries.
+    pending_charge: Reservation,
+    replies_charge: Reservation,
+    /// The run's budget's share for the open transaction's recipients past the free part.
+    rcpt_charge: Reservation,
+    /// The run's budget's share for the transaction records of the summary.
+    summary_charge: Reservation,
     /// Commands completed early (queue bound) whose replies are still to come.
     owed_replies: u64,
     /// Replies dropped early (queue bound) whose commands are still to come.
@@ -530,6 +570,10 @@ impl SmtpDissector {
                 clean_start: false,
                 pending: VecDeque::new(),
                 replies: VecDeque::new(),
+                pending_charge: Reservation::new(limits.budget.clone()),
+                replies_charge: Reservation::new(limits.budget.clone()),
+                rcpt_charge: Reservation::new(limits.budget.clone()),
+                summary_charge: Reservation::new(limits.budget.clone()),
                 owed_replies: 0,
                 owed_commands: 0,
                 txn: Transaction::default(),
@@ -815,6 +859,7 @@ impl Dissector for SmtpDissector {
             }
         }
         self.pump(rec);
+        self.core.settle_queues();
     }
 
     fn on_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
@@ -827,6 +872,7 @@ impl Dissector for SmtpDissector {
             Direction::Server => self.gap_server(len, ts, rec),
         }
         self.pump(rec);
+        self.core.settle_queues();
     }
 
     fn on_end(&mut self, ts: Timestamp, rec: &mut SessionRecord) {
@@ -853,6 +899,27 @@ impl Dissector for SmtpDissector {
 }
 
 impl Core {
+    /// Gives back the budget's share for queue entries that have been answered.
+    fn settle_queues(&mut self) {
+        self.pending_charge.settle(&mut self.pending, |p| {
+            p.step.heap_bytes() + p.abandoned.as_ref().map_or(0, |_| ENDED_MESSAGE_BYTES)
+        });
+        self.replies_charge
+            .settle(&mut self.replies, HeldReply::heap_bytes);
+        let need = self.txn.rcpt_bytes.saturating_sub(FREE_RECIPIENT_BYTES);
+        if need < self.rcpt_charge.reserved() {
+            self.rcpt_charge.set(need);
+        }
+    }
+
+    /// Whether the open transaction may keep a recipient of `cost` heap bytes: past the free
+    /// part, the run's budget must hold it.
+    fn may_keep_recipient(&mut self, cost: usize) -> bool {
+        let need = (self.txn.rcpt_bytes + cost).saturating_sub(FREE_RECIPIENT_BYTES);
+        self.txn.rcpt_to.len() < MAX_RECIPIENTS
+            && (need <= self.rcpt_charge.reserved() || self.rcpt_charge.set(need))
+    }
+
     /// Keeps the reservation for held bytes in step with what both sides hold.
     fn account_holds(&mut self) {
         let need =
@@ -1080,9 +1147,12 @@ impl Core {
         if reply_lost {
             self.owed_commands -= 1;
         }
-        if self.pending.len() >= self.max_pending
-            && let Some(oldest) = self.pending.pop_front()
-        {
+        // Past the per-session bound, or when the run's budget cannot hold one more, the
+        // oldest command gives way: a flood of pipelined commands costs its own session only.
+        let text = step.heap_bytes() + abandoned.as_ref().map_or(0, |_| ENDED_MESSAGE_BYTES);
+        let full = self.pending.len() >= self.max_pending
+            || !self.pending_charge.admit(&self.pending, text);
+        if full && let Some(oldest) = self.pending.pop_front() {
             rec.anomaly(
                 ts,
                 None,

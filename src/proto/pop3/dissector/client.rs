@@ -262,7 +262,7 @@ impl Pop3Dissector {
             }
             return;
         }
-        if self.commands_pending >= self.max_pending {
+        if self.commands_pending >= self.max_pending || !self.queue_charge.admit(&self.queue, 0) {
             // Only reached when nobody waits any more (degraded, or the server has finished).
             if let Some(pos) = self
                 .queue

@@ -130,9 +130,12 @@ impl Core {
             }
         };
         rec.push_event(b.ts, Direction::Server, kind);
-        if self.replies.len() >= self.max_pending
-            && let Some(dropped) = self.replies.pop_front()
-        {
+        let full = self.replies.len() >= self.max_pending
+            || !self.replies_charge.admit(
+                &self.replies,
+                text.len() + more.iter().map(String::len).sum::<usize>(),
+            );
+        if full && let Some(dropped) = self.replies.pop_front() {
             rec.anomaly(
                 b.ts,
                 S,
@@ -309,6 +312,7 @@ impl Core {
                         mail_from: path,
                         rcpt_to: Vec::new(),
                         rcpt_named: 0,
+                        rcpt_bytes: 0,
                     };
                     self.summary.transactions += 1;
                 }
@@ -319,14 +323,18 @@ impl Core {
                 if is_rejection(code) {
                     self.summary.recipients_rejected += 1;
                 } else if let Some(path) = path {
-                    if self.txn.rcpt_to.len() < MAX_RECIPIENTS {
+                    let cost = path.len() + std::mem::size_of::<String>();
+                    if self.may_keep_recipient(cost) {
                         self.txn.rcpt_to.push(path);
+                        self.txn.rcpt_bytes += cost;
                     } else {
                         rec.anomaly(
                             p.ts,
                             Some(Direction::Client),
                             "too_many_recipients",
-                            format!("more than {MAX_RECIPIENTS} recipients; the rest not kept"),
+                            format!(
+                                "more than {MAX_RECIPIENTS} recipients, or more than the run's memory budget holds; the rest not kept"
+                            ),
                         );
                     }
                 }

@@ -2,7 +2,7 @@
 //! in command order): MAIL opens one, RCPT adds recipients, DATA or the end of a message
 //! settles it, and RSET, a new EHLO, STARTTLS, QUIT or the end abandon one left open.
 
-use super::{Core, HeldReply};
+use super::{Core, FREE_SUMMARY_BYTES, HeldReply};
 use crate::proto::smtp::transaction::{
     MAX_TRANSACTION_RECIPIENTS, MAX_TRANSACTIONS, MailTransaction, TransactionOutcome,
     TransactionRecipient,
@@ -29,8 +29,10 @@ impl Core {
 
     /// Starts a record; returns its index, or `None` past the bound (then counted).
     fn new_transaction(&mut self, t: MailTransaction) -> Option<usize> {
+        let cost =
+            std::mem::size_of::<MailTransaction>() + t.mail_from.as_ref().map_or(0, String::len);
         let list = &mut self.summary.mail_transactions;
-        if list.len() >= MAX_TRANSACTIONS {
+        if list.len() >= MAX_TRANSACTIONS || !self.summary_charge.keep(cost, FREE_SUMMARY_BYTES) {
             self.summary.mail_transactions_dropped += 1;
             return None;
         }
@@ -67,16 +69,23 @@ impl Core {
 
     /// RCPT was answered (or never).
     pub(super) fn transaction_rcpt(&mut self, path: Option<&str>, code: Option<u16>) {
+        let Some(kept) = self.open_transaction().map(|t| t.recipients.len()) else {
+            return;
+        };
+        let path = path.unwrap_or_default();
+        let cost = std::mem::size_of::<TransactionRecipient>() + path.len();
+        let keep =
+            kept < MAX_TRANSACTION_RECIPIENTS && self.summary_charge.keep(cost, FREE_SUMMARY_BYTES);
         let Some(t) = self.open_transaction() else {
             return;
         };
-        if t.recipients.len() >= MAX_TRANSACTION_RECIPIENTS {
-            t.recipients_not_kept += 1;
-        } else {
+        if keep {
             t.recipients.push(TransactionRecipient {
-                path: path.unwrap_or_default().to_string(),
+                path: path.to_string(),
                 reply: code,
             });
+        } else {
+            t.recipients_not_kept += 1;
         }
     }
 
