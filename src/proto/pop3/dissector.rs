@@ -79,10 +79,10 @@ use crate::mail::{Envelope, KeepBounds, MessageCollector};
 use crate::proto::Dissector;
 use crate::proto::line::{LineEnding, LineFramer};
 use crate::proto::sasl::{GuessedLine, Mechanism, SaslExchange};
-use crate::proto::tls::{ALERT_RECORD, HANDSHAKE_RECORD, TlsObserver, may_open_tls};
+use crate::proto::tls::{ALERT_RECORD, HANDSHAKE_RECORD, TlsObserver, UpgradeCheck};
 use crate::session::{
-    Credential, CredentialDetails, Direction, EventKind, MessageAdmission, MessageSource,
-    PerDirection, Protocol, SessionRecord, TlsMode,
+    Credential, CredentialDetails, Direction, EventKind, MessageAdmission, MessageSource, Protocol,
+    SessionRecord, TlsMode,
 };
 use crate::time::Timestamp;
 use std::collections::VecDeque;
@@ -456,10 +456,8 @@ pub struct Pop3Dissector {
     /// The first client line after a gap or a mid-stream pickup may be a fragment.
     client_after_gap: bool,
     client_tls: bool,
-    /// Sides whose first bytes after an accepted STLS were looked at.
-    tls_checked: PerDirection<bool>,
-    /// Sides that went on in clear text after an accepted STLS: dissected as POP3 again.
-    clear_after_upgrade: PerDirection<bool>,
+    /// What each side sent first after an accepted STLS.
+    upgrade: UpgradeCheck,
     queue: VecDeque<Pending>,
     commands_pending: usize,
     /// The run's budget's share for `queue` past its free entries.
@@ -649,8 +647,7 @@ impl Pop3Dissector {
             held: None,
             client_after_gap: false,
             client_tls: false,
-            tls_checked: PerDirection::default(),
-            clear_after_upgrade: PerDirection::default(),
+            upgrade: UpgradeCheck::default(),
             queue: VecDeque::new(),
             commands_pending: 0,
             queue_charge: Reservation::new(limits.budget.clone()),
@@ -862,7 +859,7 @@ impl Pop3Dissector {
         self.client.done
             || self.client.stopped
             || self.degraded
-            || (self.client_tls && self.tls_checked.client)
+            || (self.client_tls && self.upgrade.checked(Direction::Client))
     }
 
     fn feed(
@@ -990,9 +987,8 @@ impl Pop3Dissector {
         self.server_phase = ServerPhase::Tls;
     }
 
-    /// Decides at a side's first bytes after an accepted STLS whether they are TLS; a side
-    /// that goes on in clear text is dissected as POP3 again (only TLS records count as
-    /// encrypted). Returns true when `dir` goes on in clear text.
+    /// Whether `dir`'s first bytes after an accepted STLS are clear text (then read as POP3
+    /// again).
     fn clear_after_stls(
         &mut self,
         dir: Direction,
@@ -1000,14 +996,6 @@ impl Pop3Dissector {
         ts: Timestamp,
         rec: &mut SessionRecord,
     ) -> bool {
-        let checked = self.tls_checked.get_mut(dir);
-        let Some(&first) = data.first().filter(|_| !*checked) else {
-            return false;
-        };
-        *checked = true;
-        if may_open_tls(first) {
-            return false;
-        }
         let detail = match dir {
             Direction::Client => {
                 "client bytes after the STLS +OK are not TLS (a stripped or broken TLS layer, \
@@ -1015,10 +1003,8 @@ impl Pop3Dissector {
             }
             Direction::Server => "server bytes after the STLS +OK are not TLS; read as clear text",
         };
-        rec.anomaly(ts, Some(dir), "stls_plaintext", detail);
-        *self.clear_after_upgrade.get_mut(dir) = true;
-        rec.note_cleartext_instead_of_tls(TlsMode::Starttls, dir, ts);
-        true
+        self.upgrade
+            .goes_clear(dir, data, ts, rec, ("stls_plaintext", detail))
     }
 
     fn tls_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
@@ -1028,8 +1014,7 @@ impl Pop3Dissector {
     }
 
     fn tls_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
-        // Bytes after a gap may be the middle of a record: they decide nothing.
-        *self.tls_checked.get_mut(dir) = true;
+        self.upgrade.lost(dir);
         match self.tls.as_mut() {
             Some(observer) => observer.on_gap(dir, len, ts, rec),
             None => rec.push_event(ts, dir, EventKind::Gap { bytes: len }),

@@ -77,10 +77,10 @@ use crate::mail::{Envelope, KeepBounds, MessageCollector};
 use crate::proto::Dissector;
 use crate::proto::line::{Line, LineEnding, LineFramer};
 use crate::proto::sasl::{GuessedLine, SaslExchange};
-use crate::proto::tls::{ALERT_RECORD, HANDSHAKE_RECORD, TlsObserver, may_open_tls};
+use crate::proto::tls::{ALERT_RECORD, HANDSHAKE_RECORD, TlsObserver, UpgradeCheck, may_open_tls};
 use crate::session::{
-    Direction, EventKind, MessageAdmission, MessageReply, MessageSource, PerDirection, Protocol,
-    SessionRecord, TlsMode,
+    Direction, EventKind, MessageAdmission, MessageReply, MessageSource, Protocol, SessionRecord,
+    TlsMode,
 };
 use crate::time::Timestamp;
 use std::borrow::Cow;
@@ -525,9 +525,8 @@ struct Core {
     commands_lost: bool,
     auth: Option<SaslExchange>,
     tls: Option<TlsObserver>,
-    tls_checked: PerDirection<bool>,
-    /// Sides that went on in clear text after an accepted STARTTLS: dissected as SMTP again.
-    clear_after_upgrade: PerDirection<bool>,
+    /// What each side sent first after an accepted STARTTLS.
+    upgrade: UpgradeCheck,
     /// The session's bounds and key log, for the dissector inside a decrypted TLS layer.
     limits: Limits,
     summary: SmtpSummary,
@@ -581,8 +580,7 @@ impl SmtpDissector {
                 commands_lost: false,
                 auth: None,
                 tls: None,
-                tls_checked: PerDirection::default(),
-                clear_after_upgrade: PerDirection::default(),
+                upgrade: UpgradeCheck::default(),
                 limits: limits.clone(),
                 summary: SmtpSummary::default(),
                 ended: false,
@@ -668,7 +666,7 @@ impl SmtpDissector {
                 | ClientMode::Resync
                 | ClientMode::SaslLine
                 | ClientMode::BodyAfterGap(_) => {
-                    if core.clear_after_upgrade.client
+                    if core.upgrade.clear(Direction::Client)
                         && matches!(core.client, ClientMode::Commands)
                         && self.client_lines.is_empty()
                         && input.first() == Some(&HANDSHAKE_RECORD)
@@ -709,7 +707,7 @@ impl SmtpDissector {
                     input = &[];
                 }
                 ServerMode::Replies | ServerMode::Resync => {
-                    if self.core.clear_after_upgrade.server
+                    if self.core.upgrade.clear(Direction::Server)
                         && self.core.server == ServerMode::Replies
                         && self.server_lines.is_empty()
                         && input
@@ -973,9 +971,8 @@ impl Core {
         self.tls = Some(observer);
     }
 
-    /// Decides at a side's first bytes after an accepted STARTTLS whether they are TLS; a
-    /// side that goes on in clear text is dissected as SMTP again (only TLS records count as
-    /// encrypted). Returns true when `dir` goes on in clear text.
+    /// Whether `dir`'s first bytes after an accepted STARTTLS are clear text (then read as
+    /// SMTP again).
     fn clear_after_starttls(
         &mut self,
         dir: Direction,
@@ -983,14 +980,6 @@ impl Core {
         ts: Timestamp,
         rec: &mut SessionRecord,
     ) -> bool {
-        let checked = self.tls_checked.get_mut(dir);
-        let Some(&first) = data.first().filter(|_| !*checked) else {
-            return false;
-        };
-        *checked = true;
-        if may_open_tls(first) {
-            return false;
-        }
         let detail = match dir {
             Direction::Client => {
                 "client bytes after STARTTLS are not TLS (a stripped or broken TLS layer, or \
@@ -1000,10 +989,8 @@ impl Core {
                 "server bytes after the STARTTLS 220 reply are not TLS; read as clear text"
             }
         };
-        rec.anomaly(ts, Some(dir), "starttls_plaintext", detail);
-        *self.clear_after_upgrade.get_mut(dir) = true;
-        rec.note_cleartext_instead_of_tls(TlsMode::Starttls, dir, ts);
-        true
+        self.upgrade
+            .goes_clear(dir, data, ts, rec, ("starttls_plaintext", detail))
     }
 
     fn tls_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {

@@ -74,6 +74,59 @@ pub fn may_open_tls(b: u8) -> bool {
     (0x14..=0x17).contains(&b) || b >= 0x80
 }
 
+/// What each side's first bytes after an accepted STARTTLS/STLS were: TLS, or clear text
+/// where TLS was expected (a stripped or broken TLS layer, or commands injected before the
+/// handshake). A side that goes on in clear text is dissected again as its protocol; only TLS
+/// records count as encrypted.
+#[derive(Debug, Default)]
+pub struct UpgradeCheck {
+    /// Sides whose first bytes after the upgrade were looked at (or lost in a gap).
+    checked: PerDirection<bool>,
+    /// Sides that went on in clear text.
+    clear: PerDirection<bool>,
+}
+
+impl UpgradeCheck {
+    /// Looks at `dir`'s first bytes after the upgrade, once; true when they cannot open a
+    /// TLS record. Then `anomaly` (with `detail`) and the session's cleartext fact record it.
+    pub fn goes_clear(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+        (anomaly, detail): (&str, &str),
+    ) -> bool {
+        let checked = self.checked.get_mut(dir);
+        let Some(&first) = data.first().filter(|_| !*checked) else {
+            return false;
+        };
+        *checked = true;
+        if may_open_tls(first) {
+            return false;
+        }
+        rec.anomaly(ts, Some(dir), anomaly, detail);
+        *self.clear.get_mut(dir) = true;
+        rec.note_cleartext_instead_of_tls(TlsMode::Starttls, dir, ts);
+        true
+    }
+
+    /// A gap came first: bytes after it may be the middle of a record and decide nothing.
+    pub fn lost(&mut self, dir: Direction) {
+        *self.checked.get_mut(dir) = true;
+    }
+
+    /// Whether `dir`'s first bytes after the upgrade were looked at.
+    pub fn checked(&self, dir: Direction) -> bool {
+        *self.checked.get(dir)
+    }
+
+    /// Whether `dir` went on in clear text, so a TLS record at a line start is TLS after all.
+    pub fn clear(&self, dir: Direction) -> bool {
+        *self.clear.get(dir)
+    }
+}
+
 /// Most alerts kept per session; later ones are dropped (a fatal alert ends a session anyway).
 pub const MAX_ALERTS: usize = 32;
 

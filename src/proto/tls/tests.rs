@@ -772,3 +772,28 @@ fn a_clear_server_answering_a_client_hello_is_read_on_both_layers() {
         Some("mx ESMTP")
     );
 }
+
+#[test]
+fn an_upgrade_check_decides_once_per_side_and_a_gap_decides_nothing() {
+    let mut rec = new_record(Protocol::Smtp, 25);
+    let mut check = UpgradeCheck::default();
+    let why = ("starttls_plaintext", "clear text");
+    assert!(!check.goes_clear(Direction::Client, b"", Timestamp(1), &mut rec, why));
+    assert!(!check.checked(Direction::Client), "no byte yet");
+    assert!(check.goes_clear(
+        Direction::Client,
+        b"EHLO x\r\n",
+        Timestamp(2),
+        &mut rec,
+        why
+    ));
+    assert!(check.clear(Direction::Client));
+    // Decided once: later bytes, TLS or not, change nothing.
+    assert!(!check.goes_clear(Direction::Client, b"RSET\r\n", Timestamp(3), &mut rec, why));
+    check.lost(Direction::Server);
+    assert!(!check.goes_clear(Direction::Server, b"220 x\r\n", Timestamp(4), &mut rec, why));
+    assert!(!check.clear(Direction::Server));
+    let clear = rec.cleartext_instead_of_tls.unwrap();
+    assert!(clear.client && !clear.server);
+    assert_eq!(rec.anomalies.len(), 1);
+}

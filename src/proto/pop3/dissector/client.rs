@@ -22,7 +22,7 @@ impl Pop3Dissector {
                 self.tls_data(Direction::Client, input, ts, rec);
                 return data.len();
             }
-            if self.clear_after_upgrade.client
+            if self.upgrade.clear(Direction::Client)
                 && self.client.framer.is_empty()
                 && input.first() == Some(&HANDSHAKE_RECORD)
             {

@@ -27,7 +27,7 @@ impl Pop3Dissector {
                     return data.len();
                 }
                 ServerPhase::Lines { .. }
-                    if self.clear_after_upgrade.server
+                    if self.upgrade.clear(Direction::Server)
                         && self.server.framer.is_empty()
                         && [HANDSHAKE_RECORD, ALERT_RECORD].contains(&input[0]) =>
                 {

@@ -34,7 +34,7 @@ impl SmtpDissector {
         let mode = std::mem::replace(&mut core.client, ClientMode::Commands);
         core.client = match mode {
             ClientMode::Tls => {
-                core.tls_checked.client = true;
+                core.upgrade.lost(Direction::Client);
                 if let Some(tls) = core.tls.as_mut() {
                     tls.on_gap(Direction::Client, len, ts, rec);
                 }
@@ -95,7 +95,7 @@ impl SmtpDissector {
         let core = &mut self.core;
         match core.server {
             ServerMode::Tls => {
-                core.tls_checked.server = true;
+                core.upgrade.lost(Direction::Server);
                 if let Some(tls) = core.tls.as_mut() {
                     tls.on_gap(Direction::Server, len, ts, rec);
                 }
