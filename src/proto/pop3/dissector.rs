@@ -61,9 +61,11 @@
 //! directions interleave. A stopped client counts as finished (its unanswered replies are
 //! reported as such), a stopped server likewise.
 
+mod auth;
 mod bodies;
 mod client;
 mod replies;
+mod tls;
 
 use super::body::{DotScanner, ScanResult};
 use super::command::{Command, ReplyShape, Scope, Verb, parse_command};
@@ -973,110 +975,10 @@ impl Pop3Dissector {
         }
     }
 
-    fn start_tls(&mut self, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
-        if self.tls.is_none() {
-            let mut observer = TlsObserver::start(TlsMode::Starttls, dir, ts, rec);
-            if let Some(keys) = self.limits.keys.clone() {
-                let inner = crate::proto::inner_dissector(Protocol::Pop3, true, &self.limits);
-                observer = observer.decrypting(keys, inner);
-            }
-            self.tls = Some(observer);
-        }
-        self.client_tls = true;
-        self.stls_wait = false;
-        self.server_phase = ServerPhase::Tls;
-    }
-
-    /// Whether `dir`'s first bytes after an accepted STLS are clear text (then read as POP3
-    /// again).
-    fn clear_after_stls(
-        &mut self,
-        dir: Direction,
-        data: &[u8],
-        ts: Timestamp,
-        rec: &mut SessionRecord,
-    ) -> bool {
-        let detail = match dir {
-            Direction::Client => {
-                "client bytes after the STLS +OK are not TLS (a stripped or broken TLS layer, \
-                 or commands injected before the handshake); read as clear text"
-            }
-            Direction::Server => "server bytes after the STLS +OK are not TLS; read as clear text",
-        };
-        self.upgrade
-            .goes_clear(dir, data, ts, rec, ("stls_plaintext", detail))
-    }
-
-    fn tls_data(&mut self, dir: Direction, data: &[u8], ts: Timestamp, rec: &mut SessionRecord) {
-        if let Some(observer) = self.tls.as_mut() {
-            observer.on_data(dir, data, ts, rec);
-        }
-    }
-
-    fn tls_gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
-        self.upgrade.lost(dir);
-        match self.tls.as_mut() {
-            Some(observer) => observer.on_gap(dir, len, ts, rec),
-            None => rec.push_event(ts, dir, EventKind::Gap { bytes: len }),
-        }
-    }
-
     fn gap(&mut self, dir: Direction, len: u64, ts: Timestamp, rec: &mut SessionRecord) {
         match dir {
             Direction::Client => self.client_gap(len, ts, rec),
             Direction::Server => self.server_gap(len, ts, rec),
-        }
-    }
-
-    // ----- client side ------------------------------------------------------------------
-
-    fn finish_auth_if_complete(&mut self, rec: &mut SessionRecord) {
-        if let Some(flow) = self.auth.take_if(|f| f.complete()) {
-            self.finish_auth(flow, rec);
-        }
-    }
-
-    fn finish_auth(&mut self, flow: AuthFlow, rec: &mut SessionRecord) {
-        let AuthFlow {
-            mut exchange,
-            cred,
-            ts,
-            queued,
-            verdict,
-            ..
-        } = flow;
-        for challenge in queued {
-            exchange.server_challenge(&challenge);
-        }
-        let problems = exchange.problems().to_vec();
-        let credential = exchange.finish(verdict);
-        if let Some(slot) = rec.credentials.get_mut(cred) {
-            *slot = credential;
-        }
-        for problem in problems {
-            rec.anomaly(ts, Some(Direction::Client), "sasl_malformed", problem);
-        }
-    }
-
-    fn fill_apop_challenge(&mut self, cred: usize, rec: &mut SessionRecord) {
-        let stamp = rec.pop3.as_ref().and_then(|s| s.apop_timestamp.clone());
-        let Some(c) = rec.credentials.get_mut(cred) else {
-            return;
-        };
-        if c.details.challenge.is_some() {
-            return;
-        }
-        match stamp {
-            Some(stamp) => c.details.challenge = Some(stamp),
-            None => {
-                let ts = c.ts;
-                rec.anomaly(
-                    ts,
-                    Some(Direction::Client),
-                    "apop_without_timestamp",
-                    "APOP used but no greeting with a <timestamp> was captured",
-                );
-            }
         }
     }
 
