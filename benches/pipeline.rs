@@ -50,19 +50,7 @@ impl SessionSink for ExportSink {
 }
 
 fn export(path: &Path, threads: usize) -> u64 {
-    let mut sink = ExportSink(Some(DocumentWriter::new(std::io::sink()).expect("writer")));
-    let summary = engine::run_files_threaded(
-        &[path.to_path_buf()],
-        EngineConfig::default(),
-        threads,
-        &mut None,
-        &mut sink,
-        &mut |_| {},
-    );
-    if let Some(w) = sink.0.take() {
-        let _ = w.finish(&summary.inputs, &summary.stats);
-    }
-    summary.stats.sessions
+    export_with(path, EngineConfig::default(), threads)
 }
 
 fn whole_pipeline(c: &mut Criterion) {
@@ -95,12 +83,13 @@ fn whole_pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-fn export_with(path: &Path, config: EngineConfig) -> u64 {
+/// Runs `mailsift export` of `path` with `config` on `threads` threads, into nothing.
+fn export_with(path: &Path, config: EngineConfig, threads: usize) -> u64 {
     let mut sink = ExportSink(Some(DocumentWriter::new(std::io::sink()).expect("writer")));
     let summary = engine::run_files_threaded(
         &[path.to_path_buf()],
         config,
-        1,
+        threads,
         &mut None,
         &mut sink,
         &mut |_| {},
@@ -131,7 +120,7 @@ fn detection(c: &mut Criterion) {
                     no_detection: off,
                     ..EngineConfig::default()
                 };
-                black_box(export_with(&path, config))
+                black_box(export_with(&path, config, 1))
             })
         });
     }

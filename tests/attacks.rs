@@ -136,29 +136,12 @@ fn segment(
 fn forged(from_client: bool, seq: u32, ack: u32, fin: bool, ts: Timestamp) -> SynthPacket {
     let (c, s): (std::net::SocketAddrV4, std::net::SocketAddrV4) =
         (CONTROL_CLIENT.parse().unwrap(), SERVER.parse().unwrap());
-    let (src, dst) = if from_client { (c, s) } else { (s, c) };
-    let mut tcp = etherparse::TcpHeader::new(src.port(), dst.port(), seq, 65_535);
-    tcp.ack = true;
-    tcp.acknowledgment_number = ack;
-    tcp.fin = fin;
-    let mut data = Vec::new();
-    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 8])
-        .ipv4(src.ip().octets(), dst.ip().octets(), 64)
-        .tcp_header(tcp)
-        .write(&mut data, &[])
-        .unwrap();
-    let orig_len = data.len() as u32;
-    SynthPacket {
-        ts,
-        data,
-        orig_len,
-        from: if from_client {
-            mailsift::session::Direction::Client
-        } else {
-            mailsift::session::Direction::Server
-        },
-        has_payload: false,
-    }
+    let (src, dst, from) = if from_client {
+        (c, s, mailsift::session::Direction::Client)
+    } else {
+        (s, c, mailsift::session::Direction::Server)
+    };
+    segment(src, dst, from, seq, Some(ack), (false, fin), &[], ts)
 }
 
 const CONTROL_ISN: u32 = 1_000_000;

@@ -36,20 +36,27 @@ impl Core {
             body.skipped += line.wire_len();
             return;
         }
+        let skipped = body.skipped;
+        let why = format!(
+            "{skipped} body bytes after a gap were read into the message, which is incomplete"
+        );
+        self.end_body_after_gap(("data_after_gap", &why), ts, rec);
+    }
+
+    /// Ends a message a gap cut, with an anomaly saying how its end was found; it waits for
+    /// its reply in the queue.
+    fn end_body_after_gap(
+        &mut self,
+        (kind, detail): (&str, &str),
+        ts: Timestamp,
+        rec: &mut SessionRecord,
+    ) {
         let ClientMode::BodyAfterGap(body) =
             std::mem::replace(&mut self.client, ClientMode::Commands)
         else {
             return;
         };
-        rec.anomaly(
-            ts,
-            Some(Direction::Client),
-            "data_after_gap",
-            format!(
-                "{} body bytes after a gap were read into the message, which is incomplete",
-                body.skipped
-            ),
-        );
+        rec.anomaly(ts, Some(Direction::Client), kind, detail);
         let ended = self.close_message(body.message, ts, rec);
         self.push_pending(Step::DataEnd(Box::new(ended)), ts, false, None, rec);
     }
@@ -57,19 +64,8 @@ impl Core {
     /// A gap took the end-of-data line: `line`, just after it, is a command. The message ends
     /// there (incomplete) and waits for its reply; the line is read as the command it is.
     fn end_of_data_lost(&mut self, line: Line<'_>, ts: Timestamp, rec: &mut SessionRecord) {
-        let ClientMode::BodyAfterGap(body) =
-            std::mem::replace(&mut self.client, ClientMode::Commands)
-        else {
-            return;
-        };
-        rec.anomaly(
-            ts,
-            Some(Direction::Client),
-            "end_of_data_lost",
-            "a gap took the end-of-data line: the command after it ends the message",
-        );
-        let ended = self.close_message(body.message, ts, rec);
-        self.push_pending(Step::DataEnd(Box::new(ended)), ts, false, None, rec);
+        let why = "a gap took the end-of-data line: the command after it ends the message";
+        self.end_body_after_gap(("end_of_data_lost", why), ts, rec);
         self.command_line(line, ts, rec);
     }
 
