@@ -47,11 +47,12 @@
 //! was missed, so the reply to it lines up.
 //!
 //! Not SMTP: junk lines (unparseable, or with control bytes) are reported and dissected as far
-//! as they go, so junk before or between real commands hides nothing. A side stops being
-//! dissected (`not_smtp`, the rest only counted) only when its junk has gone on for
-//! [`NOT_SMTP_SCORE`] (a line counts 1, one with control bytes 4) or [`NOT_SMTP_BYTES`] with no
-//! valid line in between: a bound on the work and memory a TLS stream or random bytes can
-//! cost. At the end, a side that sent junk and not one valid line (a command with a known
+//! as they go, so junk before or between real commands hides nothing. When a side's junk has
+//! gone on for [`NOT_SMTP_SCORE`] (a line counts 1, one with control bytes 4) or
+//! [`NOT_SMTP_BYTES`] with no valid line in between (`not_smtp`), its lines are only framed
+//! and skipped, a bound on the work and memory a TLS stream or random bytes can cost, until
+//! one is unmistakably a command (or a reply): dissection resumes there (`smtp_after_junk`),
+//! so no amount of junk can hide the commands after it. At the end, a side that sent junk and not one valid line (a command with a known
 //! verb; a reply line) is `not_smtp` too. Each side decides from its own bytes only, so the
 //! verdict cannot depend on how the directions interleave; a server that answers in SMTP
 //! keeps the client dissected simply because nothing stops a client short of the bound.
@@ -217,7 +218,7 @@ enum ClientMode {
     Chunk { remaining: u64, last: bool },
     /// TLS after STARTTLS.
     Tls,
-    /// Declared not SMTP: only counted.
+    /// The session has ended: nothing more is read.
     Stopped,
 }
 
@@ -232,8 +233,6 @@ enum ServerMode {
     Paused,
     /// TLS after STARTTLS.
     Tls,
-    /// Declared not SMTP: only counted.
-    Stopped,
 }
 
 /// What a reply (or a guess) says about the client's next bytes.
@@ -365,7 +364,7 @@ struct Sanity {
     /// When the side's first junk line came, if one did.
     first_junk: Option<Timestamp>,
     valid_seen: bool,
-    /// Stopped at the bound: the rest of the side is only counted.
+    /// Junk reached the bound: lines are skipped until one is unmistakably SMTP.
     stopped: bool,
 }
 
@@ -679,9 +678,6 @@ impl SmtpDissector {
                         break;
                     };
                     self.core.client_line(line, ts, rec);
-                    if matches!(self.core.client, ClientMode::Stopped) {
-                        self.client_lines.clear();
-                    }
                 }
             }
         }
@@ -694,7 +690,6 @@ impl SmtpDissector {
         while !input.is_empty() {
             match self.core.server {
                 ServerMode::Paused => break,
-                ServerMode::Stopped => input = &[],
                 ServerMode::Tls => {
                     if self
                         .core
@@ -721,9 +716,6 @@ impl SmtpDissector {
                         break;
                     };
                     self.core.server_line(line, ts, rec);
-                    if self.core.server == ServerMode::Stopped {
-                        self.server_lines.clear();
-                    }
                 }
             }
         }
@@ -1081,13 +1073,41 @@ impl Core {
             ts,
             Some(dir),
             "not_smtp",
-            "junk went on too long with no SMTP line in between; the rest of this side is only counted",
+            "junk went on too long with no SMTP line in between; lines are skipped until one is unmistakably SMTP",
         );
+        // Not the end: a side skips lines (cheaply) until one is a strict command or a
+        // reply, so no amount of junk before real commands can hide them.
         match dir {
-            Direction::Client => self.client = ClientMode::Stopped,
-            Direction::Server => self.server = ServerMode::Stopped,
+            Direction::Client => self.client = ClientMode::Resync,
+            Direction::Server => self.server = ServerMode::Resync,
         }
         true
+    }
+
+    /// Whether `dir` is skipping lines after its junk reached the bound.
+    fn skipping_junk(&self, dir: Direction) -> bool {
+        match dir {
+            Direction::Client => self.client_sanity.stopped,
+            Direction::Server => self.server_sanity.stopped,
+        }
+    }
+
+    /// A side that was skipping junk sent an SMTP line again: it is dissected from here on.
+    fn resume_after_junk(&mut self, dir: Direction, ts: Timestamp, rec: &mut SessionRecord) {
+        let sanity = match dir {
+            Direction::Client => &mut self.client_sanity,
+            Direction::Server => &mut self.server_sanity,
+        };
+        if !std::mem::take(&mut sanity.stopped) {
+            return;
+        }
+        rec.anomaly(
+            ts,
+            Some(dir),
+            "smtp_after_junk",
+            "SMTP resumed after a long run of junk lines",
+        );
+        self.summary.not_smtp = self.client_sanity.stopped || self.server_sanity.stopped;
     }
 
     fn valid_line(&mut self, dir: Direction) {

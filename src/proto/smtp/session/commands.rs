@@ -23,6 +23,10 @@ impl Core {
         let junk = facts.binary || cmd.is_none_or(|c| c.shape != VerbShape::Word);
         if junk {
             if self.junk_line(Direction::Client, facts.binary, line.wire_len(), ts, rec) {
+                // The line that reached the bound still takes the server's error reply.
+                if line.ending != LineEnding::None {
+                    self.push_pending(Step::Other, ts, false, None, rec);
+                }
                 return;
             }
         } else if cmd.is_some_and(|c| c.verb.is_known()) {
@@ -293,8 +297,15 @@ impl Core {
             split_command(&text).is_some_and(|c| is_strict_command(&c))
         };
         if strict {
+            self.resume_after_junk(Direction::Client, ts, rec);
             self.client = ClientMode::Commands;
             self.command_line(line, ts, rec);
+        } else if self.skipping_junk(Direction::Client) {
+            // No event (the not_smtp anomaly stands for them), but servers answer junk lines
+            // with errors as they did before the bound: each still takes a reply.
+            if line.ending != LineEnding::None {
+                self.push_pending(Step::Other, ts, false, None, rec);
+            }
         } else if line.bytes == b"." && line.ending != LineEnding::None {
             rec.anomaly(
                 ts,

@@ -100,9 +100,6 @@ impl SmtpDissector {
                     tls.on_gap(Direction::Server, len, ts, rec);
                 }
             }
-            ServerMode::Stopped => {
-                rec.push_event(ts, Direction::Server, EventKind::Gap { bytes: len });
-            }
             ServerMode::Replies | ServerMode::Resync | ServerMode::Paused => {
                 rec.push_event(ts, Direction::Server, EventKind::Gap { bytes: len });
                 if !self.server_lines.is_empty() {

@@ -7,6 +7,9 @@ impl Core {
     pub(super) fn server_line(&mut self, line: Line<'_>, ts: Timestamp, rec: &mut SessionRecord) {
         let text = line.text();
         let Some(parsed) = parse_reply_line(&text) else {
+            if self.skipping_junk(Direction::Server) {
+                return;
+            }
             if self.server == ServerMode::Resync {
                 rec.anomaly(
                     ts,
@@ -36,6 +39,7 @@ impl Core {
             return;
         };
         if self.server == ServerMode::Resync {
+            self.resume_after_junk(Direction::Server, ts, rec);
             self.server = ServerMode::Replies;
         }
         self.report_line(&line, Direction::Server, ts, rec, true);

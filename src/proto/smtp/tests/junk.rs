@@ -176,21 +176,56 @@ fn tls_or_random_bytes_on_port_25_stop_within_the_bound() {
 }
 
 #[test]
-fn long_text_junk_stops_at_the_byte_bound() {
+fn long_text_junk_is_skipped_past_the_byte_bound_until_a_command() {
     // Long printable lines that are not commands, and a server that says nothing.
     let line = format!("{}\r\n", "<html>".repeat(150));
     let client: String = line.repeat(NOT_SMTP_BYTES as usize / line.len() + 50);
     let rec = run(&[s("220 mx\r\n"), c(&client), c("QUIT\r\n")]);
     let smtp = rec.smtp.as_ref().unwrap();
-    assert!(smtp.not_smtp);
     assert!(
         rec.anomalies
             .iter()
             .any(|a| a.kind == "not_smtp" && a.from == Some(C))
     );
+    // Past the bound the junk costs no event; the command after it is dissected again.
     let lines = rec.events.iter().filter(|e| e.from == C).count() as u64;
-    assert!(lines <= NOT_SMTP_BYTES / line.len() as u64 + 1, "{lines}");
-    assert!(!commands(&rec).iter().any(|c| c == "QUIT"));
+    assert!(lines <= NOT_SMTP_BYTES / line.len() as u64 + 2, "{lines}");
+    assert!(commands(&rec).iter().any(|c| c == "QUIT"));
+    assert!(
+        rec.anomalies
+            .iter()
+            .any(|a| a.kind == "smtp_after_junk" && a.from == Some(C))
+    );
+    assert!(!smtp.not_smtp, "the client spoke SMTP in the end");
+}
+
+#[test]
+fn no_number_of_junk_lines_hides_the_login_after_them() {
+    // Twice the bound of junk lines, each answered by the server, then a login and QUIT.
+    let junk = "GARBAGE \x01\r\n".repeat(2 * NOT_SMTP_SCORE as usize);
+    let errors = "500 5.5.2 Error: bad syntax\r\n".repeat(2 * NOT_SMTP_SCORE as usize);
+    let rec = run(&[
+        s("220 mx ESMTP\r\n"),
+        c("EHLO x\r\n"),
+        s("250-mx\r\n250 AUTH PLAIN\r\n"),
+        c(&junk),
+        s(&errors),
+        c("AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n"),
+        s("235 2.7.0 ok\r\n"),
+        c("QUIT\r\n"),
+        s("221 bye\r\n"),
+    ]);
+    assert!(
+        rec.anomalies
+            .iter()
+            .any(|a| a.kind == "not_smtp" && a.from == Some(C)),
+        "the junk reached the bound"
+    );
+    let cred = rec.credentials.first().expect("the login after the junk");
+    assert_eq!(cred.username.as_deref(), Some("alice"));
+    assert_eq!(cred.password.as_deref(), Some("secret"));
+    assert_eq!(cred.success, Some(true));
+    assert!(commands(&rec).iter().any(|c| c == "QUIT"));
 }
 
 #[test]
