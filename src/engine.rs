@@ -555,7 +555,15 @@ fn handle_segment(
         conn.note_client_seq(seg.seq, end);
     }
     let before = conn.streams.client.buffered() + conn.streams.server.buffered();
-    if seg.flags.rst {
+    if seg.flags.rst && !conn.streams.get(dir).plausible_reset(seg.seq) {
+        // Far from anything its sender sent: forged blind (RFC 5961's concern) or stray.
+        app.rec.anomaly(
+            ts,
+            Some(dir),
+            "rst_out_of_window",
+            "reset with a sequence number far outside its sender's stream; ignored",
+        );
+    } else if seg.flags.rst {
         conn.rst = true;
         *conn.rst_seq.get_mut(dir) = Some(seg.seq);
     } else if !seg.payload.is_empty() || seg.missing > 0 || seg.flags.fin {

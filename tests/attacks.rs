@@ -387,3 +387,22 @@ fn a_forged_reset_does_not_end_the_control() {
     assert!(rec.has_anomaly("rst_contradicted"), "{:?}", rec.anomalies);
     assert_eq!(rec.state, mailsift::session::SessionState::Closed);
 }
+
+#[test]
+fn a_blind_reset_far_outside_the_stream_is_ignored() {
+    // After EHLO (packet 5), a server RST whose sequence number is 1 GB from the server's
+    // stream, as a blind attacker guesses it: believed, it would end the control (and, were
+    // the control to stop after it, leave it reset). It is set aside at once.
+    let pkts = control_with(5, 1, |ts| {
+        let mut p = forged(false, 2_000_000_001u32.wrapping_add(1 << 30), 0, false, ts);
+        p.data[14 + 20 + 13] = 0x04; // RST alone, as a blind reset is sent
+        p
+    });
+    let sessions = run_packets("blind-rst.pcap", &pkts);
+    assert_eq!(sessions.len(), 1);
+    let rec = &sessions[0];
+    assert_control_intact(rec);
+    assert!(rec.has_anomaly("rst_out_of_window"), "{:?}", rec.anomalies);
+    assert!(!rec.has_anomaly("rst_contradicted"), "{:?}", rec.anomalies);
+    assert_eq!(rec.state, mailsift::session::SessionState::Closed);
+}

@@ -68,6 +68,10 @@ use std::collections::BTreeMap;
 
 /// How far from the next expected byte a segment or acknowledgement may lie.
 pub const WINDOW: u64 = 1 << 30;
+/// How far from the bytes seen a reset's sequence number may lie and still be believed (the
+/// largest receive window real stacks advertise in practice, well under 2^32: a reset forged
+/// blind, with a random sequence number, is almost always outside it).
+pub const RESET_WINDOW: u64 = 16 << 20;
 
 /// Bookkeeping bytes charged per held piece against the buffer limit (map node, allocation).
 pub const HELD_PIECE_COST: usize = 64;
@@ -609,6 +613,23 @@ impl Reassembler {
         &self.stats
     }
 
+    /// Whether a reset carrying sequence number `seq` can be this stream's sender's: a real
+    /// reset carries the sender's next sequence number, so it lies within [`RESET_WINDOW`]
+    /// of the bytes seen so far (delivered, held or acknowledged). Unknown start: it can.
+    pub fn plausible_reset(&self, seq: u32) -> bool {
+        let Some(offsets) = self.offsets else {
+            return true;
+        };
+        let at = offsets.offset_near(SeqNum(seq), self.next);
+        let held_end = self
+            .held
+            .last_key_value()
+            .map_or(self.next, |(&start, h)| start + h.len());
+        let front = self.next.max(held_end).max(self.acked);
+        let low = self.next as i64 - RESET_WINDOW as i64;
+        at >= low && at <= (front + RESET_WINDOW) as i64
+    }
+
     /// Offset (from the stream start) of the next byte to be delivered.
     pub fn next_offset(&self) -> u64 {
         self.next
@@ -1122,6 +1143,35 @@ mod tests {
         assert_eq!(rig.data(), b"ABCDEF");
         assert_eq!(rig.r.stats().out_of_order, 1);
         assert_eq!(rig.r.buffered(), 0);
+    }
+
+    #[test]
+    fn a_reset_is_believed_only_near_the_bytes_its_sender_sent() {
+        let mut rig = Rig::new(1 << 20, 4);
+        assert!(
+            rig.r.plausible_reset(12345),
+            "start unknown: nothing to judge by"
+        );
+        rig.r.syn(u32::MAX - 10);
+        rig.seg(u32::MAX - 9, b"hello");
+        // Held data 1 MB ahead stretches the window forward, across the wrap of 2^32.
+        rig.seg((u32::MAX - 9).wrapping_add(1 << 20), b"later");
+        let next = (u32::MAX - 9).wrapping_add(5);
+        assert!(rig.r.plausible_reset(next));
+        assert!(rig.r.plausible_reset(next.wrapping_sub(1000)));
+        assert!(
+            rig.r
+                .plausible_reset(next.wrapping_add((1 << 20) + RESET_WINDOW as u32))
+        );
+        assert!(
+            !rig.r
+                .plausible_reset(next.wrapping_add((1 << 20) + 2 * RESET_WINDOW as u32))
+        );
+        assert!(
+            !rig.r
+                .plausible_reset(next.wrapping_sub(2 * RESET_WINDOW as u32))
+        );
+        assert!(!rig.r.plausible_reset(next.wrapping_add(1 << 31)));
     }
 
     #[test]
