@@ -406,3 +406,47 @@ fn a_blind_reset_far_outside_the_stream_is_ignored() {
     assert!(!rec.has_anomaly("rst_contradicted"), "{:?}", rec.anomalies);
     assert_eq!(rec.state, mailsift::session::SessionState::Closed);
 }
+
+#[test]
+fn large_transfers_alongside_do_not_spend_what_the_control_keeps() {
+    // Five transfers of 2 MiB messages, interleaved with the control, under a 512 KiB
+    // retention budget (a twentieth of what they carry): messages stream through and each is
+    // charged its bounded record (at most 49 KiB), never its size, so neither the transfers
+    // nor the control meet the budget.
+    let body = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFB\r\n";
+    let message = format!(
+        "Subject: bulk\r\nContent-Type: application/octet-stream\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}.\r\n",
+        body.repeat((2 << 20) / body.len())
+    );
+    let mut parts = vec![control(1, CONTROL_ISN).packets()];
+    for i in 0..5u16 {
+        let client: std::net::SocketAddr = format!("198.51.100.{}:4100{i}", 1 + i).parse().unwrap();
+        parts.push(
+            Conversation::new(client, SERVER.parse().unwrap())
+                .start(Timestamp::from_parts(1_700_000_000, 0))
+                .server("220 mx.example.test ESMTP\r\n")
+                .client("EHLO bulk.example.test\r\n")
+                .server("250 mx.example.test\r\n")
+                .client("MAIL FROM:<bulk@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
+                .server("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n")
+                .client(message.clone())
+                .server("250 2.0.0 Ok: queued\r\n")
+                .client("QUIT\r\n")
+                .server("221 2.0.0 Bye\r\n")
+                .packets(),
+        );
+    }
+    let limits = mailsift::limits::Limits {
+        max_retained_bytes: 512 << 10,
+        ..mailsift::limits::Limits::default()
+    };
+    let sessions = run_with_limits("bulk-transfers.pcap", &packets(parts), limits);
+    assert_eq!(sessions.len(), 6);
+    assert_control_intact(the_control(&sessions));
+    for s in &sessions {
+        assert!(!s.has_anomaly("memory_budget"), "{:?}", s.anomalies);
+        assert_eq!(s.messages.len(), 1);
+        assert!(s.messages[0].complete);
+    }
+}
