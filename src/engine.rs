@@ -116,7 +116,8 @@ pub struct EngineStats {
 pub struct RetentionStats {
     /// The budget in bytes.
     pub limit_bytes: u64,
-    /// The most bytes held at once.
+    /// The most bytes held at once (the sum of the peaks of its two pools: records' three
+    /// quarters and dissectors' working quarter).
     pub peak_bytes: u64,
     /// Times content or an event was not kept because the budget was spent.
     pub refusals: u64,
@@ -144,6 +145,9 @@ pub struct Engine {
     decoder: Decoder,
     flows: FlowTable<MailSession>,
     ooo_total: usize,
+    /// Budget use after the last relief of retention pressure: the next waits until use has
+    /// grown by a sixteenth of the budget, so what events cannot free is not rescanned per packet.
+    retention_relieved_at: usize,
     stats: EngineStats,
     now: Timestamp,
     offload: Option<Offload>,
@@ -202,12 +206,15 @@ impl Engine {
     /// A new engine.
     pub fn new(mut config: EngineConfig) -> Self {
         // Each run counts its own retention; engines never share a budget.
-        config.limits.budget = RetentionBudget::new(config.limits.max_retained_bytes);
+        let retained = config.limits.max_retained_bytes;
+        config.limits.budget = RetentionBudget::new(retained - retained / 4);
+        config.limits.work_budget = RetentionBudget::new(retained / 4);
         let l = &config.limits;
         Engine {
             decoder: Decoder::new(l),
             flows: FlowTable::new(l.max_flows, l.flow_idle_timeout_secs, l.closed_linger_secs),
             ooo_total: 0,
+            retention_relieved_at: 0,
             stats: EngineStats::default(),
             now: Timestamp::default(),
             offload: None,
@@ -281,6 +288,7 @@ impl Engine {
             decoder,
             flows,
             ooo_total,
+            retention_relieved_at,
             stats,
             now,
             offload,
@@ -370,6 +378,15 @@ impl Engine {
         if *ooo_total > limit {
             relieve_ooo_pressure(flows, pkt.ts, limit, ooo_total, sink);
         }
+        let budget = &config.limits.budget;
+        if let Some(limit) = budget.limit()
+            && budget.used() > (limit / 8 * 7).max(*retention_relieved_at + limit / 16)
+        {
+            relieve_retention_pressure(flows, budget, pkt.ts, limit);
+            *retention_relieved_at = budget.used();
+        } else if budget.used() < *retention_relieved_at {
+            *retention_relieved_at = budget.used();
+        }
     }
 
     /// Moves the capture clock to `ts` with no packet (a quiet live interface), finishing the
@@ -409,11 +426,12 @@ impl Engine {
         flows.drain(|f, end| finish(f, end, now, stats, ooo_total, offload, sink));
         stats.decode = decoder.stats().clone();
         stats.flows = flows.stats();
-        let budget = &config.limits.budget;
+        // Both pools of `max_retained_bytes`: records' and dissectors' work.
+        let pools = [&config.limits.budget, &config.limits.work_budget];
         stats.retention = RetentionStats {
-            limit_bytes: budget.limit().unwrap_or(0) as u64,
-            peak_bytes: budget.peak() as u64,
-            refusals: budget.refusals(),
+            limit_bytes: pools.iter().map(|b| b.limit().unwrap_or(0) as u64).sum(),
+            peak_bytes: pools.iter().map(|b| b.peak() as u64).sum(),
+            refusals: pools.iter().map(|b| b.refusals()).sum(),
         };
         self.stats
     }
@@ -670,6 +688,54 @@ fn handle_segment(
     let after = conn.streams.client.buffered() + conn.streams.server.buffered();
     *ooo_total = (*ooo_total + after).saturating_sub(before);
     pass_blobs(&mut app.rec, sink);
+}
+
+/// Events a session keeps when the retention budget runs short, if the budget can give every
+/// open session as much (else an equal share of it, but never less than
+/// [`EVENT_FLOOR_MIN_BYTES`]): the first commands and replies are what an analyst reads first.
+const EVENT_FLOOR_BYTES: usize = 16 << 10;
+/// The least a session's events are cut to, however many sessions share the budget.
+const EVENT_FLOOR_MIN_BYTES: usize = 2 << 10;
+
+/// When what open sessions keep nears the retention budget, the sessions holding the most
+/// events give way, cut to one common level, until three quarters of the budget are used: a
+/// flood of chatty sessions pays for itself, and a session with little state keeps room to
+/// record its login and its message.
+fn relieve_retention_pressure(
+    flows: &mut FlowTable<MailSession>,
+    budget: &RetentionBudget,
+    ts: Timestamp,
+    limit: usize,
+) {
+    let target = limit / 4 * 3;
+    let mut need = budget.used().saturating_sub(target);
+    let floor = (target / flows.len().max(1)).clamp(EVENT_FLOOR_MIN_BYTES, EVENT_FLOOR_BYTES);
+    let mut holders: Vec<usize> = flows
+        .flows_mut()
+        .map(|f| f.app.rec.event_bytes)
+        .filter(|&b| b > floor)
+        .collect();
+    holders.sort_unstable_by(|a, b| b.cmp(a));
+    // The level: the highest at which cutting every holder above it frees `need`.
+    let mut level = floor;
+    let mut above = 0usize;
+    for (i, &held) in holders.iter().enumerate() {
+        above += held;
+        let next = holders.get(i + 1).copied().unwrap_or(floor).max(floor);
+        // Cutting the first i + 1 holders to `next` frees this much.
+        if above - (i + 1) * next >= need {
+            level = (above - need) / (i + 1);
+            break;
+        }
+    }
+    for f in flows.flows_mut() {
+        if need == 0 {
+            break;
+        }
+        if f.app.rec.event_bytes > level {
+            need = need.saturating_sub(f.app.rec.yield_events(level, ts));
+        }
+    }
 }
 
 /// Under run-wide memory pressure (out-of-order bytes over their limit) the flows holding the

@@ -46,8 +46,13 @@ pub struct Limits {
     pub max_retained_bytes: usize,
     /// Bytes of events kept per session; more are counted.
     pub max_event_bytes_per_session: usize,
-    /// The run's shared count against `max_retained_bytes`; the engine installs a fresh one.
+    /// The run's shared count for what records keep (events, message records, recipients):
+    /// three quarters of `max_retained_bytes`; the engine installs a fresh one.
     pub budget: RetentionBudget,
+    /// The run's shared count for what dissectors hold while they work (queued commands and
+    /// replies, bytes held for a reply, long lines): the other quarter. Kept apart so a flood
+    /// of such state cannot leave another session no room to record its login or message.
+    pub work_budget: RetentionBudget,
     /// Whether messages and their parts are hashed (MD5, SHA-1, SHA-256). Off, their hash
     /// fields stay empty: for outputs that show none of them, such as `analyze`'s tables.
     pub content_hashes: bool,
@@ -115,6 +120,7 @@ impl Default for Limits {
             max_retained_bytes: 128 << 20,
             max_event_bytes_per_session: 4 << 20,
             budget: RetentionBudget::unlimited(),
+            work_budget: RetentionBudget::unlimited(),
             content_hashes: true,
             keys: None,
             gunzip: crate::capture::gunzip::GunzipLimit::default(),

@@ -685,6 +685,44 @@ impl SessionRecord {
         });
     }
 
+    /// Lets go of the events past the first `keep` bytes of them, and keeps no more from now
+    /// on: the run's retention budget ran short and this session held more than others.
+    /// Returns the bytes given back to the budget.
+    pub fn yield_events(&mut self, keep: usize, ts: Timestamp) -> usize {
+        if self.event_bytes <= keep {
+            return 0;
+        }
+        let mut kept_bytes = 0;
+        let mut kept = 0;
+        for e in &self.events {
+            let cost = std::mem::size_of::<Event>() + e.kind.heap_bytes();
+            if kept_bytes + cost > keep {
+                break;
+            }
+            kept_bytes += cost;
+            kept += 1;
+        }
+        let freed = self.event_bytes - kept_bytes;
+        self.events_dropped += (self.events.len() - kept) as u64;
+        self.events.truncate(kept);
+        self.events.shrink_to_fit();
+        self.event_bytes = kept_bytes;
+        self.max_event_bytes = kept_bytes;
+        self.reserved_bytes = self.reserved_bytes.saturating_sub(freed);
+        self.budget.release(freed);
+        self.anomaly(
+            ts,
+            None,
+            "memory_budget",
+            format!(
+                "the run's budget for what open sessions keep ran short and this session held \
+                 more events than most; events past the first {kept_bytes} bytes are counted, \
+                 not kept"
+            ),
+        );
+        freed
+    }
+
     /// Whether a message of `content_bytes` gets a record, and how much of one: within the
     /// per-session limit and the run's retention budget. A message the budget cannot hold
     /// decoded is recorded with its size and hash only; past the limit, or when not even

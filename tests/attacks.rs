@@ -450,3 +450,44 @@ fn large_transfers_alongside_do_not_spend_what_the_control_keeps() {
         assert!(s.messages[0].complete);
     }
 }
+
+#[test]
+fn a_flood_of_chatty_sessions_pays_for_itself_and_the_control_keeps_its_record() {
+    // 400 open sessions whose server sends 60 replies no command asked for, under a 2 MiB
+    // retention budget they would spend several times over; then the control, while all are
+    // still open. The chattiest give way; the control records its login and its message.
+    let mut parts = Vec::new();
+    for i in 0..400u32 {
+        let client: std::net::SocketAddr = format!("10.0.{}.{}:{}", i / 250, i % 250, 20_000 + i)
+            .parse()
+            .unwrap();
+        let mut conv = Conversation::new(client, SERVER.parse().unwrap())
+            .start(Timestamp::from_parts(1_700_000_000, 0))
+            .without_close()
+            .server("220 mx.example.test ESMTP\r\n");
+        for k in 0..60 {
+            conv = conv.server(format!(
+                "250 2.0.0 unrequested reply number {k} of the flood\r\n"
+            ));
+        }
+        parts.push(conv.packets());
+    }
+    parts.push(control(5, CONTROL_ISN).packets());
+    let limits = mailsift::limits::Limits {
+        max_retained_bytes: 2 << 20,
+        ..mailsift::limits::Limits::default()
+    };
+    let sessions = run_with_limits("reply-flood.pcap", &packets(parts), limits);
+    let control = the_control(&sessions);
+    assert_control_intact(control);
+    assert!(
+        !control.has_anomaly("memory_budget"),
+        "{:?}",
+        control.anomalies
+    );
+    let paid = sessions
+        .iter()
+        .filter(|s| s.has_anomaly("memory_budget") && s.events_dropped > 0)
+        .count();
+    assert!(paid > 0, "the flood's sessions gave way");
+}

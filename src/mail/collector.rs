@@ -32,7 +32,7 @@ pub struct Envelope {
 /// How a dissector starts its messages: decoding options and, in a threaded run, the workers.
 #[derive(Debug, Clone)]
 pub struct KeepBounds {
-    /// The run's retention budget (for what dissectors still hold: lines, held bytes).
+    /// The run's work budget (for what dissectors still hold: lines, held bytes).
     pub budget: crate::limits::RetentionBudget,
     options: StreamOptions,
     workers: Option<MessageWorkers>,
@@ -53,7 +53,7 @@ impl KeepBounds {
             options.hashes = super::HashSelection::ALL;
         }
         KeepBounds {
-            budget: limits.budget.clone(),
+            budget: limits.work_budget.clone(),
             options,
             workers: limits.workers.clone(),
         }

@@ -319,6 +319,11 @@ impl<T> FlowTable<T> {
         self.stats.peak = self.stats.peak.max(self.flows.len() as u64);
     }
 
+    /// Every flow held, in no particular order.
+    pub fn flows_mut(&mut self) -> impl Iterator<Item = &mut Flow<T>> {
+        self.flows.values_mut().map(|f| &mut **f)
+    }
+
     /// The key of the flow holding the most out-of-order bytes, if any holds some: under
     /// run-wide memory pressure it is the one made to give up waiting, not the flow whose
     /// segment happened to cross the limit.

@@ -338,7 +338,7 @@ impl Side {
 
     fn new(limits: &Limits) -> Self {
         Side {
-            framer: LineFramer::new(limits.max_line_len).with_budget(limits.budget.clone()),
+            framer: LineFramer::new(limits.max_line_len).with_budget(limits.work_budget.clone()),
             inbox: Inbox::default(),
             done: false,
             stopped: false,
@@ -652,8 +652,8 @@ impl Pop3Dissector {
             upgrade: UpgradeCheck::default(),
             queue: VecDeque::new(),
             commands_pending: 0,
-            queue_charge: Reservation::new(limits.budget.clone()),
-            inbox_charge: Reservation::new(limits.budget.clone()),
+            queue_charge: Reservation::new(limits.work_budget.clone()),
+            inbox_charge: Reservation::new(limits.work_budget.clone()),
             auth: None,
             stls_wait: false,
             open_user: None,

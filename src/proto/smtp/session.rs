@@ -544,8 +544,10 @@ impl SmtpDissector {
     /// A dissector for a new session, bounded by `limits`.
     pub fn new(limits: &Limits) -> Self {
         SmtpDissector {
-            client_lines: LineFramer::new(limits.max_line_len).with_budget(limits.budget.clone()),
-            server_lines: LineFramer::new(limits.max_line_len).with_budget(limits.budget.clone()),
+            client_lines: LineFramer::new(limits.max_line_len)
+                .with_budget(limits.work_budget.clone()),
+            server_lines: LineFramer::new(limits.max_line_len)
+                .with_budget(limits.work_budget.clone()),
             core: Core {
                 max_line_len: limits.max_line_len.max(1),
                 max_pending: limits.max_pending_commands.max(1),
@@ -568,8 +570,8 @@ impl SmtpDissector {
                 clean_start: false,
                 pending: VecDeque::new(),
                 replies: VecDeque::new(),
-                pending_charge: Reservation::new(limits.budget.clone()),
-                replies_charge: Reservation::new(limits.budget.clone()),
+                pending_charge: Reservation::new(limits.work_budget.clone()),
+                replies_charge: Reservation::new(limits.work_budget.clone()),
                 rcpt_charge: Reservation::new(limits.budget.clone()),
                 summary_charge: Reservation::new(limits.budget.clone()),
                 owed_replies: 0,

@@ -1402,7 +1402,7 @@ fn paused_client_past_the_run_budget_assumes_the_body_early() {
     ];
     let budget = crate::limits::RetentionBudget::new(64 << 10);
     let limits = Limits {
-        budget: budget.clone(),
+        work_budget: budget.clone(),
         ..Limits::default()
     };
     let rec = run_timed(&timed(&segs), &limits, true);
