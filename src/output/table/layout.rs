@@ -100,11 +100,12 @@ pub struct Fitted {
 }
 
 impl Fitted {
-    /// A note for the table's title: the date its times are on, e.g. `, times UTC on 2024-05-01`.
+    /// A note for the table's title: the date its times are on, e.g. `, times in UTC on
+    /// 2024-05-01`.
     pub fn title_note(&self) -> String {
         self.date
             .as_ref()
-            .map_or_else(String::new, |d| format!(", times UTC on {d}"))
+            .map_or_else(String::new, |d| format!(", times in UTC on {d}"))
     }
 
     /// A line under the table naming the columns left out, or `None` when none were.

@@ -34,7 +34,7 @@ pub fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// A table under its title, e.g. `Messages (7, times UTC on 2024-05-01)`, followed by what
+/// A table under its title, e.g. `Messages (7), times in UTC on 2024-05-01`, followed by what
 /// was left out: columns that did not fit, and `hidden` rows past the terminal's limit.
 pub fn section(
     title: &str,
@@ -44,7 +44,7 @@ pub fn section(
     term: &Terminal,
 ) -> String {
     let mut s = format!(
-        "{title} ({count}{})\n{}\n",
+        "{title} ({count}){}\n{}\n",
         fitted.title_note(),
         fitted.text
     );
