@@ -45,7 +45,12 @@ fn analyze_prints_a_sessions_table() {
 fn analyze_shows_smtp_pop3_and_message_tables() {
     let a = captures_dir().join("smtp-mime.pcap");
     let b = captures_dir().join("pop3-mailbox.pcap");
-    let o = mailsift(&["analyze", "--wide", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let o = mailsift(&[
+        "analyze",
+        "--wide",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     for want in [

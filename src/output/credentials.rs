@@ -21,23 +21,30 @@ pub const MAX_SECRET_CHARS: usize = 60;
 /// The secret an attempt exposed, as shown: the password, the bearer token, or the
 /// challenge-response material; `None` when nothing secret was captured.
 pub fn secret_text(c: &Credential) -> Option<String> {
+    let (secret, challenge) = secret_parts(c)?;
+    Some(match challenge {
+        Some(ch) => format!("{secret} (challenge {ch})"),
+        None => secret,
+    })
+}
+
+/// The secret of [`secret_text`] and, apart, the challenge it answered (if any): the table
+/// keeps the secret whole on one line and lets the challenge wrap.
+pub fn secret_parts(c: &Credential) -> Option<(String, Option<String>)> {
     let d = &c.details;
     if let Some(p) = &c.password {
-        return Some(p.clone());
+        return Some((p.clone(), None));
     }
     if let Some(t) = &d.token {
-        return Some(t.clone());
+        return Some((t.clone(), None));
     }
     if let Some(nt) = &d.nt_response {
         let version = d.ntlm_version.as_deref().unwrap_or("NTLM");
         let challenge = d.challenge.as_deref().unwrap_or("?");
-        return Some(format!("{version} {nt} (challenge {challenge})"));
+        return Some((format!("{version} {nt}"), Some(challenge.to_string())));
     }
     let response = d.response.as_deref()?;
-    Some(match d.challenge.as_deref() {
-        Some(ch) => format!("{response} (challenge {ch})"),
-        None => response.to_string(),
-    })
+    Some((response.to_string(), d.challenge.clone()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -47,7 +54,7 @@ struct GroupKey {
     protocol: Protocol,
     mechanism: String,
     username: Option<String>,
-    secret: Option<String>,
+    secret: Option<(String, Option<String>)>,
     encrypted: bool,
 }
 
@@ -113,7 +120,7 @@ impl CredentialTable {
             protocol: rec.protocol,
             mechanism: c.mechanism.clone(),
             username: c.username.clone(),
-            secret: secret_text(c),
+            secret: secret_parts(c),
             encrypted: c.encrypted,
         };
         let i = match self.index.get(&key) {
@@ -210,7 +217,7 @@ impl CredentialTable {
 }
 
 /// Columns of the credentials table: the time, the user and the secret stay at any width.
-const COLUMNS: [Column; 11] = [
+const COLUMNS: [Column; 12] = [
     keep("first seen (UTC)", "first", 0),
     keep("last seen", "last", 9),
     keep("count", "n", 2).right(),
@@ -220,6 +227,7 @@ const COLUMNS: [Column; 11] = [
     keep("mechanism", "mech", 5),
     keep("user", "user", 0),
     keep("secret", "secret", 0),
+    wrap("challenge", "challenge", 7),
     wrap("outcome", "outcome", 1),
     keep("encrypted", "enc", 6),
 ];
@@ -242,7 +250,17 @@ impl Group {
             Value::Text(k.protocol.as_str().into()),
             Value::Text(mechanism_label(&k.mechanism).to_string()),
             Value::Text(k.username.as_deref().map_or("-".to_string(), quoted)),
-            Value::Text(k.secret.as_deref().map_or("-".to_string(), shown_secret)),
+            Value::Text(
+                k.secret
+                    .as_ref()
+                    .map_or("-".to_string(), |(s, _)| shown_secret(s)),
+            ),
+            Value::Text(
+                k.secret
+                    .as_ref()
+                    .and_then(|(_, ch)| ch.as_deref())
+                    .map_or(String::new(), |ch| layout::one_line(&quoted(ch))),
+            ),
             Value::Text(self.outcome()),
             Value::Text(if k.encrypted { "yes" } else { "no" }.into()),
         ]

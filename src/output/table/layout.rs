@@ -509,7 +509,7 @@ mod tests {
             }
             // Words are never split: every line's description words are whole words.
             for line in f.text.lines() {
-                for word in line.split(|c: char| c == '│' || c == '┆' || c == ' ') {
+                for word in line.split(['│', '┆', ' ']) {
                     let header = ["id", "address", "addr", "description", "desc", "start"];
                     if word.chars().all(|c| c.is_ascii_lowercase() || c == ',')
                         && !word.is_empty()
