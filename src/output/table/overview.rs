@@ -72,23 +72,7 @@ impl RunOverview {
         stats: &EngineStats,
         counts: &Counts,
     ) -> Vec<(&'static str, String)> {
-        let mut out = Vec::new();
-        for (i, input) in inputs.iter().enumerate() {
-            let format = input.format.as_deref().unwrap_or("unreadable");
-            let mut text = format!(
-                "{} ({format}, {}, {})",
-                input.path,
-                plural(input.packets, "packet", "packets"),
-                human_bytes(input.bytes)
-            );
-            if !input.errors.is_empty() {
-                text.push_str(&format!(
-                    ", {}",
-                    plural(input.errors.len() as u64, "error", "errors")
-                ));
-            }
-            out.push((if i == 0 { "input" } else { "" }, text));
-        }
+        let mut out = input_lines(inputs);
         out.push(("time span", self.span()));
         out.push((
             "packets",
@@ -198,6 +182,26 @@ impl RunOverview {
             last.seconds_since(first)
         )
     }
+}
+
+/// One line per input: its path, format, packets and bytes, and errors if any.
+fn input_lines(inputs: &[InputSummary]) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let format = input.format.as_deref().unwrap_or("unreadable");
+        let mut text = format!(
+            "{} ({format}, {}, {})",
+            input.path,
+            plural(input.packets, "packet", "packets"),
+            human_bytes(input.bytes)
+        );
+        if !input.errors.is_empty() {
+            let errors = plural(input.errors.len() as u64, "error", "errors");
+            text.push_str(&format!(", {errors}"));
+        }
+        out.push((if i == 0 { "input" } else { "" }, text));
+    }
+    out
 }
 
 /// Width of the label column of the summary.
