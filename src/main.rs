@@ -898,7 +898,8 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         ok_unless_real(Err(e))?;
     }
     let run_findings = std::mem::take(&mut report.run_findings);
-    ok_unless_real(finish_json(sink.json, &[input], &stats, run_findings))?;
+    let inputs = [input];
+    ok_unless_real(finish_json(sink.json, &inputs, &stats, run_findings))?;
     if let Some(mut table) = sink.table.take() {
         let mut activity = sink.activity.take().unwrap_or_default();
         let terminal = Terminal::detect(false, ColorChoice::Auto);
@@ -906,7 +907,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
             &terminal,
             &mut table,
             &mut activity,
-            &[input],
+            &inputs,
             &stats,
             &mut report,
         ))?;
