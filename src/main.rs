@@ -16,11 +16,12 @@ use mailsift::output::hashcat::{HashcatSummary, HashcatWriter, mode_name};
 use mailsift::output::html::{HtmlLimits, HtmlReport};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
 use mailsift::output::review::{Review, ReviewOptions, ReviewReport};
-use mailsift::output::table::SessionTable;
+use mailsift::output::table::report::{self, ReportParts};
+use mailsift::output::table::{ColorChoice, SessionTable, Terminal, plural};
 use mailsift::output::zeek::{LOG_FILES, ZeekLogs};
 use mailsift::proto::tls::KeyStore;
 use mailsift::session::{MessageBlob, SessionRecord, Severity};
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -222,6 +223,12 @@ struct AnalyzeArgs {
     /// with transcripts and messages) to FILE.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Do not fit the tables to the terminal: every column and row kept, full timestamps.
+    #[arg(long)]
+    wide: bool,
+    /// Colour severities: `auto` (on a terminal, unless NO_COLOR is set), `always`, `never`.
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
 }
 
 #[derive(Args)]
@@ -539,9 +546,9 @@ impl CliSink {
         if let Some(x) = self.extractor.take() {
             let s = x.finish()?;
             eprintln!(
-                "mailsift: extracted {} messages and {} attachments into {} (manifest: {})",
-                s.messages,
-                s.attachments,
+                "mailsift: extracted {} and {} into {} (manifest: {})",
+                plural(s.messages, "message", "messages"),
+                plural(s.attachments, "attachment", "attachments"),
                 s.dir.display(),
                 s.manifest.display()
             );
@@ -653,90 +660,24 @@ fn ok_unless_real(r: io::Result<()>) -> Result<()> {
     }
 }
 
-/// Prints the sessions table, then the credentials and findings tables.
+/// Prints the summary, then every table, laid out for `terminal`.
 fn print_tables(
+    terminal: &Terminal,
     table: &mut SessionTable,
     activity: &mut ActivityTables,
+    inputs: &[InputSummary],
     stats: &EngineStats,
-    report: &mut ReviewReport,
+    review: &mut ReviewReport,
 ) -> io::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    if table.not_shown() > 0 {
-        writeln!(
-            out,
-            "Sessions (the first {} of {}; the JSON export lists them all)",
-            table.len(),
-            table.len() as u64 + table.not_shown()
-        )?;
-    } else {
-        writeln!(out, "Sessions ({})", table.len())?;
-    }
-    if io::stdout().is_terminal() {
-        writeln!(out, "{}", table.render())?;
-    } else {
-        // The same text, streamed: a big capture's table is not built in memory first.
-        table.write_plain(&mut out)?;
-        writeln!(out)?;
-    }
-    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    writeln!(
-        out,
-        "{}, {}, {}, {}",
-        plural(stats.packets, "packet", "packets"),
-        plural(stats.mail_packets, "mail packet", "mail packets"),
-        plural(stats.sessions, "session", "sessions"),
-        plural(stats.reassembly.missing, "byte missing", "bytes missing"),
-    )?;
-    if stats.empty_sessions > 0 {
-        writeln!(
-            out,
-            "{} without payload either way not listed (--empty-sessions lists them)",
-            plural(stats.empty_sessions, "connection", "connections")
-        )?;
-    }
-    if stats.detected_sessions > 0 {
-        writeln!(
-            out,
-            "{} found by content on other ports",
-            plural(stats.detected_sessions, "session", "sessions")
-        )?;
-    }
-    if stats.retention.refusals > 0 {
-        writeln!(
-            out,
-            "memory budget of {} MiB spent {} times: see the sessions' memory_budget anomalies",
-            stats.retention.limit_bytes >> 20,
-            stats.retention.refusals
-        )?;
-    }
-    write!(out, "{}", activity.render())?;
-    if let Some(creds) = report.credentials.as_mut() {
-        if creds.is_empty() {
-            writeln!(out, "\nCredentials: none seen")?;
-        } else {
-            writeln!(
-                out,
-                "\nCredentials ({} attempts in {} rows)",
-                creds.attempts(),
-                creds.len()
-            )?;
-            writeln!(out, "{}", creds.render())?;
-            if creds.not_shown() > 0 {
-                writeln!(out, "({} more attempts not shown)", creds.not_shown())?;
-            }
-        }
-    }
-    if let Some(findings) = report.findings.as_mut() {
-        if findings.is_empty() {
-            writeln!(out, "\nFindings: none")?;
-        } else {
-            writeln!(out, "\nFindings ({})", findings.summary())?;
-            writeln!(out, "{}", findings.render())?;
-            if findings.not_shown() > 0 {
-                writeln!(out, "({} more findings not shown)", findings.not_shown())?;
-            }
-        }
-    }
+    let parts = ReportParts {
+        sessions: table,
+        activity,
+        inputs,
+        stats,
+        review,
+    };
+    report::write(&mut out, terminal, parts)?;
     out.flush()
 }
 
@@ -763,8 +704,10 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     let mut table = sink.table.take().unwrap_or_default();
     let mut activity = sink.activity.take().unwrap_or_default();
     ok_unless_real(print_tables(
+        &Terminal::detect(args.wide, args.color),
         &mut table,
         &mut activity,
+        &summary.inputs,
         &summary.stats,
         &mut report,
     ))?;
@@ -955,10 +898,19 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         ok_unless_real(Err(e))?;
     }
     let run_findings = std::mem::take(&mut report.run_findings);
-    ok_unless_real(finish_json(sink.json, &[input], &stats, run_findings))?;
+    let inputs = [input];
+    ok_unless_real(finish_json(sink.json, &inputs, &stats, run_findings))?;
     if let Some(mut table) = sink.table.take() {
         let mut activity = sink.activity.take().unwrap_or_default();
-        ok_unless_real(print_tables(&mut table, &mut activity, &stats, &mut report))?;
+        let terminal = Terminal::detect(false, ColorChoice::Auto);
+        ok_unless_real(print_tables(
+            &terminal,
+            &mut table,
+            &mut activity,
+            &inputs,
+            &stats,
+            &mut report,
+        ))?;
     }
     if args.review.fails(&report) {
         return Ok(ExitCode::from(EXIT_FINDINGS));

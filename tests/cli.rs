@@ -45,7 +45,12 @@ fn analyze_prints_a_sessions_table() {
 fn analyze_shows_smtp_pop3_and_message_tables() {
     let a = captures_dir().join("smtp-mime.pcap");
     let b = captures_dir().join("pop3-mailbox.pcap");
-    let o = mailsift(&["analyze", a.to_str().unwrap(), b.to_str().unwrap()]);
+    let o = mailsift(&[
+        "analyze",
+        "--wide",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     for want in [
@@ -65,7 +70,7 @@ fn analyze_shows_smtp_pop3_and_message_tables() {
 #[test]
 fn refused_transactions_are_shown_and_a_refused_message_is_not_delivered() {
     let a = captures_dir().join("smtp-refused.pcap");
-    let o = mailsift(&["analyze", a.to_str().unwrap()]);
+    let o = mailsift(&["analyze", "--wide", a.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     for want in [
@@ -377,7 +382,7 @@ fn keylog_decrypts_and_reports_bad_lines_by_file_and_line() {
 #[test]
 fn analyze_lists_tunnels() {
     let p = captures_dir().join("mail-via-proxy.pcap");
-    let o = mailsift(&["analyze", p.to_str().unwrap()]);
+    let o = mailsift(&["analyze", "--wide", p.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     for want in [

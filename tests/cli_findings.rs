@@ -325,7 +325,7 @@ fn run_level_findings_reach_the_document_the_ndjson_stream_and_the_table() {
     assert_eq!(last["run_findings"][0]["rule"], "brute-force");
     assert_eq!(ndjson.lines().count(), 7, "6 sessions and the run line");
 
-    let table = stdout(&mailsift(&["analyze", &path]));
+    let table = stdout(&mailsift(&["analyze", "--wide", &path]));
     assert!(
         table.contains("brute-force") && table.contains("run"),
         "{table}"

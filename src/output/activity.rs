@@ -1,11 +1,12 @@
 //! Per-protocol views for `analyze`: what each SMTP and POP3 session did, and every message.
 
-use super::table::new_table;
+use super::anomalies::AnomalyTable;
+use super::table::layout::{self, Column, Value, keep, wrap};
+use super::table::{Terminal, section};
 use crate::mail::AddressRecord;
 use crate::proto::smtp::{MailTransaction, TransactionOutcome};
 use crate::session::{Credential, MessageRecord, MessageSource, Protocol, SessionRecord, TlsMode};
 use crate::time::Timestamp;
-use comfy_table::{Cell, CellAlignment};
 
 /// Most rows kept per table; later ones are counted, so huge captures stay cheap to report.
 pub const MAX_ROWS: usize = 5_000;
@@ -84,12 +85,12 @@ fn addresses(list: &[AddressRecord]) -> Vec<String> {
 /// Rows with a sort key, capped at [`MAX_ROWS`].
 #[derive(Debug, Default)]
 struct Rows {
-    rows: Vec<((Timestamp, u64, usize), Vec<String>)>,
+    rows: Vec<((Timestamp, u64, usize), Vec<Value>)>,
     not_shown: u64,
 }
 
 impl Rows {
-    fn push(&mut self, key: (Timestamp, u64, usize), cells: Vec<String>) {
+    fn push(&mut self, key: (Timestamp, u64, usize), cells: Vec<Value>) {
         if self.rows.len() >= MAX_ROWS {
             self.not_shown += 1;
         } else {
@@ -97,24 +98,99 @@ impl Rows {
         }
     }
 
-    fn render(&mut self, header: &[&str], right: &[usize]) -> String {
+    /// The table under its title, fitted to `term`; empty when there are no rows.
+    fn render(&mut self, title: &str, columns: &[Column], term: &Terminal) -> String {
+        if self.rows.is_empty() {
+            return String::new();
+        }
         self.rows.sort_by_key(|r| r.0);
-        let mut t = new_table(header);
-        for (_, cells) in &self.rows {
-            t.add_row(cells.iter().map(Cell::new));
-        }
-        for &c in right {
-            if let Some(col) = t.column_mut(c) {
-                col.set_cell_alignment(CellAlignment::Right);
-            }
-        }
-        let mut s = t.to_string();
-        if self.not_shown > 0 {
-            s.push_str(&format!("\n({} more rows not shown)", self.not_shown));
-        }
-        s
+        let rows: Vec<Vec<Value>> = self
+            .rows
+            .iter()
+            .take(term.row_limit())
+            .map(|r| r.1.clone())
+            .collect();
+        let fitted = layout::render(columns, &rows, term);
+        let total = self.rows.len() as u64 + self.not_shown;
+        let hidden = total - rows.len() as u64;
+        format!(
+            "\n{}",
+            section(title, &total.to_string(), hidden, &fitted, term)
+        )
     }
 }
+
+/// Text cells, as most rows are.
+fn texts(cells: Vec<String>) -> Vec<Value> {
+    cells.into_iter().map(Value::Text).collect()
+}
+
+/// Columns of the SMTP sessions table.
+const SMTP_COLUMNS: [Column; 8] = [
+    keep("id", "id", 0),
+    wrap("client → server", "client → server", 0),
+    wrap("helo", "helo", 4),
+    wrap("sender", "sender", 3),
+    wrap("recipients", "rcpts", 2),
+    wrap("auth", "auth", 1),
+    wrap("msgs", "msgs", 5).right(),
+    wrap("tls", "tls", 6),
+];
+
+/// Columns of the table of SMTP transactions that delivered nothing.
+const REFUSED_COLUMNS: [Column; 6] = [
+    keep("time (UTC)", "time", 0),
+    keep("session", "sess", 0).right(),
+    wrap("sender", "sender", 2),
+    wrap("recipients", "rcpts", 1),
+    wrap("outcome", "outcome", 0),
+    wrap("last reply", "reply", 3),
+];
+
+/// Columns of the POP3 sessions table.
+const POP3_COLUMNS: [Column; 7] = [
+    keep("id", "id", 0),
+    wrap("client → server", "client → server", 0),
+    keep("user", "user", 2),
+    wrap("login", "login", 3),
+    wrap("tls", "tls", 4),
+    wrap("retrieved", "retr", 1),
+    wrap("deleted", "dele", 1),
+];
+
+/// Columns of the TLS sessions table.
+const TLS_COLUMNS: [Column; 7] = [
+    keep("id", "id", 0),
+    wrap("client → server", "client → server", 0),
+    keep("mode", "mode", 3),
+    keep("version", "ver", 2),
+    keep("cipher", "cipher", 4),
+    keep("sni", "sni", 5),
+    wrap("decrypted", "decrypted", 1),
+];
+
+/// Columns of the tunnels table.
+const TUNNEL_COLUMNS: [Column; 7] = [
+    keep("id", "id", 0),
+    wrap("client → proxy", "client → proxy", 0),
+    keep("kind", "kind", 1),
+    keep("target", "target", 0),
+    wrap("auth", "auth", 3),
+    keep("proxy user", "user", 2),
+    wrap("answer", "answer", 1),
+];
+
+/// Columns of the messages table.
+const MESSAGE_COLUMNS: [Column; 8] = [
+    keep("time (UTC)", "time", 0),
+    keep("session", "sess", 0).right(),
+    wrap("proto", "proto", 4),
+    wrap("from", "from", 2),
+    wrap("to", "to", 1),
+    wrap("subject", "subject", 0),
+    keep("size", "size", 3).right(),
+    wrap("attachments", "attachments", 5),
+];
 
 /// The SMTP, POP3 and message tables of `analyze`, filled as sessions finish.
 #[derive(Debug, Default)]
@@ -126,6 +202,7 @@ pub struct ActivityTables {
     refused: Rows,
     tunnels: Rows,
     messages: Rows,
+    anomalies: AnomalyTable,
 }
 
 /// Messages carried, and the transactions the server refused, e.g. "2, 3 refused".
@@ -292,7 +369,7 @@ impl ActivityTables {
                 }
                 self.smtp.push(
                     key,
-                    vec![
+                    texts(vec![
                         rec.id.to_string(),
                         format!("{} → {}", rec.client, rec.server),
                         clip(s.and_then(|s| s.helo.as_deref()).unwrap_or("-")),
@@ -301,7 +378,7 @@ impl ActivityTables {
                         login(&rec.credentials),
                         mail_count(rec),
                         tls_state(rec, s.is_some_and(|s| s.starttls_offered)),
-                    ],
+                    ]),
                 );
                 for (i, t) in s
                     .iter()
@@ -311,8 +388,8 @@ impl ActivityTables {
                     if t.outcome == TransactionOutcome::Delivered {
                         continue;
                     }
-                    let mut cells = vec![t.ts.to_string(), rec.id.to_string()];
-                    cells.extend(transaction_row(t));
+                    let mut cells = vec![Value::Time(t.ts), Value::Text(rec.id.to_string())];
+                    cells.extend(texts(transaction_row(t)));
                     self.refused.push((t.ts, rec.id, i), cells);
                 }
             }
@@ -330,151 +407,76 @@ impl ActivityTables {
                     .is_some_and(|c| c.stls);
                 self.pop3.push(
                     key,
-                    vec![
+                    texts(vec![
                         rec.id.to_string(),
                         format!("{} → {}", rec.client, rec.server),
                         clip(p.and_then(|p| p.user.as_deref()).unwrap_or("-")),
                         login(&rec.credentials),
                         tls_state(rec, stls_offered),
-                        format!("{} [{}]", retrieved.len(), list(&retrieved, 8)),
+                        numbered(&retrieved),
                         if deleted.is_empty() {
                             "-".into()
                         } else {
                             format!(
-                                "{} [{}]{}",
-                                deleted.len(),
-                                list(&deleted, 8),
+                                "{} {}",
+                                numbered(&deleted),
                                 if committed {
-                                    " committed"
+                                    "committed"
                                 } else {
-                                    " not committed"
+                                    "not committed"
                                 }
                             )
                         },
-                    ],
+                    ]),
                 );
             }
         }
         if let Some(tls) = rec.tls.as_deref() {
-            self.tls.push(key, tls_row(rec, tls));
+            self.tls.push(key, texts(tls_row(rec, tls)));
         }
         if let Some(t) = rec.tunnel.as_deref() {
-            self.tunnels.push(key, tunnel_row(rec, t));
+            self.tunnels.push(key, texts(tunnel_row(rec, t)));
         }
         for m in &rec.messages {
             self.messages
                 .push((m.first_seen, rec.id, m.index), message_row(rec, m));
         }
+        self.anomalies.add(rec);
     }
 
-    /// Renders the tables that have rows, each under a heading.
-    pub fn render(&mut self) -> String {
-        let mut out = String::new();
-        if !self.smtp.rows.is_empty() {
-            out.push_str(&format!("\nSMTP sessions ({})\n", self.smtp.rows.len()));
-            out.push_str(&self.smtp.render(
-                &[
-                    "id",
-                    "client → server",
-                    "helo",
-                    "sender",
-                    "recipients",
-                    "auth",
-                    "msgs",
-                    "tls",
-                ],
-                &[6],
-            ));
-            out.push('\n');
-        }
-        if !self.refused.rows.is_empty() {
-            out.push_str(&format!(
-                "\nSMTP transactions that delivered nothing ({})\n",
-                self.refused.rows.len()
-            ));
-            out.push_str(&self.refused.render(
-                &[
-                    "time (UTC)",
-                    "session",
-                    "sender",
-                    "recipients",
-                    "outcome",
-                    "last reply",
-                ],
-                &[1],
-            ));
-            out.push('\n');
-        }
-        if !self.pop3.rows.is_empty() {
-            out.push_str(&format!("\nPOP3 sessions ({})\n", self.pop3.rows.len()));
-            out.push_str(&self.pop3.render(
-                &[
-                    "id",
-                    "client → server",
-                    "user",
-                    "login",
-                    "tls",
-                    "retrieved",
-                    "deleted",
-                ],
-                &[],
-            ));
-            out.push('\n');
-        }
-        if !self.tls.rows.is_empty() {
-            out.push_str(&format!("\nTLS sessions ({})\n", self.tls.rows.len()));
-            out.push_str(&self.tls.render(
-                &[
-                    "id",
-                    "client → server",
-                    "mode",
-                    "version",
-                    "cipher",
-                    "sni",
-                    "decrypted",
-                ],
-                &[],
-            ));
-            out.push('\n');
-        }
-        if !self.tunnels.rows.is_empty() {
-            out.push_str(&format!("\nTunnels ({})\n", self.tunnels.rows.len()));
-            out.push_str(&self.tunnels.render(
-                &[
-                    "id",
-                    "client → proxy",
-                    "kind",
-                    "target",
-                    "auth",
-                    "proxy user",
-                    "answer",
-                ],
-                &[],
-            ));
-            out.push('\n');
-        }
-        if !self.messages.rows.is_empty() {
-            out.push_str(&format!("\nMessages ({})\n", self.messages.rows.len()));
-            out.push_str(&self.messages.render(
-                &[
-                    "time (UTC)",
-                    "session",
-                    "proto",
-                    "from",
-                    "to",
-                    "subject",
-                    "size",
-                    "attachments",
-                ],
-                &[1, 6],
-            ));
-            out.push('\n');
-        }
-        out
+    /// The anomalies of every session, grouped by kind.
+    pub fn anomalies(&mut self) -> &mut AnomalyTable {
+        &mut self.anomalies
+    }
+
+    /// Renders the tables that have rows, each under a title, fitted to `term`.
+    pub fn render(&mut self, term: &Terminal) -> String {
+        [
+            self.smtp.render("SMTP sessions", &SMTP_COLUMNS, term),
+            self.refused.render(
+                "SMTP transactions that delivered nothing",
+                &REFUSED_COLUMNS,
+                term,
+            ),
+            self.pop3.render("POP3 sessions", &POP3_COLUMNS, term),
+            self.tls.render("TLS sessions", &TLS_COLUMNS, term),
+            self.tunnels.render("Tunnels", &TUNNEL_COLUMNS, term),
+            self.messages.render("Messages", &MESSAGE_COLUMNS, term),
+        ]
+        .concat()
     }
 }
 
-fn message_row(rec: &SessionRecord, m: &MessageRecord) -> Vec<String> {
+/// Message numbers with how many there are: `2 [4, 5]`, or `-` for none.
+fn numbered(numbers: &[String]) -> String {
+    if numbers.is_empty() {
+        "-".into()
+    } else {
+        format!("{} [{}]", numbers.len(), list(numbers, 8))
+    }
+}
+
+fn message_row(rec: &SessionRecord, m: &MessageRecord) -> Vec<Value> {
     let header = m.mime.as_ref().map(|x| &x.header);
     let from = header.map(|h| addresses(&h.from)).unwrap_or_default();
     let mut to = header.map(|h| addresses(&h.to)).unwrap_or_default();
@@ -497,8 +499,8 @@ fn message_row(rec: &SessionRecord, m: &MessageRecord) -> Vec<String> {
     if !m.complete {
         size.push_str(" (partial)");
     }
-    vec![
-        m.first_seen.to_string(),
+    let mut cells = vec![Value::Time(m.first_seen)];
+    cells.extend(texts(vec![
         rec.id.to_string(),
         format!("{} {}{}", rec.protocol.as_str(), source_name(m), verdict(m)),
         list(&from, 2),
@@ -506,7 +508,8 @@ fn message_row(rec: &SessionRecord, m: &MessageRecord) -> Vec<String> {
         clip(header.and_then(|h| h.subject.as_deref()).unwrap_or("-")),
         size,
         list(&attachments, 3),
-    ]
+    ]));
+    cells
 }
 
 fn source_name(m: &MessageRecord) -> &'static str {

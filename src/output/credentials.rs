@@ -4,11 +4,11 @@
 //! encryption state are one row with a count, the first and last time, and the outcomes.
 //! The client is grouped by IP, not port, so retries over new connections fold together.
 
-use super::table::new_table;
+use super::table::layout::{self, Column, Value, keep, wrap};
+use super::table::{Terminal, plural, section};
 use crate::findings::{mechanism_label, quoted};
 use crate::session::{Credential, Endpoint, Protocol, SessionRecord};
 use crate::time::Timestamp;
-use comfy_table::{Cell, CellAlignment};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -21,23 +21,30 @@ pub const MAX_SECRET_CHARS: usize = 60;
 /// The secret an attempt exposed, as shown: the password, the bearer token, or the
 /// challenge-response material; `None` when nothing secret was captured.
 pub fn secret_text(c: &Credential) -> Option<String> {
+    let (secret, challenge) = secret_parts(c)?;
+    Some(match challenge {
+        Some(ch) => format!("{secret} (challenge {ch})"),
+        None => secret,
+    })
+}
+
+/// The secret of [`secret_text`] and, apart, the challenge it answered (if any): the table
+/// keeps the secret whole on one line and lets the challenge wrap.
+pub fn secret_parts(c: &Credential) -> Option<(String, Option<String>)> {
     let d = &c.details;
     if let Some(p) = &c.password {
-        return Some(p.clone());
+        return Some((p.clone(), None));
     }
     if let Some(t) = &d.token {
-        return Some(t.clone());
+        return Some((t.clone(), None));
     }
     if let Some(nt) = &d.nt_response {
         let version = d.ntlm_version.as_deref().unwrap_or("NTLM");
         let challenge = d.challenge.as_deref().unwrap_or("?");
-        return Some(format!("{version} {nt} (challenge {challenge})"));
+        return Some((format!("{version} {nt}"), Some(challenge.to_string())));
     }
     let response = d.response.as_deref()?;
-    Some(match d.challenge.as_deref() {
-        Some(ch) => format!("{response} (challenge {ch})"),
-        None => response.to_string(),
-    })
+    Some((response.to_string(), d.challenge.clone()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -47,7 +54,7 @@ struct GroupKey {
     protocol: Protocol,
     mechanism: String,
     username: Option<String>,
-    secret: Option<String>,
+    secret: Option<(String, Option<String>)>,
     encrypted: bool,
 }
 
@@ -113,7 +120,7 @@ impl CredentialTable {
             protocol: rec.protocol,
             mechanism: c.mechanism.clone(),
             username: c.username.clone(),
-            secret: secret_text(c),
+            secret: secret_parts(c),
             encrypted: c.encrypted,
         };
         let i = match self.index.get(&key) {
@@ -168,8 +175,11 @@ impl CredentialTable {
         self.not_shown
     }
 
-    /// Renders the table.
-    pub fn render(&mut self) -> String {
+    /// The table under its title, fitted to `term`, or a line saying none were seen.
+    pub fn render(&mut self, term: &Terminal) -> String {
+        if self.is_empty() {
+            return "\nCredentials: none seen\n".to_string();
+        }
         self.groups.sort_by(|a, b| {
             (a.first, a.key.client, a.key.server.port).cmp(&(
                 b.first,
@@ -179,44 +189,81 @@ impl CredentialTable {
         });
         // Sorting moved the rows; the index is only needed while adding.
         self.index.clear();
-        let mut t = new_table(&[
-            "first seen (UTC)",
-            "last seen",
-            "count",
-            "client",
-            "server",
-            "proto",
-            "mechanism",
-            "user",
-            "secret",
-            "outcome",
-            "encrypted",
-        ]);
-        for g in &self.groups {
-            let k = &g.key;
-            let last = if g.count > 1 {
-                g.last.to_string()
-            } else {
-                String::new()
-            };
-            t.add_row(vec![
-                Cell::new(g.first),
-                Cell::new(last),
-                Cell::new(g.count),
-                Cell::new(k.client),
-                Cell::new(k.server),
-                Cell::new(k.protocol.as_str()),
-                Cell::new(mechanism_label(&k.mechanism)),
-                Cell::new(k.username.as_deref().map_or("-".to_string(), quoted)),
-                Cell::new(k.secret.as_deref().map_or("-".to_string(), shown_secret)),
-                Cell::new(g.outcome()),
-                Cell::new(if k.encrypted { "yes" } else { "no" }),
-            ]);
+        let rows: Vec<Vec<Value>> = self
+            .groups
+            .iter()
+            .take(term.row_limit())
+            .map(Group::values)
+            .collect();
+        let fitted = layout::render(&COLUMNS, &rows, term);
+        let count = format!(
+            "{} in {}",
+            plural(self.attempts, "attempt", "attempts"),
+            plural(self.groups.len() as u64, "row", "rows")
+        );
+        let hidden = (self.groups.len() - rows.len()) as u64;
+        let mut s = format!(
+            "\n{}",
+            section("Credentials", &count, hidden, &fitted, term)
+        );
+        if self.not_shown > 0 {
+            s.push_str(&format!(
+                "({} not shown: `mailsift export` lists them all)\n",
+                plural(self.not_shown, "more attempt", "more attempts")
+            ));
         }
-        if let Some(c) = t.column_mut(2) {
-            c.set_cell_alignment(CellAlignment::Right);
-        }
-        t.to_string()
+        s
+    }
+}
+
+/// Columns of the credentials table: the time, the user and the secret stay at any width.
+const COLUMNS: [Column; 12] = [
+    keep("first seen (UTC)", "first", 0),
+    keep("last seen", "last", 9),
+    keep("count", "n", 2).right(),
+    keep("client", "client", 3),
+    keep("server", "server", 4),
+    keep("proto", "proto", 8),
+    keep("mechanism", "mech", 5),
+    keep("user", "user", 0),
+    keep("secret", "secret", 0),
+    wrap("challenge", "challenge", 7),
+    wrap("outcome", "outcome", 1),
+    keep("encrypted", "enc", 6),
+];
+
+impl Group {
+    fn values(&self) -> Vec<Value> {
+        let k = &self.key;
+        let last = if self.count > 1 {
+            let span = self.last.seconds_since(self.first);
+            Value::Short(self.last.to_string(), format!("+{span:.3}s"))
+        } else {
+            Value::Text(String::new())
+        };
+        vec![
+            Value::Time(self.first),
+            last,
+            Value::Text(self.count.to_string()),
+            Value::Text(k.client.to_string()),
+            Value::Text(k.server.to_string()),
+            Value::Text(k.protocol.as_str().into()),
+            Value::Text(mechanism_label(&k.mechanism).to_string()),
+            Value::Text(k.username.as_deref().map_or("-".to_string(), quoted)),
+            Value::Text(
+                k.secret
+                    .as_ref()
+                    .map_or("-".to_string(), |(s, _)| shown_secret(s)),
+            ),
+            Value::Text(
+                k.secret
+                    .as_ref()
+                    .and_then(|(_, ch)| ch.as_deref())
+                    .map_or(String::new(), |ch| layout::one_line(&quoted(ch))),
+            ),
+            Value::Text(self.outcome()),
+            Value::Text(if k.encrypted { "yes" } else { "no" }.into()),
+        ]
     }
 }
 
@@ -293,7 +340,7 @@ mod tests {
 
         assert_eq!(t.attempts(), 8);
         assert_eq!(t.len(), 6);
-        let out = t.render();
+        let out = t.render(&Terminal::plain(None));
         let first = &t.groups[0];
         assert_eq!(first.count, 3);
         assert_eq!(first.first, Timestamp::from_parts(1_700_000_010, 0));

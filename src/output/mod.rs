@@ -1,6 +1,7 @@
 //! Outputs: they read finished session records and never parse traffic.
 
 pub mod activity;
+pub mod anomalies;
 pub mod credentials;
 pub mod ecs;
 pub mod extract;

@@ -227,7 +227,11 @@ mod tests {
         // Two failures reach the threshold of 2, so the later success is high.
         assert_eq!(report.worst, Some(Severity::High));
         assert!(report.fails(Severity::High));
-        let creds = report.credentials.as_mut().unwrap().render();
+        let creds = report
+            .credentials
+            .as_mut()
+            .unwrap()
+            .render(&crate::output::table::Terminal::plain(None));
         assert!(creds.contains("<redacted>") && !creds.contains(&format!("{:032x}", 1)));
         assert_eq!(report.findings.as_ref().unwrap().len(), 5);
     }

@@ -1,37 +1,14 @@
-//! Human-readable tables (comfy-table) built from finished session records.
+//! The sessions table: one row per session, sorted by id.
 
+use super::human_bytes;
+use super::layout::{self, Column, Fitted, Value, keep, wrap};
+use super::overview::RunOverview;
+use super::terminal::Terminal;
 use crate::session::{
     Direction, Endpoint, PerDirection, Protocol, SessionRecord, SessionState, TlsMode,
 };
 use crate::time::Timestamp;
-use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 use std::io::{self, Write};
-
-/// Formats a byte count compactly (`512 B`, `1.5 KiB`, `3.2 MiB`).
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-/// A table in the house style with the given header.
-pub(crate) fn new_table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.iter().map(|h| Cell::new(*h)));
-    t
-}
 
 /// One row of the sessions table: the record's figures, formatted only when rendered, so a
 /// capture of millions of sessions costs about a hundred bytes per session here.
@@ -52,27 +29,57 @@ struct SessionRow {
     cleartext: Option<TlsMode>,
 }
 
-/// Column titles of the sessions table.
-const HEADER: [&str; 12] = [
-    "id",
-    "client",
-    "server",
-    "proto",
-    "start (UTC)",
-    "duration",
-    "pkts c/s",
-    "bytes c→s",
-    "bytes s→c",
-    "missing",
-    "state",
-    "tls",
+/// The sessions table's columns; `--wide` and the streamed plain text show them all.
+const COLUMNS: [Column; 11] = [
+    keep("id", "id", 0),
+    // One column for both ends: two IPv6 endpoints side by side do not fit in 80 columns,
+    // one above the other do, and neither is ever broken.
+    wrap("client → server", "client → server", 0),
+    keep("proto", "proto", 4),
+    keep("start (UTC)", "start", 0),
+    keep("duration", "dur", 5).right(),
+    keep("pkts c/s", "pkts", 8).right(),
+    keep("bytes c→s", "c→s", 7).right(),
+    keep("bytes s→c", "s→c", 6).right(),
+    keep("missing", "miss", 2).right(),
+    keep("state", "state", 3),
+    wrap("tls", "tls", 1),
 ];
 
-/// Columns whose cells are right-aligned (numbers).
-const RIGHT_ALIGNED: [usize; 5] = [5, 6, 7, 8, 9];
+/// The border characters of the streamed text: (top, header rule, bottom) as
+/// `[left, fill, join, right]`, and the cell separators `[left, middle, right]`.
+struct Borders {
+    top: [char; 4],
+    rule: [char; 4],
+    bottom: [char; 4],
+    sides: [char; 3],
+}
+
+/// comfy-table's UTF8_FULL_CONDENSED and ASCII_FULL_CONDENSED, as the fitted tables use.
+const UTF8_BORDERS: Borders = Borders {
+    top: ['┌', '─', '┬', '┐'],
+    rule: ['╞', '═', '╪', '╡'],
+    bottom: ['└', '─', '┴', '┘'],
+    sides: ['│', '┆', '│'],
+};
+const ASCII_BORDERS: Borders = Borders {
+    top: ['+', '-', '+', '+'],
+    rule: ['+', '=', '=', '+'],
+    bottom: ['+', '-', '+', '+'],
+    sides: ['|', '|', '|'],
+};
 
 impl SessionRow {
-    fn cells(&self) -> [String; 12] {
+    /// The cells of a fitted table: the start is a time, shortened with the others.
+    fn values(&self) -> Vec<Value> {
+        let mut cells: Vec<Value> = self.cells().into_iter().map(Value::Text).collect();
+        if let Some(start) = cells.get_mut(3) {
+            *start = Value::Time(self.first_seen);
+        }
+        cells
+    }
+
+    fn cells(&self) -> [String; 11] {
         let tls = match (self.cleartext, self.tls) {
             (Some(TlsMode::Starttls), _) => "starttls, clear",
             (Some(TlsMode::Implicit), _) => "clear on tls port",
@@ -82,8 +89,7 @@ impl SessionRow {
         };
         [
             self.id.to_string(),
-            self.client.to_string(),
-            self.server.to_string(),
+            format!("{} → {}", self.client, self.server),
             self.protocol.as_str().to_string(),
             self.first_seen.to_string(),
             format!("{:.3}s", self.last_seen.seconds_since(self.first_seen)),
@@ -115,6 +121,8 @@ pub struct SessionTable {
     rows: Vec<SessionRow>,
     /// Sessions past [`MAX_SESSION_ROWS`], counted only.
     not_shown: u64,
+    /// The summary's counts, over every session added.
+    overview: RunOverview,
 }
 
 impl SessionTable {
@@ -125,6 +133,7 @@ impl SessionTable {
 
     /// Adds a session's row (or counts it, past [`MAX_SESSION_ROWS`]).
     pub fn add(&mut self, rec: &SessionRecord) {
+        self.overview.add(rec);
         if self.rows.len() >= MAX_SESSION_ROWS {
             self.not_shown += 1;
             return;
@@ -155,38 +164,42 @@ impl SessionTable {
         self.not_shown
     }
 
+    /// The summary's counts over every session added.
+    pub fn overview(&self) -> &RunOverview {
+        &self.overview
+    }
+
     /// Whether the table has no rows.
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
-    /// Renders the table (laid out for the terminal when standard output is one).
-    pub fn render(&mut self) -> String {
-        self.comfy_table().to_string()
+    /// Renders the first `limit` rows (by id) fitted to `term`.
+    pub fn render(&mut self, term: &Terminal, limit: usize) -> Fitted {
+        self.rows.sort_by_key(|r| r.id);
+        let rows: Vec<Vec<Value>> = self
+            .rows
+            .iter()
+            .take(limit)
+            .map(SessionRow::values)
+            .collect();
+        layout::render(&COLUMNS, &rows, term)
     }
 
-    fn comfy_table(&mut self) -> Table {
+    /// Writes every row at natural width, as [`SessionTable::render`] does under `--wide`,
+    /// row by row: a big capture's table is never held in memory as text.
+    pub fn write_plain(&mut self, out: &mut dyn Write, term: &Terminal) -> io::Result<()> {
         self.rows.sort_by_key(|r| r.id);
-        let mut t = new_table(&HEADER);
-        for r in &self.rows {
-            t.add_row(r.cells().into_iter().map(Cell::new));
-        }
-        for col in RIGHT_ALIGNED {
-            if let Some(c) = t.column_mut(col) {
-                c.set_cell_alignment(CellAlignment::Right);
-            }
-        }
-        t
-    }
-
-    /// Writes the table as [`SessionTable::render`] does when standard output is not a
-    /// terminal, row by row: a big capture's table is never held in memory as text.
-    pub fn write_plain(&mut self, out: &mut dyn Write) -> io::Result<()> {
-        self.rows.sort_by_key(|r| r.id);
-        let mut widths = HEADER.map(|h| h.chars().count());
+        let borders = if term.ascii {
+            &ASCII_BORDERS
+        } else {
+            &UTF8_BORDERS
+        };
+        let header = COLUMNS.map(|c| term.glyphs(c.header));
+        let mut widths = header.clone().map(|h| h.chars().count());
         for r in &self.rows {
             for (w, cell) in widths.iter_mut().zip(r.cells()) {
-                *w = (*w).max(cell.chars().count());
+                *w = (*w).max(term.glyphs(&cell).chars().count());
             }
         }
         let border = |out: &mut dyn Write, [left, fill, join, right]: [char; 4]| {
@@ -201,39 +214,35 @@ impl SessionTable {
             line.push(right);
             writeln!(out, "{line}")
         };
+        let [side, middle, end] = borders.sides;
         let mut line = String::new();
         let mut row = |out: &mut dyn Write, cells: &[&str]| {
             line.clear();
-            line.push('│');
+            line.push(side);
             for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
                 if i > 0 {
-                    line.push('┆');
+                    line.push(middle);
                 }
                 let pad = w.saturating_sub(cell.chars().count());
-                let (left, right) = if RIGHT_ALIGNED.contains(&i) {
-                    (pad, 0)
-                } else {
-                    (0, pad)
-                };
+                let (left, right) = if COLUMNS[i].right { (pad, 0) } else { (0, pad) };
                 line.push(' ');
                 line.extend(std::iter::repeat_n(' ', left));
                 line.push_str(cell);
                 line.extend(std::iter::repeat_n(' ', right + 1));
             }
-            line.push('│');
+            line.push(end);
             writeln!(out, "{line}")
         };
-        border(out, ['┌', '─', '┬', '┐'])?;
-        row(out, &HEADER)?;
-        border(out, ['╞', '═', '╪', '╡'])?;
+        border(out, borders.top)?;
+        row(out, &header.each_ref().map(String::as_str))?;
+        border(out, borders.rule)?;
         for r in &self.rows {
-            let cells = r.cells();
-            let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
-            row(out, &cells)?;
+            let cells = r.cells().map(|c| term.glyphs(&c));
+            row(out, &cells.each_ref().map(String::as_str))?;
         }
         // The last line ends without a newline, like `render`.
         let mut last = Vec::new();
-        border(&mut last, ['└', '─', '┴', '┘'])?;
+        border(&mut last, borders.bottom)?;
         out.write_all(last.strip_suffix(b"\n").unwrap_or(&last))
     }
 }
@@ -241,14 +250,6 @@ impl SessionTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_bytes_units() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(5 << 20), "5.0 MiB");
-    }
 
     fn record(n: u64) -> SessionRecord {
         let mut rng = crate::capture::synth::Rng::new(n + 1);
@@ -315,21 +316,51 @@ mod tests {
     }
 
     #[test]
-    fn plain_rendering_is_what_comfy_table_prints_off_a_terminal() {
-        for rows in [0u64, 1, 2, 7, 40] {
-            let mut table = SessionTable::new();
-            for n in 0..rows {
-                table.add(&record(rows * 100 + n));
+    fn plain_rendering_is_what_the_wide_layout_prints() {
+        for ascii in [false, true] {
+            let term = Terminal {
+                width: None,
+                ascii,
+                color: false,
+            };
+            for rows in [0u64, 1, 2, 7, 40] {
+                let mut table = SessionTable::new();
+                for n in 0..rows {
+                    table.add(&record(rows * 100 + n));
+                }
+                let want = table.render(&term, usize::MAX).text;
+                let mut got = Vec::new();
+                table.write_plain(&mut got, &term).expect("write");
+                assert_eq!(
+                    String::from_utf8(got).expect("utf8"),
+                    want,
+                    "{rows} rows, ascii {ascii}"
+                );
             }
-            let mut want = table.comfy_table();
-            want.force_no_tty();
-            let mut got = Vec::new();
-            table.write_plain(&mut got).expect("write");
-            assert_eq!(
-                String::from_utf8(got).expect("utf8"),
-                want.to_string(),
-                "{rows} rows"
-            );
+        }
+    }
+
+    #[test]
+    fn fitted_tables_keep_endpoints_and_start_times_whole() {
+        let mut table = SessionTable::new();
+        for n in 0..30 {
+            table.add(&record(n));
+        }
+        for width in [80u16, 120, 200] {
+            let f = table.render(&Terminal::plain(Some(width)), 25);
+            for line in f.text.lines() {
+                assert!(line.chars().count() <= usize::from(width), "{line}");
+            }
+            for r in table.rows.iter().take(25) {
+                for ep in [r.client.to_string(), r.server.to_string()] {
+                    assert!(f.text.lines().any(|l| l.contains(&ep)), "{width}: {ep}");
+                }
+                let start = layout::time_of_day(r.first_seen);
+                assert!(
+                    f.text.lines().any(|l| l.contains(&start)),
+                    "{width}: {start}"
+                );
+            }
         }
     }
 }
