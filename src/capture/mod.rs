@@ -233,3 +233,20 @@ pub trait PacketFilter {
     /// Whether `pkt` passes the filter.
     fn matches(&mut self, pkt: &Packet<'_>) -> bool;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::io_reason;
+    use std::io;
+
+    #[test]
+    fn io_reasons_are_words_with_what_to_check_and_no_errno() {
+        let denied = io_reason(&io::Error::from_raw_os_error(13));
+        assert!(denied.starts_with("permission denied (check"), "{denied}");
+        let missing = io_reason(&io::Error::from(io::ErrorKind::NotFound));
+        assert_eq!(missing, "no such file or directory (check the path)");
+        // ENOSPC, say: the OS's words are kept, its number is not.
+        let other = io_reason(&io::Error::from_raw_os_error(28));
+        assert!(!other.contains("os error") && !other.is_empty(), "{other}");
+    }
+}
