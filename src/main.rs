@@ -1,13 +1,15 @@
 //! The mailsift command line: arguments in, library calls, tables or JSON out, an exit code.
 
+mod cli;
+
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
+use cli::args::{Cli, Command, Format, InputArgs, OfflineArgs, ReviewArgs, SniffArgs};
 use mailsift::capture::InputSummary;
 use mailsift::capture::gunzip::GunzipLimit;
 use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
-use mailsift::findings::{DEFAULT_BRUTE_FORCE_THRESHOLD, RunFinding};
+use mailsift::findings::RunFinding;
 use mailsift::limits::Limits;
-use mailsift::mail::HashSelection;
 use mailsift::output::activity::ActivityTables;
 use mailsift::output::ecs::EcsWriter;
 use mailsift::output::extract::{ExtractError, Extractor};
@@ -17,145 +19,20 @@ use mailsift::output::html::{HtmlLimits, HtmlReport};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
 use mailsift::output::review::{Review, ReviewOptions, ReviewReport};
 use mailsift::output::table::report::{self, ReportParts};
-use mailsift::output::table::{ColorChoice, SessionTable, Terminal, plural};
+use mailsift::output::table::{SessionTable, Terminal, plural};
 use mailsift::output::zeek::{LOG_FILES, ZeekLogs};
 use mailsift::proto::tls::KeyStore;
-use mailsift::session::{MessageBlob, SessionRecord, Severity};
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use mailsift::session::{MessageBlob, SessionRecord};
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// mimalloc instead of the system allocator: MIME decoding allocates and frees many short-lived
 /// buffers on several threads, and glibc's malloc spent about 8% of an export's CPU on them.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Turns network captures into readable, trustworthy accounts of SMTP and POP3 traffic.
-#[derive(Parser)]
-#[command(name = "mailsift", version, about, max_term_width = 100)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Analyse capture files and print tables of what happened.
-    Analyze(AnalyzeArgs),
-    /// Analyse capture files and write sessions as JSON.
-    Export(ExportArgs),
-    /// Capture live from a network interface and report sessions as they end.
-    Sniff(SniffArgs),
-}
-
-#[derive(Args)]
-struct InputArgs {
-    /// Capture files (pcap, pcapng, optionally gzip-compressed), analysed as one capture in order.
-    #[arg(required = true, value_name = "CAPTURE")]
-    captures: Vec<PathBuf>,
-    /// Map another server port to a protocol, e.g. `smtp=2525`, `pop3s=1995` (repeatable).
-    #[arg(long = "port", value_name = "PROTO=PORT")]
-    ports: Vec<String>,
-    /// Only analyse packets matching this BPF capture filter (libpcap syntax).
-    #[arg(long, value_name = "FILTER")]
-    bpf: Option<String>,
-    /// Write every message (.eml) and attachment into a new run folder under DIR, with a manifest.json.
-    #[arg(long, value_name = "DIR")]
-    extract: Option<PathBuf>,
-    /// Do not look for SMTP and POP3 by content on ports other than 25, 110, 465, 587, 995 and
-    /// those given with --port (by default mail is found on any TCP port).
-    #[arg(long)]
-    no_detect: bool,
-    /// Also report connections that carried no payload either way (SYNs, refused or half-open
-    /// connections); by default they are only counted (stats.empty_sessions).
-    #[arg(long)]
-    empty_sessions: bool,
-    /// NSS key log file (SSLKEYLOGFILE format) with TLS secrets: sessions whose keys it holds
-    /// are decrypted and dissected like clear text (repeatable).
-    #[arg(long = "keylog", value_name = "FILE")]
-    keylogs: Vec<PathBuf>,
-    /// Threads decoding messages beside the one reading packets (default: one per core);
-    /// 1 does everything on one thread. The output is the same for any number.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    threads: Option<u16>,
-    #[command(flatten)]
-    limits: LimitArgs,
-}
-
-#[derive(Args)]
-struct LimitArgs {
-    /// Most TCP flows tracked at once.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_flows)]
-    max_flows: usize,
-    /// Seconds of capture time after which an idle flow is finished.
-    #[arg(long, value_name = "SECS", default_value_t = Limits::default().flow_idle_timeout_secs)]
-    idle_timeout: u64,
-    /// Content hashes of parts and attachments, comma-separated: md5, sha1, sha256, or none
-    /// (the message's own SHA-256 is always computed; --extract computes all three).
-    #[arg(long, value_name = "LIST", default_value = "sha256", value_parser = parse_hashes)]
-    hashes: HashSelection,
-    /// Stop reading a .gz capture once it has expanded past 1 GiB and past N times the
-    /// compressed bytes read (0: no limit); what was read before is kept.
-    #[arg(long, value_name = "N", default_value_t = GunzipLimit::default().max_ratio)]
-    max_gunzip_ratio: u64,
-}
-
-/// Parses `--hashes`: a comma-separated list of md5, sha1 and sha256 (or `none`).
-fn parse_hashes(text: &str) -> std::result::Result<HashSelection, String> {
-    let mut sel = HashSelection::NONE;
-    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        match name.to_ascii_lowercase().as_str() {
-            "md5" => sel.md5 = true,
-            "sha1" | "sha-1" => sel.sha1 = true,
-            "sha256" | "sha-256" => sel.sha256 = true,
-            "none" => {}
-            other => return Err(format!("unknown hash {other:?} (known: md5, sha1, sha256)")),
-        }
-    }
-    Ok(sel)
-}
-
-/// Exit status when `--fail-on` is given and a finding reaches its severity.
-const EXIT_FINDINGS: u8 = 3;
-
-/// A finding severity on the command line.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum SeverityArg {
-    Info,
-    Low,
-    Medium,
-    High,
-}
-
-impl From<SeverityArg> for Severity {
-    fn from(s: SeverityArg) -> Severity {
-        match s {
-            SeverityArg::Info => Severity::Info,
-            SeverityArg::Low => Severity::Low,
-            SeverityArg::Medium => Severity::Medium,
-            SeverityArg::High => Severity::High,
-        }
-    }
-}
-
-#[derive(Args)]
-struct ReviewArgs {
-    /// Write crackable challenge-response exchanges (CRAM-MD5, APOP, NTLM) as hashcat input
-    /// lines to FILE; the modes are listed on standard error.
-    #[arg(long, value_name = "FILE", conflicts_with = "redact")]
-    hashcat: Option<PathBuf>,
-    /// Mask passwords, tokens and challenge responses in every output.
-    #[arg(long)]
-    redact: bool,
-    /// Exit with status 3 when a finding of this severity or higher exists.
-    #[arg(long, value_name = "SEVERITY", value_enum)]
-    fail_on: Option<SeverityArg>,
-    /// Failed logins from one client IP that make a brute-force finding.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_BRUTE_FORCE_THRESHOLD,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    brute_force_threshold: u64,
-}
 
 impl ReviewArgs {
     /// The review, and the hashcat file to commit once it is written.
@@ -213,144 +90,6 @@ impl ReviewArgs {
     }
 }
 
-#[derive(Args)]
-struct AnalyzeArgs {
-    #[command(flatten)]
-    input: InputArgs,
-    #[command(flatten)]
-    review: ReviewArgs,
-    /// Also write a self-contained HTML report (summary, findings, credentials, sessions
-    /// with transcripts and messages) to FILE.
-    #[arg(long, value_name = "FILE")]
-    html: Option<PathBuf>,
-    /// Do not fit the tables to the terminal: every column and row kept, full timestamps.
-    #[arg(long)]
-    wide: bool,
-    /// Colour severities: `auto` (on a terminal, unless NO_COLOR is set), `always`, `never`.
-    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorChoice::Auto)]
-    color: ColorChoice,
-}
-
-#[derive(Args)]
-struct ExportArgs {
-    #[command(flatten)]
-    input: InputArgs,
-    #[command(flatten)]
-    review: ReviewArgs,
-    /// Write the export here instead of standard output (`-` is standard output).
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
-    /// What to write: one JSON document (default), one JSON session per line, or Elastic
-    /// Common Schema events (one per line).
-    #[arg(long, value_name = "FORMAT", value_enum)]
-    format: Option<ExportFormat>,
-    /// One session object per line instead of one document (the same as `--format ndjson`).
-    #[arg(long, conflicts_with = "format")]
-    ndjson: bool,
-    /// Also write Zeek-style logs (smtp.log, pop3.log, mail_files.log, credentials.log,
-    /// findings.log) into DIR; alone, it replaces the JSON on standard output.
-    #[arg(long, value_name = "DIR")]
-    zeek: Option<PathBuf>,
-    /// Also write a self-contained HTML report to FILE; alone, it replaces the JSON on
-    /// standard output.
-    #[arg(long, value_name = "FILE")]
-    html: Option<PathBuf>,
-}
-
-/// The formats `export` writes to standard output or `--output`.
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ExportFormat {
-    /// One JSON document: sessions, inputs, stats, run findings.
-    Json,
-    /// One JSON session per line, then the run findings.
-    Ndjson,
-    /// Elastic Common Schema events, one per line.
-    Ecs,
-}
-
-impl ExportArgs {
-    /// Whether the stream format goes out: unless only report files were asked for.
-    fn streams(&self) -> bool {
-        self.format.is_some()
-            || self.ndjson
-            || self.output.is_some()
-            || (self.zeek.is_none() && self.html.is_none())
-    }
-
-    fn format(&self) -> ExportFormat {
-        match (self.format, self.ndjson) {
-            (Some(f), _) => f,
-            (None, true) => ExportFormat::Ndjson,
-            (None, false) => ExportFormat::Json,
-        }
-    }
-}
-
-#[derive(Args)]
-struct SniffArgs {
-    /// Content hashes of parts and attachments, as for `export` (default: sha256).
-    #[arg(long, value_name = "LIST", default_value = "sha256", value_parser = parse_hashes)]
-    hashes: HashSelection,
-    /// Do not look for SMTP and POP3 by content on unmapped ports.
-    #[arg(long)]
-    no_detect: bool,
-    /// Also report connections that carried no payload either way (by default only counted).
-    #[arg(long)]
-    empty_sessions: bool,
-    /// NSS key log file with TLS secrets, re-read as clients append to it: sessions whose keys
-    /// it holds are decrypted live (repeatable).
-    #[arg(long = "keylog", value_name = "FILE")]
-    keylogs: Vec<PathBuf>,
-    /// Interface to capture on (default: libpcap's default device).
-    #[arg(short, long, value_name = "IFACE")]
-    interface: Option<String>,
-    /// List the interfaces that can be captured on, and exit.
-    #[arg(long)]
-    list_interfaces: bool,
-    /// Map another server port to a protocol, e.g. `smtp=2525` (repeatable).
-    #[arg(long = "port", value_name = "PROTO=PORT")]
-    ports: Vec<String>,
-    /// Only capture packets matching this BPF filter (applied in the kernel).
-    #[arg(long, value_name = "FILTER")]
-    bpf: Option<String>,
-    /// Stop after this many packets.
-    #[arg(long, value_name = "N")]
-    count: Option<u64>,
-    /// Stop after this many seconds.
-    #[arg(long, value_name = "SECS")]
-    duration: Option<u64>,
-    /// Print each session as a JSON line when it ends, instead of tables at the end.
-    #[arg(long)]
-    ndjson: bool,
-    /// Print each session as Elastic Common Schema events (NDJSON) when it ends.
-    #[arg(long, conflicts_with = "ndjson")]
-    ecs: bool,
-    /// Do not put the interface into promiscuous mode.
-    #[arg(long)]
-    no_promisc: bool,
-    /// Bytes kept of each packet.
-    #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
-    snaplen: u32,
-    /// The kernel's capture buffer, e.g. `64M` or `1G` (default 64M: half a second of a
-    /// saturated 1 Gbit/s link). Packets wait there until the capture thread copies them into
-    /// a queue of up to 256 MiB for analysis.
-    #[cfg(feature = "live")]
-    #[arg(long, value_name = "BYTES", value_parser = kernel_buffer_size)]
-    buffer_size: Option<usize>,
-    #[command(flatten)]
-    review: ReviewArgs,
-}
-
-/// `--buffer-size`: a byte count libpcap accepts (an `int`).
-#[cfg(feature = "live")]
-fn kernel_buffer_size(text: &str) -> Result<usize, String> {
-    let n = mailsift::capture::live::parse_byte_size(text)?;
-    if n == 0 || i32::try_from(n).is_err() {
-        return Err(format!("{text:?}: must be from 1 byte to 2047M"));
-    }
-    Ok(n)
-}
-
 /// Reads the `--keylog` files; a skipped line is reported with its file and line number.
 fn open_keylogs(files: &[PathBuf], live: bool) -> Result<Option<Arc<KeyStore>>> {
     if files.is_empty() {
@@ -396,6 +135,18 @@ enum JsonOut {
     Document(DocumentWriter<Box<dyn Write + Send>>),
     Ndjson(NdjsonWriter<Box<dyn Write + Send>>),
     Ecs(EcsWriter<Box<dyn Write + Send>>),
+}
+
+impl JsonOut {
+    /// The writer for `format` into `out`; tables are not written through here.
+    fn for_format(format: Format, out: Box<dyn Write + Send>) -> io::Result<JsonOut> {
+        Ok(match format {
+            Format::Table => JsonOut::None,
+            Format::Json => JsonOut::Document(DocumentWriter::new(out)?),
+            Format::Ndjson => JsonOut::Ndjson(NdjsonWriter::new(out)),
+            Format::Ecs => JsonOut::Ecs(EcsWriter::new(out)),
+        })
+    }
 }
 
 /// Report files written beside the main output (Zeek logs, the HTML report).
@@ -511,17 +262,19 @@ struct CliSink {
     /// Zeek logs and the HTML report.
     files: FileOutputs,
     /// Set when output fails, to end a live capture whose reader went away (`| head -1`).
-    stop_on_output_error: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    stop_on_output_error: Option<Arc<AtomicBool>>,
+    /// Set by the first session: some input was read, so held output may go out.
+    release: Option<Arc<AtomicBool>>,
 }
 
 impl CliSink {
     fn new(
         table: Option<SessionTable>,
         json: JsonOut,
-        input: &InputArgs,
+        extract: Option<&PathBuf>,
         review: Review,
     ) -> Result<Self> {
-        let extractor = match &input.extract {
+        let extractor = match extract {
             Some(dir) => Some(Extractor::create(dir)?),
             None => None,
         };
@@ -535,6 +288,7 @@ impl CliSink {
             review,
             files: FileOutputs::default(),
             stop_on_output_error: None,
+            release: None,
         })
     }
 
@@ -559,6 +313,9 @@ impl CliSink {
 
 impl SessionSink for CliSink {
     fn session(&mut self, mut rec: SessionRecord) {
+        if let Some(release) = &self.release {
+            release.store(true, Ordering::Relaxed);
+        }
         self.review.session(&mut rec);
         if let Some(t) = self.table.as_mut() {
             t.add(&rec);
@@ -579,7 +336,7 @@ impl SessionSink for CliSink {
         if let Err(e) = r {
             self.error = Some(e);
             if let Some(stop) = &self.stop_on_output_error {
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
             }
         }
     }
@@ -619,7 +376,7 @@ fn run_inputs(
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let summary = engine::run_files_threaded(
-        &input.captures,
+        input.files(),
         config,
         threads,
         &mut filter,
@@ -668,8 +425,8 @@ fn print_tables(
     inputs: &[InputSummary],
     stats: &EngineStats,
     review: &mut ReviewReport,
+    out: &mut dyn Write,
 ) -> io::Result<()> {
-    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let parts = ReportParts {
         sessions: table,
         activity,
@@ -677,104 +434,142 @@ fn print_tables(
         stats,
         review,
     };
-    report::write(&mut out, terminal, parts)?;
+    report::write(out, terminal, parts)?;
     out.flush()
 }
 
-fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
-    let (review, hashcat) = args.review.review(true)?;
-    let mut sink = CliSink::new(
-        Some(SessionTable::new()),
-        JsonOut::None,
-        &args.input,
-        review,
-    )?;
-    sink.files = FileOutputs::create(None, args.html.as_ref(), args.review.redact)?;
-    // The tables show no hash, and extraction hashes the files it writes itself.
-    let hashes = sink.files.shows_hashes();
+/// `analyze` and `export`: one run, told apart by what each writes when not told.
+fn offline(args: OfflineArgs, default: Format) -> Result<ExitCode> {
+    let format = args.output.format.chosen().unwrap_or(default);
+    // analyze always prints; export's JSON gives way to report files asked for alone.
+    let streams = default == Format::Table || args.output.export_streams();
+    let release = Arc::new(AtomicBool::new(false));
+    let (out, file) = open_output(args.output.output.as_deref(), &release)?;
+    let terminal = file.is_none() && io::stdout().is_terminal();
+    let mut out = Some(out);
+    let json = match out.take_if(|_| streams && format != Format::Table) {
+        Some(w) => JsonOut::for_format(format, w)?,
+        None => JsonOut::None,
+    };
+    let tables = streams && format == Format::Table;
+    let (review, hashcat) = args.review.review(tables)?;
+    let table = tables.then(SessionTable::new);
+    let mut sink = CliSink::new(table, json, args.input.extract.as_ref(), review)?;
+    sink.release = Some(Arc::clone(&release));
+    let (zeek, html) = (args.output.zeek.as_ref(), args.output.html.as_ref());
+    sink.files = FileOutputs::create(zeek, html, args.review.redact)?;
+    // Tables show no hash, and extraction hashes the files it writes itself.
+    let hashes = !matches!(sink.json, JsonOut::None) || sink.files.shows_hashes();
     let summary = run_inputs(&args.input, &mut sink, hashes)?;
+    if !summary.any_input_read() {
+        // Dropped uncommitted, every output file goes; what stdout held goes too.
+        return Err(cli::errors::no_input());
+    }
+    release.store(true, Ordering::Relaxed);
     sink.finish_extraction()?;
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take(), hashcat)?;
-    std::mem::take(&mut sink.files).finish(
-        &summary.inputs,
-        &summary.stats,
-        &report.run_findings,
-    )?;
-    let mut table = sink.table.take().unwrap_or_default();
-    let mut activity = sink.activity.take().unwrap_or_default();
-    ok_unless_real(print_tables(
-        &Terminal::detect(args.wide, args.color),
-        &mut table,
-        &mut activity,
-        &summary.inputs,
-        &summary.stats,
-        &mut report,
-    ))?;
-    Ok(exit_code(&summary, args.review.fails(&report)))
+    let fails = args.review.fails(&report);
+    let (inputs, stats) = (&summary.inputs, &summary.stats);
+    std::mem::take(&mut sink.files).finish(inputs, stats, &report.run_findings)?;
+    if let Some(e) = sink.error.take() {
+        ok_unless_real(Err(e))?;
+        return Ok(exit_code(fails));
+    }
+    match (sink.table.take(), out) {
+        (Some(mut table), Some(mut out)) => {
+            let mut activity = sink.activity.take().unwrap_or_default();
+            let layout = Terminal::detect(terminal, args.output.wide, args.output.color);
+            let r = print_tables(
+                &layout,
+                &mut table,
+                &mut activity,
+                inputs,
+                stats,
+                &mut report,
+                &mut out,
+            );
+            ok_unless_real(r)?;
+        }
+        _ => ok_unless_real(finish_json(sink.json, inputs, stats, report.run_findings))?,
+    }
+    if let (Some(f), Some(p)) = (file, &args.output.output) {
+        f.commit()
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(exit_code(fails))
 }
 
-fn export(args: ExportArgs) -> Result<ExitCode> {
-    // `-o FILE` is written under a temporary name and takes its own once whole.
-    let output = match args
-        .output
-        .as_deref()
-        .filter(|p| *p != std::path::Path::new("-"))
-    {
+/// The main output: `-o FILE` (written under a temporary name, taking its own once whole)
+/// or standard output, holding what is written until `release` is set.
+fn open_output(
+    path: Option<&Path>,
+    release: &Arc<AtomicBool>,
+) -> Result<(Box<dyn Write + Send>, Option<AtomicFile>)> {
+    let file = match path.filter(|p| *p != Path::new("-")) {
         Some(p) => Some(
             AtomicFile::create(p, Access::Default)
                 .with_context(|| format!("cannot create {}", p.display()))?,
         ),
         None => None,
     };
-    let out: Box<dyn Write + Send> = match &output {
-        Some(f) => Box::new(BufWriter::new(f.handle()?)),
-        None => Box::new(BufWriter::new(io::stdout())),
+    let inner: Box<dyn Write + Send> = match &file {
+        Some(f) => Box::new(f.handle()?),
+        None => Box::new(io::stdout()),
     };
-    let json = match args.format() {
-        _ if !args.streams() => JsonOut::None,
-        ExportFormat::Json => JsonOut::Document(DocumentWriter::new(out)?),
-        ExportFormat::Ndjson => JsonOut::Ndjson(NdjsonWriter::new(out)),
-        ExportFormat::Ecs => JsonOut::Ecs(EcsWriter::new(out)),
+    let held = HeldOutput {
+        inner,
+        held: Some(Vec::new()),
+        release: Arc::clone(release),
     };
-    let (review, hashcat) = args.review.review(false)?;
-    let mut sink = CliSink::new(None, json, &args.input, review)?;
-    sink.files = FileOutputs::create(args.zeek.as_ref(), args.html.as_ref(), args.review.redact)?;
-    let summary = run_inputs(&args.input, &mut sink, true)?;
-    sink.finish_extraction()?;
-    let mut report = sink.review.finish();
-    args.review.report_hashcat(report.hashcat.take(), hashcat)?;
-    let fails = args.review.fails(&report);
-    std::mem::take(&mut sink.files).finish(
-        &summary.inputs,
-        &summary.stats,
-        &report.run_findings,
-    )?;
-    if let Some(e) = sink.error.take() {
-        ok_unless_real(Err(e))?;
-        return Ok(exit_code(&summary, fails));
-    }
-    ok_unless_real(finish_json(
-        sink.json,
-        &summary.inputs,
-        &summary.stats,
-        report.run_findings,
-    ))?;
-    if let (Some(f), Some(p)) = (output, &args.output) {
-        // Only a real file was opened: `-` is standard output.
-        f.commit()
-            .with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    Ok(exit_code(&summary, fails))
+    Ok((Box::new(BufWriter::new(held)), file))
 }
 
-/// 1 when no input could be read, else 3 when `--fail-on` was reached, else 0.
-fn exit_code(summary: &engine::RunSummary, findings_fail: bool) -> ExitCode {
-    if !summary.any_input_read() {
-        print_error("no input could be read");
-        ExitCode::FAILURE
-    } else if findings_fail {
-        ExitCode::from(EXIT_FINDINGS)
+/// Holds what is written until the run knows that some input was read, so that a run that
+/// read nothing writes nothing: no JSON document without sessions to mistake for a result.
+struct HeldOutput {
+    inner: Box<dyn Write + Send>,
+    /// What was written before the release; `None` once passed on.
+    held: Option<Vec<u8>>,
+    /// Set by the first session, or once the run has read some input.
+    release: Arc<AtomicBool>,
+}
+
+impl HeldOutput {
+    /// Passes on what was held once released; true when nothing is held any more.
+    fn pass_on(&mut self) -> io::Result<bool> {
+        if self.held.is_some() && self.release.load(Ordering::Relaxed) {
+            let held = self.held.take().unwrap_or_default();
+            self.inner.write_all(&held)?;
+        }
+        Ok(self.held.is_none())
+    }
+}
+
+impl Write for HeldOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.pass_on()? {
+            return self.inner.write(buf);
+        }
+        if let Some(held) = self.held.as_mut() {
+            held.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.pass_on()? {
+            self.inner.flush()
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// 3 when `--fail-on` was reached, else 0.
+fn exit_code(findings_fail: bool) -> ExitCode {
+    if findings_fail {
+        ExitCode::from(cli::errors::EXIT_FINDINGS)
     } else {
         ExitCode::SUCCESS
     }
@@ -783,25 +578,18 @@ fn exit_code(summary: &engine::RunSummary, findings_fail: bool) -> ExitCode {
 #[cfg(feature = "live")]
 fn sniff(args: SniffArgs) -> Result<ExitCode> {
     use mailsift::capture::live::{LiveOptions, LiveSource};
-    use std::sync::atomic::Ordering;
 
     if args.list_interfaces {
-        for d in LiveSource::list_devices()? {
-            let addrs: Vec<String> = d.addresses.iter().map(|a| a.to_string()).collect();
-            println!(
-                "{}\t{}\t{}",
-                d.name,
-                addrs.join(","),
-                d.description.unwrap_or_default()
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
+        return list_interfaces();
     }
     let device = match args.interface {
         Some(d) => d,
         None => match pcap::Device::lookup() {
             Ok(Some(d)) => d.name,
-            _ => bail!("no default capture device; name one with --interface"),
+            _ => bail!(
+                "no default capture device: name one with --interface (`mailsift sniff \
+                 --list-interfaces` lists them)"
+            ),
         },
     };
     let mut ports = PortMap::default();
@@ -809,7 +597,8 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         ports.add_spec(spec)?;
     }
     // Streamed lines carry hashes and decoded content; the tables show neither.
-    let streaming = args.ndjson || args.ecs;
+    let format = args.format.chosen().unwrap_or(Format::Table);
+    let streaming = format != Format::Table;
     let mut config = EngineConfig {
         limits: Limits {
             content_hashes: streaming,
@@ -830,7 +619,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         kernel_buffer_bytes: args.buffer_size.unwrap_or(defaults.kernel_buffer_bytes),
         ..defaults
     };
-    let mut src = LiveSource::open_with(&device, &options)?;
+    let mut src = LiveSource::open_with(&device, &options).map_err(cli::errors::live)?;
     if let Some(n) = args.count {
         src = src.with_packet_limit(n);
     }
@@ -848,32 +637,67 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         });
     }
     eprintln!("mailsift: capturing on {device}; Ctrl-C to stop");
-    let json = if args.ndjson {
-        JsonOut::Ndjson(NdjsonWriter::new(Box::new(LineFlush(io::stdout()))))
-    } else if args.ecs {
-        JsonOut::Ecs(EcsWriter::new(Box::new(LineFlush(io::stdout()))))
-    } else {
-        JsonOut::None
-    };
+    let json = JsonOut::for_format(format, Box::new(LineFlush(io::stdout())))?;
     let table = (!streaming).then(SessionTable::new);
     let (review, hashcat) = args.review.review(!streaming)?;
-    let mut sink = CliSink {
-        activity: table.as_ref().map(|_| ActivityTables::new()),
-        table,
-        json,
-        extractor: None,
-        error: None,
-        extract_error: None,
-        review,
-        files: FileOutputs::default(),
-        stop_on_output_error: Some(stop.clone()),
-    };
+    let mut sink = CliSink::new(table, json, None, review)?;
+    sink.stop_on_output_error = Some(stop.clone());
     let mut engine = engine::Engine::new(config);
     let input = engine.run_source(&mut src, &mut None, &mut sink);
     for e in &input.errors {
         print_error(e);
     }
-    // Like tcpdump's closing counts: says the capture ended, what it saw and what it lost.
+    print_capture_stats(&src, &device);
+    let stats = engine.finish(&mut sink);
+    let mut report = sink.review.finish();
+    args.review.report_hashcat(report.hashcat.take(), hashcat)?;
+    if let Some(e) = sink.error.take() {
+        ok_unless_real(Err(e))?;
+    }
+    let run_findings = std::mem::take(&mut report.run_findings);
+    let inputs = [input];
+    ok_unless_real(finish_json(sink.json, &inputs, &stats, run_findings))?;
+    if let Some(mut table) = sink.table.take() {
+        let mut activity = sink.activity.take().unwrap_or_default();
+        let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+        let auto = mailsift::output::table::ColorChoice::Auto;
+        let layout = Terminal::detect(io::stdout().is_terminal(), false, auto);
+        let r = print_tables(
+            &layout,
+            &mut table,
+            &mut activity,
+            &inputs,
+            &stats,
+            &mut report,
+            &mut out,
+        );
+        ok_unless_real(r)?;
+    }
+    Ok(exit_code(args.review.fails(&report)))
+}
+
+/// `sniff --list-interfaces`: name, addresses and description, one interface a line.
+#[cfg(feature = "live")]
+fn list_interfaces() -> Result<ExitCode> {
+    let devices = mailsift::capture::live::LiveSource::list_devices()?;
+    let mut out = io::stdout().lock();
+    for d in devices {
+        let addrs: Vec<String> = d.addresses.iter().map(|a| a.to_string()).collect();
+        let line = writeln!(
+            out,
+            "{}\t{}\t{}",
+            d.name,
+            addrs.join(","),
+            d.description.unwrap_or_default()
+        );
+        ok_unless_real(line)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Like tcpdump's closing counts: says the capture ended, what it saw and what it lost.
+#[cfg(feature = "live")]
+fn print_capture_stats(src: &mailsift::capture::live::LiveSource, device: &str) {
     let counts = src.capture_stats();
     print_error(&format!("{} packets captured on {device}", counts.captured));
     let known = |n: Option<u64>| n.map_or_else(|| "?".to_string(), |n| n.to_string());
@@ -891,31 +715,6 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         limits.packets,
         limits.bytes >> 20
     ));
-    let stats = engine.finish(&mut sink);
-    let mut report = sink.review.finish();
-    args.review.report_hashcat(report.hashcat.take(), hashcat)?;
-    if let Some(e) = sink.error.take() {
-        ok_unless_real(Err(e))?;
-    }
-    let run_findings = std::mem::take(&mut report.run_findings);
-    let inputs = [input];
-    ok_unless_real(finish_json(sink.json, &inputs, &stats, run_findings))?;
-    if let Some(mut table) = sink.table.take() {
-        let mut activity = sink.activity.take().unwrap_or_default();
-        let terminal = Terminal::detect(false, ColorChoice::Auto);
-        ok_unless_real(print_tables(
-            &terminal,
-            &mut table,
-            &mut activity,
-            &inputs,
-            &stats,
-            &mut report,
-        ))?;
-    }
-    if args.review.fails(&report) {
-        return Ok(ExitCode::from(EXIT_FINDINGS));
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Flushes after every line, so each session appears as soon as it ends.
@@ -939,24 +738,25 @@ impl<W: Write> Write for LineFlush<W> {
 
 #[cfg(not(feature = "live"))]
 fn sniff(_args: SniffArgs) -> Result<ExitCode> {
-    bail!(
-        "this build has no live capture: build with `cargo build --release --features live` \
-         (it needs libpcap, e.g. `apt-get install libpcap-dev`)"
-    )
+    Err(cli::errors::UsageError(cli::errors::NO_LIVE.to_string()).into())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Analyze(a) => analyze(a),
-        Command::Export(a) => export(a),
+        Command::Analyze(a) => offline(a, Format::Table),
+        Command::Export(a) => offline(a, Format::Json),
         Command::Sniff(a) => sniff(a),
+        Command::Completions { shell } => {
+            cli::generate::completions(shell).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => cli::generate::man(dir.as_deref()).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             print_error(&format!("{e:#}"));
-            ExitCode::FAILURE
+            ExitCode::from(cli::errors::exit_status(&e))
         }
     }
 }

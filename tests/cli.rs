@@ -197,6 +197,8 @@ fn bad_port_mapping_is_a_clear_error() {
     assert!(stderr(&o).contains("imap=143"), "{}", stderr(&o));
 }
 
+/// BPF filters are compiled by libpcap, so only a `live` build has them.
+#[cfg(feature = "live")]
 #[test]
 fn bpf_filter_applies_to_files() {
     let p = captures_dir().join("sll2-mixed.pcap");
@@ -211,8 +213,13 @@ fn bpf_filter_applies_to_files() {
         .collect();
     assert_eq!(protos, vec!["pop3"]);
     let o = mailsift(&["export", "--bpf", "tcp port banana", p.to_str().unwrap()]);
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("banana"));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a bad filter is a bad command line"
+    );
+    assert!(stderr(&o).contains("banana"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
 }
 
 #[test]
@@ -572,4 +579,356 @@ fn a_gzip_bomb_stops_at_the_limit_keeping_what_was_read() {
     let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(doc["sessions"].as_array().unwrap().len(), 1);
     let _ = std::fs::remove_file(&bomb);
+}
+
+// A new user's first runs: each error is a line saying what failed and what to do, with the
+// documented exit status, and a run that read nothing writes nothing.
+
+/// Asserts the exit status, that stdout is empty, and that stderr holds every word in `want`.
+fn assert_fails(o: &Output, status: i32, want: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(status), "{err}");
+    assert!(
+        o.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    for w in want {
+        assert!(err.contains(w), "missing {w:?} in\n{err}");
+    }
+}
+
+#[test]
+fn a_missing_input_names_the_file_and_the_reason_in_words_and_writes_nothing() {
+    let missing = "/nonexistent/first-run.pcap";
+    for args in [
+        vec!["analyze", missing],
+        vec!["export", missing],
+        vec!["export", "--format", "ndjson", missing],
+        vec!["export", "--format", "ecs", missing],
+        vec!["analyze", "--format", "json", missing],
+        vec!["analyze", "-r", missing],
+    ] {
+        let o = mailsift(&args);
+        assert_fails(
+            &o,
+            1,
+            &[
+                missing,
+                "no such file or directory",
+                "no input could be read",
+            ],
+        );
+        assert!(!stderr(&o).contains("os error"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_run_that_reads_nothing_creates_no_output_file() {
+    let dir = temp_path("no-input-outputs");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, html, zeek) = (dir.join("out.json"), dir.join("r.html"), dir.join("zeek"));
+    let o = mailsift(&[
+        "export",
+        "/nonexistent/x.pcap",
+        "-o",
+        json.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+        "--zeek",
+        zeek.to_str().unwrap(),
+    ]);
+    assert_fails(&o, 1, &["no input could be read"]);
+    assert!(!json.exists() && !html.exists(), "{:?}", names_in(&dir));
+    let logs = std::fs::read_dir(&zeek).map_or(0, |d| d.count());
+    assert_eq!(logs, 0, "no Zeek log is left");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_directory_or_a_non_capture_as_input_says_so() {
+    let dir = temp_path("a-folder");
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = mailsift(&["analyze", dir.to_str().unwrap()]);
+    assert_fails(&o, 1, &[dir.to_str().unwrap(), "is a directory"]);
+    let text = temp_path("first-run.txt");
+    std::fs::write(&text, "hello\n").unwrap();
+    let o = mailsift(&["export", text.to_str().unwrap()]);
+    assert_fails(&o, 1, &[text.to_str().unwrap(), "not a pcap or pcapng"]);
+}
+
+#[test]
+fn bad_port_mappings_are_bad_command_lines_that_name_the_port() {
+    let good = good_capture("good-port.pcap");
+    let good = good.to_str().unwrap();
+    let o = mailsift(&["analyze", "--port", "smtp=70000", good]);
+    assert_fails(&o, 2, &["smtp=70000", "port \"70000\"", "1 to 65535"]);
+    let o = mailsift(&["export", "--port", "imap=143", good]);
+    assert_fails(
+        &o,
+        2,
+        &["unknown protocol \"imap\"", "smtp, smtps, pop3, pop3s"],
+    );
+    let o = mailsift(&["sniff", "--port", "smtp", "-i", "lo"]);
+    assert_fails(&o, 2, &["expected PROTO=PORT"]);
+}
+
+#[test]
+fn other_bad_command_lines_exit_with_2() {
+    let good = good_capture("good-usage.pcap");
+    let good = good.to_str().unwrap();
+    for args in [
+        vec!["analyze"],
+        vec!["analyze", "--no-such-flag", good],
+        vec!["export", "--format", "xml", good],
+        vec!["export", "--ndjson", "--ecs", good],
+        vec!["export", "--format", "json", "--ecs", good],
+        vec!["analyze", "-r", good, good],
+        vec!["nosuchcommand"],
+    ] {
+        let o = mailsift(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// Without libpcap, what needs it says how to build it in, as a bad command line.
+#[cfg(not(feature = "live"))]
+#[test]
+fn a_build_without_live_says_how_to_build_it_in() {
+    let good = good_capture("good-nolive.pcap");
+    for args in [
+        vec!["sniff"],
+        vec!["sniff", "-i", "lo", "--format", "ndjson"],
+        vec!["analyze", "--bpf", "tcp port 25", good.to_str().unwrap()],
+        vec!["export", "--bpf", "tcp port 25", good.to_str().unwrap()],
+    ] {
+        let o = mailsift(&args);
+        assert_fails(&o, 2, &["--features live", "libpcap"]);
+    }
+}
+
+#[cfg(feature = "live")]
+#[test]
+fn an_invalid_bpf_filter_is_a_bad_command_line() {
+    let good = good_capture("good-bpf.pcap");
+    let o = mailsift(&["analyze", "--bpf", "tcp port (", good.to_str().unwrap()]);
+    assert_fails(&o, 2, &["--bpf", "invalid capture filter"]);
+    let o = mailsift(&["sniff", "-i", "lo", "--bpf", "host nowhere..."]);
+    assert_fails(&o, 2, &["--bpf", "invalid capture filter"]);
+}
+
+/// Whether this process may capture (root, or a CAP_NET_RAW that a child keeps).
+#[cfg(feature = "live")]
+fn may_capture() -> bool {
+    let o = mailsift(&["sniff", "-i", "lo", "--count", "0"]);
+    o.status.success()
+}
+
+#[cfg(feature = "live")]
+#[test]
+fn an_unknown_interface_lists_the_ones_there_are() {
+    let o = mailsift(&["sniff", "-i", "no-such-if0"]);
+    if !may_capture() {
+        // libpcap fails on the permission before it looks for the interface.
+        assert_fails(
+            &o,
+            1,
+            &["no-such-if0", "setcap cap_net_raw,cap_net_admin=eip"],
+        );
+        return;
+    }
+    assert_fails(
+        &o,
+        1,
+        &[
+            "no-such-if0",
+            "no such interface",
+            "lo",
+            "--list-interfaces",
+        ],
+    );
+}
+
+#[cfg(feature = "live")]
+#[test]
+fn sniff_without_permission_says_to_run_as_root_or_setcap() {
+    let exe = env!("CARGO_BIN_EXE_mailsift");
+    let args = ["sniff", "-i", "lo", "--count", "1"];
+    let o = if may_capture() {
+        // As root: the same binary as nobody, without root's capabilities.
+        let Ok(o) = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", exe])
+            .args(args)
+            .output()
+        else {
+            eprintln!("setpriv not found: not testing a capture without permission");
+            return;
+        };
+        if stderr(&o).starts_with("setpriv:") {
+            eprintln!("nobody cannot run {exe}: {}", stderr(&o));
+            return;
+        }
+        o
+    } else {
+        mailsift(&args)
+    };
+    assert_fails(
+        &o,
+        1,
+        &[
+            "lo",
+            "not permitted to capture",
+            "run as root",
+            "setcap cap_net_raw,cap_net_admin=eip",
+            exe,
+        ],
+    );
+}
+
+#[test]
+fn version_names_the_commit_or_says_unknown() {
+    let o = mailsift(&["--version"]);
+    assert!(o.status.success());
+    let v = String::from_utf8(o.stdout).unwrap();
+    let commit = v
+        .trim()
+        .strip_prefix(concat!("mailsift ", env!("CARGO_PKG_VERSION"), " (commit "))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{v}"
+    );
+}
+
+#[test]
+fn help_shows_examples_and_exit_statuses_for_every_command() {
+    for cmd in [
+        vec!["--help"],
+        vec!["analyze", "--help"],
+        vec!["export", "--help"],
+        vec!["sniff", "--help"],
+    ] {
+        let o = mailsift(&cmd);
+        assert!(o.status.success(), "{cmd:?}");
+        let out = String::from_utf8(o.stdout).unwrap();
+        for want in [
+            "Examples:",
+            "Exit status:",
+            "2  bad command line",
+            "3  --fail-on",
+        ] {
+            assert!(out.contains(want), "{cmd:?} lacks {want:?}:\n{out}");
+        }
+        assert!(
+            !out.contains("Analyse") && !out.contains("analysed"),
+            "{out}"
+        );
+    }
+    let o = mailsift(&["sniff", "--help"]);
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("--format") && out.contains("setcap"), "{out}");
+}
+
+#[test]
+fn analyse_and_dash_r_read_like_analyze_with_a_file() {
+    let p = captures_dir().join("pop3-user-pass.pcap");
+    let p = p.to_str().unwrap();
+    let a = mailsift(&["analyze", p]);
+    let b = mailsift(&["analyse", "-r", p]);
+    assert!(a.status.success() && b.status.success(), "{}", stderr(&b));
+    assert_eq!(a.stdout, b.stdout);
+    let e = mailsift(&["export", "--read", p, "-r", p]);
+    let doc: serde_json::Value = serde_json::from_slice(&e.stdout).unwrap();
+    assert_eq!(doc["inputs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn format_spellings_agree_across_commands() {
+    let p = captures_dir().join("smtp-plain.pcap");
+    let p = p.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let o = mailsift(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        o.stdout
+    };
+    let ecs = run(&["export", "--format", "ecs", p]);
+    assert!(!ecs.is_empty());
+    assert_eq!(run(&["export", "--ecs", p]), ecs);
+    assert_eq!(run(&["analyze", "--format", "ecs", p]), ecs);
+    let ndjson = run(&["export", "--ndjson", p]);
+    assert_eq!(run(&["export", "--format", "ndjson", p]), ndjson);
+    let strip_ids = |bytes: Vec<u8>| {
+        let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        doc["inputs"] = serde_json::Value::Null;
+        doc
+    };
+    assert_eq!(
+        strip_ids(run(&["analyze", "--format", "json", p])),
+        strip_ids(run(&["export", p]))
+    );
+    assert_eq!(
+        run(&["export", "--format", "table", p]),
+        run(&["analyze", p])
+    );
+}
+
+#[test]
+fn analyze_writes_zeek_logs_beside_its_tables() {
+    let p = captures_dir().join("smtp-plain.pcap");
+    let dir = temp_path("analyze-zeek");
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = mailsift(&[
+        "analyze",
+        p.to_str().unwrap(),
+        "--zeek",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("SMTP sessions (1)"));
+    assert!(stderr(&o).contains("Zeek logs in"), "{}", stderr(&o));
+    let smtp = std::fs::read_to_string(dir.join("smtp.log")).unwrap();
+    assert!(smtp.lines().any(|l| !l.starts_with('#')), "{smtp}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn completions_and_man_pages_are_generated() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let o = mailsift(&["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", stderr(&o));
+        let script = String::from_utf8(o.stdout).unwrap();
+        assert!(
+            script.contains("mailsift") && script.contains("keylog"),
+            "{shell}"
+        );
+    }
+    let o = mailsift(&["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = mailsift(&["man"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        page.contains(".TH mailsift 1") && page.contains("analyze"),
+        "{page}"
+    );
+    let dir = temp_path("man-pages");
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = mailsift(&["man", "--dir", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names = names_in(&dir);
+    for want in [
+        "mailsift.1",
+        "mailsift-analyze.1",
+        "mailsift-export.1",
+        "mailsift-sniff.1",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{names:?}");
+    }
+    let sniff = std::fs::read_to_string(dir.join("mailsift-sniff.1")).unwrap();
+    assert!(sniff.contains("list\\-interfaces"), "{sniff}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

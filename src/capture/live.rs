@@ -152,6 +152,32 @@ pub struct LiveSource {
     stats: CaptureStats,
 }
 
+/// Sorts a failure to open `device`: a refused permission and a missing interface each have
+/// their own remedy, which the command line tells. libpcap gives only a message, not its code.
+fn open_error(device: &str, e: &pcap::Error) -> CaptureError {
+    let reason = e.to_string();
+    let lower = reason.to_ascii_lowercase();
+    if lower.contains("permission") || lower.contains("not permitted") {
+        return CaptureError::LivePermission {
+            device: device.to_string(),
+            reason,
+        };
+    }
+    let listed = pcap::Device::list()
+        .ok()
+        .map(|list| list.iter().any(|d| d.name == device));
+    if lower.contains("no such device") || listed == Some(false) {
+        return CaptureError::NoSuchDevice {
+            device: device.to_string(),
+            reason,
+        };
+    }
+    CaptureError::Live {
+        device: device.to_string(),
+        reason,
+    }
+}
+
 impl LiveSource {
     /// Starts capturing on `device`, keeping `snaplen` bytes per packet, with an optional BPF
     /// filter, and the default kernel buffer and queue.
@@ -186,7 +212,7 @@ impl LiveSource {
                 i32::MAX
             ))
         })?;
-        let pcap_error = |e: pcap::Error| live_error(e.to_string());
+        let pcap_error = |e: pcap::Error| open_error(device, &e);
         let mut capture = pcap::Capture::from_device(device)
             .map_err(pcap_error)?
             .snaplen(i32::try_from(options.snaplen).unwrap_or(i32::MAX))
@@ -547,12 +573,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_device_is_a_live_error() {
+    fn unknown_device_is_named_as_such() {
         let err = LiveSource::open("no-such-interface0", 65535, false, None)
             .err()
             .expect("rejected");
         assert!(
-            matches!(err, CaptureError::Live { ref device, .. } if device == "no-such-interface0")
+            // Without the right to capture, libpcap fails before it looks for the device.
+            matches!(err, CaptureError::NoSuchDevice { ref device, .. }
+                | CaptureError::LivePermission { ref device, .. } if device == "no-such-interface0")
         );
     }
 

@@ -75,7 +75,7 @@ pub struct Packet<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// The file could not be opened or read.
-    #[error("{path}: {source}")]
+    #[error("{path}: cannot read it: {}", io_reason(source))]
     Io {
         /// The input.
         path: PathBuf,
@@ -132,6 +132,22 @@ pub enum CaptureError {
         /// libpcap's message.
         reason: String,
     },
+    /// The operating system refused to let this process capture.
+    #[error("{device}: not permitted to capture ({reason})")]
+    LivePermission {
+        /// The interface.
+        device: String,
+        /// libpcap's message.
+        reason: String,
+    },
+    /// No interface of that name exists.
+    #[error("{device}: no such interface ({reason})")]
+    NoSuchDevice {
+        /// The interface.
+        device: String,
+        /// libpcap's message.
+        reason: String,
+    },
     /// A live capture could not be started or failed.
     #[error("{device}: {reason}")]
     Live {
@@ -140,6 +156,28 @@ pub enum CaptureError {
         /// libpcap's message.
         reason: String,
     },
+}
+
+/// An I/O error in words, with what to check: the OS's own text reads `(os error 2)`, which
+/// tells a new user nothing about what to do.
+pub fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => "no such file or directory (check the path)".into(),
+        ErrorKind::PermissionDenied => {
+            "permission denied (check the file's permissions, or run as a user who may read it)"
+                .into()
+        }
+        ErrorKind::IsADirectory => "it is a directory (name the capture files in it)".into(),
+        _ => {
+            let text = e.to_string();
+            // Keep the OS's words, drop the errno that follows them.
+            match (e.raw_os_error(), text.rfind(" (os error ")) {
+                (Some(_), Some(at)) => text[..at].to_string(),
+                _ => text,
+            }
+        }
+    }
 }
 
 /// Per-input figures for the `inputs` section of the report.
@@ -194,4 +232,21 @@ pub trait PacketSource {
 pub trait PacketFilter {
     /// Whether `pkt` passes the filter.
     fn matches(&mut self, pkt: &Packet<'_>) -> bool;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::io_reason;
+    use std::io;
+
+    #[test]
+    fn io_reasons_are_words_with_what_to_check_and_no_errno() {
+        let denied = io_reason(&io::Error::from_raw_os_error(13));
+        assert!(denied.starts_with("permission denied (check"), "{denied}");
+        let missing = io_reason(&io::Error::from(io::ErrorKind::NotFound));
+        assert_eq!(missing, "no such file or directory (check the path)");
+        // ENOSPC, say: the OS's words are kept, its number is not.
+        let other = io_reason(&io::Error::from_raw_os_error(28));
+        assert!(!other.contains("os error") && !other.is_empty(), "{other}");
+    }
 }

@@ -1,7 +1,5 @@
 //! What the terminal can show: its width, whether it takes UTF-8 box drawing, and colour.
 
-use std::io::IsTerminal;
-
 /// Width assumed when standard output is not a terminal and `COLUMNS` is not set: pipes into
 /// pagers, files and mail bodies are usually read in a window about this wide.
 pub const PIPED_WIDTH: u16 = 100;
@@ -33,9 +31,9 @@ pub struct Terminal {
 }
 
 impl Terminal {
-    /// The terminal standard output goes to, as the environment describes it.
-    pub fn detect(wide: bool, color: ColorChoice) -> Self {
-        let tty = std::io::stdout().is_terminal();
+    /// The layout for the main output, as the environment describes it; `tty` says whether
+    /// that output is standard output on a terminal (not a file given with `-o`).
+    pub fn detect(tty: bool, wide: bool, color: ColorChoice) -> Self {
         // comfy-table asks the terminal for its size when standard output is one.
         let tty_width = if tty {
             comfy_table::Table::new().width()
