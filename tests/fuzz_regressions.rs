@@ -1,16 +1,22 @@
-//! Inputs the session fuzz targets failed on, replayed in a plain `cargo test`: a POP3 or SMTP
-//! record must not depend on where the segments were cut. Each file under
-//! `fuzz/regressions/pop3_session/` and `fuzz/regressions/smtp_session/` is in the targets'
-//! byte format (fuzz/src/session.rs): an options byte, then operations. Each is run as sent,
-//! with every data operation cut into one-byte pieces, and with random cuts; the finished
-//! records (as `export` would print them) must be equal.
+//! Inputs of the stream fuzz targets, replayed in a plain `cargo test`: a record must not
+//! depend on where the segments were cut. Each file under `fuzz/regressions/TARGET/` is in the
+//! targets' byte format (fuzz/src/session.rs): an options byte, then operations. Each is run as
+//! sent, with every data operation cut into one-byte pieces, and with random cuts; the
+//! finished records (as `export` would print them) must be equal. `pop3_session` and
+//! `smtp_session` hold inputs those targets once failed on; `tunnel` (the content probe and
+//! proxy handshakes) and `tls_observer` hold a spread of their fuzzing corpora, so every
+//! dissector target's equivalence check runs in CI.
 //!
 //! The options byte selects the same tight limits as the fuzz harness, except extraction (the
-//! spool bit is ignored: the blobs are not compared here).
+//! spool bit is ignored: the blobs are not compared here); for `tls_observer` it picks implicit
+//! TLS (bit 0) and the side that starts (bit 1), as there.
 
 use mailsift::engine::{SessionSink, complete_session};
 use mailsift::limits::Limits;
-use mailsift::proto::{Framing, new_dissector};
+use mailsift::proto::detect::ProbeDissector;
+use mailsift::proto::tls::TlsObserver;
+use mailsift::proto::{Dissector, Framing, new_dissector};
+use mailsift::session::TlsMode;
 use mailsift::session::{Direction, Endpoint, Protocol, SessionRecord};
 use mailsift::time::Timestamp;
 use serde_json::Value;
@@ -104,30 +110,99 @@ impl SessionSink for Finished {
     }
 }
 
-/// The finished record of `ops` through a new dissector, as JSON.
-fn drive(protocol: Protocol, config: u8, ops: &[(Timestamp, Op)]) -> Value {
+/// What a regression input is fed to.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// The SMTP or POP3 dissector (implicit TLS when the options say so).
+    Session(Protocol),
+    /// The content probe of an unmapped port, with proxy tunnels.
+    Probe,
+    /// The TLS observer alone.
+    Tls,
+}
+
+/// The finished record of `ops` through a new dissector for `target`, as JSON.
+fn drive(target: Target, config: u8, ops: &[(Timestamp, Op)]) -> Value {
     let limits = limits(config);
-    let framing = if config & 0x20 != 0 {
-        Framing::ImplicitTls
-    } else {
-        Framing::Plain
+    let (protocol, d): (Protocol, Box<dyn Dissector>) = match target {
+        Target::Tls => return drive_tls(config, ops),
+        Target::Probe => (
+            Protocol::Smtp,
+            Box::new(ProbeDissector::new(&limits, &Default::default())),
+        ),
+        Target::Session(protocol) => {
+            let framing = if config & 0x20 != 0 {
+                Framing::ImplicitTls
+            } else {
+                Framing::Plain
+            };
+            (protocol, new_dissector(protocol, framing, &limits))
+        }
     };
-    let mut d = new_dissector(protocol, framing, &limits);
+    drive_dissector(protocol, d, &limits, ops)
+}
+
+fn new_record(protocol: Protocol, limits: &Limits) -> SessionRecord {
     let port = if protocol == Protocol::Smtp { 25 } else { 110 };
     let endpoint = |ip: [u8; 4], port| Endpoint {
         ip: ip.into(),
         port,
     };
-    let start = Timestamp::from_parts(1_700_000_000, 0);
     let mut rec = SessionRecord::new(
         1,
         protocol,
         endpoint([192, 0, 2, 1], 40000),
         endpoint([192, 0, 2, 2], port),
-        start,
+        start(),
     );
     rec.max_events = limits.max_events_per_session;
-    let mut last = start;
+    rec
+}
+
+/// When every input's first operation happens.
+fn start() -> Timestamp {
+    Timestamp::from_parts(1_700_000_000, 0)
+}
+
+/// The TLS observer fed `ops`: bit 0 of `config` is implicit TLS, bit 1 the server first.
+fn drive_tls(config: u8, ops: &[(Timestamp, Op)]) -> Value {
+    let mode = if config & 1 != 0 {
+        TlsMode::Implicit
+    } else {
+        TlsMode::Starttls
+    };
+    let first = if config & 2 != 0 {
+        Direction::Server
+    } else {
+        Direction::Client
+    };
+    let limits = Limits::default();
+    let mut rec = new_record(Protocol::Smtp, &limits);
+    let mut last = start();
+    let mut observer = TlsObserver::start(mode, first, last, &mut rec);
+    for (ts, op) in ops {
+        last = last.max(*ts);
+        match op {
+            Op::Data(dir, bytes) => observer.on_data(*dir, bytes, *ts, &mut rec),
+            Op::Gap(dir, len) => observer.on_gap(*dir, *len, *ts, &mut rec),
+            Op::Fin(_) => {}
+        }
+    }
+    observer.finish(last.plus_secs(1), &mut rec);
+    let mut finished = Finished::default();
+    complete_session(rec, &mut finished);
+    serde_json::to_value(finished.0.expect("the session is reported")).unwrap()
+}
+
+/// `ops` through `d`, finished as the engine finishes a session.
+fn drive_dissector(
+    protocol: Protocol,
+    mut d: Box<dyn Dissector>,
+    limits: &Limits,
+    ops: &[(Timestamp, Op)],
+) -> Value {
+    let mut rec = new_record(protocol, limits);
+    let mut last = start();
     for (ts, op) in ops {
         last = last.max(*ts);
         match op {
@@ -182,10 +257,10 @@ fn hit_order_bound(rec: &Value) -> bool {
 }
 
 /// Checks one input; returns false when the record hit an order-dependent bound.
-fn check_file(protocol: Protocol, path: &Path) -> bool {
+fn check_file(target: Target, path: &Path) -> bool {
     let data = std::fs::read(path).unwrap();
     let (config, ops) = parse(&data);
-    let reference = drive(protocol, config, &ops);
+    let reference = drive(target, config, &ops);
     if hit_order_bound(&reference) {
         return false;
     }
@@ -208,7 +283,7 @@ fn check_file(protocol: Protocol, path: &Path) -> bool {
         variants.push((format!("random cuts {round}"), pieces));
     }
     for (name, pieces) in variants {
-        let got = drive(protocol, config, &pieces);
+        let got = drive(target, config, &pieces);
         if let Some(d) = first_difference(&reference, &got, "") {
             panic!("{}: record differs when fed {name}: {d}", path.display());
         }
@@ -249,19 +324,29 @@ fn inputs(target: &str) -> Vec<PathBuf> {
     files
 }
 
-fn check_target(target: &str, protocol: Protocol) {
-    let files = inputs(target);
-    assert!(!files.is_empty(), "no regression inputs for {target}");
-    let compared = files.iter().filter(|f| check_file(protocol, f)).count();
-    assert!(compared > 0, "every {target} input hit an order bound");
+fn check_target(name: &str, target: Target) {
+    let files = inputs(name);
+    assert!(!files.is_empty(), "no regression inputs for {name}");
+    let compared = files.iter().filter(|f| check_file(target, f)).count();
+    assert!(compared > 0, "every {name} input hit an order bound");
 }
 
 #[test]
 fn pop3_regressions_do_not_depend_on_segment_boundaries() {
-    check_target("pop3_session", Protocol::Pop3);
+    check_target("pop3_session", Target::Session(Protocol::Pop3));
 }
 
 #[test]
 fn smtp_regressions_do_not_depend_on_segment_boundaries() {
-    check_target("smtp_session", Protocol::Smtp);
+    check_target("smtp_session", Target::Session(Protocol::Smtp));
+}
+
+#[test]
+fn probe_and_tunnel_inputs_do_not_depend_on_segment_boundaries() {
+    check_target("tunnel", Target::Probe);
+}
+
+#[test]
+fn tls_observer_inputs_do_not_depend_on_segment_boundaries() {
+    check_target("tls_observer", Target::Tls);
 }
