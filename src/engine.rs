@@ -564,6 +564,14 @@ fn handle_segment(
             app.rec.handshake_seen = true;
         }
     }
+    if dir == Direction::Client
+        && seg.flags.ack
+        && !seg.flags.syn
+        && !seg.flags.rst
+        && conn.streams.server.started()
+    {
+        conn.established = true;
+    }
     if dir == Direction::Client && !seg.flags.syn && !seg.flags.rst {
         let end = seg
             .seq

@@ -491,3 +491,63 @@ fn a_flood_of_chatty_sessions_pays_for_itself_and_the_control_keeps_its_record()
         .count();
     assert!(paid > 0, "the flood's sessions gave way");
 }
+
+#[test]
+fn a_syn_flood_right_after_the_control_handshake_does_not_evict_it() {
+    use mailsift::session::Direction::{Client, Server};
+    let server: std::net::SocketAddrV4 = SERVER.parse().unwrap();
+    let mut pkts = control(0, CONTROL_ISN).packets();
+    // The control has just completed its handshake (packets 0 to 2) and sent nothing yet when
+    // 2,000 half-open connections arrive, each SYN answered by a SYN-ACK as a server's
+    // capture shows them: eight times what the flow table holds, all newer than the control.
+    let base = pkts[2].ts.0;
+    let mut flood = Vec::new();
+    for i in 0..2_000u32 {
+        let client: std::net::SocketAddrV4 = format!("203.0.113.{}:{}", i % 250 + 1, 10_000 + i)
+            .parse()
+            .unwrap();
+        let ts = Timestamp(base + 1 + 2 * i64::from(i));
+        let isn = i * 7919;
+        flood.push(segment(
+            client,
+            server,
+            Client,
+            isn,
+            None,
+            (true, false),
+            &[],
+            ts,
+        ));
+        let syn_ack = Timestamp(ts.0 + 1);
+        let mut answer = segment(
+            server,
+            client,
+            Server,
+            5_000 + i,
+            Some(isn + 1),
+            (true, false),
+            &[],
+            syn_ack,
+        );
+        answer.from = Server;
+        flood.push(answer);
+    }
+    let shift = 3_000_000_000 + 4_000;
+    for p in pkts.iter_mut().skip(3) {
+        p.ts = Timestamp(p.ts.0 + shift);
+    }
+    pkts.splice(3..3, flood);
+    let limits = mailsift::limits::Limits {
+        max_flows: 256,
+        ..mailsift::limits::Limits::default()
+    };
+    let sessions = run_with_limits("syn-flood-after-handshake.pcap", &pkts, limits);
+    let control = the_control(&sessions);
+    assert_control_intact(control);
+    assert!(control.handshake_seen);
+    assert!(
+        !control.has_anomaly("flow_evicted"),
+        "{:?}",
+        control.anomalies
+    );
+}

@@ -57,6 +57,9 @@ pub struct TcpConnection {
     pub rst_seq: PerDirection<Option<u32>>,
     /// When the connection was closed (both FINs, or a RST).
     pub closed_at: Option<Timestamp>,
+    /// The client acknowledged the server's SYN: a handshake completed, which a SYN flood's
+    /// half-open flows never do.
+    pub established: bool,
 }
 
 impl TcpConnection {
@@ -85,6 +88,7 @@ impl TcpConnection {
             rst: false,
             rst_seq: PerDirection::default(),
             closed_at: None,
+            established: false,
         }
     }
 
@@ -148,11 +152,18 @@ impl TcpConnection {
         self.client_isn.is_some() || self.client_span.is_some()
     }
 
-    /// How much of a conversation the flow carried: 0 without payload (a SYN, a half-open
-    /// probe), 1 with payload one way, 2 both ways. The table evicts the lowest first.
+    /// How much of a conversation the flow carried: 0 for a SYN or a half-open probe, 1 for a
+    /// completed handshake without payload yet, 2 with payload one way, 3 both ways. The table
+    /// evicts the lowest first, so a connection that has only just been set up when a SYN
+    /// flood arrives is not the one to go.
     pub fn substance(&self) -> u8 {
-        u8::from(self.streams.client.next_offset() > 0)
-            + u8::from(self.streams.server.next_offset() > 0)
+        let ways = u8::from(self.streams.client.next_offset() > 0)
+            + u8::from(self.streams.server.next_offset() > 0);
+        if ways > 0 {
+            ways + 1
+        } else {
+            u8::from(self.established)
+        }
     }
 
     /// Out-of-order bytes both streams hold now.
