@@ -37,6 +37,7 @@ attacks=(
     "noops|noops 130000 1000|130 000 SMTP flows, each pipelining 1 000 NOOPs no reply answers"
     "unanswered|unanswered 10000 300|10 000 client-only sessions, EHLO, MAIL and 300 recipients with 100-byte paths"
     "long-lines|long-lines 200000 1|200 000 open flows, each holding an unterminated 1.4 KB line"
+    "open-headers|open-headers 16000 60|16 000 flows, each inside DATA with 60 KiB of header lines and no end to them"
     "replies|replies 130000 100|130 000 flows whose server sends 100 replies no command asked for"
     "half-open|half-open 250000|250 000 open, half-finished SMTP flows"
     "big-attachment|big-attachment 50|one message with a 50 MiB base64 attachment"

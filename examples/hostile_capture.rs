@@ -22,6 +22,8 @@
 //!   100-byte paths, of which only the client side was captured.
 //! - `cargo run --release --example hostile_capture -- replies FLOWS REPLIES OUT.pcap`: FLOWS
 //!   concurrent SMTP sessions whose server sends REPLIES replies that no command asked for.
+//! - `cargo run --release --example hostile_capture -- open-headers FLOWS KIB OUT.pcap`: FLOWS
+//!   concurrent SMTP sessions, each in DATA with KIB KiB of header lines and no end of them.
 
 use mailsift::capture::synth::{Conversation, PcapWriter, SynthPacket};
 use mailsift::time::Timestamp;
@@ -109,7 +111,7 @@ fn usage() -> ! {
         "usage: hostile_capture long-lines FLOWS SEGMENTS OUT.pcap | half-open FLOWS OUT.pcap \
          | big-attachment MIB OUT.pcap | client-only MESSAGES MIB OUT.pcap \
          | noops FLOWS COMMANDS OUT.pcap | unanswered FLOWS COMMANDS OUT.pcap \
-         | replies FLOWS REPLIES OUT.pcap"
+         | replies FLOWS REPLIES OUT.pcap | open-headers FLOWS KIB OUT.pcap"
     );
     std::process::exit(2);
 }
@@ -120,92 +122,112 @@ fn number(arg: Option<&String>) -> usize {
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let (flows, out, per_flow): (usize, &String, Box<FlowPackets>) =
-        match args.get(1).map(String::as_str) {
-            Some("long-lines") => {
-                let segments = number(args.get(3));
-                let line = vec![b'A'; 1400 * segments];
-                (
-                    number(args.get(2)),
-                    args.get(4).unwrap_or_else(|| usage()),
-                    Box::new(move |i| {
-                        conversation(i)
-                            .server("220 mx ESMTP\r\n")
-                            .client(&line)
-                            .packets()
-                    }),
-                )
-            }
-            Some("half-open") => (
+    let (flows, out, per_flow): (usize, &String, Box<FlowPackets>) = match args
+        .get(1)
+        .map(String::as_str)
+    {
+        Some("long-lines") => {
+            let segments = number(args.get(3));
+            let line = vec![b'A'; 1400 * segments];
+            (
                 number(args.get(2)),
-                args.get(3).unwrap_or_else(|| usage()),
-                Box::new(|i| {
+                args.get(4).unwrap_or_else(|| usage()),
+                Box::new(move |i| {
                     conversation(i)
                         .server("220 mx ESMTP\r\n")
-                        .client("EHLO x\r\nMAIL FROM:<a@example.test>\r\n")
+                        .client(&line)
                         .packets()
                 }),
-            ),
-            Some("big-attachment") => {
-                let body = attachment_message(number(args.get(2)) << 20);
-                (
-                    1,
-                    args.get(3).unwrap_or_else(|| usage()),
-                    Box::new(move |i| smtp_message(i, &body).packets()),
-                )
-            }
-            Some("client-only") => {
-                let body = attachment_message(number(args.get(3)) << 20);
-                (
-                    number(args.get(2)),
-                    args.get(4).unwrap_or_else(|| usage()),
-                    Box::new(move |i| {
-                        let mut pkts = smtp_message(i, &body).packets();
-                        pkts.retain(|p| p.from == mailsift::session::Direction::Client);
-                        pkts
-                    }),
-                )
-            }
-            Some("noops") => {
-                let noops = "NOOP\r\n".repeat(number(args.get(3)));
-                (
-                    number(args.get(2)),
-                    args.get(4).unwrap_or_else(|| usage()),
-                    Box::new(move |i| {
-                        conversation(i)
+            )
+        }
+        Some("open-headers") => {
+            // Header lines of 70 bytes, KIB KiB of them, and never the blank line that ends
+            // the header block: each message's decoder holds its header block open.
+            let kib = number(args.get(3));
+            let header = format!("X-Filler: {}\r\n", "h".repeat(58)).repeat(kib * 1024 / 70);
+            (
+                number(args.get(2)),
+                args.get(4).unwrap_or_else(|| usage()),
+                Box::new(move |i| {
+                    conversation(i)
                             .server("220 mx ESMTP\r\n")
-                            .client(&noops)
+                            .client("EHLO x\r\nMAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n")
+                            .server("250 mx\r\n250 ok\r\n250 ok\r\n354 go\r\n")
+                            .client(&header)
                             .packets()
-                    }),
-                )
-            }
-            Some("unanswered") => {
-                let rcpts = format!("RCPT TO:<{}@example.test>\r\n", "r".repeat(88))
-                    .repeat(number(args.get(3)));
-                let commands = format!("EHLO x\r\nMAIL FROM:<a@example.test>\r\n{rcpts}");
-                (
-                    number(args.get(2)),
-                    args.get(4).unwrap_or_else(|| usage()),
-                    Box::new(move |i| {
-                        let mut pkts = conversation(i).client(&commands).packets();
-                        pkts.retain(|p| p.from == mailsift::session::Direction::Client);
-                        pkts
-                    }),
-                )
-            }
-            Some("replies") => {
-                let replies = format!(
-                    "220 mx ESMTP\r\n{}",
-                    "250 ok\r\n".repeat(number(args.get(3)))
-                );
-                (
-                    number(args.get(2)),
-                    args.get(4).unwrap_or_else(|| usage()),
-                    Box::new(move |i| conversation(i).server(&replies).packets()),
-                )
-            }
-            _ => usage(),
-        };
+                }),
+            )
+        }
+        Some("half-open") => (
+            number(args.get(2)),
+            args.get(3).unwrap_or_else(|| usage()),
+            Box::new(|i| {
+                conversation(i)
+                    .server("220 mx ESMTP\r\n")
+                    .client("EHLO x\r\nMAIL FROM:<a@example.test>\r\n")
+                    .packets()
+            }),
+        ),
+        Some("big-attachment") => {
+            let body = attachment_message(number(args.get(2)) << 20);
+            (
+                1,
+                args.get(3).unwrap_or_else(|| usage()),
+                Box::new(move |i| smtp_message(i, &body).packets()),
+            )
+        }
+        Some("client-only") => {
+            let body = attachment_message(number(args.get(3)) << 20);
+            (
+                number(args.get(2)),
+                args.get(4).unwrap_or_else(|| usage()),
+                Box::new(move |i| {
+                    let mut pkts = smtp_message(i, &body).packets();
+                    pkts.retain(|p| p.from == mailsift::session::Direction::Client);
+                    pkts
+                }),
+            )
+        }
+        Some("noops") => {
+            let noops = "NOOP\r\n".repeat(number(args.get(3)));
+            (
+                number(args.get(2)),
+                args.get(4).unwrap_or_else(|| usage()),
+                Box::new(move |i| {
+                    conversation(i)
+                        .server("220 mx ESMTP\r\n")
+                        .client(&noops)
+                        .packets()
+                }),
+            )
+        }
+        Some("unanswered") => {
+            let rcpts = format!("RCPT TO:<{}@example.test>\r\n", "r".repeat(88))
+                .repeat(number(args.get(3)));
+            let commands = format!("EHLO x\r\nMAIL FROM:<a@example.test>\r\n{rcpts}");
+            (
+                number(args.get(2)),
+                args.get(4).unwrap_or_else(|| usage()),
+                Box::new(move |i| {
+                    let mut pkts = conversation(i).client(&commands).packets();
+                    pkts.retain(|p| p.from == mailsift::session::Direction::Client);
+                    pkts
+                }),
+            )
+        }
+        Some("replies") => {
+            let replies = format!(
+                "220 mx ESMTP\r\n{}",
+                "250 ok\r\n".repeat(number(args.get(3)))
+            );
+            (
+                number(args.get(2)),
+                args.get(4).unwrap_or_else(|| usage()),
+                Box::new(move |i| conversation(i).server(&replies).packets()),
+            )
+        }
+        _ => usage(),
+    };
     // No flow ever closes or finishes its line, so written one after another they are all
     // open, holding what they sent, by the end of the capture.
     let mut writer = PcapWriter::new(

@@ -209,6 +209,7 @@ impl Engine {
         let retained = config.limits.max_retained_bytes;
         config.limits.budget = RetentionBudget::new(retained - retained / 4);
         config.limits.work_budget = RetentionBudget::new(retained / 4);
+        config.limits.open_messages = Default::default();
         let l = &config.limits;
         Engine {
             decoder: Decoder::new(l),

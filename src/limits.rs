@@ -37,6 +37,14 @@ pub struct Limits {
     pub spool: Option<Arc<crate::mail::Spool>>,
     /// The workers messages are decoded on, in a threaded run; None: on the engine's thread.
     pub workers: Option<crate::mail::MessageWorkers>,
+    /// Messages whose MIME structure is decoded while they are open, across the run: each
+    /// holds a decoder (header block, excerpts, URL scan) of up to a few hundred KiB, so past
+    /// this a message that starts is recorded with its size and SHA-256 only.
+    pub max_open_messages: usize,
+    /// The run's count of messages open with a decoder (see `max_open_messages`); the engine
+    /// installs a fresh one. Counted on the engine's thread only, so it is the same for any
+    /// number of decoding threads.
+    pub open_messages: Arc<std::sync::atomic::AtomicUsize>,
     /// Content hashes of parts and attachments (`--hashes`).
     pub hashes: crate::mail::HashSelection,
     /// Bounds on MIME decoding of messages.
@@ -87,13 +95,25 @@ impl Limits {
             + self.max_retained_bytes
     }
 
-    /// The most bytes a run holds with these limits, on any input (README, "Memory"):
-    /// [`Limits::FIXED_BYTES`] + [`Limits::engine_bound`] + message bytes queued for the
-    /// decoding workers + finished records waiting for the reporter, each at most
-    /// `max_event_bytes_per_session` of events, plus the one being written.
+    /// What one message open with a decoder may hold at worst: a header block of up to
+    /// 64 KiB, up to 64 KiB of the fields that shape a message past it, two 16 KiB body
+    /// excerpts, text waiting for the URL scan (under 48 KiB) and a 20 KiB batch for its worker.
+    pub const OPEN_MESSAGE_BYTES: usize = 230 << 10;
+
+    /// The most bytes a run holds with these limits, on any input (README, "Memory"): the
+    /// fixed part, [`Limits::engine_bound`], the messages open with a decoder, the message
+    /// bytes queued for the decoding workers, and the finished records waiting for the
+    /// reporter (each at most `max_event_bytes_per_session` of events) and the one being written.
     pub fn memory_bound(&self) -> usize {
         let records = (crate::engine::REPORT_QUEUE + 1) * self.max_event_bytes_per_session;
-        Self::FIXED_BYTES + self.engine_bound() + crate::engine::QUEUED_MESSAGE_BYTES + records
+        let decoders = self
+            .max_open_messages
+            .saturating_mul(Self::OPEN_MESSAGE_BYTES);
+        Self::FIXED_BYTES
+            + self.engine_bound()
+            + decoders
+            + crate::engine::QUEUED_MESSAGE_BYTES
+            + records
     }
 }
 
@@ -101,6 +121,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_flows: 16_384,
+            max_open_messages: 1024,
+            open_messages: Arc::default(),
             flow_idle_timeout_secs: 600,
             closed_linger_secs: 5,
             max_ooo_bytes_per_direction: 1 << 20,

@@ -12,7 +12,7 @@ use crate::limits::Limits;
 use crate::session::{Direction, MessageBlob, MessageRecord, MessageSource, SessionRecord};
 use crate::time::Timestamp;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -36,6 +36,8 @@ pub struct KeepBounds {
     pub budget: crate::limits::RetentionBudget,
     options: StreamOptions,
     workers: Option<MessageWorkers>,
+    open: Arc<AtomicUsize>,
+    max_open: usize,
 }
 
 impl KeepBounds {
@@ -56,12 +58,39 @@ impl KeepBounds {
             budget: limits.work_budget.clone(),
             options,
             workers: limits.workers.clone(),
+            open: limits.open_messages.clone(),
+            max_open: limits.max_open_messages,
         }
     }
 
-    /// Starts a message.
+    /// Starts a message: decoded, unless the run already has its most messages open with a
+    /// decoder (then sized and hashed only, and said so in the session's anomalies).
     pub fn collector(&self, source: MessageSource, ts: Timestamp) -> MessageCollector {
-        MessageCollector::start(source, ts, &self.options, self.workers.as_ref())
+        if self.open.load(Ordering::Relaxed) >= self.max_open && self.options.decode_mime {
+            let options = StreamOptions {
+                decode_mime: false,
+                ..self.options.clone()
+            };
+            // Hashed here: a worker's batch buffer would cost more than the hashing saves.
+            let mut c = MessageCollector::start(source, ts, &options, None);
+            c.decode_mime = false;
+            c.undecoded = Some(self.max_open);
+            return c;
+        }
+        let mut c = MessageCollector::start(source, ts, &self.options, self.workers.as_ref());
+        self.open.fetch_add(1, Ordering::Relaxed);
+        c.open_slot = Some(OpenSlot(self.open.clone()));
+        c
+    }
+}
+
+/// A message's place among those the run decodes at once, given back when its content ends.
+#[derive(Debug)]
+struct OpenSlot(Arc<AtomicUsize>);
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -92,6 +121,10 @@ pub struct MessageCollector {
     /// A gap cut into it: it is incomplete whatever its end says.
     cut: bool,
     feed: Option<Feed>,
+    /// Its place among the messages decoded at once, while its content arrives.
+    open_slot: Option<OpenSlot>,
+    /// Not decoded because this many messages were open with a decoder when it started.
+    undecoded: Option<usize>,
 }
 
 impl Drop for MessageCollector {
@@ -120,6 +153,8 @@ impl MessageCollector {
             last_seen: ts,
             decode_mime: true,
             cut: false,
+            open_slot: None,
+            undecoded: None,
             feed: Some(match workers {
                 Some(w) => w.open(options),
                 None => Feed::Here(Box::new(MessageStream::new(options))),
@@ -209,6 +244,7 @@ impl MessageCollector {
     /// freed, while its record may still wait (for SMTP, for the server's verdict).
     /// `complete` is false when it was cut short. Later calls do nothing.
     pub fn end(&mut self, complete: bool) {
+        self.open_slot = None;
         let complete = complete && !self.cut;
         let state = match self.feed.take() {
             Some(Feed::Here(s)) => DeferredState::Done(Box::new(s.finish(complete))),
@@ -257,6 +293,17 @@ impl MessageCollector {
             reply: None,
             mime: None,
         });
+        if let Some(max) = self.undecoded {
+            rec.anomaly(
+                self.first_seen,
+                Some(from),
+                "message_not_decoded",
+                format!(
+                    "{max} messages were open with a decoder across the run when this one \
+                     started; it is recorded with its size and SHA-256 only"
+                ),
+            );
+        }
         self.end(complete);
         let Some(Feed::Ended(state)) = self.feed.take() else {
             return index;

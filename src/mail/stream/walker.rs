@@ -401,6 +401,14 @@ impl Walker {
         if self.header_cut {
             self.overflow_piece(piece, ends, out);
         } else {
+            let need = self.header.len() + piece.len();
+            if need > self.header.capacity() {
+                // Doubling, but not past the bound and the line that crosses it: an open
+                // header block costs what it holds, not twice that.
+                let roomy = (self.header.capacity() * 2).min(out.limits.max_header_block_bytes);
+                self.header
+                    .reserve_exact(roomy.max(need) - self.header.len());
+            }
             self.header.extend_from_slice(piece);
             if self.headerless_first_line(ends, out) {
                 return;
