@@ -22,6 +22,8 @@ use crate::session::{
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 
 /// Everything the engine is configured with.
@@ -210,6 +212,7 @@ impl Engine {
         config.limits.budget = RetentionBudget::new(retained - retained / 4);
         config.limits.work_budget = RetentionBudget::new(retained / 4);
         config.limits.open_messages = Default::default();
+        config.limits.event_share = Arc::new(AtomicUsize::new(usize::MAX));
         let l = &config.limits;
         Engine {
             decoder: Decoder::new(l),
@@ -380,13 +383,19 @@ impl Engine {
             relieve_ooo_pressure(flows, pkt.ts, limit, ooo_total, sink);
         }
         let budget = &config.limits.budget;
-        if let Some(limit) = budget.limit()
-            && budget.used() > (limit / 8 * 7).max(*retention_relieved_at + limit / 16)
-        {
-            relieve_retention_pressure(flows, budget, pkt.ts, limit);
-            *retention_relieved_at = budget.used();
-        } else if budget.used() < *retention_relieved_at {
-            *retention_relieved_at = budget.used();
+        if let Some(limit) = budget.limit() {
+            let used = budget.used();
+            let share = &config.limits.event_share;
+            if used > (limit / 8 * 7).max(*retention_relieved_at + limit / 16) {
+                let level = relieve_retention_pressure(flows, budget, pkt.ts, limit);
+                share.store(level, Ordering::Relaxed);
+                *retention_relieved_at = budget.used();
+            } else if used < *retention_relieved_at {
+                *retention_relieved_at = used;
+            }
+            if used < limit / 2 {
+                share.store(usize::MAX, Ordering::Relaxed);
+            }
         }
     }
 
@@ -487,7 +496,9 @@ fn new_flow(
     let mut rec = SessionRecord::new(index, protocol, client, server, ts);
     rec.max_events = l.max_events_per_session;
     rec.content_hashes = l.content_hashes;
-    rec.max_event_bytes = l.max_event_bytes_per_session;
+    rec.max_event_bytes = l
+        .max_event_bytes_per_session
+        .min(l.event_share.load(Ordering::Relaxed));
     rec.max_messages = l.max_messages_per_session;
     rec.budget = l.budget.clone();
     let conn = TcpConnection::new(
@@ -710,12 +721,14 @@ const EVENT_FLOOR_MIN_BYTES: usize = 2 << 10;
 /// events give way, cut to one common level, until three quarters of the budget are used: a
 /// flood of chatty sessions pays for itself, and a session with little state keeps room to
 /// record its login and its message.
+/// Returns the level the holders were cut to: what a session may keep while the pressure
+/// lasts.
 fn relieve_retention_pressure(
     flows: &mut FlowTable<MailSession>,
     budget: &RetentionBudget,
     ts: Timestamp,
     limit: usize,
-) {
+) -> usize {
     let target = limit / 4 * 3;
     let mut need = budget.used().saturating_sub(target);
     let floor = (target / flows.len().max(1)).clamp(EVENT_FLOOR_MIN_BYTES, EVENT_FLOOR_BYTES);
@@ -745,6 +758,7 @@ fn relieve_retention_pressure(
             need = need.saturating_sub(f.app.rec.yield_events(level, ts));
         }
     }
+    level
 }
 
 /// Under run-wide memory pressure (out-of-order bytes over their limit) the flows holding the

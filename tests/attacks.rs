@@ -551,3 +551,38 @@ fn a_syn_flood_right_after_the_control_handshake_does_not_evict_it() {
         control.anomalies
     );
 }
+
+#[test]
+fn recipients_no_reply_answers_do_not_crowd_out_the_control() {
+    // 400 client-only sessions, each naming 100 recipients with 100-byte paths that no reply
+    // ever answers, under a 2 MiB retention budget; then the control. Open transactions are
+    // the dissectors' working state, charged apart from what records keep.
+    let rcpts = format!("RCPT TO:<{}@example.test>\r\n", "r".repeat(88)).repeat(100);
+    let mut parts = Vec::new();
+    for i in 0..400u32 {
+        let client: std::net::SocketAddr = format!("10.1.{}.{}:{}", i / 250, i % 250, 30_000 + i)
+            .parse()
+            .unwrap();
+        let mut pkts = Conversation::new(client, SERVER.parse().unwrap())
+            .start(Timestamp::from_parts(1_700_000_000, 0))
+            .without_close()
+            .server("220 mx.example.test ESMTP\r\n")
+            .client(format!("EHLO x\r\nMAIL FROM:<a@example.test>\r\n{rcpts}"))
+            .packets();
+        pkts.retain(|p| p.from == mailsift::session::Direction::Client);
+        parts.push(pkts);
+    }
+    parts.push(control(5, CONTROL_ISN).packets());
+    let limits = mailsift::limits::Limits {
+        max_retained_bytes: 2 << 20,
+        ..mailsift::limits::Limits::default()
+    };
+    let sessions = run_with_limits("unanswered-rcpts.pcap", &packets(parts), limits);
+    let control = the_control(&sessions);
+    assert_control_intact(control);
+    assert!(
+        !control.has_anomaly("memory_budget"),
+        "{:?}",
+        control.anomalies
+    );
+}
