@@ -513,4 +513,38 @@ mod tests {
         assert_eq!(clean("x\u{202e}y"), "x\\u{202e}y");
         assert_eq!(clean("plain → text"), "plain → text");
     }
+
+    fn credential(mechanism: &str) -> Credential {
+        Credential {
+            ts: Timestamp(0),
+            mechanism: mechanism.to_string(),
+            username: Some("bob".to_string()),
+            password: Some("pw".to_string()),
+            success: Some(true),
+            encrypted: false,
+            details: Default::default(),
+        }
+    }
+
+    #[test]
+    fn login_answers_user_then_password_and_others_on_the_last_line() {
+        let notes = response_notes(&credential("LOGIN"), 2);
+        assert_eq!(notes[0].as_deref(), Some("user \"bob\""));
+        assert_eq!(notes[1].as_deref(), Some("password \"pw\""));
+        let notes = response_notes(&credential("PLAIN"), 1);
+        assert_eq!(notes[0].as_deref(), Some("user \"bob\", password \"pw\""));
+        let mut cancelled = credential("PLAIN");
+        cancelled.details.cancelled = true;
+        let notes = response_notes(&cancelled, 2);
+        assert_eq!(notes[0], None);
+        assert_eq!(notes[1].as_deref(), Some("cancelled by the client"));
+    }
+
+    #[test]
+    fn the_date_is_repeated_only_past_midnight() {
+        let first = Timestamp::from_parts(86_400 - 1, 0);
+        assert_eq!(event_time(first, first), "23:59:59.000");
+        let next = Timestamp::from_parts(86_400 + 1, 500_000_000);
+        assert_eq!(event_time(next, first), "1970-01-02 00:00:01.500");
+    }
 }
