@@ -251,6 +251,35 @@ fn an_unknown_id_is_status_1_naming_the_ids() {
     );
     assert!(err.contains(&ids.join(", ")), "{err}");
 
+    // With -o, no file is left behind either.
+    let out = std::env::temp_dir().join(format!("mailsift-show-{}.txt", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let o = mailsift(&[
+        "show",
+        &path,
+        "--session",
+        "999999",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!out.exists());
+    let o = mailsift(&[
+        "show",
+        &path,
+        "--session",
+        &ids[0],
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        written.starts_with(&format!("session {}: SMTP", ids[0])),
+        "{written}"
+    );
+    let _ = std::fs::remove_file(&out);
+
     // Without --session the command line is incomplete: clap's status 2.
     let o = mailsift(&["show", &path]);
     assert_eq!(o.status.code(), Some(2));
