@@ -4,7 +4,10 @@ mod cli;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use cli::args::{Cli, Command, Format, InputArgs, OfflineArgs, ReviewArgs, SniffArgs};
+use cli::args::{
+    Cli, Command, Format, FormatArgs, InputArgs, OfflineArgs, OutputArgs, ReviewArgs, ShowArgs,
+    SniffArgs,
+};
 use mailsift::capture::InputSummary;
 use mailsift::capture::gunzip::GunzipLimit;
 use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
@@ -19,7 +22,8 @@ use mailsift::output::html::{HtmlLimits, HtmlReport};
 use mailsift::output::json::{DocumentWriter, NdjsonWriter};
 use mailsift::output::review::{Review, ReviewOptions, ReviewReport};
 use mailsift::output::table::report::{self, ReportParts};
-use mailsift::output::table::{SessionTable, Terminal, plural};
+use mailsift::output::table::{ColorChoice, SessionTable, Terminal, plural};
+use mailsift::output::transcript::TranscriptWriter;
 use mailsift::output::zeek::{LOG_FILES, ZeekLogs};
 use mailsift::proto::tls::KeyStore;
 use mailsift::session::{MessageBlob, SessionRecord};
@@ -135,6 +139,71 @@ enum JsonOut {
     Document(DocumentWriter<Box<dyn Write + Send>>),
     Ndjson(NdjsonWriter<Box<dyn Write + Send>>),
     Ecs(EcsWriter<Box<dyn Write + Send>>),
+    Transcript(TranscriptOut),
+}
+
+/// `--format transcript` writes every session as it ends; `show` keeps only the sessions
+/// asked for and writes them, in the order asked, once the run knows which ids exist.
+struct TranscriptOut {
+    writer: TranscriptWriter<Box<dyn Write + Send>>,
+    /// The ids given to `show --session`; empty for every session.
+    wanted: Vec<u64>,
+    /// The wanted sessions seen so far.
+    kept: Vec<SessionRecord>,
+    /// Every session id seen, for the error that names the ids there are.
+    seen: Vec<u64>,
+}
+
+impl TranscriptOut {
+    fn session(&mut self, rec: &SessionRecord) -> io::Result<()> {
+        if self.wanted.is_empty() {
+            return self.writer.session(rec);
+        }
+        self.seen.push(rec.id);
+        if self.wanted.contains(&rec.id) {
+            self.kept.push(rec.clone());
+        }
+        Ok(())
+    }
+
+    /// The one-line error for ids no session has, naming the first few ids there are.
+    fn missing(&mut self) -> Option<anyhow::Error> {
+        let missing: Vec<String> = self
+            .wanted
+            .iter()
+            .filter(|id| !self.seen.contains(id))
+            .map(u64::to_string)
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        self.seen.sort_unstable();
+        const SHOWN: usize = 10;
+        let mut ids: Vec<String> = self.seen.iter().take(SHOWN).map(u64::to_string).collect();
+        if self.seen.len() > SHOWN {
+            ids.push(format!("... ({} in all)", self.seen.len()));
+        }
+        let there = if ids.is_empty() {
+            "the capture holds no session".to_string()
+        } else {
+            format!("the session ids are {}", ids.join(", "))
+        };
+        let noun = if missing.len() == 1 { "id" } else { "ids" };
+        Some(anyhow::anyhow!(
+            "no session has {noun} {}: {there} (`mailsift analyze` lists them)",
+            missing.join(", ")
+        ))
+    }
+
+    /// Writes the kept sessions in the order asked for, then flushes.
+    fn finish(mut self) -> io::Result<()> {
+        for id in &self.wanted {
+            if let Some(rec) = self.kept.iter().find(|r| r.id == *id) {
+                self.writer.session(rec)?;
+            }
+        }
+        self.writer.finish().map(|_| ())
+    }
 }
 
 impl JsonOut {
@@ -145,6 +214,12 @@ impl JsonOut {
             Format::Json => JsonOut::Document(DocumentWriter::new(out)?),
             Format::Ndjson => JsonOut::Ndjson(NdjsonWriter::new(out)),
             Format::Ecs => JsonOut::Ecs(EcsWriter::new(out)),
+            Format::Transcript => JsonOut::Transcript(TranscriptOut {
+                writer: TranscriptWriter::new(out),
+                wanted: Vec::new(),
+                kept: Vec::new(),
+                seen: Vec::new(),
+            }),
         })
     }
 }
@@ -332,6 +407,7 @@ impl SessionSink for CliSink {
             JsonOut::Document(w) => w.session(&rec),
             JsonOut::Ndjson(w) => w.session(&rec),
             JsonOut::Ecs(w) => w.session(&rec),
+            JsonOut::Transcript(w) => w.session(&rec),
         };
         if let Err(e) = r {
             self.error = Some(e);
@@ -406,6 +482,8 @@ fn finish_json(
             w.run_findings(&run_findings)?;
             w.finish().map(|_| ())
         }
+        // Run findings span sessions; the transcript is of sessions only.
+        JsonOut::Transcript(w) => w.finish(),
     }
 }
 
@@ -438,8 +516,30 @@ fn print_tables(
     out.flush()
 }
 
-/// `analyze` and `export`: one run, told apart by what each writes when not told.
-fn offline(args: OfflineArgs, default: Format) -> Result<ExitCode> {
+/// `show`: `export --format transcript` kept to the sessions asked for.
+fn show(args: ShowArgs) -> Result<ExitCode> {
+    let offline_args = OfflineArgs {
+        input: args.input,
+        review: args.review,
+        output: OutputArgs {
+            format: FormatArgs {
+                format: Some(Format::Transcript),
+                ndjson: false,
+                ecs: false,
+            },
+            output: args.output,
+            zeek: None,
+            html: None,
+            wide: false,
+            color: ColorChoice::Never,
+        },
+    };
+    offline(offline_args, Format::Json, &args.sessions)
+}
+
+/// `analyze` and `export`: one run, told apart by what each writes when not told; `sessions`
+/// (from `show`) keeps the transcript to those ids.
+fn offline(args: OfflineArgs, default: Format, sessions: &[u64]) -> Result<ExitCode> {
     let format = args.output.format.chosen().unwrap_or(default);
     // analyze always prints; export's JSON gives way to report files asked for alone.
     let streams = default == Format::Table || args.output.export_streams();
@@ -447,10 +547,13 @@ fn offline(args: OfflineArgs, default: Format) -> Result<ExitCode> {
     let (out, file) = open_output(args.output.output.as_deref(), &release)?;
     let terminal = file.is_none() && io::stdout().is_terminal();
     let mut out = Some(out);
-    let json = match out.take_if(|_| streams && format != Format::Table) {
+    let mut json = match out.take_if(|_| streams && format != Format::Table) {
         Some(w) => JsonOut::for_format(format, w)?,
         None => JsonOut::None,
     };
+    if let JsonOut::Transcript(t) = &mut json {
+        t.wanted = sessions.to_vec();
+    }
     let tables = streams && format == Format::Table;
     let (review, hashcat) = args.review.review(tables)?;
     let table = tables.then(SessionTable::new);
@@ -470,6 +573,12 @@ fn offline(args: OfflineArgs, default: Format) -> Result<ExitCode> {
     let mut report = sink.review.finish();
     args.review.report_hashcat(report.hashcat.take(), hashcat)?;
     let fails = args.review.fails(&report);
+    if let JsonOut::Transcript(t) = &mut sink.json
+        && let Some(e) = t.missing()
+    {
+        // Dropped uncommitted, `-o` is not left behind half-written.
+        return Err(e);
+    }
     let (inputs, stats) = (&summary.inputs, &summary.stats);
     std::mem::take(&mut sink.files).finish(inputs, stats, &report.run_findings)?;
     if let Some(e) = sink.error.take() {
@@ -744,8 +853,9 @@ fn sniff(_args: SniffArgs) -> Result<ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Analyze(a) => offline(a, Format::Table),
-        Command::Export(a) => offline(a, Format::Json),
+        Command::Analyze(a) => offline(a, Format::Table, &[]),
+        Command::Export(a) => offline(a, Format::Json, &[]),
+        Command::Show(a) => show(a),
         Command::Sniff(a) => sniff(a),
         Command::Completions { shell } => {
             cli::generate::completions(shell).map(|()| ExitCode::SUCCESS)

@@ -33,6 +33,9 @@ pub enum Command {
     /// Analyze capture files and write sessions as JSON.
     #[command(after_help = help::EXPORT)]
     Export(OfflineArgs),
+    /// Print chosen sessions in full as text: header, transcript, credentials, messages.
+    #[command(after_help = help::SHOW)]
+    Show(ShowArgs),
     /// Capture live from a network interface and report sessions as they end.
     #[command(after_help = help::SNIFF)]
     Sniff(SniffArgs),
@@ -64,6 +67,23 @@ pub struct OfflineArgs {
     /// Where and in which form the results go.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `show`: the input and review options of `analyze`, and the sessions to print.
+#[derive(Args)]
+pub struct ShowArgs {
+    /// The captures and how to read them.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Findings, credentials, hashcat.
+    #[command(flatten)]
+    pub review: ReviewArgs,
+    /// The session to print: its id as the tables and the JSON `id` give it (repeatable).
+    #[arg(long = "session", value_name = "ID", required = true)]
+    pub sessions: Vec<u64>,
+    /// Write the transcripts here instead of standard output (`-` is standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// The capture files and how to read them.
@@ -151,6 +171,8 @@ pub enum Format {
     Ndjson,
     /// Elastic Common Schema events, one per line.
     Ecs,
+    /// Each session as text: header, transcript, credentials, messages, findings.
+    Transcript,
 }
 
 /// `--format`, with the older one-word spellings kept working.

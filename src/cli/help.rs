@@ -13,7 +13,8 @@ macro_rules! exit_statuses {
     () => {
         "Exit status:
   0  success
-  1  no input could be read, an output could not be written, or live capture failed
+  1  no input could be read, an output could not be written, live capture failed, or no
+     session has an id given to `show --session`
   2  bad command line (also: sniff or --bpf in a build without the `live` feature)
   3  --fail-on reached"
     };
@@ -24,6 +25,7 @@ pub const MAIN: &str = concat!(
     "Examples:
   mailsift analyze capture.pcap                tables: sessions, logins, messages, findings
   mailsift export capture.pcap -o run.json     the same as one JSON document
+  mailsift show capture.pcap --session 24      one session in full: header and transcript
   sudo mailsift sniff -i eth0 --format ndjson  live: one JSON line per session as it ends
   mailsift analyze --help                      more examples for one command
 
@@ -53,9 +55,24 @@ pub const EXPORT: &str = concat!(
   mailsift export capture.pcap -o run.json              one JSON document
   mailsift export --format ndjson capture.pcap          one JSON session per line (or --ndjson)
   mailsift export --format ecs capture.pcap             Elastic Common Schema events (or --ecs)
+  mailsift export --format transcript capture.pcap      every session as text (see `show`)
   mailsift export --zeek logs/ capture.pcap             only Zeek-style logs, nothing on stdout
   mailsift export --redact --fail-on high capture.pcap  secrets masked; status 3 on a high finding
   mailsift export --extract out/ capture.pcap           messages and attachments as files
+
+",
+    exit_statuses!()
+);
+
+/// After `mailsift show --help`.
+pub const SHOW: &str = concat!(
+    "Examples:
+  mailsift show capture.pcap --session 24               one session, as `analyze` numbers it
+  mailsift show capture.pcap --session 1 --session 24   several, in the order given
+  mailsift show --redact capture.pcap --session 1       passwords and tokens masked
+  mailsift export --format transcript capture.pcap      every session as text
+
+An id that no session has is an error (status 1) naming the ids there are.
 
 ",
     exit_statuses!()

@@ -14,4 +14,5 @@ pub mod naming;
 pub mod redact;
 pub mod review;
 pub mod table;
+pub mod transcript;
 pub mod zeek;
