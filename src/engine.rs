@@ -35,6 +35,9 @@ pub struct EngineConfig {
     pub ports: PortMap,
     /// Do not look for SMTP and POP3 by content on ports the mapping does not name.
     pub no_detection: bool,
+    /// Analyze only this shard's flows (`--shard K/N`); the others' packets still move the
+    /// clock and the reorder horizon, so each session comes out as in a single run.
+    pub shard: Option<crate::net::flow::Shard>,
     /// Report sessions that carried no payload either way (a SYN, a refused or half-open
     /// connection) one by one; by default they are only counted in `empty_sessions`, so a
     /// SYN flood is a number, not a million session objects.
@@ -312,8 +315,18 @@ impl Engine {
         stats.mail_packets += 1;
         let key = FlowKey::new((seg.src, seg.src_port), (seg.dst, seg.dst_port));
         let is_new_syn = seg.flags.syn && !seg.flags.ack;
-        // Most of a busy link is found not to be mail: one lookup, and its bytes are skipped
-        // (the clock and the table's expiry move on with the next packet that is looked at).
+        let now = *now;
+        // Every packet that could be mail counts for the reorder horizon and moves expiry,
+        // whichever flow or shard it is for: a session then ends at the same packet in every
+        // shard as in a single run.
+        let packet_no = flows.note_packet();
+        flows.expire(now, true, |f, end| {
+            finish(f, end, now, stats, ooo_total, offload, sink)
+        });
+        if config.shard.is_some_and(|s| !s.owns(&key)) {
+            return;
+        }
+        // Most of a busy link is found not to be mail: one lookup, and its bytes are skipped.
         if !mapped
             && !is_new_syn
             && let Some(flow) = flows.get_mut(&key)
@@ -329,11 +342,6 @@ impl Engine {
             }
             return;
         }
-        let now = *now;
-        let packet_no = flows.note_packet();
-        flows.expire(now, true, |f, end| {
-            finish(f, end, now, stats, ooo_total, offload, sink)
-        });
         if let Some(flow) = flows.get_mut(&key) {
             // A SYN may still be this connection's own (resent, or captured after later
             // packets); one leading elsewhere in sequence space opens a new session, whether

@@ -113,6 +113,10 @@ pub struct InputArgs {
     /// those given with --port (by default mail is found on any TCP port).
     #[arg(long)]
     pub no_detect: bool,
+    /// Analyze only shard K of N (K from 0 to N-1): the flows whose symmetric hash falls to
+    /// it; every shard reads all inputs, and the N outputs together are the single run's.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<mailsift::net::flow::Shard>,
     /// Also report connections that carried no payload either way (SYNs, refused or half-open
     /// connections); by default they are only counted (stats.empty_sessions).
     #[arg(long)]
@@ -350,6 +354,20 @@ fn parse_hashes(text: &str) -> Result<HashSelection, String> {
 }
 
 /// Checks `--port` as the engine will read it, so a bad mapping is a command-line error.
+/// Parses `--shard K/N`: two whole numbers with K below N.
+fn parse_shard(text: &str) -> Result<mailsift::net::flow::Shard, String> {
+    let bad = || format!("\"{text}\" is not K/N with K from 0 to N-1 (for example 0/4)");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (index, count): (u32, u32) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if count == 0 || index >= count {
+        return Err(bad());
+    }
+    Ok(mailsift::net::flow::Shard { index, count })
+}
+
 fn parse_port(text: &str) -> Result<String, String> {
     PortMap::default()
         .add_spec(text)

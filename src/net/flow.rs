@@ -27,6 +27,43 @@ impl FlowKey {
             FlowKey { lo: b, hi: a }
         }
     }
+
+    /// A hash of the key that is the same for both directions, on every machine and in every
+    /// build (FNV-1a over the endpoints in order), so shards of one capture agree on a flow.
+    pub fn stable_hash(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        for (ip, port) in [self.lo, self.hi] {
+            match ip {
+                IpAddr::V4(v4) => eat(&v4.octets()),
+                IpAddr::V6(v6) => eat(&v6.octets()),
+            }
+            eat(&port.to_be_bytes());
+        }
+        h
+    }
+}
+
+/// One of `count` shards of a run (`--shard K/N`): it analyses the flows whose
+/// [`FlowKey::stable_hash`] falls to it, so N runs over the same inputs share the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Which shard, from 0.
+    pub index: u32,
+    /// How many shards.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether the flow with `key` is this shard's.
+    pub fn owns(&self, key: &FlowKey) -> bool {
+        self.count <= 1 || key.stable_hash() % u64::from(self.count) == u64::from(self.index)
+    }
 }
 
 /// TCP-level state of one connection: roles, reassembly per direction, close state.
