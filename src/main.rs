@@ -130,6 +130,7 @@ fn config_from(input: &InputArgs) -> Result<EngineConfig> {
         ports,
         no_detection: input.no_detect,
         report_empty_sessions: input.empty_sessions,
+        progress: None,
     })
 }
 
@@ -718,6 +719,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         ports,
         no_detection: args.no_detect,
         report_empty_sessions: args.empty_sessions,
+        progress: None,
     };
     config.limits.mime.decode_content = streaming;
     let defaults = LiveOptions::default();
