@@ -5,9 +5,10 @@ mod cli;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use cli::args::{
-    Cli, Command, Format, FormatArgs, InputArgs, OfflineArgs, OutputArgs, ReviewArgs, ShowArgs,
-    SniffArgs,
+    Cli, Command, Format, FormatArgs, InputArgs, OfflineArgs, OutputArgs, ProgressArgs, ReviewArgs,
+    ShowArgs, SniffArgs,
 };
+use cli::progress::{Measure, ProgressLine};
 use mailsift::capture::InputSummary;
 use mailsift::capture::gunzip::GunzipLimit;
 use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
@@ -439,8 +440,10 @@ fn run_inputs(
     input: &InputArgs,
     sink: &mut CliSink,
     content_hashes: bool,
+    progress: Option<Arc<mailsift::progress::Progress>>,
 ) -> Result<engine::RunSummary> {
     let mut config = config_from(input)?;
+    config.progress = progress;
     config.limits.content_hashes = content_hashes;
     if let Some(x) = sink.extractor.as_mut() {
         config.limits.spool = Some(x.spool()?);
@@ -534,6 +537,7 @@ fn show(args: ShowArgs) -> Result<ExitCode> {
             wide: false,
             color: ColorChoice::Never,
         },
+        progress: args.progress,
     };
     offline(offline_args, Format::Json, &args.sessions)
 }
@@ -564,7 +568,17 @@ fn offline(args: OfflineArgs, default: Format, sessions: &[u64]) -> Result<ExitC
     sink.files = FileOutputs::create(zeek, html, args.review.redact)?;
     // Tables show no hash, and extraction hashes the files it writes itself.
     let hashes = !matches!(sink.json, JsonOut::None) || sink.files.shows_hashes();
-    let summary = run_inputs(&args.input, &mut sink, hashes)?;
+    // Sessions written to the terminal as they end would be torn by a line redrawn beside them.
+    let streams_to_terminal =
+        terminal && !matches!(sink.json, JsonOut::None) && sessions.is_empty();
+    let line = ProgressLine::start(
+        Measure::Files {
+            total: total_size(args.input.files()),
+        },
+        progress_wanted(&args.progress) && !streams_to_terminal,
+    );
+    let summary = run_inputs(&args.input, &mut sink, hashes, line.counters())?;
+    line.finish();
     if !summary.any_input_read() {
         // Dropped uncommitted, every output file goes; what stdout held goes too.
         return Err(cli::errors::no_input());
@@ -608,6 +622,24 @@ fn offline(args: OfflineArgs, default: Format, sessions: &[u64]) -> Result<ExitC
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(exit_code(fails))
+}
+
+/// Whether a progress line may be drawn: not `--quiet`, and standard error is a terminal.
+fn progress_wanted(args: &ProgressArgs) -> bool {
+    !args.quiet && io::stderr().is_terminal()
+}
+
+/// The inputs' total size on disk, when every one has a size (a pipe has none).
+fn total_size(files: &[PathBuf]) -> Option<u64> {
+    files
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+        })
+        .sum()
 }
 
 /// The main output: `-o FILE` (written under a temporary name, taking its own once whole)
@@ -753,8 +785,16 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     let (review, hashcat) = args.review.review(!streaming)?;
     let mut sink = CliSink::new(table, json, None, review)?;
     sink.stop_on_output_error = Some(stop.clone());
+    // Lines streamed to the terminal would be torn by a line redrawn beside them.
+    let streams_to_terminal = streaming && io::stdout().is_terminal();
+    let line = ProgressLine::start(
+        Measure::Live,
+        progress_wanted(&args.progress) && !streams_to_terminal,
+    );
+    config.progress = line.counters();
     let mut engine = engine::Engine::new(config);
     let input = engine.run_source(&mut src, &mut None, &mut sink);
+    line.finish();
     for e in &input.errors {
         print_error(e);
     }

@@ -67,6 +67,9 @@ pub struct OfflineArgs {
     /// Where and in which form the results go.
     #[command(flatten)]
     pub output: OutputArgs,
+    /// The progress line.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 /// `show`: the input and review options of `analyze`, and the sessions to print.
@@ -84,6 +87,18 @@ pub struct ShowArgs {
     /// Write the transcripts here instead of standard output (`-` is standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// The progress line.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+/// The progress line shared by `analyze`, `export`, `show` and `sniff`.
+#[derive(Args)]
+pub struct ProgressArgs {
+    /// Do not show progress on standard error (it is shown only when standard error is a
+    /// terminal and the run lasts more than a second).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// The capture files and how to read them.
@@ -332,6 +347,9 @@ pub struct SniffArgs {
     /// Findings, credentials, hashcat.
     #[command(flatten)]
     pub review: ReviewArgs,
+    /// The progress line.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 /// Parses `--hashes`: a comma-separated list of md5, sha1 and sha256 (or `none`).
