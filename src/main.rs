@@ -793,7 +793,10 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     );
     config.progress = line.counters();
     let mut engine = engine::Engine::new(config);
-    let input = engine.run_source(&mut src, &mut None, &mut sink);
+    let (input, saved) = match &args.write {
+        None => (engine.run_source(&mut src, &mut None, &mut sink), Ok(())),
+        Some(path) => record(&mut engine, &mut src, &mut sink, path, args.snaplen)?,
+    };
     line.finish();
     for e in &input.errors {
         print_error(e);
@@ -824,7 +827,40 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         );
         ok_unless_real(r)?;
     }
+    // A capture file that could not be written fails the run, after what it analysed.
+    saved?;
     Ok(exit_code(args.review.fails(&report)))
+}
+
+/// Runs the capture through `engine` while saving it to `path` (`sniff -w`); the file takes
+/// its name once the capture stopped and every packet is written, and not at all on failure.
+/// A file that cannot be created is an error at once; one that fails while being written is
+/// the second value, so the sessions captured are still reported.
+#[cfg(feature = "live")]
+fn record(
+    engine: &mut engine::Engine,
+    src: &mut mailsift::capture::live::LiveSource,
+    sink: &mut CliSink,
+    path: &Path,
+    snaplen: u32,
+) -> Result<(InputSummary, Result<()>)> {
+    use mailsift::capture::pcap_writer::PcapWriter;
+    use mailsift::capture::record::Recording;
+
+    let cannot = || format!("cannot write {}", path.display());
+    // A capture of mail traffic holds the passwords it saw: for its owner only.
+    let file = AtomicFile::create(path, Access::Private).with_context(cannot)?;
+    let out = BufWriter::with_capacity(1 << 16, file.handle().with_context(cannot)?);
+    let link = src.link_type().0;
+    let writer = PcapWriter::with_header(out, link, snaplen, false).with_context(cannot)?;
+    let mut recording = Recording::new(src, writer);
+    let input = engine.run_source(&mut recording, &mut None, sink);
+    let saved = recording
+        .finish()
+        .and_then(|out| out.into_inner().map_err(io::IntoInnerError::into_error))
+        .and_then(|_| file.commit())
+        .with_context(cannot);
+    Ok((input, saved))
 }
 
 /// `sniff --list-interfaces`: name, addresses and description, one interface a line.

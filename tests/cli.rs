@@ -962,11 +962,29 @@ fn quiet_is_accepted_by_every_reading_command_and_changes_no_output() {
     }
     let o = mailsift(&["show", "-q", "--session", "1", p]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // Without the `live` feature sniff refuses to run, but not because of the flag.
-    let o = mailsift(&["sniff", "--quiet", "--count", "1"]);
+    // --list-interfaces ends sniff before any capture; without `live` sniff refuses to run,
+    // but not because of the flag.
+    let o = mailsift(&["sniff", "--quiet", "--list-interfaces"]);
     assert!(
         !stderr(&o).contains("unexpected argument"),
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn sniff_accepts_a_file_to_write_the_capture_to() {
+    let saved = temp_path("never-written.pcap");
+    let saved_arg = saved.to_str().unwrap();
+    for flag in ["-w", "--write"] {
+        // --list-interfaces ends the command before any capture, with or without `live`;
+        // without it sniff refuses to run, but not because of the flag.
+        let o = mailsift(&["sniff", flag, saved_arg, "--list-interfaces"]);
+        assert!(
+            !stderr(&o).contains("unexpected argument"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert!(!saved.exists(), "no capture, no file");
 }

@@ -328,6 +328,10 @@ pub struct SniffArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    /// Also save the packets captured to FILE as pcap, as `tcpdump -w` does (owner-readable
+    /// only: it holds whatever passwords it saw); it takes its name when the capture stops.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
     /// What to print: tables when the capture stops (table, the default), or each session as
     /// it ends (ndjson, ecs); json writes one document, closed when the capture stops.
     #[command(flatten)]
