@@ -42,6 +42,8 @@ pub struct EngineConfig {
     /// connection) one by one; by default they are only counted in `empty_sessions`, so a
     /// SYN flood is a number, not a million session objects.
     pub report_empty_sessions: bool,
+    /// Where to publish bytes read, packets and sessions as the run goes, for a display.
+    pub progress: Option<Arc<crate::progress::Progress>>,
 }
 
 /// Receives finished sessions (and raw message bytes, when extraction is on).
@@ -242,6 +244,9 @@ impl Engine {
         let mut unsupported: BTreeSet<LinkType> = BTreeSet::new();
         let mut notes: Vec<String> = Vec::new();
         loop {
+            if let Some(p) = &self.config.progress {
+                p.publish(self.stats.packets, self.stats.sessions);
+            }
             let pkt = match src.next_item() {
                 Ok(Some(SourceItem::Packet(p))) => p,
                 Ok(Some(SourceItem::Idle(ts))) => {
@@ -275,6 +280,9 @@ impl Engine {
                 continue;
             }
             self.process(&pkt, sink);
+        }
+        if let Some(p) = &self.config.progress {
+            p.publish(self.stats.packets, self.stats.sessions);
         }
         for note in notes {
             src.note_error(note);
@@ -1006,7 +1014,11 @@ fn run_one_file(
     on_error: &mut dyn FnMut(&str),
 ) -> InputSummary {
     let gunzip = engine.config.limits.gunzip;
-    match crate::capture::file::FileSource::open_with(path, gunzip) {
+    let opened = match &engine.config.progress {
+        Some(p) => crate::capture::file::FileSource::open_counted(path, gunzip, Arc::clone(p)),
+        None => crate::capture::file::FileSource::open_with(path, gunzip),
+    };
+    match opened {
         Ok(mut src) => {
             let summary = engine.run_source(&mut src, filter, sink);
             for e in &summary.errors {

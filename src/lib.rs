@@ -12,6 +12,7 @@ pub mod limits;
 pub mod mail;
 pub mod net;
 pub mod output;
+pub mod progress;
 pub mod proto;
 pub mod session;
 pub mod time;

@@ -5,9 +5,10 @@ mod cli;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use cli::args::{
-    Cli, Command, Format, FormatArgs, InputArgs, OfflineArgs, OutputArgs, ReviewArgs, ShowArgs,
-    SniffArgs,
+    Cli, Command, Format, FormatArgs, InputArgs, OfflineArgs, OutputArgs, ProgressArgs, ReviewArgs,
+    ShowArgs, SniffArgs,
 };
+use cli::progress::{Measure, ProgressLine};
 use mailsift::capture::InputSummary;
 use mailsift::capture::gunzip::GunzipLimit;
 use mailsift::engine::{self, EngineConfig, EngineStats, PortMap, SessionSink};
@@ -131,6 +132,7 @@ fn config_from(input: &InputArgs) -> Result<EngineConfig> {
         no_detection: input.no_detect,
         report_empty_sessions: input.empty_sessions,
         shard: input.shard,
+        progress: None,
     })
 }
 
@@ -439,8 +441,10 @@ fn run_inputs(
     input: &InputArgs,
     sink: &mut CliSink,
     content_hashes: bool,
+    progress: Option<Arc<mailsift::progress::Progress>>,
 ) -> Result<engine::RunSummary> {
     let mut config = config_from(input)?;
+    config.progress = progress;
     config.limits.content_hashes = content_hashes;
     if let Some(x) = sink.extractor.as_mut() {
         config.limits.spool = Some(x.spool()?);
@@ -534,6 +538,7 @@ fn show(args: ShowArgs) -> Result<ExitCode> {
             wide: false,
             color: ColorChoice::Never,
         },
+        progress: args.progress,
     };
     offline(offline_args, Format::Json, &args.sessions)
 }
@@ -564,7 +569,17 @@ fn offline(args: OfflineArgs, default: Format, sessions: &[u64]) -> Result<ExitC
     sink.files = FileOutputs::create(zeek, html, args.review.redact)?;
     // Tables show no hash, and extraction hashes the files it writes itself.
     let hashes = !matches!(sink.json, JsonOut::None) || sink.files.shows_hashes();
-    let summary = run_inputs(&args.input, &mut sink, hashes)?;
+    // Sessions written to the terminal as they end would be torn by a line redrawn beside them.
+    let streams_to_terminal =
+        terminal && !matches!(sink.json, JsonOut::None) && sessions.is_empty();
+    let line = ProgressLine::start(
+        Measure::Files {
+            total: total_size(args.input.files()),
+        },
+        progress_wanted(&args.progress) && !streams_to_terminal,
+    );
+    let summary = run_inputs(&args.input, &mut sink, hashes, line.counters())?;
+    line.finish();
     if !summary.any_input_read() {
         // Dropped uncommitted, every output file goes; what stdout held goes too.
         return Err(cli::errors::no_input());
@@ -608,6 +623,24 @@ fn offline(args: OfflineArgs, default: Format, sessions: &[u64]) -> Result<ExitC
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(exit_code(fails))
+}
+
+/// Whether a progress line may be drawn: not `--quiet`, and standard error is a terminal.
+fn progress_wanted(args: &ProgressArgs) -> bool {
+    !args.quiet && io::stderr().is_terminal()
+}
+
+/// The inputs' total size on disk, when every one has a size (a pipe has none).
+fn total_size(files: &[PathBuf]) -> Option<u64> {
+    files
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+        })
+        .sum()
 }
 
 /// The main output: `-o FILE` (written under a temporary name, taking its own once whole)
@@ -720,6 +753,7 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         no_detection: args.no_detect,
         report_empty_sessions: args.empty_sessions,
         shard: None,
+        progress: None,
     };
     config.limits.mime.decode_content = streaming;
     let defaults = LiveOptions::default();
@@ -753,8 +787,19 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
     let (review, hashcat) = args.review.review(!streaming)?;
     let mut sink = CliSink::new(table, json, None, review)?;
     sink.stop_on_output_error = Some(stop.clone());
+    // Lines streamed to the terminal would be torn by a line redrawn beside them.
+    let streams_to_terminal = streaming && io::stdout().is_terminal();
+    let line = ProgressLine::start(
+        Measure::Live,
+        progress_wanted(&args.progress) && !streams_to_terminal,
+    );
+    config.progress = line.counters();
     let mut engine = engine::Engine::new(config);
-    let input = engine.run_source(&mut src, &mut None, &mut sink);
+    let (input, saved) = match &args.write {
+        None => (engine.run_source(&mut src, &mut None, &mut sink), Ok(())),
+        Some(path) => record(&mut engine, &mut src, &mut sink, path, args.snaplen)?,
+    };
+    line.finish();
     for e in &input.errors {
         print_error(e);
     }
@@ -784,7 +829,40 @@ fn sniff(args: SniffArgs) -> Result<ExitCode> {
         );
         ok_unless_real(r)?;
     }
+    // A capture file that could not be written fails the run, after what it analysed.
+    saved?;
     Ok(exit_code(args.review.fails(&report)))
+}
+
+/// Runs the capture through `engine` while saving it to `path` (`sniff -w`); the file takes
+/// its name once the capture stopped and every packet is written, and not at all on failure.
+/// A file that cannot be created is an error at once; one that fails while being written is
+/// the second value, so the sessions captured are still reported.
+#[cfg(feature = "live")]
+fn record(
+    engine: &mut engine::Engine,
+    src: &mut mailsift::capture::live::LiveSource,
+    sink: &mut CliSink,
+    path: &Path,
+    snaplen: u32,
+) -> Result<(InputSummary, Result<()>)> {
+    use mailsift::capture::pcap_writer::PcapWriter;
+    use mailsift::capture::record::Recording;
+
+    let cannot = || format!("cannot write {}", path.display());
+    // A capture of mail traffic holds the passwords it saw: for its owner only.
+    let file = AtomicFile::create(path, Access::Private).with_context(cannot)?;
+    let out = BufWriter::with_capacity(1 << 16, file.handle().with_context(cannot)?);
+    let link = src.link_type().0;
+    let writer = PcapWriter::with_header(out, link, snaplen, false).with_context(cannot)?;
+    let mut recording = Recording::new(src, writer);
+    let input = engine.run_source(&mut recording, &mut None, sink);
+    let saved = recording
+        .finish()
+        .and_then(|out| out.into_inner().map_err(io::IntoInnerError::into_error))
+        .and_then(|_| file.commit())
+        .with_context(cannot);
+    Ok((input, saved))
 }
 
 /// `sniff --list-interfaces`: name, addresses and description, one interface a line.

@@ -932,3 +932,59 @@ fn completions_and_man_pages_are_generated() {
     assert!(sniff.contains("list\\-interfaces"), "{sniff}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_run_longer_than_a_second_draws_no_progress_when_stderr_is_not_a_terminal() {
+    // Enough copies of one capture for a debug build to read for about a second, past the
+    // delay before a progress line would appear.
+    let p = captures_dir().join("tls-smtp-matrix.pcap");
+    let p = p.to_str().unwrap();
+    let mut args = vec!["analyze", "--threads", "1"];
+    args.extend(std::iter::repeat_n(p, 400));
+    let o = mailsift(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    for progress_like in ["\r", "\x1b[", "ETA", "/s,", "MiB of"] {
+        assert!(!err.contains(progress_like), "{progress_like:?} in {err:?}");
+    }
+}
+
+#[test]
+fn quiet_is_accepted_by_every_reading_command_and_changes_no_output() {
+    let p = captures_dir().join("smtp-plain.pcap");
+    let p = p.to_str().unwrap();
+    for command in ["analyze", "export"] {
+        let loud = mailsift(&[command, p]);
+        let quiet = mailsift(&[command, "--quiet", p]);
+        assert!(quiet.status.success(), "{}", stderr(&quiet));
+        assert_eq!(loud.stdout, quiet.stdout, "{command}");
+        assert_eq!(stderr(&loud), stderr(&quiet), "{command}");
+    }
+    let o = mailsift(&["show", "-q", "--session", "1", p]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // --list-interfaces ends sniff before any capture; without `live` sniff refuses to run,
+    // but not because of the flag.
+    let o = mailsift(&["sniff", "--quiet", "--list-interfaces"]);
+    assert!(
+        !stderr(&o).contains("unexpected argument"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn sniff_accepts_a_file_to_write_the_capture_to() {
+    let saved = temp_path("never-written.pcap");
+    let saved_arg = saved.to_str().unwrap();
+    for flag in ["-w", "--write"] {
+        // --list-interfaces ends the command before any capture, with or without `live`;
+        // without it sniff refuses to run, but not because of the flag.
+        let o = mailsift(&["sniff", flag, saved_arg, "--list-interfaces"]);
+        assert!(
+            !stderr(&o).contains("unexpected argument"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert!(!saved.exists(), "no capture, no file");
+}

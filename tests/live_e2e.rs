@@ -1060,3 +1060,76 @@ fn sniff_stops_after_duration() {
         }
     }
 }
+
+/// `-w FILE` saves what sniff captured as a pcap that `export` reads back to the same
+/// sessions; the file is there only once the capture stopped.
+#[test]
+fn sniff_writes_what_it_captured_to_a_pcap_file() {
+    if skip("live -w test", cannot_capture()) {
+        return;
+    }
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind on 127.0.0.1");
+    let port = listener.local_addr().expect("bound address").port();
+    let dir = unique_dir();
+    let (err_file, pcap) = (dir.join("sniff.err"), dir.join("saved.pcap"));
+    let smtp_port = format!("smtp={port}");
+    let mut sniff = Background(
+        Command::new(MAILSIFT)
+            .args(["sniff", "-i", "lo", "--ndjson", "--port", &smtp_port])
+            .args(["--bpf", &format!("tcp port {port}")])
+            .arg("-w")
+            .arg(&pcap)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&err_file).expect("stderr file"))
+            .spawn()
+            .expect("start mailsift sniff"),
+    );
+    let lines = line_reader(&mut sniff.0);
+    wait_for_text(
+        &err_file,
+        "capturing on lo",
+        &mut sniff.0,
+        Duration::from_secs(20),
+    );
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    server.write_all(b"220 lab ESMTP\r\n").expect("greeting");
+    client.write_all(b"QUIT\r\n").expect("QUIT");
+    server.write_all(b"221 bye\r\n").expect("reply");
+    drop(client);
+    drop(server);
+    // The session's line: the capture has seen all of it, and still runs.
+    let (_, first) = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the session's line while the capture runs");
+    let mut sniffed = vec![first];
+    assert!(
+        !pcap.exists(),
+        "the file takes its name only when the capture stops"
+    );
+    interrupt(&sniff.0);
+    let status = wait_for(&mut sniff.0, Duration::from_secs(10)).expect("sniff ends on SIGINT");
+    let log = std::fs::read_to_string(&err_file).unwrap_or_default();
+    assert!(status.success(), "exit status {status}: {log}");
+    while let Ok((_, line)) = lines.recv_timeout(Duration::from_secs(2)) {
+        sniffed.push(line);
+    }
+    let exported = run_for(
+        Command::new(MAILSIFT)
+            .args(["export", "--ndjson", "--port", &smtp_port])
+            .arg(&pcap),
+        Duration::from_secs(30),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(exported.status.success(), "{exported:?}");
+    let exported: Vec<String> = String::from_utf8_lossy(&exported.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let (sniffed, _) = parse_ndjson(&sniffed);
+    let (exported, _) = parse_ndjson(&exported);
+    assert_eq!(sniffed.len(), 1, "{log}");
+    assert_eq!(exported.len(), sniffed.len());
+}

@@ -9,11 +9,13 @@
 
 use super::gunzip::{GunzipLimit, LimitedGunzip, limit_hit};
 use super::{CaptureError, InputSummary, LinkType, Packet, PacketSource};
+use crate::progress::{CountingReader, Progress};
 use crate::time::Timestamp;
 use std::fs::File;
 use std::io::{self, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Size of the read buffer; big reads keep system-call overhead negligible.
 const READ_BUFFER_LEN: usize = 2 << 20;
@@ -266,6 +268,20 @@ impl FileSource {
             source,
         })?;
         FileSource::from_reader_with(path, Box::new(file), gunzip)
+    }
+
+    /// [`FileSource::open_with`], adding the bytes read from the file to `progress`.
+    pub fn open_counted(
+        path: &Path,
+        gunzip: GunzipLimit,
+        progress: Arc<Progress>,
+    ) -> Result<FileSource, CaptureError> {
+        let file = File::open(path).map_err(|source| CaptureError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let counted = CountingReader::new(file, progress);
+        FileSource::from_reader_with(path, Box::new(counted), gunzip)
     }
 
     /// Reads a capture from any byte stream (a pipe, standard input, memory); `path` names it in reports.

@@ -6,8 +6,10 @@ pub mod file;
 pub mod gunzip;
 #[cfg(feature = "live")]
 pub mod live;
+pub mod pcap_writer;
 #[cfg(feature = "live")]
 pub mod queue;
+pub mod record;
 pub mod synth;
 pub mod transform;
 pub mod workload;

@@ -9,67 +9,15 @@ use etherparse::{PacketBuilder, TcpHeader};
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
 
-/// Writes a classic pcap file (little-endian, microsecond or nanosecond timestamps).
-pub struct PcapWriter<W: Write> {
-    out: W,
-    /// Whether record times are written in nanoseconds (else microseconds).
-    nanos: bool,
-}
+pub use super::pcap_writer::PcapWriter;
 
 impl<W: Write> PcapWriter<W> {
-    /// Writes the file header for link type `link` (e.g. 1 for Ethernet).
-    pub fn new(mut out: W, link: u32) -> io::Result<Self> {
-        out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-        out.write_all(&2u16.to_le_bytes())?;
-        out.write_all(&4u16.to_le_bytes())?;
-        out.write_all(&0i32.to_le_bytes())?;
-        out.write_all(&0u32.to_le_bytes())?;
-        out.write_all(&262_144u32.to_le_bytes())?;
-        out.write_all(&link.to_le_bytes())?;
-        Ok(PcapWriter { out, nanos: false })
-    }
-
-    /// Writes the file header of a nanosecond-resolution pcap for link type `link`, so
-    /// rewritten captures keep their packets' times exactly.
-    pub fn with_nanos(mut out: W, link: u32) -> io::Result<Self> {
-        out.write_all(&0xa1b2_3c4du32.to_le_bytes())?;
-        out.write_all(&2u16.to_le_bytes())?;
-        out.write_all(&4u16.to_le_bytes())?;
-        out.write_all(&0i32.to_le_bytes())?;
-        out.write_all(&0u32.to_le_bytes())?;
-        out.write_all(&262_144u32.to_le_bytes())?;
-        out.write_all(&link.to_le_bytes())?;
-        Ok(PcapWriter { out, nanos: true })
-    }
-
-    /// Appends one record; `orig_len` may exceed `data.len()` to mimic a snap length.
-    pub fn packet(&mut self, ts: Timestamp, data: &[u8], orig_len: u32) -> io::Result<()> {
-        let (per_sec, units) = if self.nanos {
-            (1_000_000_000, ts.0)
-        } else {
-            (1_000_000, ts.micros())
-        };
-        self.out
-            .write_all(&(units.div_euclid(per_sec) as u32).to_le_bytes())?;
-        self.out
-            .write_all(&(units.rem_euclid(per_sec) as u32).to_le_bytes())?;
-        self.out.write_all(&(data.len() as u32).to_le_bytes())?;
-        self.out.write_all(&orig_len.to_le_bytes())?;
-        self.out.write_all(data)
-    }
-
     /// Appends packets in order.
     pub fn packets(&mut self, pkts: &[SynthPacket]) -> io::Result<()> {
         for p in pkts {
             self.packet(p.ts, &p.data, p.orig_len)?;
         }
         Ok(())
-    }
-
-    /// Flushes and returns the output.
-    pub fn finish(mut self) -> io::Result<W> {
-        self.out.flush()?;
-        Ok(self.out)
     }
 }
 

@@ -67,6 +67,9 @@ pub struct OfflineArgs {
     /// Where and in which form the results go.
     #[command(flatten)]
     pub output: OutputArgs,
+    /// The progress line.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 /// `show`: the input and review options of `analyze`, and the sessions to print.
@@ -84,6 +87,18 @@ pub struct ShowArgs {
     /// Write the transcripts here instead of standard output (`-` is standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// The progress line.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+/// The progress line shared by `analyze`, `export`, `show` and `sniff`.
+#[derive(Args)]
+pub struct ProgressArgs {
+    /// Do not show progress on standard error (it is shown only when standard error is a
+    /// terminal and the run lasts more than a second).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// The capture files and how to read them.
@@ -317,6 +332,10 @@ pub struct SniffArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    /// Also save the packets captured to FILE as pcap, as `tcpdump -w` does (owner-readable
+    /// only: it holds whatever passwords it saw); it takes its name when the capture stops.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<PathBuf>,
     /// What to print: tables when the capture stops (table, the default), or each session as
     /// it ends (ndjson, ecs); json writes one document, closed when the capture stops.
     #[command(flatten)]
@@ -336,6 +355,9 @@ pub struct SniffArgs {
     /// Findings, credentials, hashcat.
     #[command(flatten)]
     pub review: ReviewArgs,
+    /// The progress line.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 /// Parses `--hashes`: a comma-separated list of md5, sha1 and sha256 (or `none`).
