@@ -393,6 +393,34 @@ fn html_report_shows_summary_tables_transcripts_and_messages() {
 }
 
 #[test]
+fn html_transcripts_show_auth_steps_decoded() {
+    // AUTH LOGIN sends the user and the password as base64 lines: each is annotated with
+    // what the credential record says it carried.
+    let html = html_report(
+        "login.html",
+        "analyze",
+        &[],
+        &[capture("smtp-auth-login.pcap")],
+    );
+    assert!(
+        html.contains("[decoded: user &quot;bob&quot;]"),
+        "user line decoded"
+    );
+    assert!(
+        html.contains("[decoded: password &quot;Builder-7&quot;]"),
+        "password line decoded"
+    );
+    let redacted = html_report(
+        "login-redacted.html",
+        "analyze",
+        &["--redact"],
+        &[capture("smtp-auth-login.pcap")],
+    );
+    assert!(!redacted.contains("Builder-7"));
+    assert!(redacted.contains("[decoded: password &quot;&lt;redacted&gt;&quot;]"));
+}
+
+#[test]
 fn redaction_reaches_the_html_report() {
     let caps = [
         capture("smtp-auth-plain.pcap"),

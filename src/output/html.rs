@@ -458,8 +458,10 @@ impl HtmlReport {
             .min(budget);
         s.push_str("<h4>Transcript</h4>\n<div class=\"transcript\">\n");
         let uid = session_uid(rec.id);
-        for e in rec.events.iter().take(shown) {
-            push_event(s, e, &uid, self.limits.max_text_chars);
+        // AUTH steps decoded from what the credential records hold, as in `show`.
+        let notes = crate::output::transcript::auth_annotations(rec);
+        for (e, note) in rec.events.iter().take(shown).zip(&notes) {
+            push_event(s, e, note.as_deref(), &uid, self.limits.max_text_chars);
         }
         s.push_str("</div>\n");
         let omitted = (rec.events.len() - shown) as u64 + rec.events_dropped;
@@ -901,9 +903,9 @@ fn tls_detail(rec: &SessionRecord) -> String {
 }
 
 /// One transcript line: client on the left, server on the right, marked by kind.
-fn push_event(s: &mut String, e: &Event, uid: &str, max: usize) {
+fn push_event(s: &mut String, e: &Event, note: Option<&str>, uid: &str, max: usize) {
     let side = e.from.as_str();
-    let (class, text) = match &e.kind {
+    let (class, mut text) = match &e.kind {
         EventKind::Line { text } => ("line", esc_pre(text, max)),
         EventKind::Command { verb, arg } => {
             let class = if verb == "AUTH" || verb == "USER" || verb == "PASS" || verb == "APOP" {
@@ -976,6 +978,13 @@ fn push_event(s: &mut String, e: &Event, uid: &str, max: usize) {
         ),
         EventKind::Gap { bytes } => ("gap", format!("{bytes} bytes missing from the capture")),
     };
+    if let Some(note) = note {
+        let _ = write!(
+            text,
+            " <span class=\"na\">[decoded: {}]</span>",
+            esc(note, max)
+        );
+    }
     let _ = writeln!(
         s,
         "<div class=\"ev {side} {class}\"><span class=\"t\">{}</span><pre>{text}</pre></div>",

@@ -312,8 +312,9 @@ fn message_summary(m: &MessageRecord) -> String {
     t
 }
 
-/// For each event, what the credential records say its AUTH response carried, if anything.
-fn auth_annotations(rec: &SessionRecord) -> Vec<Option<String>> {
+/// For each event, what the credential records say its AUTH response carried, if anything
+/// (the HTML report's transcript shows the same notes).
+pub fn auth_annotations(rec: &SessionRecord) -> Vec<Option<String>> {
     let mut notes = vec![None; rec.events.len()];
     for (i, e) in rec.events.iter().enumerate() {
         let EventKind::Command { verb, arg } = &e.kind else {
