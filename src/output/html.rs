@@ -996,7 +996,7 @@ const CSS: &str = "\
 body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:1400px;padding:0 1em;color:#1d1d1f;background:#fff}\
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;margin-top:2em}h3{background:#f0f2f5;padding:.4em;margin-top:2em}\
 nav a{margin-right:1em}table{border-collapse:collapse;margin:.5em 0;font-size:13px}\
-th,td{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top}\
+th,td{border:1px solid #ddd;padding:2px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}\
 th{background:#f6f6f6}table.sortable th{cursor:pointer}code{font-size:12px;word-break:break-all}\
 .cards{display:flex;flex-wrap:wrap;gap:.5em;margin:.5em 0}.card{border:1px solid #ddd;border-radius:6px;padding:.4em .8em;min-width:7em}\
 .card b{display:block;font-size:1.4em}.sev{border-radius:4px;padding:0 4px}\
