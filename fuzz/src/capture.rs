@@ -125,7 +125,9 @@ fn export(data: &[u8]) -> Option<Vec<u8>> {
         "more mail packets than packets"
     );
     assert_eq!(input.packets, stats.packets, "packets read and processed");
-    let _ = sink.table.render();
+    // Rendered at the narrowest width and at full width: no input may break the fitting.
+    let _ = sink.table.render(&mailsift::output::table::Terminal::plain(Some(40)), 40);
+    let _ = sink.table.render(&mailsift::output::table::Terminal::plain(None), usize::MAX);
     let doc = sink
         .document
         .finish(&[input], &stats)

@@ -10,8 +10,14 @@ pub mod pcap_writer;
 #[cfg(feature = "live")]
 pub mod queue;
 pub mod record;
+// Test fixtures (synthetic conversations, capture transforms, benchmark workloads): built for
+// the crate's own tests and, with the `fixtures` feature, for its integration tests, benches
+// and examples; not part of the library otherwise.
+#[cfg(any(test, feature = "fixtures"))]
 pub mod synth;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod transform;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod workload;
 
 use crate::time::Timestamp;
