@@ -292,7 +292,12 @@ impl Core {
     }
 
     pub(super) fn resync_line(&mut self, line: Line<'_>, ts: Timestamp, rec: &mut SessionRecord) {
-        let strict = {
+        // A strict command is a short ASCII line opening with a letter: anything else is
+        // skipped without decoding it as text (junk and TLS records cost a byte scan only).
+        let plausible = line.bytes.len() <= MAX_STRICT_LINE
+            && line.bytes.first().is_some_and(u8::is_ascii_alphabetic)
+            && line.bytes.is_ascii();
+        let strict = plausible && {
             let text = line.text();
             split_command(&text).is_some_and(|c| is_strict_command(&c))
         };
@@ -324,6 +329,10 @@ impl Core {
         }
     }
 }
+
+/// The longest line re-synchronisation takes for a command: RFC 5321 allows 512 octets, and
+/// AUTH initial responses run longer; past this a line is not one to resume at.
+const MAX_STRICT_LINE: usize = 12 << 10;
 
 /// Whether a SASL answer decodes from base64 to printable text (as a LOGIN user name does); a
 /// command word such as `QUIT` decodes to control bytes.
