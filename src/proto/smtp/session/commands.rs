@@ -292,11 +292,12 @@ impl Core {
     }
 
     pub(super) fn resync_line(&mut self, line: Line<'_>, ts: Timestamp, rec: &mut SessionRecord) {
-        // A strict command is a short ASCII line opening with a letter: anything else is
-        // skipped without decoding it as text (junk and TLS records cost a byte scan only).
+        // A strict command opens with a verb of at least four letters and is not huge: any
+        // other line is skipped without decoding it as text (junk and TLS records cost a byte
+        // scan only). Its arguments may be UTF-8 (SMTPUTF8 paths).
         let plausible = line.bytes.len() <= MAX_STRICT_LINE
-            && line.bytes.first().is_some_and(u8::is_ascii_alphabetic)
-            && line.bytes.is_ascii();
+            && line.bytes.len() >= 4
+            && line.bytes[..4].iter().all(u8::is_ascii_alphabetic);
         let strict = plausible && {
             let text = line.text();
             split_command(&text).is_some_and(|c| is_strict_command(&c))
