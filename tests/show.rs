@@ -314,3 +314,15 @@ fn export_transcript_prints_every_session() {
         );
     }
 }
+
+#[test]
+fn a_session_is_found_by_its_uid_as_the_reports_give_it() {
+    // The HTML report, the Zeek logs and ECS name session 24 `CO` (C, 24 in base 62).
+    let path = capture("smtp-auth-plain.pcap");
+    let by_id = show(&path, "24");
+    assert!(by_id.starts_with("session 24:"), "{by_id}");
+    assert_eq!(show(&path, "CO"), by_id);
+    let bad = mailsift(&["show", &path, "--session", "C!"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a session id"));
+}

@@ -81,8 +81,9 @@ pub struct ShowArgs {
     /// Findings, credentials, hashcat.
     #[command(flatten)]
     pub review: ReviewArgs,
-    /// The session to print: its id as the tables and the JSON `id` give it (repeatable).
-    #[arg(long = "session", value_name = "ID", required = true)]
+    /// The session to print: its id as the tables and the JSON `id` give it, or its uid as
+    /// the HTML report, Zeek logs and ECS give it (`C` and the id in base 62) (repeatable).
+    #[arg(long = "session", value_name = "ID", required = true, value_parser = parse_session)]
     pub sessions: Vec<u64>,
     /// Write the transcripts here instead of standard output (`-` is standard output).
     #[arg(short, long, value_name = "FILE")]
@@ -376,6 +377,18 @@ fn parse_hashes(text: &str) -> Result<HashSelection, String> {
 }
 
 /// Checks `--port` as the engine will read it, so a bad mapping is a command-line error.
+/// Parses `--session`: a session id, or a uid such as `C3D`.
+fn parse_session(text: &str) -> Result<u64, String> {
+    text.parse()
+        .ok()
+        .or_else(|| mailsift::output::naming::session_id_of_uid(text))
+        .ok_or_else(|| {
+            format!(
+                "\"{text}\" is neither a session id (a number) nor a uid (C and base-62 digits)"
+            )
+        })
+}
+
 /// Parses `--shard K/N`: two whole numbers with K below N.
 fn parse_shard(text: &str) -> Result<mailsift::net::flow::Shard, String> {
     let bad = || format!("\"{text}\" is not K/N with K from 0 to N-1 (for example 0/4)");

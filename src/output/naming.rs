@@ -20,6 +20,18 @@ fn base62(mut n: u64, out: &mut String) {
     out.extend(digits[..len].iter().rev().map(|&b| char::from(b)));
 }
 
+/// The session id a uid of [`session_uid`] names, if `uid` is one.
+pub fn session_id_of_uid(uid: &str) -> Option<u64> {
+    let digits = uid.strip_prefix('C')?;
+    if digits.is_empty() || digits.len() > 11 {
+        return None;
+    }
+    digits.bytes().try_fold(0u64, |n, b| {
+        let d = BASE62.iter().position(|&x| x == b)? as u64;
+        n.checked_mul(62)?.checked_add(d)
+    })
+}
+
 /// The Zeek-style connection uid of a session: `C` and its id in base 62.
 ///
 /// The session id is the number of the session's first packet, so the uid is the same on
@@ -68,6 +80,17 @@ pub fn severity_number(severity: Severity) -> u8 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_session_uid_reads_back_as_its_id() {
+        for id in [0, 1, 61, 62, 199, 4_000_000_007, u64::MAX] {
+            assert_eq!(session_id_of_uid(&session_uid(id)), Some(id), "{id}");
+        }
+        for bad in ["", "C", "X12", "C1_2", "Czzzzzzzzzzzz"] {
+            assert_eq!(session_id_of_uid(bad), None, "{bad:?}");
+        }
+    }
+
     use super::*;
 
     #[test]
