@@ -22,6 +22,7 @@ use crate::capture::InputSummary;
 use crate::engine::EngineStats;
 use crate::findings::RunFinding;
 use crate::mail::AddressRecord;
+use crate::output::tally::SessionTally;
 use crate::session::{
     Credential, Event, EventKind, MessageRecord, MessageSource, Protocol, SessionRecord, Severity,
     TlsMode,
@@ -189,15 +190,9 @@ struct CredentialRow {
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
-    sessions: u64,
-    smtp: u64,
-    pop3: u64,
-    messages: u64,
-    attachments: u64,
-    credentials: u64,
-    cleartext_credentials: u64,
+    /// What the summary cards show, counted as the terminal summary counts it.
+    tally: SessionTally,
     findings: [u64; 4],
-    tls_sessions: u64,
     events_shown: u64,
     events_omitted: u64,
     sessions_shown: u64,
@@ -246,21 +241,7 @@ impl HtmlReport {
     /// Adds one finished session: its table rows and its section.
     pub fn session(&mut self, rec: &SessionRecord) -> io::Result<()> {
         let c = &mut self.counts;
-        c.sessions += 1;
-        match rec.protocol {
-            Protocol::Smtp => c.smtp += 1,
-            Protocol::Pop3 => c.pop3 += 1,
-        }
-        c.tls_sessions += u64::from(rec.tls.is_some());
-        c.messages += rec.messages.len() as u64;
-        c.attachments += rec
-            .messages
-            .iter()
-            .filter_map(|m| m.mime.as_ref())
-            .map(|m| m.attachments.len() as u64)
-            .sum::<u64>();
-        c.credentials += rec.credentials.len() as u64;
-        c.cleartext_credentials += rec.credentials.iter().filter(|c| !c.encrypted).count() as u64;
+        c.tally.add(rec);
         for f in &rec.findings {
             if let Some(n) = c.findings.get_mut(f.severity as usize) {
                 *n += 1;
@@ -677,15 +658,15 @@ impl HtmlReport {
         let mut card = |n: String, what: &str| {
             let _ = writeln!(s, "<div class=\"card\"><b>{n}</b>{what}</div>");
         };
-        card(c.sessions.to_string(), "sessions");
-        card(c.smtp.to_string(), "SMTP");
-        card(c.pop3.to_string(), "POP3");
-        card(c.tls_sessions.to_string(), "with TLS");
-        card(c.messages.to_string(), "messages");
-        card(c.attachments.to_string(), "attachments");
+        card(c.tally.sessions.to_string(), "sessions");
+        card(c.tally.smtp.to_string(), "SMTP");
+        card(c.tally.pop3.to_string(), "POP3");
+        card(c.tally.tls().to_string(), "with TLS");
+        card(c.tally.messages.to_string(), "messages");
+        card(c.tally.attachments.to_string(), "attachments");
         card(
-            format!("{}", c.credentials),
-            &format!("logins ({} in clear text)", c.cleartext_credentials),
+            format!("{}", c.tally.credentials),
+            &format!("logins ({} in clear text)", c.tally.cleartext_credentials),
         );
         s.push_str("</div>\n<div class=\"cards\">\n");
         for sev in Severity::ALL.into_iter().rev() {
@@ -764,7 +745,7 @@ impl HtmlReport {
         let _ = writeln!(
             s,
             "<h2 id=\"credentials\">Credentials ({})</h2>",
-            self.counts.credentials
+            self.counts.tally.credentials
         );
         if self.credentials.is_empty() {
             s.push_str("<p>None seen.</p>\n");
@@ -805,7 +786,7 @@ impl HtmlReport {
         let _ = writeln!(
             s,
             "<h2 id=\"sessions\">Sessions ({})</h2>",
-            self.counts.sessions
+            self.counts.tally.sessions
         );
         if self.sessions.is_empty() {
             s.push_str("<p>None.</p>\n");

@@ -14,5 +14,6 @@ pub mod naming;
 pub mod redact;
 pub mod review;
 pub mod table;
+pub mod tally;
 pub mod transcript;
 pub mod zeek;

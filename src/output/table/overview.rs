@@ -7,23 +7,14 @@ use super::terminal::Terminal;
 use super::{human_bytes, plural};
 use crate::capture::InputSummary;
 use crate::engine::EngineStats;
-use crate::session::{Protocol, SessionRecord, TlsMode};
+use crate::output::tally::SessionTally;
+use crate::session::SessionRecord;
 use crate::time::Timestamp;
 
 /// Counts over the reported sessions that the engine's statistics do not keep.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOverview {
-    smtp: u64,
-    pop3: u64,
-    first: Option<Timestamp>,
-    last: Option<Timestamp>,
-    starttls: u64,
-    implicit_tls: u64,
-    decrypted: u64,
-    messages: u64,
-    attachments: u64,
-    cleartext_credentials: u64,
-    proxied: u64,
+    tally: SessionTally,
 }
 
 /// What the rest of the report contributes to the summary.
@@ -40,29 +31,7 @@ pub struct Counts {
 impl RunOverview {
     /// Counts a finished session.
     pub fn add(&mut self, rec: &SessionRecord) {
-        match rec.protocol {
-            Protocol::Smtp => self.smtp += 1,
-            Protocol::Pop3 => self.pop3 += 1,
-        }
-        self.first = Some(self.first.map_or(rec.first_seen, |t| t.min(rec.first_seen)));
-        self.last = Some(self.last.map_or(rec.last_seen, |t| t.max(rec.last_seen)));
-        if let Some(tls) = &rec.tls {
-            match tls.mode {
-                TlsMode::Starttls => self.starttls += 1,
-                TlsMode::Implicit => self.implicit_tls += 1,
-            }
-            self.decrypted += u64::from(tls.decrypted);
-        }
-        self.proxied += u64::from(rec.tunnel.is_some());
-        self.messages += rec.messages.len() as u64;
-        self.attachments += rec
-            .messages
-            .iter()
-            .filter_map(|m| m.mime.as_ref())
-            .map(|m| m.attachments.len() as u64)
-            .sum::<u64>();
-        self.cleartext_credentials +=
-            rec.credentials.iter().filter(|c| !c.encrypted).count() as u64;
+        self.tally.add(rec);
     }
 
     /// The summary's lines as (label, text), before they are wrapped to the terminal.
@@ -87,12 +56,12 @@ impl RunOverview {
             format!(
                 "{} ({} SMTP, {} POP3): {} by port, {} by content on other ports{}",
                 stats.sessions,
-                self.smtp,
-                self.pop3,
+                self.tally.smtp,
+                self.tally.pop3,
                 by_port,
                 stats.detected_sessions,
-                if self.proxied > 0 {
-                    format!(", {} through a proxy", self.proxied)
+                if self.tally.proxied > 0 {
+                    format!(", {} through a proxy", self.tally.proxied)
                 } else {
                     String::new()
                 }
@@ -115,7 +84,7 @@ impl RunOverview {
                 human_bytes(stats.reassembly.missing)
             ),
         ));
-        let tls = self.starttls + self.implicit_tls;
+        let tls = self.tally.starttls + self.tally.implicit_tls;
         out.push((
             "TLS",
             if tls == 0 {
@@ -124,9 +93,9 @@ impl RunOverview {
                 format!(
                     "{} ({} STARTTLS, {} implicit), {} decrypted",
                     plural(tls, "session", "sessions"),
-                    self.starttls,
-                    self.implicit_tls,
-                    self.decrypted
+                    self.tally.starttls,
+                    self.tally.implicit_tls,
+                    self.tally.decrypted
                 )
             },
         ));
@@ -135,9 +104,9 @@ impl RunOverview {
             format!(
                 "{} ({} in clear text), {}, {}",
                 plural(counts.credentials, "credential", "credentials"),
-                self.cleartext_credentials,
-                plural(self.messages, "message", "messages"),
-                plural(self.attachments, "attachment", "attachments")
+                self.tally.cleartext_credentials,
+                plural(self.tally.messages, "message", "messages"),
+                plural(self.tally.attachments, "attachment", "attachments")
             ),
         ));
         out.push(("findings", counts.findings.clone()));
@@ -166,7 +135,7 @@ impl RunOverview {
     /// First and last packet of the reported sessions, e.g.
     /// `2024-05-01 10:00:00.000 to 10:05:00.250 UTC (300.250 s)`.
     fn span(&self) -> String {
-        let (Some(first), Some(last)) = (self.first, self.last) else {
+        let (Some(first), Some(last)) = (self.tally.first, self.tally.last) else {
             return "no session".to_string();
         };
         let date = |t: Timestamp| t.to_string().get(..10).unwrap_or_default().to_string();
@@ -226,6 +195,7 @@ pub fn render(lines: &[(&'static str, String)], term: &Terminal) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::Protocol;
 
     #[test]
     fn summary_lines_wrap_between_words_under_their_label() {
