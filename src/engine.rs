@@ -23,7 +23,6 @@ use crate::time::Timestamp;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, sync_channel};
 
 /// Everything the engine is configured with.
@@ -152,9 +151,8 @@ pub struct Engine {
     decoder: Decoder,
     flows: FlowTable<MailSession>,
     ooo_total: usize,
-    /// Budget use after the last relief of retention pressure: the next waits until use has
-    /// grown by a sixteenth of the budget, so what events cannot free is not rescanned per packet.
-    retention_relieved_at: usize,
+    /// Where the records' pool stands with its largest holders.
+    retention: RetentionRelief,
     stats: EngineStats,
     now: Timestamp,
     offload: Option<Offload>,
@@ -217,13 +215,12 @@ impl Engine {
         config.limits.budget = RetentionBudget::new(retained - retained / 4);
         config.limits.work_budget = RetentionBudget::new(retained / 4);
         config.limits.open_messages = Default::default();
-        config.limits.event_share = Arc::new(AtomicUsize::new(usize::MAX));
         let l = &config.limits;
         Engine {
             decoder: Decoder::new(l),
             flows: FlowTable::new(l.max_flows, l.flow_idle_timeout_secs, l.closed_linger_secs),
             ooo_total: 0,
-            retention_relieved_at: 0,
+            retention: RetentionRelief::default(),
             stats: EngineStats::default(),
             now: Timestamp::default(),
             offload: None,
@@ -303,7 +300,7 @@ impl Engine {
             decoder,
             flows,
             ooo_total,
-            retention_relieved_at,
+            retention,
             stats,
             now,
             offload,
@@ -372,12 +369,15 @@ impl Engine {
         }
         let mut early_ends_seen = Vec::new();
         if flows.get_mut(&key).is_none() {
-            let Some(flow) = new_flow(config, &seg, key, index, pkt.ts, svc_src, svc_dst) else {
+            let Some(mut flow) = new_flow(config, &seg, key, index, pkt.ts, svc_src, svc_dst)
+            else {
                 if seg.payload.is_empty() && seg.missing == 0 && (seg.flags.fin || seg.flags.rst) {
                     early_ends.hold(key, &seg, pkt.ts, packet_no);
                 }
                 return;
             };
+            let rec = &mut flow.app.rec;
+            rec.max_event_bytes = rec.max_event_bytes.min(retention.event_share);
             flows.insert(flow, |f, end| {
                 finish(f, end, now, stats, ooo_total, offload, sink)
             });
@@ -398,21 +398,7 @@ impl Engine {
         if *ooo_total > limit {
             relieve_ooo_pressure(flows, pkt.ts, limit, ooo_total, sink);
         }
-        let budget = &config.limits.budget;
-        if let Some(limit) = budget.limit() {
-            let used = budget.used();
-            let share = &config.limits.event_share;
-            if used > (limit / 8 * 7).max(*retention_relieved_at + limit / 16) {
-                let level = relieve_retention_pressure(flows, budget, pkt.ts, limit);
-                share.store(level, Ordering::Relaxed);
-                *retention_relieved_at = budget.used();
-            } else if used < *retention_relieved_at {
-                *retention_relieved_at = used;
-            }
-            if used < limit / 2 {
-                share.store(usize::MAX, Ordering::Relaxed);
-            }
-        }
+        retention.check(flows, &config.limits.budget, pkt.ts);
     }
 
     /// Moves the capture clock to `ts` with no packet (a quiet live interface), finishing the
@@ -512,9 +498,7 @@ fn new_flow(
     let mut rec = SessionRecord::new(index, protocol, client, server, ts);
     rec.max_events = l.max_events_per_session;
     rec.content_hashes = l.content_hashes;
-    rec.max_event_bytes = l
-        .max_event_bytes_per_session
-        .min(l.event_share.load(Ordering::Relaxed));
+    rec.max_event_bytes = l.max_event_bytes_per_session;
     rec.max_messages = l.max_messages_per_session;
     rec.budget = l.budget.clone();
     let conn = TcpConnection::new(
@@ -724,6 +708,52 @@ fn handle_segment(
     let after = conn.streams.client.buffered() + conn.streams.server.buffered();
     *ooo_total = (*ooo_total + after).saturating_sub(before);
     pass_blobs(&mut app.rec, sink);
+}
+
+/// When the records' pool was last relieved, and what a session may keep of events while the
+/// pressure lasts (the level the largest holders were cut to), so sessions that start
+/// meanwhile share what is left instead of spending it.
+#[derive(Debug, Clone, Copy)]
+struct RetentionRelief {
+    /// Budget use after the last relief: the next waits until use has grown by a sixteenth
+    /// of the budget, so what events cannot free is not rescanned per packet.
+    relieved_at: usize,
+    /// Bytes of events a new session may keep; `usize::MAX` without pressure.
+    event_share: usize,
+}
+
+impl Default for RetentionRelief {
+    fn default() -> Self {
+        RetentionRelief {
+            relieved_at: 0,
+            event_share: usize::MAX,
+        }
+    }
+}
+
+impl RetentionRelief {
+    /// After a packet: relieves the pool when it nears its limit, ends the pressure when
+    /// use has fallen below half.
+    fn check(
+        &mut self,
+        flows: &mut FlowTable<MailSession>,
+        budget: &RetentionBudget,
+        ts: Timestamp,
+    ) {
+        let Some(limit) = budget.limit() else {
+            return;
+        };
+        let used = budget.used();
+        if used > (limit / 8 * 7).max(self.relieved_at + limit / 16) {
+            self.event_share = relieve_retention_pressure(flows, budget, ts, limit);
+            self.relieved_at = budget.used();
+        } else if used < self.relieved_at {
+            self.relieved_at = used;
+        }
+        if used < limit / 2 {
+            self.event_share = usize::MAX;
+        }
+    }
 }
 
 /// Events a session keeps when the retention budget runs short, if the budget can give every

@@ -45,10 +45,6 @@ pub struct Limits {
     /// installs a fresh one. Counted on the engine's thread only, so it is the same for any
     /// number of decoding threads.
     pub open_messages: Arc<std::sync::atomic::AtomicUsize>,
-    /// Bytes of events a session may keep while the records' pool is under pressure (set by
-    /// the engine when the sessions holding the most give way; `usize::MAX` otherwise), so
-    /// sessions that start meanwhile share what is left instead of spending it.
-    pub event_share: Arc<std::sync::atomic::AtomicUsize>,
     /// Content hashes of parts and attachments (`--hashes`).
     pub hashes: crate::mail::HashSelection,
     /// Bounds on MIME decoding of messages.
@@ -127,7 +123,6 @@ impl Default for Limits {
             max_flows: 16_384,
             max_open_messages: 1024,
             open_messages: Arc::default(),
-            event_share: Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX)),
             flow_idle_timeout_secs: 600,
             closed_linger_secs: 5,
             max_ooo_bytes_per_direction: 1 << 20,
