@@ -86,26 +86,6 @@ fn smtp_message(i: usize, body: &[u8]) -> Conversation {
         .server("221 bye\r\n")
 }
 
-/// The control session: a login as `control` and one message, on an address no attack uses.
-fn control_session() -> Conversation {
-    Conversation::new(
-        "192.0.2.10:40001".parse().expect("address"),
-        "192.0.2.25:25".parse().expect("address"),
-    )
-    .start(Timestamp::from_parts(1_700_000_100, 0))
-    .server("220 mx.example.test ESMTP\r\n")
-    .client("EHLO control.example.test\r\n")
-    .server("250-mx.example.test\r\n250 AUTH PLAIN\r\n")
-    .client("AUTH PLAIN AGNvbnRyb2wAQ29udHJvbC0x\r\n")
-    .server("235 2.7.0 Authentication successful\r\n")
-    .client("MAIL FROM:<control@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
-    .server("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n")
-    .client("Subject: control\r\n\r\nThe control message.\r\n.\r\n")
-    .server("250 2.0.0 Ok: queued\r\n")
-    .client("QUIT\r\n")
-    .server("221 2.0.0 Bye\r\n")
-}
-
 fn usage() -> ! {
     eprintln!(
         "usage: hostile_capture long-lines FLOWS SEGMENTS OUT.pcap | half-open FLOWS OUT.pcap \
@@ -242,7 +222,9 @@ fn main() -> std::io::Result<()> {
     }
     // Last, while every flow of the attack is still open: the control, which must come out
     // whole (`bench/attacks.sh` checks it).
-    let control = control_session().packets();
+    let control =
+        mailsift::capture::synth::control_session(Timestamp::from_parts(1_700_000_100, 0))
+            .packets();
     packets += control.len();
     writer.packets(&control)?;
     writer.finish()?;

@@ -13,20 +13,8 @@ const SERVER: &str = "192.0.2.25:25";
 
 /// The control: a login and one message, from `CONTROL_CLIENT`, starting at `start` seconds.
 fn control(start: i64, isn: u32) -> Conversation {
-    Conversation::new(CONTROL_CLIENT.parse().unwrap(), SERVER.parse().unwrap())
-        .start(Timestamp::from_parts(1_700_000_000 + start, 0))
+    mailsift::capture::synth::control_session(Timestamp::from_parts(1_700_000_000 + start, 0))
         .isn(isn, 2_000_000_000)
-        .server("220 mx.example.test ESMTP\r\n")
-        .client("EHLO control.example.test\r\n")
-        .server("250-mx.example.test\r\n250 AUTH PLAIN\r\n")
-        .client("AUTH PLAIN AGNvbnRyb2wAQ29udHJvbC0x\r\n")
-        .server("235 2.7.0 Authentication successful\r\n")
-        .client("MAIL FROM:<control@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
-        .server("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n")
-        .client("Subject: control\r\n\r\nThe control message.\r\n.\r\n")
-        .server("250 2.0.0 Ok: queued\r\n")
-        .client("QUIT\r\n")
-        .server("221 2.0.0 Bye\r\n")
 }
 
 /// The control's session in `sessions`: the one whose login is the control's.

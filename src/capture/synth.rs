@@ -51,6 +51,28 @@ pub struct Conversation {
     turns: Vec<(Direction, Vec<u8>)>,
 }
 
+/// The control session of the attack tests and hostile captures: from 192.0.2.10:40001 to
+/// 192.0.2.25:25, a login as `control` (password `Control-1`) and one message answered 250,
+/// starting at `start`. Whatever an attacker sends beside it, it must come out whole.
+pub fn control_session(start: Timestamp) -> Conversation {
+    Conversation::new(
+        "192.0.2.10:40001".parse().expect("address"),
+        "192.0.2.25:25".parse().expect("address"),
+    )
+    .start(start)
+    .server("220 mx.example.test ESMTP\r\n")
+    .client("EHLO control.example.test\r\n")
+    .server("250-mx.example.test\r\n250 AUTH PLAIN\r\n")
+    .client("AUTH PLAIN AGNvbnRyb2wAQ29udHJvbC0x\r\n")
+    .server("235 2.7.0 Authentication successful\r\n")
+    .client("MAIL FROM:<control@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
+    .server("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n")
+    .client("Subject: control\r\n\r\nThe control message.\r\n.\r\n")
+    .server("250 2.0.0 Ok: queued\r\n")
+    .client("QUIT\r\n")
+    .server("221 2.0.0 Bye\r\n")
+}
+
 impl Conversation {
     /// A conversation with a handshake, 1460-byte segments and a FIN exchange.
     pub fn new(client: SocketAddr, server: SocketAddr) -> Self {
