@@ -23,10 +23,7 @@ impl Core {
         let junk = facts.binary || cmd.is_none_or(|c| c.shape != VerbShape::Word);
         if junk {
             if self.junk_line(Direction::Client, facts.binary, line.wire_len(), ts, rec) {
-                // The line that reached the bound still takes the server's error reply.
-                if line.ending != LineEnding::None {
-                    self.push_pending(Step::Other, ts, false, None, rec);
-                }
+                self.owe_junk_reply(&line, ts, rec);
                 return;
             }
         } else if cmd.is_some_and(|c| c.verb.is_known()) {
@@ -291,6 +288,14 @@ impl Core {
         self.push_pending(Step::Auth, ts, true, None, rec);
     }
 
+    /// A junk line from the bound on, kept as no event: servers still answer each whole line
+    /// with an error, so it takes a reply as the lines before the bound did.
+    fn owe_junk_reply(&mut self, line: &Line<'_>, ts: Timestamp, rec: &mut SessionRecord) {
+        if line.ending != LineEnding::None {
+            self.push_pending(Step::Other, ts, false, None, rec);
+        }
+    }
+
     pub(super) fn resync_line(&mut self, line: Line<'_>, ts: Timestamp, rec: &mut SessionRecord) {
         // A strict command opens with a verb of at least four letters and is not huge: any
         // other line is skipped without decoding it as text (junk and TLS records cost a byte
@@ -307,11 +312,8 @@ impl Core {
             self.client = ClientMode::Commands;
             self.command_line(line, ts, rec);
         } else if self.skipping_junk(Direction::Client) {
-            // No event (the not_smtp anomaly stands for them), but servers answer junk lines
-            // with errors as they did before the bound: each still takes a reply.
-            if line.ending != LineEnding::None {
-                self.push_pending(Step::Other, ts, false, None, rec);
-            }
+            // No event: the not_smtp anomaly stands for the lines skipped.
+            self.owe_junk_reply(&line, ts, rec);
         } else if line.bytes == b"." && line.ending != LineEnding::None {
             rec.anomaly(
                 ts,
